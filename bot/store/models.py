@@ -1,0 +1,115 @@
+"""SQLModel tables of the conversation store.
+
+The schema is owned by Alembic migrations (`deskbot.bot.store.migrations`); these
+classes must stay in step with the newest migration, which a test checks.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Conversation(SQLModel, table=True):
+    """One customer's conversation with the bot (and, after a handoff, with agents)."""
+
+    __tablename__ = "conversations"
+
+    id: str = Field(primary_key=True, max_length=32)
+    # Only a hash of the session token is stored: a database leak reveals no sessions.
+    token_hash: str = Field(index=True, max_length=64)
+    customer_id: str | None = Field(default=None, index=True, max_length=128)
+    channel: str = Field(default="web", max_length=32)
+    # open -> handoff (an agent owns it) -> open again, or closed
+    status: str = Field(default="open", max_length=16, index=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class TurnRecord(SQLModel, table=True):
+    """One message: the customer's, the bot's or an agent's, with what the bot knew."""
+
+    __tablename__ = "turns"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "seq", name="uq_turns_conversation_seq"),
+        Index("ix_turns_created_at", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: str = Field(foreign_key="conversations.id", index=True, max_length=32)
+    seq: int
+    role: str = Field(max_length=16)
+    text: str
+    author: str | None = Field(default=None, max_length=128)
+    intent: str | None = Field(default=None, max_length=128, index=True)
+    confidence: float | None = None
+    kind: str | None = Field(default=None, max_length=32)
+    passages: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    model_versions: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON))
+    latency_ms: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON))
+    feedback: int | None = None  # +1 thumbs up, -1 thumbs down
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Handoff(SQLModel, table=True):
+    """A conversation waiting for (or owned by) a human agent."""
+
+    __tablename__ = "handoffs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: str = Field(foreign_key="conversations.id", index=True, max_length=32)
+    reason: str = Field(max_length=64)
+    status: str = Field(default="queued", max_length=16, index=True)  # queued, claimed, resolved
+    intent: str | None = Field(default=None, max_length=128)
+    claimed_by: str | None = Field(default=None, max_length=128)
+    created_at: datetime = Field(default_factory=utcnow)
+    claimed_at: datetime | None = None
+    resolved_at: datetime | None = None
+
+
+class AgentLabel(SQLModel, table=True):
+    """An agent's correction of a bot turn: the training data of the nightly job."""
+
+    __tablename__ = "agent_labels"
+
+    id: int | None = Field(default=None, primary_key=True)
+    turn_id: int = Field(foreign_key="turns.id", index=True)
+    agent: str = Field(max_length=128)
+    intent: str | None = Field(default=None, max_length=128)
+    answer_wrong: bool = False
+    correct_answer: str | None = None
+    note: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Agent(SQLModel, table=True):
+    """A person who may use the agent console."""
+
+    __tablename__ = "agents"
+
+    username: str = Field(primary_key=True, max_length=128)
+    display_name: str = Field(max_length=128)
+    password_hash: str = Field(max_length=256)
+    role: str = Field(default="agent", max_length=16)  # agent, admin
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ModelVersionRecord(SQLModel, table=True):
+    """A trained model or index version known to the store, with the figures it scored."""
+
+    __tablename__ = "model_versions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32, index=True)  # intents, faq-index
+    version: str = Field(max_length=64)
+    path: str
+    metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    live: bool = False
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,326 @@
+"""`SqlConversationStore`: conversations, turns, handoffs and labels on SQLite or PostgreSQL.
+
+Every accepted customer message is written here *before* the bot works on it, so a
+crash in any later step never loses what the customer said.
+
+Example:
+    >>> engine = create_store_engine("sqlite://")
+    >>> migrate(engine)
+    >>> store = SqlConversationStore(engine)
+    >>> conv, token = store.create_conversation()
+    >>> store.append_turn(conv.id, "user", "my card hasn't arrived").seq
+    1
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, event, func, insert, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Session, col, create_engine, select
+
+from deskbot.bot.errors import StoreError
+from deskbot.bot.store.models import (
+    Agent,
+    AgentLabel,
+    Conversation,
+    Handoff,
+    TurnRecord,
+    utcnow,
+)
+
+logger = logging.getLogger(__name__)
+
+_TOKEN_BYTES = 32
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_store_engine(url: str, *, echo: bool = False) -> Engine:
+    """An engine for `url`, tuned for the store's access pattern.
+
+    SQLite gets WAL (readers never block the writer) and a busy timeout; an in-memory
+    SQLite database is shared by all threads. PostgreSQL gets pre-ping so a restarted
+    server costs one retry, not an error.
+    """
+    if url.startswith("sqlite"):
+        in_memory = url in ("sqlite://", "sqlite:///:memory:")
+        engine = create_engine(
+            url,
+            echo=echo,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            poolclass=StaticPool if in_memory else None,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            if not in_memory:
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _alembic_config(engine: Engine) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(resources.files("deskbot.bot.store") / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    return cfg
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the database's schema to `revision` with the shipped Alembic migrations."""
+    cfg = _alembic_config(engine)
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+    except OperationalError as exc:
+        raise StoreError(
+            f"cannot reach the database {engine.url.render_as_string(hide_password=True)}: "
+            f"{exc.orig}. Check DESKBOT_DATABASE_URL or database.url in the config"
+        ) from exc
+
+
+class SqlConversationStore:
+    """The conversation store on a SQLAlchemy engine (SQLite or PostgreSQL).
+
+    Args:
+        engine: from `create_store_engine`; its schema must be migrated (`migrate`).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    # -- conversations -------------------------------------------------------------------
+
+    def create_conversation(
+        self, *, customer_id: str | None = None, channel: str = "web"
+    ) -> tuple[Conversation, str]:
+        """Open a conversation; returns it with its session token (shown once, stored hashed)."""
+        token = secrets.token_urlsafe(_TOKEN_BYTES)
+        conv = Conversation(
+            id=secrets.token_hex(16),
+            token_hash=hash_token(token),
+            customer_id=customer_id,
+            channel=channel,
+        )
+        with self.session() as s:
+            s.add(conv)
+            s.commit()
+        return conv, token
+
+    def conversation_by_token(self, token: str) -> Conversation | None:
+        with self.session() as s:
+            return s.exec(
+                select(Conversation).where(Conversation.token_hash == hash_token(token))
+            ).first()
+
+    def get_conversation(self, conversation_id: str) -> Conversation | None:
+        with self.session() as s:
+            return s.get(Conversation, conversation_id)
+
+    def set_status(self, conversation_id: str, status: str) -> None:
+        with self.session() as s:
+            s.execute(
+                update(Conversation)
+                .where(col(Conversation.id) == conversation_id)
+                .values(status=status, updated_at=utcnow())
+            )
+            s.commit()
+
+    # -- turns ---------------------------------------------------------------------------
+
+    def append_turn(self, conversation_id: str, role: str, text: str, **meta: Any) -> TurnRecord:
+        """Store one message as the conversation's next turn and return it (with its id).
+
+        The sequence number is computed inside the INSERT itself. SQLite runs that
+        statement under its write lock; PostgreSQL first locks the conversation's row,
+        so concurrent writers to one conversation queue instead of colliding.
+        """
+        now = utcnow()
+        next_seq = (
+            select(func.coalesce(func.max(TurnRecord.seq), 0) + 1)
+            .where(TurnRecord.conversation_id == conversation_id)
+            .scalar_subquery()
+        )
+        values = {
+            "conversation_id": conversation_id,
+            "seq": next_seq,
+            "role": role,
+            "text": text,
+            "created_at": now,
+            "passages": [],
+            "model_versions": {},
+            "latency_ms": {},
+            **meta,
+        }
+        try:
+            with self.engine.begin() as conn:
+                if self.engine.dialect.name != "sqlite":
+                    found = conn.execute(
+                        select(col(Conversation.id))
+                        .where(Conversation.id == conversation_id)
+                        .with_for_update()
+                    ).first()
+                    if found is None:
+                        raise StoreError(f"no conversation {conversation_id!r}")
+                row = conn.execute(
+                    insert(TurnRecord)
+                    .values(**values)
+                    .returning(col(TurnRecord.id), col(TurnRecord.seq))
+                ).one()
+                conn.execute(
+                    update(Conversation)
+                    .where(col(Conversation.id) == conversation_id)
+                    .values(updated_at=now)
+                )
+        except IntegrityError as exc:
+            raise StoreError(f"no conversation {conversation_id!r}") from exc
+        values.update(id=row.id, seq=row.seq)
+        return TurnRecord(**values)
+
+    def update_turn(self, turn_id: int, **values: Any) -> None:
+        with self.session() as s:
+            s.execute(update(TurnRecord).where(col(TurnRecord.id) == turn_id).values(**values))
+            s.commit()
+
+    def history(self, conversation_id: str, *, limit: int | None = None) -> list[TurnRecord]:
+        """The conversation's turns, oldest first (the newest `limit` if given)."""
+        with self.session() as s:
+            q = (
+                select(TurnRecord)
+                .where(TurnRecord.conversation_id == conversation_id)
+                .order_by(col(TurnRecord.seq).desc())
+            )
+            if limit is not None:
+                q = q.limit(limit)
+            return list(reversed(s.exec(q).all()))
+
+    def get_turn(self, turn_id: int) -> TurnRecord | None:
+        with self.session() as s:
+            return s.get(TurnRecord, turn_id)
+
+    def count_turns(self, *, role: str | None = None) -> int:
+        with self.session() as s:
+            q = select(func.count()).select_from(TurnRecord)
+            if role is not None:
+                q = q.where(TurnRecord.role == role)
+            return int(s.exec(q).one())
+
+    def set_feedback(self, turn_id: int, value: int) -> None:
+        if value not in (-1, 1):
+            raise ValueError("feedback is +1 or -1")
+        self.update_turn(turn_id, feedback=value)
+
+    # -- handoffs ------------------------------------------------------------------------
+
+    def open_handoff(
+        self, conversation_id: str, reason: str, *, intent: str | None = None
+    ) -> Handoff:
+        """Queue the conversation for a human; an already open handoff is returned as is."""
+        with self.session() as s:
+            existing = s.exec(
+                select(Handoff).where(
+                    Handoff.conversation_id == conversation_id,
+                    col(Handoff.status).in_(("queued", "claimed")),
+                )
+            ).first()
+            if existing is not None:
+                return existing
+            handoff = Handoff(conversation_id=conversation_id, reason=reason, intent=intent)
+            s.add(handoff)
+            s.execute(
+                update(Conversation)
+                .where(col(Conversation.id) == conversation_id)
+                .values(status="handoff", updated_at=utcnow())
+            )
+            s.commit()
+            return handoff
+
+    def handoff_queue(self, *, statuses: Sequence[str] = ("queued",)) -> list[Handoff]:
+        with self.session() as s:
+            return list(
+                s.exec(
+                    select(Handoff)
+                    .where(col(Handoff.status).in_(tuple(statuses)))
+                    .order_by(col(Handoff.created_at))
+                ).all()
+            )
+
+    def claim_handoff(self, handoff_id: int, agent: str) -> bool:
+        """Give the handoff to `agent`; False if someone else already has it.
+
+        One conditional UPDATE decides: of two agents (in any number of processes)
+        claiming at once, exactly one changes the row.
+        """
+        with self.session() as s:
+            result = s.execute(
+                update(Handoff)
+                .where(col(Handoff.id) == handoff_id, col(Handoff.status) == "queued")
+                .values(status="claimed", claimed_by=agent, claimed_at=utcnow())
+            )
+            s.commit()
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def resolve_handoff(self, handoff_id: int, *, back_to_bot: bool = True) -> None:
+        """Close the handoff; the conversation returns to the bot or is closed."""
+        with self.session() as s:
+            handoff = s.get(Handoff, handoff_id)
+            if handoff is None:
+                raise StoreError(f"no handoff {handoff_id}")
+            handoff.status = "resolved"
+            handoff.resolved_at = utcnow()
+            s.add(handoff)
+            s.execute(
+                update(Conversation)
+                .where(col(Conversation.id) == handoff.conversation_id)
+                .values(status="open" if back_to_bot else "closed", updated_at=utcnow())
+            )
+            s.commit()
+
+    # -- labels and agents ---------------------------------------------------------------
+
+    def add_label(self, turn_id: int, agent: str, **values: Any) -> AgentLabel:
+        label = AgentLabel(turn_id=turn_id, agent=agent, **values)
+        with self.session() as s:
+            s.add(label)
+            s.commit()
+        return label
+
+    def labels(self) -> list[AgentLabel]:
+        with self.session() as s:
+            return list(s.exec(select(AgentLabel).order_by(col(AgentLabel.id))).all())
+
+    def add_agent(self, agent: Agent) -> None:
+        with self.session() as s:
+            s.add(agent)
+            try:
+                s.commit()
+            except IntegrityError as exc:
+                raise StoreError(f"agent {agent.username!r} already exists") from exc
+
+    def get_agent(self, username: str) -> Agent | None:
+        with self.session() as s:
+            return s.get(Agent, username)

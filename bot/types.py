@@ -1,0 +1,53 @@
+"""Small frozen values passed between the pipeline's components."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from deskbot.knowledge.passage import Passage
+
+__all__ = ["OUT_OF_SCOPE", "IntentPrediction", "Passage", "Reply", "Role", "Turn"]
+
+OUT_OF_SCOPE = "out_of_scope"
+
+Role = Literal["user", "bot", "agent", "system"]
+
+
+@dataclass(frozen=True, slots=True)
+class IntentPrediction:
+    """What the classifier says about one message.
+
+    `intent` is `OUT_OF_SCOPE` when the calibrated confidence is under the model's
+    threshold; `ranking` still holds the best in-scope candidates then.
+    """
+
+    intent: str
+    confidence: float
+    ranking: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def in_scope(self) -> bool:
+        return self.intent != OUT_OF_SCOPE
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One message in a conversation, as the pipeline sees it."""
+
+    role: Role
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The bot's answer to one customer message."""
+
+    text: str
+    kind: Literal["faq", "generated", "clarify", "handoff", "action", "smalltalk", "fallback"]
+    intent: IntentPrediction | None = None
+    passages: tuple[Passage, ...] = ()
+    citations: tuple[str, ...] = ()
+    buttons: tuple[str, ...] = ()
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    model_versions: dict[str, str] = field(default_factory=dict)

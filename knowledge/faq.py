@@ -1,0 +1,243 @@
+"""FAQ sources: YAML, CSV and JSON/JSONL files of (question, answer, intent, tags, url).
+
+Example:
+    >>> entries = load_faq("faq.yaml")                     # doctest: +SKIP
+    >>> entries[0].id, entries[0].intent                   # doctest: +SKIP
+    ('card-arrival', 'card_arrival')
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deskbot.knowledge.errors import SourceError
+
+MAX_ANSWER_CHARS = 20_000
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+
+
+@dataclass(frozen=True, slots=True)
+class FaqEntry:
+    """One question with its answer. `id` is stable across re-ingestion."""
+
+    id: str
+    question: str
+    answer: str
+    source: str
+    intent: str | None = None
+    tags: tuple[str, ...] = ()
+    url: str | None = None
+    line: int | None = None
+
+    @property
+    def content_hash(self) -> str:
+        """Changes when anything that is embedded or shown changes."""
+        h = hashlib.sha256()
+        for part in (self.question, self.answer, self.intent or "", self.url or "", *self.tags):
+            h.update(part.encode("utf-8"))
+            h.update(b"\x00")
+        return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class RowProblem:
+    """A row that could not be used, with where it is."""
+
+    source: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line else self.source
+        return f"{where}: {self.message}"
+
+
+def load_faq(path: str | Path, *, strict: bool = True) -> list[FaqEntry]:
+    """Read one FAQ file. With `strict`, the first bad row raises `SourceError`."""
+    entries, problems = read_faq(path)
+    if strict and problems:
+        raise SourceError(
+            str(problems[0]) + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+        )
+    return entries
+
+
+def read_faq(path: str | Path) -> tuple[list[FaqEntry], list[RowProblem]]:
+    """Read one FAQ file; returns the good entries and a problem for each bad row."""
+    file = Path(path)
+    name = str(file)
+    if not file.is_file():
+        raise SourceError(f"{name}: no such file")
+    data = file.read_bytes()
+    if b"\x00" in data[:8192]:
+        raise SourceError(f"{name}: a binary file, not an FAQ (expected UTF-8 YAML, CSV or JSON)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{name}: not UTF-8 text (bad byte at offset {exc.start})") from exc
+    if not text.strip():
+        raise SourceError(f"{name}: the file is empty")
+    suffix = file.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        rows = _yaml_rows(text, name)
+    elif suffix == ".csv":
+        rows = _csv_rows(text, name)
+    elif suffix == ".jsonl":
+        rows = _jsonl_rows(text, name)
+    elif suffix == ".json":
+        rows = _json_rows(text, name)
+    else:
+        raise SourceError(
+            f"{name}: unknown FAQ format {suffix!r}; use .yaml, .yml, .csv, .json or .jsonl"
+        )
+    return _validate(rows, name)
+
+
+def _yaml_rows(text: str, name: str) -> Iterator[tuple[int | None, Any]]:
+    try:
+        doc = yaml.compose(text)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SourceError(f"{name}: not valid YAML: {exc}".replace("\n", " ")) from exc
+    items = raw.get("entries") if isinstance(raw, dict) else raw
+    if not isinstance(items, list):
+        raise SourceError(f"{name}: expected a list of entries (or a mapping with 'entries:')")
+    nodes: list[Any] = []
+    if doc is not None:
+        top = doc
+        if isinstance(raw, dict):
+            top = next((v for k, v in doc.value if k.value == "entries"), doc)
+        nodes = list(getattr(top, "value", []))
+    for i, item in enumerate(items):
+        line = nodes[i].start_mark.line + 1 if i < len(nodes) else None
+        yield line, item
+
+
+def _csv_rows(text: str, name: str) -> Iterator[tuple[int | None, Any]]:
+    reader = csv.DictReader(io.StringIO(text))
+    header = set(reader.fieldnames or [])
+    if not {"question", "answer"} <= header:
+        raise SourceError(
+            f"{name}: the header must have columns 'question' and 'answer' "
+            f"(optional: id, intent, tags, url); found {sorted(header)}"
+        )
+    for row in reader:
+        if "tags" in row and isinstance(row["tags"], str):
+            row["tags"] = [t.strip() for t in row["tags"].split(";") if t.strip()]
+        yield reader.line_num, row
+
+
+def _json_rows(text: str, name: str) -> Iterator[tuple[int | None, Any]]:
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SourceError(f"{name}:{exc.lineno}: not valid JSON: {exc.msg}") from exc
+    items = raw.get("entries") if isinstance(raw, dict) else raw
+    if not isinstance(items, list):
+        raise SourceError(f"{name}: expected a list of entries (or an object with 'entries')")
+    for item in items:
+        yield None, item
+
+
+def _jsonl_rows(text: str, name: str) -> Iterator[tuple[int | None, Any]]:
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield n, json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield n, SourceError(f"not valid JSON: {exc.msg}")
+
+
+def _validate(
+    rows: Iterable[tuple[int | None, Any]], name: str
+) -> tuple[list[FaqEntry], list[RowProblem]]:
+    entries: list[FaqEntry] = []
+    problems: list[RowProblem] = []
+    seen: dict[str, int | None] = {}
+    for index, (line, row) in enumerate(rows, start=1):
+        where = line if line is not None else index
+        if isinstance(row, Exception):
+            problems.append(RowProblem(name, where, str(row)))
+            continue
+        if not isinstance(row, dict):
+            problems.append(
+                RowProblem(name, where, f"an entry must be a mapping, got {type(row).__name__}")
+            )
+            continue
+        question = _text(row.get("question"))
+        answer = _text(row.get("answer"))
+        if not question:
+            problems.append(RowProblem(name, where, "missing 'question'"))
+            continue
+        if not answer:
+            problems.append(RowProblem(name, where, "missing 'answer'"))
+            continue
+        if len(answer) > MAX_ANSWER_CHARS:
+            problems.append(
+                RowProblem(
+                    name,
+                    where,
+                    f"answer has {len(answer)} characters; the limit is {MAX_ANSWER_CHARS}",
+                )
+            )
+            continue
+        entry_id = _text(row.get("id")) or _slug(question)
+        if not _ID_RE.match(entry_id):
+            problems.append(
+                RowProblem(
+                    name, where, f"id {entry_id!r} must be letters, digits, '_', '.', ':' or '-'"
+                )
+            )
+            continue
+        if entry_id in seen:
+            problems.append(
+                RowProblem(
+                    name, where, f"duplicate id {entry_id!r} (first at line {seen[entry_id]})"
+                )
+            )
+            continue
+        tags = row.get("tags") or ()
+        if isinstance(tags, str):
+            tags = [tags]
+        if not isinstance(tags, list | tuple) or not all(isinstance(t, str) for t in tags):
+            problems.append(RowProblem(name, where, "'tags' must be a list of strings"))
+            continue
+        seen[entry_id] = where
+        entries.append(
+            FaqEntry(
+                id=entry_id,
+                question=question,
+                answer=answer,
+                source=name,
+                intent=_text(row.get("intent")) or None,
+                tags=tuple(tags),
+                url=_text(row.get("url")) or None,
+                line=where,
+            )
+        )
+    return entries, problems
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60].strip("-")
+    digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:6]
+    return f"{slug or 'entry'}-{digest}"

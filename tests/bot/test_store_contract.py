@@ -1,0 +1,145 @@
+"""The store's contract, run against SQLite and the real PostgreSQL server."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import inspect, text
+
+from deskbot.bot.errors import StoreError
+from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
+from deskbot.bot.store.store import hash_token
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[SqlConversationStore]:
+    engine = create_store_engine(database_url)
+    migrate(engine)
+    yield SqlConversationStore(engine)
+    engine.dispose()
+
+
+def test_migrations_create_every_table_and_are_idempotent(store: SqlConversationStore) -> None:
+    migrate(store.engine)
+    tables = set(inspect(store.engine).get_table_names())
+    assert {
+        "conversations",
+        "turns",
+        "handoffs",
+        "agent_labels",
+        "agents",
+        "model_versions",
+        "alembic_version",
+    } <= tables
+    with store.engine.connect() as conn:
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0001"
+
+
+def test_session_token_finds_the_conversation_and_is_stored_hashed(
+    store: SqlConversationStore,
+) -> None:
+    conv, token = store.create_conversation(customer_id="c-1")
+    assert store.conversation_by_token(token).id == conv.id  # type: ignore[union-attr]
+    assert store.conversation_by_token(token + "x") is None
+    assert conv.token_hash == hash_token(token) != token
+    with store.engine.connect() as conn:
+        stored = conn.execute(text("select token_hash from conversations")).scalars().all()
+    assert token not in stored
+
+
+def test_turns_keep_order_and_metadata(store: SqlConversationStore) -> None:
+    conv, _ = store.create_conversation()
+    store.append_turn(conv.id, "user", "my card hasn't arrived")
+    store.append_turn(
+        conv.id,
+        "bot",
+        "Cards arrive in 3-5 days.",
+        intent="card_arrival",
+        confidence=0.93,
+        kind="faq",
+        passages=[{"id": "card-arrival", "score": 0.8}],
+        model_versions={"intents": "v1"},
+        latency_ms={"total": 12.5},
+    )
+    turns = store.history(conv.id)
+    assert [(t.seq, t.role) for t in turns] == [(1, "user"), (2, "bot")]
+    bot = turns[1]
+    assert bot.intent == "card_arrival" and bot.confidence == pytest.approx(0.93)
+    assert bot.passages == [{"id": "card-arrival", "score": 0.8}]
+    assert bot.model_versions == {"intents": "v1"} and bot.latency_ms == {"total": 12.5}
+    assert bot.created_at.tzinfo is not None
+    assert [t.seq for t in store.history(conv.id, limit=1)] == [2]
+
+
+def test_concurrent_writers_never_lose_or_duplicate_a_turn(store: SqlConversationStore) -> None:
+    conv, _ = store.create_conversation()
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            for i in range(10):
+                store.append_turn(conv.id, "user", f"w{n}-{i}")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    turns = store.history(conv.id)
+    assert sorted(t.seq for t in turns) == list(range(1, 41))
+    assert len({t.text for t in turns}) == 40
+
+
+def test_a_turn_for_an_unknown_conversation_is_refused(store: SqlConversationStore) -> None:
+    with pytest.raises(StoreError, match="no conversation"):
+        store.append_turn("nope", "user", "hi")
+
+
+def test_exactly_one_of_many_agents_claims_a_handoff(store: SqlConversationStore) -> None:
+    conv, _ = store.create_conversation()
+    handoff = store.open_handoff(conv.id, "customer_request", intent="card_arrival")
+    assert (
+        store.open_handoff(conv.id, "again").id == handoff.id
+    )  # one open handoff per conversation
+    assert store.get_conversation(conv.id).status == "handoff"  # type: ignore[union-attr]
+    barrier = threading.Barrier(6)
+    wins: list[str] = []
+
+    def claim(agent: str) -> None:
+        barrier.wait()
+        if store.claim_handoff(handoff.id, agent):  # type: ignore[arg-type]
+            wins.append(agent)
+
+    threads = [threading.Thread(target=claim, args=(f"agent{i}",)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1
+    assert [h.claimed_by for h in store.handoff_queue(statuses=("claimed",))] == wins
+    store.resolve_handoff(handoff.id)  # type: ignore[arg-type]
+    assert store.get_conversation(conv.id).status == "open"  # type: ignore[union-attr]
+    assert store.handoff_queue() == []
+
+
+def test_labels_and_feedback_are_kept(store: SqlConversationStore) -> None:
+    conv, _ = store.create_conversation()
+    turn = store.append_turn(conv.id, "bot", "answer", intent="exchange_rate")
+    store.set_feedback(turn.id, -1)  # type: ignore[arg-type]
+    store.add_label(
+        turn.id, "ann", intent="card_arrival", answer_wrong=True, correct_answer="Try X"
+    )  # type: ignore[arg-type]
+    assert store.get_turn(turn.id).feedback == -1  # type: ignore[arg-type,union-attr]
+    [label] = store.labels()
+    assert (label.intent, label.answer_wrong, label.correct_answer) == (
+        "card_arrival",
+        True,
+        "Try X",
+    )
+    with pytest.raises(ValueError):
+        store.set_feedback(turn.id, 5)  # type: ignore[arg-type]

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from deskbot.bot.artifacts import MANIFEST, ModelRegistry, read_manifest
+from deskbot.bot.errors import ArtifactError, DataError
+from deskbot.bot.intents import TransformerIntentClassifier
+from deskbot.training.intents import IntentTrainer, TrainingArgs
+from tests.conftest import TEST_INTENTS
+
+
+def test_trained_model_directory_is_complete_and_reloads(trained_model_dir: Path) -> None:
+    manifest = read_manifest(trained_model_dir)
+    assert set(manifest.labels) == set(TEST_INTENTS)
+    assert 0.05 < manifest.temperature < 20
+    assert 0.0 <= manifest.oos_threshold < 1.0
+    assert manifest.data["train"] and manifest.training["seed"] == 3
+    assert manifest.training["history"], "per-epoch validation history is recorded"
+    clf = TransformerIntentClassifier(trained_model_dir)
+    [pred] = clf.predict(["I ordered a card two weeks ago and it still has not arrived"])
+    assert pred.ranking[0][0] == "card_arrival"
+    assert len(pred.ranking) == 5 and pred.ranking[0][1] >= pred.ranking[1][1]
+
+
+def test_the_fine_tuned_model_beats_chance_on_held_out_examples(
+    trained_model_dir: Path, small_intents
+) -> None:  # type: ignore[no-untyped-def]
+    from deskbot.training.data import load_intents
+    from tests.conftest import BANKING_TEST
+
+    test = load_intents(BANKING_TEST)
+    test = test.without_intents(set(test.intents) - set(TEST_INTENTS), as_oos=False)
+    preds = TransformerIntentClassifier(trained_model_dir).predict(list(test.texts))
+    accuracy = sum(p.ranking[0][0] == y for p, y in zip(preds, test.labels, strict=True)) / len(
+        test
+    )
+    assert accuracy > 0.6  # chance is 1/8; a few seconds of fine-tuning on 12 examples per intent
+
+
+def test_predict_batches_and_handles_blank_text(trained_model_dir: Path) -> None:
+    clf = TransformerIntentClassifier(trained_model_dir, batch_size=2)
+    preds = clf.predict(
+        ["my pin is blocked", "   ", "what's the exchange rate for euros", "card stolen"]
+    )
+    assert preds[1].intent == "out_of_scope" and preds[1].confidence == 0.0
+    assert [p.ranking[0][0] for i, p in enumerate(preds) if i != 1] == [
+        "pin_blocked",
+        "exchange_rate",
+        "lost_or_stolen_card",
+    ]
+
+
+def test_training_is_reproducible_with_a_seed(tmp_path: Path, small_intents) -> None:  # type: ignore[no-untyped-def]
+    args = TrainingArgs(epochs=1, batch_size=16, max_steps=3, seed=11)
+    a = IntentTrainer(args).train(small_intents, tmp_path / "a", progress=False)
+    b = IntentTrainer(args).train(small_intents, tmp_path / "b", progress=False)
+    assert a.manifest.temperature == pytest.approx(b.manifest.temperature, rel=1e-4)
+    la = TransformerIntentClassifier(tmp_path / "a").logits(["card not here"])
+    lb = TransformerIntentClassifier(tmp_path / "b").logits(["card not here"])
+    assert (la - lb).abs().max() < 1e-4
+
+
+def test_incomplete_or_foreign_model_dirs_are_refused(
+    tmp_path: Path, trained_model_dir: Path
+) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(trained_model_dir, broken)
+    (broken / "model.safetensors").unlink()
+    with pytest.raises(
+        ArtifactError, match="incomplete model directory, missing model.safetensors"
+    ):
+        TransformerIntentClassifier(broken)
+    foreign = tmp_path / "foreign"
+    shutil.copytree(trained_model_dir, foreign)
+    raw = json.loads((foreign / MANIFEST).read_text())
+    raw["format"] = "someone-else/9"
+    (foreign / MANIFEST).write_text(json.dumps(raw))
+    with pytest.raises(ArtifactError, match="model format 'someone-else/9'"):
+        TransformerIntentClassifier(foreign)
+    with pytest.raises(ArtifactError, match="not a deskbot model"):
+        TransformerIntentClassifier(tmp_path)
+
+
+def test_a_failed_training_leaves_no_model_directory(
+    tmp_path: Path, small_intents, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    def boom(*_a: object, **_k: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("transformers.PreTrainedTokenizerBase.save_pretrained", boom)
+    with pytest.raises(OSError, match="disk full"):
+        IntentTrainer(TrainingArgs(epochs=1, max_steps=1)).train(
+            small_intents, tmp_path / "m", progress=False
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_training_arguments_say_what_to_pass() -> None:
+    with pytest.raises(DataError, match="epochs must be at least 1"):
+        TrainingArgs(epochs=0)
+    with pytest.raises(DataError, match=r"unknown training argument\(s\) \['epoch'\]"):
+        TrainingArgs.from_dict({"epoch": 3})
+
+
+def test_registry_switches_live_version_and_keeps_history(
+    tmp_path: Path, trained_model_dir: Path
+) -> None:
+    registry = ModelRegistry(tmp_path / "reg")
+    with pytest.raises(ArtifactError, match="no live model"):
+        registry.live_dir()
+    for v in ("v1", "v2"):
+        shutil.copytree(trained_model_dir, registry.versions_dir / v)
+    registry.set_live("v1")
+    registry.set_live("v2")
+    assert registry.live_version() == "v2" and registry.versions() == ["v1", "v2"]
+    assert [(h["live"], h["previous"]) for h in registry.history()] == [("v1", None), ("v2", "v1")]
+    with pytest.raises(ArtifactError, match="no version 'v3'"):
+        registry.set_live("v3")

@@ -1,0 +1,138 @@
+"""Training commands, added to `deskbot` as a plug-in: `train intents`, `eval intents`."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from deskbot.bot.artifacts import ModelRegistry
+from deskbot.bot.cli import DEFAULT_CONFIG, fail, load
+from deskbot.bot.errors import DeskbotError
+from deskbot.knowledge.errors import KnowledgeError
+
+train_app = typer.Typer(help="Train models.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate models.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(train_app, name="train")
+    app.add_typer(eval_app, name="eval")
+
+
+@train_app.command("intents")
+def train_intents(
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Training file (default: intents.train_data).")
+    ] = None,
+    valid: Annotated[
+        Path | None, typer.Option("--valid", help="Validation file (default: a split of --data).")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Write the model here (default: a new version in the registry)."
+        ),
+    ] = None,
+    config: Annotated[
+        Path, typer.Option("--config", "-c", envvar="DESKBOT_CONFIG")
+    ] = DEFAULT_CONFIG,
+    args_file: Annotated[
+        Path | None,
+        typer.Option("--args", help="YAML file of training arguments (overrides the config's)."),
+    ] = None,
+    promote: Annotated[
+        bool, typer.Option(help="Make the new version live in the registry.")
+    ] = False,
+    max_steps: Annotated[
+        int | None, typer.Option(help="Stop after this many steps (smoke runs).")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override the number of epochs.")] = None,
+) -> None:
+    """Fine-tune the intent classifier and write a model version directory."""
+    from deskbot.training.data import load_intents
+    from deskbot.training.intents import IntentTrainer, TrainingArgs
+
+    cfg = load(config) if (data is None or out is None or config.exists()) else None
+    raw_args = dict(cfg.training) if cfg else {}
+    try:
+        if args_file is not None:
+            loaded = yaml.safe_load(args_file.read_text(encoding="utf-8")) or {}
+            if not isinstance(loaded, dict):
+                raise fail(f"{args_file}: expected a mapping of training arguments")
+            raw_args.update(loaded)
+        if max_steps is not None:
+            raw_args["max_steps"] = max_steps
+        if epochs is not None:
+            raw_args["epochs"] = epochs
+        args = TrainingArgs.from_dict(raw_args)
+        data_path = data or (cfg.intents.train_data if cfg else None)
+        if data_path is None:
+            raise fail("no training data: pass --data or set intents.train_data in the config")
+        dataset = load_intents(data_path)
+        valid_set = load_intents(valid) if valid else None
+        registry = ModelRegistry(cfg.intents.registry) if cfg and out is None else None
+        version = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        if out is None:
+            assert registry is not None
+            out = registry.versions_dir / version
+        typer.echo(f"training on {len(dataset)} examples, {len(dataset.intents)} intents -> {out}")
+        result = IntentTrainer(args).train(dataset, out, valid=valid_set, version=out.name)
+    except (DeskbotError, KnowledgeError) as exc:
+        raise fail(str(exc)) from None
+    m = result.manifest
+    typer.echo(
+        f"model {m.version}: valid accuracy {m.metrics['valid_accuracy']:.4f}, temperature "
+        f"{m.temperature:.3f}, oos threshold {m.oos_threshold:.3f}, {result.seconds / 60:.1f} min"
+    )
+    if promote:
+        if registry is None:
+            raise fail("--promote needs the registry of a config (drop --out)")
+        registry.set_live(m.version, reason="train --promote")
+        typer.echo(f"{m.version} is live")
+
+
+@eval_app.command("intents")
+def eval_intents(
+    model: Annotated[
+        Path | None, typer.Option("--model", help="A model directory (default: the live one).")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Labelled file (default: intents.test_data).")
+    ] = None,
+    config: Annotated[
+        Path, typer.Option("--config", "-c", envvar="DESKBOT_CONFIG")
+    ] = DEFAULT_CONFIG,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write the full report here.")
+    ] = None,
+) -> None:
+    """Score a model on labelled data (accuracy, macro F1, out-of-scope recall and precision)."""
+    from deskbot.bot.intents import TransformerIntentClassifier
+    from deskbot.training.data import load_intents
+    from deskbot.training.evaluate import evaluate, write_report
+
+    cfg = load(config) if (model is None or data is None) else None
+    try:
+        model_dir = model or ModelRegistry(cfg.intents.registry).live_dir()  # type: ignore[union-attr]
+        data_path = data or (cfg.intents.test_data if cfg else None)
+        if data_path is None:
+            raise fail("no test data: pass --data or set intents.test_data in the config")
+        clf = TransformerIntentClassifier(model_dir)
+        ev = evaluate(clf, load_intents(data_path))
+        if report is not None:
+            write_report(ev, report)
+    except (DeskbotError, KnowledgeError) as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(ev.metrics))
+        return
+    for key, value in ev.metrics.items():
+        typer.echo(f"{key:>18}: {value:.4f}" if isinstance(value, float) else f"{key:>18}: {value}")
+    if report is not None:
+        typer.echo(f"report written to {report}")
