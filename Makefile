@@ -36,7 +36,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/lint-imports
+	PYTHONPATH=.typecheck $(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest

@@ -273,7 +273,7 @@ class IntentTrainer:
                 step += 1
                 running += loss.item()
                 bar.update(1)
-                bar.set_postfix(epoch=epoch, loss=f"{float(loss):.3f}")
+                bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
                 if args.max_steps and step >= args.max_steps:
                     break
             val_logits, val_y = _logits_for(model, tokenizer, valid, label2id, args, device)
