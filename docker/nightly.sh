@@ -1,0 +1,13 @@
+#!/bin/sh
+# The nightly job for containers (no cron daemon as a non-root user): sleep until
+# DESKBOT_RETRAIN_AT (UTC, HH:MM), run `deskbot retrain`, repeat. The job takes a lock
+# and is idempotent, so a restart at the wrong moment costs nothing.
+set -u
+at="${DESKBOT_RETRAIN_AT:-02:00}"
+while :; do
+    now=$(date -u +%s)
+    next=$(date -u -d "today $at" +%s)
+    [ "$next" -le "$now" ] && next=$(date -u -d "tomorrow $at" +%s)
+    sleep $((next - now))
+    deskbot retrain || echo "deskbot retrain failed with status $? (the live model is unchanged)" >&2
+done
