@@ -1,5 +1,9 @@
 """FAQ sources: YAML, CSV and JSON/JSONL files of (question, answer, intent, tags, url).
 
+An entry may also list `alternatives`: other ways customers ask the same question
+(CSV: separated by "|"). Each is embedded as its own vector of the entry, which helps
+retrieval much more than a longer text would (see benchmarks/retrieval_quality.py).
+
 Example:
     >>> entries = load_faq("faq.yaml")                     # doctest: +SKIP
     >>> entries[0].id, entries[0].intent                   # doctest: +SKIP
@@ -38,12 +42,14 @@ class FaqEntry:
     tags: tuple[str, ...] = ()
     url: str | None = None
     line: int | None = None
+    alternatives: tuple[str, ...] = ()
 
     @property
     def content_hash(self) -> str:
         """Changes when anything that is embedded or shown changes."""
         h = hashlib.sha256()
-        for part in (self.question, self.answer, self.intent or "", self.url or "", *self.tags):
+        parts = (self.question, self.answer, self.intent or "", self.url or "", *self.tags)
+        for part in (*parts, "\x01", *self.alternatives):
             h.update(part.encode("utf-8"))
             h.update(b"\x00")
         return h.hexdigest()[:16]
@@ -78,15 +84,7 @@ def read_faq(path: str | Path) -> tuple[list[FaqEntry], list[RowProblem]]:
     name = str(file)
     if not file.is_file():
         raise SourceError(f"{name}: no such file")
-    data = file.read_bytes()
-    if b"\x00" in data[:8192]:
-        raise SourceError(f"{name}: a binary file, not an FAQ (expected UTF-8 YAML, CSV or JSON)")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise SourceError(f"{name}: not UTF-8 text (bad byte at offset {exc.start})") from exc
-    if not text.strip():
-        raise SourceError(f"{name}: the file is empty")
+    text = decode_text(file.read_bytes(), name, "an FAQ (expected UTF-8 YAML, CSV or JSON)")
     suffix = file.suffix.lower()
     if suffix in (".yaml", ".yml"):
         rows = _yaml_rows(text, name)
@@ -101,6 +99,19 @@ def read_faq(path: str | Path) -> tuple[list[FaqEntry], list[RowProblem]]:
             f"{name}: unknown FAQ format {suffix!r}; use .yaml, .yml, .csv, .json or .jsonl"
         )
     return _validate(rows, name)
+
+
+def decode_text(data: bytes, name: str, expected: str) -> str:
+    """`data` as text, or a `SourceError` for a binary, non-UTF-8 or empty file."""
+    if b"\x00" in data[:8192]:
+        raise SourceError(f"{name}: a binary file, not {expected}")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{name}: not UTF-8 text (bad byte at offset {exc.start})") from exc
+    if not text.strip():
+        raise SourceError(f"{name}: the file is empty")
+    return text
 
 
 def _yaml_rows(text: str, name: str) -> Iterator[tuple[int | None, Any]]:
@@ -129,11 +140,13 @@ def _csv_rows(text: str, name: str) -> Iterator[tuple[int | None, Any]]:
     if not {"question", "answer"} <= header:
         raise SourceError(
             f"{name}: the header must have columns 'question' and 'answer' "
-            f"(optional: id, intent, tags, url); found {sorted(header)}"
+            f"(optional: id, intent, tags, url, alternatives); found {sorted(header)}"
         )
     for row in reader:
         if "tags" in row and isinstance(row["tags"], str):
             row["tags"] = [t.strip() for t in row["tags"].split(";") if t.strip()]
+        if "alternatives" in row and isinstance(row["alternatives"], str):
+            row["alternatives"] = [a.strip() for a in row["alternatives"].split("|") if a.strip()]
         yield reader.line_num, row
 
 
@@ -145,8 +158,29 @@ def _json_rows(text: str, name: str) -> Iterator[tuple[int | None, Any]]:
     items = raw.get("entries") if isinstance(raw, dict) else raw
     if not isinstance(items, list):
         raise SourceError(f"{name}: expected a list of entries (or an object with 'entries')")
-    for item in items:
-        yield None, item
+    lines = _json_item_lines(text, raw)
+    for i, item in enumerate(items):
+        yield (lines[i] if i < len(lines) else None), item
+
+
+def _json_item_lines(text: str, raw: Any) -> list[int]:
+    """The line each entry of the top-level (or `entries`) array starts on."""
+    m = re.search(r'"entries"\s*:\s*\[', text) if isinstance(raw, dict) else re.search(r"\[", text)
+    if m is None:
+        return []
+    decoder = json.JSONDecoder()
+    pos = m.end()
+    lines: list[int] = []
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n,":
+            pos += 1
+        if pos >= len(text) or text[pos] == "]":
+            return lines
+        lines.append(text.count("\n", 0, pos) + 1)
+        try:
+            _, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            return lines
 
 
 def _jsonl_rows(text: str, name: str) -> Iterator[tuple[int | None, Any]]:
@@ -192,7 +226,7 @@ def _validate(
                 )
             )
             continue
-        entry_id = _text(row.get("id")) or _slug(question)
+        entry_id = _text(row.get("id")) or slug(question)
         if not _ID_RE.match(entry_id):
             problems.append(
                 RowProblem(
@@ -213,6 +247,14 @@ def _validate(
         if not isinstance(tags, list | tuple) or not all(isinstance(t, str) for t in tags):
             problems.append(RowProblem(name, where, "'tags' must be a list of strings"))
             continue
+        alternatives = row.get("alternatives") or ()
+        if isinstance(alternatives, str):
+            alternatives = [alternatives]
+        if not isinstance(alternatives, list | tuple) or not all(
+            isinstance(a, str) for a in alternatives
+        ):
+            problems.append(RowProblem(name, where, "'alternatives' must be a list of strings"))
+            continue
         seen[entry_id] = where
         entries.append(
             FaqEntry(
@@ -224,6 +266,9 @@ def _validate(
                 tags=tuple(tags),
                 url=_text(row.get("url")) or None,
                 line=where,
+                alternatives=tuple(
+                    dict.fromkeys(a.strip() for a in alternatives if a.strip() and a != question)
+                ),
             )
         )
     return entries, problems
@@ -237,7 +282,9 @@ def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def _slug(text: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60].strip("-")
-    digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:6]
-    return f"{slug or 'entry'}-{digest}"
+def slug(text: str, *, digest: bool = True) -> str:
+    """A short id-safe form of `text`; with `digest`, a hash of it keeps slugs distinct."""
+    base = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60].strip("-")
+    if not digest:
+        return base
+    return f"{base or 'entry'}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:6]}"

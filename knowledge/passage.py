@@ -7,10 +7,23 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Passage:
-    """A piece of knowledge a reply can cite by `id`.
+    """A piece of knowledge a reply can cite by `id` (and `source`, `line`).
 
     `text` is what the bot may say (an FAQ answer, a document section); `question` is
-    the FAQ question it answers, empty for document passages.
+    the FAQ question it answers, empty for document passages, whose heading path is
+    `title` instead.
+
+    Scores:
+        score: the cosine similarity (-1..1) between the query and the passage's
+            closest vector (its question or one of its alternative phrasings; a
+            document passage's title and text). No intent bonus and no lexical score
+            is in it, so one threshold means the same for every query: compare it
+            with the retriever's `min_score`.
+        rank_score: what the results are ordered by: `score` plus the intent bonus
+            and the weighted BM25 score.
+        lexical_score: BM25, scaled to 0..1 by the query's best passage.
+        answerable: `score >= min_score` of the retriever that found it; under it the
+            bot must not answer from this passage.
     """
 
     id: str
@@ -20,3 +33,10 @@ class Passage:
     question: str = ""
     intent: str | None = None
     url: str | None = None
+    title: str = ""
+    tags: tuple[str, ...] = ()
+    line: int | None = None
+    position: int = 0
+    rank_score: float = 0.0
+    lexical_score: float = 0.0
+    answerable: bool = True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -17,20 +18,40 @@ import numpy as np
 
 from deskbot.knowledge.embedder import Embedder
 from deskbot.knowledge.errors import IndexCorrupt
-from deskbot.knowledge.index import LoadedIndex, load_version, read_pointer
+from deskbot.knowledge.index import IndexedPassage, LoadedIndex, load_version, read_pointer
+from deskbot.knowledge.lexical import Bm25Index
 from deskbot.knowledge.passage import Passage
 
 logger = logging.getLogger(__name__)
 
+# Measured on the demo FAQ by benchmarks/retrieval_quality.py (see its JSON output).
+DEFAULT_LEXICAL_WEIGHT = 0.0
+
 
 class Retriever(Protocol):
+    """Finds the passages that answer a query."""
+
     def retrieve(
         self, query: str, *, top_k: int = 3, intent: str | None = None
     ) -> list[Passage]: ...
 
 
+@dataclass
+class _Served:
+    """A loaded version with what retrieval derives from it once."""
+
+    index: LoadedIndex
+    starts: np.ndarray | None  # first vector row of each passage, when rows are grouped
+    bm25: Bm25Index | None = None
+
+
+def lexical_text(passage: IndexedPassage) -> str:
+    """What BM25 reads for a passage: its question, alternatives, title and text."""
+    return " ".join((passage.question, *passage.alternatives, passage.title, passage.text))
+
+
 class FaissRetriever:
-    """Dense retrieval over a versioned faiss index directory.
+    """Dense retrieval over a versioned faiss index directory, with intent routing and BM25.
 
     A new live version (written by `deskbot ingest`) is picked up on the next query;
     if it cannot be loaded, the version already in memory keeps serving.
@@ -38,17 +59,43 @@ class FaissRetriever:
     Args:
         index_dir: the index directory (see `deskbot.knowledge.index`).
         embedder: must be the embedder the index was built with.
-        intent_bonus: added to the score of passages tagged with the predicted intent:
+        intent_bonus: added to the rank of passages tagged with the predicted intent:
             enough to break near-ties, not enough to hide a clearly better match.
+        lexical_weight: weight of the BM25 score (0..1, by the query's best passage)
+            added to the rank; 0 turns BM25 off. The default is what
+            benchmarks/retrieval_quality.py found best on the demo FAQ.
+        min_score: under this cosine a passage is not `answerable`; None: all are.
+        max_lexical_passages: BM25 is built in memory; above this many passages it is
+            skipped (with a warning) rather than slowing every reload.
+
+    Example:
+        >>> r = FaissRetriever("var/indexes/faq", SentenceTransformerEmbedder(), min_score=0.5)  # doctest: +SKIP
+        >>> best = r.retrieve("my card hasn't arrived", top_k=3, intent="card_arrival")[0]  # doctest: +SKIP
+        >>> best.id, best.answerable                                                  # doctest: +SKIP
+        ('card-arrival', True)
     """
 
     def __init__(
-        self, index_dir: str | Path, embedder: Embedder, *, intent_bonus: float = 0.1
+        self,
+        index_dir: str | Path,
+        embedder: Embedder,
+        *,
+        intent_bonus: float = 0.1,
+        lexical_weight: float = DEFAULT_LEXICAL_WEIGHT,
+        min_score: float | None = None,
+        max_lexical_passages: int = 200_000,
     ) -> None:
+        if not 0.0 <= lexical_weight <= 1.0:
+            raise ValueError(f"lexical_weight must be within 0..1, got {lexical_weight}")
+        if min_score is not None and not -1.0 <= min_score <= 1.0:
+            raise ValueError(f"min_score is a cosine, within -1..1; got {min_score}")
         self.index_dir = Path(index_dir)
         self.embedder = embedder
         self.intent_bonus = intent_bonus
-        self._loaded: LoadedIndex | None = None
+        self.lexical_weight = lexical_weight
+        self.min_score = min_score
+        self.max_lexical_passages = max_lexical_passages
+        self._served: _Served | None = None
         self._refused: str | None = (
             None  # a live version that failed to load: not retried per query
         )
@@ -56,71 +103,136 @@ class FaissRetriever:
 
     @property
     def version(self) -> str | None:
-        return self._loaded.manifest.version if self._loaded else None
+        """The index version being served (None before the first load)."""
+        return self._served.index.manifest.version if self._served else None
 
     def warm_up(self) -> None:
+        """Load the live version (and the embedder) now rather than on the first query."""
         self._current()
+        if hasattr(self.embedder, "warm_up"):
+            self.embedder.warm_up()
 
-    def _current(self) -> LoadedIndex:
+    def _current(self) -> _Served:
         live = read_pointer(self.index_dir)
-        loaded = self._loaded
-        if loaded is not None and live in (loaded.manifest.version, self._refused):
-            return loaded
+        served = self._served
+        if served is not None and live in (served.index.manifest.version, self._refused):
+            return served
         with self._lock:
-            if self._loaded is not None and self._loaded.manifest.version == live:
-                return self._loaded
+            if self._served is not None and self._served.index.manifest.version == live:
+                return self._served
             try:
                 fresh = load_version(self.index_dir)
             except IndexCorrupt:
-                if self._loaded is None:
+                if self._served is None:
                     raise
                 self._refused = live
                 logger.exception(
                     "index version %s unreadable; still serving %s",
                     live,
-                    self._loaded.manifest.version,
+                    self._served.index.manifest.version,
                 )
-                return self._loaded
+                return self._served
             if fresh.manifest.embedder != self.embedder.model_id:
                 raise IndexCorrupt(
                     f"{fresh.path}: built with embedder {fresh.manifest.embedder!r}, "
                     f"but the retriever uses {self.embedder.model_id!r}; re-ingest"
                 )
-            self._loaded = fresh
+            self._served = self._prepare(fresh)
             logger.info("serving index version %s", fresh.manifest.version)
-            return fresh
+            return self._served
 
-    def retrieve(self, query: str, *, top_k: int = 3, intent: str | None = None) -> list[Passage]:
-        loaded = self._current()
-        if not loaded.passages:
+    def _prepare(self, loaded: LoadedIndex) -> _Served:
+        owners = loaded.owners
+        starts = None
+        if len(owners) and bool(np.all(np.diff(owners) >= 0)) and owners[0] == 0:
+            starts = np.flatnonzero(np.r_[True, np.diff(owners) > 0])
+            if len(starts) != len(loaded.passages):
+                starts = None
+        bm25 = None
+        if self.lexical_weight > 0:
+            if len(loaded.passages) <= self.max_lexical_passages:
+                bm25 = Bm25Index([lexical_text(p) for p in loaded.passages])
+            else:
+                logger.warning(
+                    "index %s has %d passages: BM25 off (max_lexical_passages=%d)",
+                    loaded.manifest.version,
+                    len(loaded.passages),
+                    self.max_lexical_passages,
+                )
+        return _Served(index=loaded, starts=starts, bm25=bm25)
+
+    def retrieve(
+        self,
+        query: str,
+        *,
+        top_k: int = 3,
+        intent: str | None = None,
+        query_vector: np.ndarray | None = None,
+    ) -> list[Passage]:
+        """The `top_k` passages for `query`, best first.
+
+        Args:
+            query: the customer's words.
+            top_k: how many passages.
+            intent: the predicted intent, if any: passages tagged with it get
+                `intent_bonus`.
+            query_vector: `query` already embedded (normalised), to skip embedding it.
+        """
+        if top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {top_k}")
+        served = self._current()
+        loaded = served.index
+        n = len(loaded.passages)
+        if not n:
             return []
-        q = self.embedder.embed([query])
-        # Search wider than top_k so that an intent-tagged passage just outside it can move up.
-        k = min(len(loaded.passages), max(top_k * 4, 20))
-        scores, rows = loaded.index.search(q, k)
-        ranked: list[tuple[float, float, int]] = []
-        for score, row in zip(scores[0], rows[0], strict=True):
-            if row < 0:
-                continue
-            p = loaded.passages[row]
-            bonus = self.intent_bonus if intent is not None and p.intent == intent else 0.0
-            ranked.append((float(score) + bonus, float(score), int(row)))
-        ranked.sort(key=lambda t: -t[0])
+        q = self.embedder.embed([query]) if query_vector is None else query_vector
+        q = np.ascontiguousarray(q, dtype=np.float32).reshape(1, -1)
+        dense = np.full(n, -np.inf, dtype=np.float32)
+        if loaded.exact and served.starts is not None:
+            dense = np.maximum.reduceat(loaded.vectors @ q[0], served.starts)
+        else:
+            # Search wider than top_k so that several vectors of one passage, and a tagged
+            # passage just outside top_k, still leave top_k distinct candidates.
+            per_passage = -(-len(loaded.owners) // n)
+            k = min(len(loaded.owners), max(top_k * 4, 20) * per_passage, 4096)
+            scores, rows = loaded.index.search(q, k)
+            valid = rows[0] >= 0
+            np.maximum.at(dense, loaded.owners[rows[0][valid]], scores[0][valid])
+        rank = dense.astype(np.float64)
+        if intent is not None and self.intent_bonus:
+            tagged = np.fromiter((p.intent == intent for p in loaded.passages), bool, count=n)
+            rank = rank + self.intent_bonus * tagged
+        lexical = None
+        if served.bm25 is not None:
+            lexical = served.bm25.scores(query)
+            rank = rank + self.lexical_weight * lexical
+        k = min(top_k, int(np.isfinite(rank).sum()))
+        best = np.argpartition(-rank, k - 1)[:k] if k < n else np.arange(n)
+        best = best[np.argsort(-rank[best], kind="stable")][:k]
         out = []
-        for _, raw, row in ranked[:top_k]:
-            p = loaded.passages[row]
+        for row in best:
+            p = loaded.passages[int(row)]
+            score = float(dense[row])
             out.append(
                 Passage(
                     id=p.id,
                     text=p.text,
-                    score=raw,
+                    score=score,
                     source=p.source,
                     question=p.question,
                     intent=p.intent,
                     url=p.url,
+                    title=p.title,
+                    tags=p.tags,
+                    line=p.line,
+                    position=p.position,
+                    rank_score=float(rank[row]),
+                    lexical_score=float(lexical[row]) if lexical is not None else 0.0,
+                    answerable=self.min_score is None or score >= self.min_score,
                 )
             )
         return out
 
     def vectors(self) -> np.ndarray:
-        return self._current().vectors
+        """The live version's stored vectors (one row per vector, see `owners`)."""
+        return self._current().index.vectors

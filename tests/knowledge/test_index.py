@@ -52,7 +52,7 @@ def test_reingest_embeds_only_what_changed_and_drops_deleted(tmp_path: Path, emb
     first = ingest([faq(tmp_path / "faq.yaml", ENTRIES)], index, embedder, show_progress=False)
     assert (first.embedded, first.reused) == (3, 0)
     changed = [
-        dict(ENTRIES[0], answer="Cards arrive in 2 days."),
+        dict(ENTRIES[0], question="Where is my new card?", answer="Cards arrive in 2 days."),
         ENTRIES[1],
     ]  # edit one, delete "pin"
     second = ingest([faq(tmp_path / "faq.yaml", changed)], index, embedder, show_progress=False)
@@ -62,6 +62,15 @@ def test_reingest_embeds_only_what_changed_and_drops_deleted(tmp_path: Path, emb
     assert "pin" not in ids
     assert retriever.retrieve("card not arrived", top_k=1)[0].text == "Cards arrive in 2 days."
     assert len(list_versions(index)) == 2
+    # Only what is embedded (the question) costs an embedding; a new answer is reused.
+    third = ingest(
+        [faq(tmp_path / "faq.yaml", [dict(changed[0], answer="Two days."), ENTRIES[1]])],
+        index,
+        embedder,
+        show_progress=False,
+    )
+    assert (third.embedded, third.reused, third.removed) == (0, 2, 0)
+    assert retriever.retrieve("card not arrived", top_k=1)[0].text == "Two days."
 
 
 def test_a_running_retriever_picks_up_a_new_version(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
