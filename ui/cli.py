@@ -1,7 +1,8 @@
-"""UI commands, added to `deskbot` as a plug-in: `serve`."""
+"""UI commands, added to `deskbot` as a plug-in: `serve` and `agents add`."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -11,19 +12,25 @@ from deskbot.bot.cli import DEFAULT_CONFIG, fail, load
 from deskbot.bot.errors import DeskbotError
 from deskbot.knowledge.errors import KnowledgeError
 
+agents_app = typer.Typer(help="Agents who may use the agent console.", no_args_is_help=True)
+
+ConfigOption = Annotated[
+    Path,
+    typer.Option("--config", "-c", envvar="DESKBOT_CONFIG", help="The bot's config file."),
+]
+
 
 def register(app: typer.Typer) -> None:
     app.command()(serve)
+    app.add_typer(agents_app, name="agents")
 
 
 def serve(
-    config: Annotated[
-        Path, typer.Option("--config", "-c", envvar="DESKBOT_CONFIG")
-    ] = DEFAULT_CONFIG,
+    config: ConfigOption = DEFAULT_CONFIG,
     host: Annotated[str | None, typer.Option(help="Default: server.host.")] = None,
     port: Annotated[int | None, typer.Option(help="Default: server.port.")] = None,
 ) -> None:
-    """Serve the customer chat (at /) and the HTTP API (at /api, docs at /docs)."""
+    """Serve the customer chat (/), the agent console (/agent) and the HTTP API (/api)."""
     import uvicorn
 
     from deskbot.ui.server import create_app
@@ -34,5 +41,58 @@ def serve(
     except (DeskbotError, KnowledgeError) as exc:
         raise fail(str(exc)) from None
     h, p = host or cfg.server.host, port or cfg.server.port
-    typer.echo(f"{cfg.name}: chat on http://{h}:{p}/  API docs on http://{h}:{p}/docs")
+    typer.echo(
+        f"{cfg.name}: chat on http://{h}:{p}/  agent console on http://{h}:{p}/agent/  "
+        f"API docs on http://{h}:{p}/docs"
+    )
     uvicorn.run(app, host=h, port=p, log_level="warning")
+
+
+@agents_app.command("add")
+def agents_add(
+    username: Annotated[str, typer.Argument(help="The login name, e.g. alice.")],
+    config: ConfigOption = DEFAULT_CONFIG,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Shown to customers. Default: the username.")
+    ] = None,
+    role: Annotated[str, typer.Option(help="agent or admin.")] = "agent",
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin", help="Read the password from the first line of standard input."
+        ),
+    ] = False,
+) -> None:
+    """Add an agent; the password is asked for (or read from stdin) and stored as an argon2 hash."""
+    from deskbot.bot.app import build_store
+    from deskbot.ui.auth import create_agent
+
+    cfg = load(config)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        store = build_store(cfg)
+        agent = create_agent(store, username, password, display_name=name, role=role)
+    except DeskbotError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"agent {agent.username!r} ({agent.role}) added; log in at /agent/")
+
+
+@agents_app.command("list")
+def agents_list(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """List the console's agents (username, display name, role)."""
+    from sqlmodel import select
+
+    from deskbot.bot.app import build_store
+    from deskbot.bot.store import Agent
+
+    cfg = load(config)
+    try:
+        store = build_store(cfg)
+    except DeskbotError as exc:
+        raise fail(str(exc)) from None
+    with store.session() as s:
+        for agent in s.exec(select(Agent).order_by(Agent.username)).all():
+            typer.echo(f"{agent.username}\t{agent.display_name}\t{agent.role}")

@@ -1,19 +1,120 @@
-"""The web app: the bot's API with the Gradio pages mounted on it."""
+"""The web app: the bot's API with the customer widget and the agent console mounted on it.
+
+| path | what |
+|---|---|
+| `/` | customer chat widget (Gradio) |
+| `/widget.js` | script tag that embeds the widget in another site |
+| `/agent/` | agent console (Gradio, login required) |
+| `/agent/login`, `/agent/logout` | console login form |
+| `/api/...`, `/docs` | HTTP API |
+"""
 
 from __future__ import annotations
 
+import json
+
 import gradio as gr
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
 
 from deskbot.bot.api import create_api
-from deskbot.bot.app import build_bot
+from deskbot.bot.app import Bot, build_bot
 from deskbot.bot.config import BotConfig
-from deskbot.ui.chat import build_chat
+from deskbot.ui.auth import COOKIE_NAME, SessionSigner, secret_key
+from deskbot.ui.chat import CHAT_CSS, build_chat
+from deskbot.ui.console import build_console
+from deskbot.ui.login import ConsoleGate, add_login_routes
+
+CONSOLE_PATH = "/agent"
+
+
+def theme() -> gr.themes.Base:
+    """Gradio's default look with the system's fonts: an embedded widget fetches nothing
+    from a font CDN (no third-party request, nothing to wait for offline)."""
+    return gr.themes.Default(
+        primary_hue="orange",
+        font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
+        font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
+    )
+
+
+# The embed script: a round button in the page's corner that opens the widget in an
+# iframe. It learns the widget's address from its own src, so it needs no settings.
+WIDGET_JS = """(function () {
+  var me = document.currentScript;
+  var origin = new URL(me.src).origin;
+  var title = me.getAttribute("data-title") || %(title)s;
+  var frame = document.createElement("iframe");
+  frame.src = origin + "/";
+  frame.title = title;
+  frame.id = "deskbot-frame";
+  frame.style.cssText = "position:fixed;bottom:84px;right:16px;width:min(400px,calc(100vw - 32px));" +
+    "height:min(640px,calc(100vh - 110px));border:0;border-radius:12px;" +
+    "box-shadow:0 6px 24px rgba(0,0,0,.2);display:none;z-index:2147483000;background:#fff";
+  var button = document.createElement("button");
+  button.id = "deskbot-open";
+  button.type = "button";
+  button.setAttribute("aria-label", title);
+  button.textContent = "?";
+  button.style.cssText = "position:fixed;bottom:16px;right:16px;width:56px;height:56px;" +
+    "border-radius:50%%;border:0;background:#f97316;color:#fff;font-size:26px;cursor:pointer;" +
+    "box-shadow:0 4px 14px rgba(0,0,0,.25);z-index:2147483000";
+  button.onclick = function () {
+    var open = frame.style.display === "none";
+    frame.style.display = open ? "block" : "none";
+    button.textContent = open ? "\\u00d7" : "?";
+  };
+  document.body.appendChild(frame);
+  document.body.appendChild(button);
+})();
+"""
+
+
+def mount_ui(api: FastAPI, bot: Bot, *, signer: SessionSigner | None = None) -> FastAPI:
+    """Add the widget, the embed script and the agent console to `api`."""
+    signer = signer or SessionSigner(secret_key(), bot.store)
+
+    @api.get("/widget.js", include_in_schema=False)
+    def widget_js() -> Response:
+        body = WIDGET_JS % {"title": json.dumps(f"{bot.config.name} help")}
+        return Response(
+            body,
+            media_type="text/javascript",
+            headers={"Cache-Control": "public, max-age=300"},
+        )
+
+    def console_user(request: Request) -> str | None:
+        agent = signer.check(request.cookies.get(COOKIE_NAME))
+        return agent.username if agent is not None else None
+
+    add_login_routes(api, CONSOLE_PATH, bot.store, signer, bot.config.name)
+    api.add_middleware(ConsoleGate, path=CONSOLE_PATH, signer=signer)
+    # The console first: a mount at "/" would take every path.
+    gr.mount_gradio_app(
+        api,
+        build_console(bot, signer),
+        path=CONSOLE_PATH,
+        auth_dependency=console_user,
+        ssr_mode=False,
+        footer_links=[],
+        pwa=False,
+        theme=theme(),
+    )
+    gr.mount_gradio_app(
+        api,
+        build_chat(bot),
+        path="/",
+        ssr_mode=False,
+        footer_links=[],
+        css=CHAT_CSS,
+        pwa=False,
+        theme=theme(),
+    )
+    return api
 
 
 def create_app(config: BotConfig) -> FastAPI:
+    """The whole web app for `config`: models loaded, API, widget and console mounted."""
     bot = build_bot(config)
     bot.warm_up()
-    api = create_api(bot)
-    app: FastAPI = gr.mount_gradio_app(api, build_chat(bot), path="/")
-    return app
+    return mount_ui(create_api(bot), bot)

@@ -19,6 +19,7 @@ import logging
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from importlib import resources
 from typing import Any
 
@@ -324,3 +325,121 @@ class SqlConversationStore:
     def get_agent(self, username: str) -> Agent | None:
         with self.session() as s:
             return s.get(Agent, username)
+
+    # -- agent console: review queue and dashboard (appended for the UI) ------------------
+
+    def get_handoff(self, handoff_id: int) -> Handoff | None:
+        with self.session() as s:
+            return s.get(Handoff, handoff_id)
+
+    def active_handoff(self, conversation_id: str) -> Handoff | None:
+        """The conversation's queued or claimed handoff, if it has one."""
+        with self.session() as s:
+            return s.exec(
+                select(Handoff)
+                .where(
+                    Handoff.conversation_id == conversation_id,
+                    col(Handoff.status).in_(("queued", "claimed")),
+                )
+                .order_by(col(Handoff.id).desc())
+            ).first()
+
+    def least_confident_turns(self, *, limit: int = 20) -> list[TurnRecord]:
+        """Bot turns with the lowest intent confidence that no agent has labelled yet."""
+        labelled = select(AgentLabel.turn_id)
+        with self.session() as s:
+            return list(
+                s.exec(
+                    select(TurnRecord)
+                    .where(
+                        TurnRecord.role == "bot",
+                        col(TurnRecord.confidence).is_not(None),
+                        col(TurnRecord.id).not_in(labelled),
+                    )
+                    .order_by(col(TurnRecord.confidence), col(TurnRecord.id).desc())
+                    .limit(limit)
+                ).all()
+            )
+
+    def thumbs_down_turns(self, *, limit: int = 20) -> list[TurnRecord]:
+        """Bot turns the customer gave a thumbs-down, newest first, not labelled yet."""
+        labelled = select(AgentLabel.turn_id)
+        with self.session() as s:
+            return list(
+                s.exec(
+                    select(TurnRecord)
+                    .where(
+                        TurnRecord.role == "bot",
+                        TurnRecord.feedback == -1,
+                        col(TurnRecord.id).not_in(labelled),
+                    )
+                    .order_by(col(TurnRecord.id).desc())
+                    .limit(limit)
+                ).all()
+            )
+
+    def labels_for(self, turn_ids: Sequence[int]) -> list[AgentLabel]:
+        """The labels of the given turns, oldest first."""
+        if not turn_ids:
+            return []
+        with self.session() as s:
+            return list(
+                s.exec(
+                    select(AgentLabel)
+                    .where(col(AgentLabel.turn_id).in_(tuple(turn_ids)))
+                    .order_by(col(AgentLabel.id))
+                ).all()
+            )
+
+    def dashboard_counts(self, *, days: int = 14) -> dict[str, Any]:
+        """Aggregates for the agent dashboard over the last `days` days (UTC).
+
+        Returns a dict with `turns_per_day` ({"YYYY-MM-DD": customer messages}),
+        `conversations` (those with a customer message), `handed_off` (those of them
+        with a handoff), `handoff_reasons`, `bot_kinds` and `top_intents` (name -> count).
+        """
+        since = utcnow() - timedelta(days=days)
+        day = func.date(TurnRecord.created_at)
+        with self.session() as s:
+            per_day = s.execute(
+                select(day, func.count())
+                .where(TurnRecord.role == "user", col(TurnRecord.created_at) >= since)
+                .group_by(day)
+                .order_by(day)
+            ).all()
+            active = (
+                select(TurnRecord.conversation_id)
+                .where(TurnRecord.role == "user", col(TurnRecord.created_at) >= since)
+                .distinct()
+                .subquery()
+            )
+            conversations = s.execute(select(func.count()).select_from(active)).scalar_one()
+            handed_off = s.execute(
+                select(func.count(func.distinct(Handoff.conversation_id))).where(
+                    col(Handoff.conversation_id).in_(select(active.c.conversation_id))
+                )
+            ).scalar_one()
+            reasons = s.execute(
+                select(Handoff.reason, func.count())
+                .where(col(Handoff.created_at) >= since)
+                .group_by(Handoff.reason)
+            ).all()
+            bot_recent = (TurnRecord.role == "bot", col(TurnRecord.created_at) >= since)
+            kinds = s.execute(
+                select(TurnRecord.kind, func.count()).where(*bot_recent).group_by(TurnRecord.kind)
+            ).all()
+            intents = s.execute(
+                select(TurnRecord.intent, func.count())
+                .where(*bot_recent, col(TurnRecord.intent).is_not(None))
+                .group_by(TurnRecord.intent)
+                .order_by(func.count().desc(), col(TurnRecord.intent))
+                .limit(10)
+            ).all()
+        return {
+            "turns_per_day": {str(d): int(n) for d, n in per_day},
+            "conversations": int(conversations),
+            "handed_off": int(handed_off),
+            "handoff_reasons": {str(r): int(n) for r, n in reasons},
+            "bot_kinds": {str(k): int(n) for k, n in kinds},
+            "top_intents": {str(i): int(n) for i, n in intents},
+        }
