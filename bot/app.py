@@ -9,12 +9,16 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+from deskbot.bot.actions import RasaActionClient
+from deskbot.bot.batching import BatchingEmbedder, BatchingIntentClassifier
 from deskbot.bot.config import BotConfig
-from deskbot.bot.intents import TransformerIntentClassifier
-from deskbot.bot.pipeline import PipelineSettings, TurnPipeline
+from deskbot.bot.intents import IntentClassifier, TransformerIntentClassifier
+from deskbot.bot.metrics import BotMetrics
+from deskbot.bot.pipeline import PipelineSettings, Responder, TurnPipeline
 from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
-from deskbot.knowledge.embedder import SentenceTransformerEmbedder
+from deskbot.knowledge.embedder import Embedder, SentenceTransformerEmbedder
 from deskbot.knowledge.retriever import FaissRetriever
 
 
@@ -24,16 +28,30 @@ class Bot:
 
     config: BotConfig
     store: SqlConversationStore
-    classifier: TransformerIntentClassifier
+    classifier: IntentClassifier
     retriever: FaissRetriever
     pipeline: TurnPipeline
+    metrics: BotMetrics
+    actions: RasaActionClient | None = None
 
     def warm_up(self) -> None:
         """Load every model now rather than on the first customer's turn."""
-        self.classifier.warm_up()
+        warm = getattr(self.classifier, "warm_up", None)
+        if warm is not None:
+            warm()
         self.retriever.warm_up()
         self.classifier.predict(["hello"])
         self.retriever.retrieve("hello", top_k=1)
+
+    @property
+    def ready(self) -> bool:
+        """True once the models and the index are loaded."""
+        return self.retriever.version is not None
+
+    def close(self) -> None:
+        self.pipeline.close()
+        if self.actions is not None:
+            self.actions.close()
 
 
 def build_store(config: BotConfig, *, run_migrations: bool = True) -> SqlConversationStore:
@@ -41,30 +59,88 @@ def build_store(config: BotConfig, *, run_migrations: bool = True) -> SqlConvers
     if config.database.url.startswith("sqlite:///"):
         path = config.database.url.removeprefix("sqlite:///")
         if path and path != ":memory:":
-            from pathlib import Path
-
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     if run_migrations:
         migrate(engine)
     return SqlConversationStore(engine)
 
 
-def build_bot(config: BotConfig, *, store: SqlConversationStore | None = None) -> Bot:
-    """Build the bot described by `config` (models are loaded lazily; call `warm_up`)."""
+def pipeline_settings(config: BotConfig) -> PipelineSettings:
+    """The pipeline's settings from the `knowledge`, `intents`, `actions` and `dialogue` sections."""
+    d = config.dialogue
+    return PipelineSettings(
+        top_k=config.knowledge.top_k,
+        min_score=config.knowledge.min_score,
+        clarify_below=config.intents.clarify_below,
+        answer_score=d.answer_score,
+        classify_timeout_s=d.classify_timeout_s,
+        retrieve_timeout_s=d.retrieve_timeout_s,
+        generate_timeout_s=d.generate_timeout_s,
+        session_expiry_s=d.session_expiry_minutes * 60.0,
+        intent_actions=dict(config.actions.intent_actions),
+        required_slots=dict(config.actions.required_slots),
+        handoff_action=config.actions.handoff_action,
+        max_out_of_scope=d.max_out_of_scope,
+        max_clarifications=d.max_clarifications,
+        max_negative_feedback=d.max_negative_feedback,
+        form_max_attempts=d.form_max_attempts,
+        bot_name=config.name,
+    )
+
+
+def build_bot(
+    config: BotConfig,
+    *,
+    store: SqlConversationStore | None = None,
+    responder: Responder | None = None,
+) -> Bot:
+    """Build the bot described by `config` (models are loaded lazily; call `warm_up`).
+
+    Args:
+        config: the bot's configuration.
+        store: an existing store (default: one on `config.database.url`, migrated).
+        responder: composes FAQ replies (the grounded generator); None answers with
+            the best FAQ passage verbatim.
+    """
     store = store or build_store(config)
-    classifier = TransformerIntentClassifier.from_registry(config.intents.registry)
-    embedder = SentenceTransformerEmbedder(config.knowledge.embedder)
+    limits = config.limits
+    base_classifier = TransformerIntentClassifier.from_registry(
+        config.intents.registry, num_threads=limits.inference_threads
+    )
+    base_embedder = SentenceTransformerEmbedder(config.knowledge.embedder)
+    classifier: IntentClassifier = base_classifier
+    embedder: Embedder = base_embedder
+    if limits.micro_batching:
+        classifier = BatchingIntentClassifier(
+            base_classifier, max_batch=limits.max_batch, max_wait_ms=limits.batch_wait_ms
+        )
+        embedder = BatchingEmbedder(
+            base_embedder, max_batch=limits.max_batch, max_wait_ms=limits.batch_wait_ms
+        )
     retriever = FaissRetriever(config.knowledge.index_dir, embedder)
+    actions = (
+        RasaActionClient(
+            config.actions.url, token=config.actions.token, timeout_s=config.actions.timeout_s
+        )
+        if config.actions.url
+        else None
+    )
+    metrics = BotMetrics()
     pipeline = TurnPipeline(
         store,
         classifier,
         retriever,
-        PipelineSettings(
-            top_k=config.knowledge.top_k,
-            min_score=config.knowledge.min_score,
-            clarify_below=config.intents.clarify_below,
-        ),
+        pipeline_settings(config),
+        responder=responder,
+        actions=actions,
+        metrics=metrics,
     )
     return Bot(
-        config=config, store=store, classifier=classifier, retriever=retriever, pipeline=pipeline
+        config=config,
+        store=store,
+        classifier=classifier,
+        retriever=retriever,
+        pipeline=pipeline,
+        metrics=metrics,
+        actions=actions,
     )

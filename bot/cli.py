@@ -349,6 +349,49 @@ def db_upgrade(config: ConfigOption = DEFAULT_CONFIG) -> None:
     typer.echo("database is at the newest schema")
 
 
+actions_app = typer.Typer(
+    help="The rasa-sdk action server of custom actions.", no_args_is_help=True
+)
+app.add_typer(actions_app, name="actions")
+
+
+@actions_app.command("serve")
+def actions_serve(
+    config: ConfigOption = DEFAULT_CONFIG,
+    port: Annotated[int | None, typer.Option(help="Default: the port of actions.url.")] = None,
+    host: Annotated[str | None, typer.Option(help="Default: the host of actions.url.")] = None,
+) -> None:
+    """Run the rasa-sdk action server with the project's actions module (actions.module)."""
+    import subprocess
+    from urllib.parse import urlsplit
+
+    cfg = load(config)
+    url = urlsplit(cfg.actions.url or "http://127.0.0.1:5055/webhook")
+    listen_port = port or url.port or 5055
+    listen_host = host or url.hostname or "127.0.0.1"
+    env = {**os.environ, "SANIC_HOST": listen_host}
+    # The project folder first on the path, so `--actions actions` finds actions/actions.py.
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(cfg.root), os.environ.get("PYTHONPATH", "")) if p
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "rasa_sdk",
+        "--actions",
+        cfg.actions.module,
+        "--port",
+        str(listen_port),
+    ]
+    typer.echo(f"action server for {cfg.name} on http://{listen_host}:{listen_port}/webhook")
+    try:
+        code = subprocess.call(cmd, cwd=cfg.root, env=env)
+    except KeyboardInterrupt:
+        code = 0
+    if code:
+        raise fail(f"the action server exited with status {code}", code)
+
+
 _plugins_loaded = False
 
 

@@ -25,6 +25,7 @@ import yaml
 from deskbot.bot.errors import ConfigError
 
 DATABASE_URL_ENV = "DESKBOT_DATABASE_URL"
+ACTIONS_TOKEN_ENV = "DESKBOT_ACTIONS_TOKEN"
 DEFAULT_CONFIG_NAME = "deskbot.yaml"
 
 
@@ -80,12 +81,120 @@ class KnowledgeConfig:
 
 @dataclass(frozen=True)
 class ActionsConfig:
-    """A rasa-sdk action server, and which intents run which action."""
+    """A rasa-sdk action server, and which intents run which action.
+
+    `required_slots` names, per action, the slots the bot collects (a short form)
+    before it calls the action, e.g. `{action_card_order_status: [order_number]}`.
+    An action that returns a `followup` event naming `handoff_action` hands the
+    conversation to a person. `token` is sent as the `token` query parameter, as
+    Rasa does; read it from the environment variable `DESKBOT_ACTIONS_TOKEN`.
+    """
 
     url: str | None = None
     token: str | None = None
+    # The Python module of Action classes `deskbot actions serve` loads (from the
+    # config's folder), as in `python -m rasa_sdk --actions MODULE`.
+    module: str = "actions"
     timeout_s: float = 5.0
     intent_actions: dict[str, str] = field(default_factory=dict)
+    required_slots: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    handoff_action: str = "action_handoff"
+
+    def __post_init__(self) -> None:
+        if self.timeout_s <= 0:
+            raise ConfigError(f"actions.timeout_s must be positive, got {self.timeout_s}")
+        if self.intent_actions and not self.url:
+            raise ConfigError(
+                "actions.intent_actions maps intents to actions but actions.url is not set: "
+                "give the action server's webhook URL (e.g. http://127.0.0.1:5055/webhook)"
+            )
+        from deskbot.bot.slots import SLOT_PATTERNS  # the slots deskbot can fill
+
+        for action, slots in self.required_slots.items():
+            unknown = [s for s in slots if s not in SLOT_PATTERNS]
+            if unknown:
+                raise ConfigError(
+                    f"actions.required_slots.{action} names unknown slot(s) {unknown}; "
+                    f"known: {sorted(SLOT_PATTERNS)}"
+                )
+
+
+@dataclass(frozen=True)
+class DialogueConfig:
+    """The dialogue policy's rules: when to clarify, when to hand off, step timeouts."""
+
+    # Conversations idle longer than this end: the session token stops working and
+    # slots and forms are forgotten.
+    session_expiry_minutes: float = 60.0
+    # Out-of-scope messages in a row before a person takes over.
+    max_out_of_scope: int = 2
+    # Clarifying questions in a row before a person takes over (Rasa's two-stage
+    # fallback: suggest intents, ask to rephrase, then hand off).
+    max_clarifications: int = 2
+    # Negative feedback ("that didn't help", thumbs down) in a row before a hand-off.
+    max_negative_feedback: int = 2
+    # Times the bot asks again for a slot value it could not read before it gives up.
+    form_max_attempts: int = 2
+    # A FAQ match this close answers even when the classifier is unsure (its answer's
+    # intent must be one of the two candidates) or says out of scope.
+    answer_score: float = 0.65
+    classify_timeout_s: float = 2.0
+    retrieve_timeout_s: float = 2.0
+    generate_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.session_expiry_minutes <= 0:
+            raise ConfigError(
+                f"dialogue.session_expiry_minutes must be positive, got {self.session_expiry_minutes}"
+            )
+        for name in (
+            "max_out_of_scope",
+            "max_clarifications",
+            "max_negative_feedback",
+            "form_max_attempts",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"dialogue.{name} must be at least 1, got {getattr(self, name)}")
+        if not -1.0 <= self.answer_score <= 1.0:
+            raise ConfigError(
+                f"dialogue.answer_score must be within -1..1, got {self.answer_score}"
+            )
+        for name in ("classify_timeout_s", "retrieve_timeout_s", "generate_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"dialogue.{name} must be positive, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """What the HTTP API accepts, and how inference is batched under load."""
+
+    max_message_chars: int = 2000
+    # Larger request bodies are refused (413) before they are read.
+    max_body_bytes: int = 16384
+    # Concurrent turns share one model forward pass (micro-batching): up to
+    # `max_batch` texts, waiting at most `batch_wait_ms` for company.
+    micro_batching: bool = True
+    max_batch: int = 64
+    batch_wait_ms: float = 1.0
+    # CPU threads per model forward; None: all cores up to 4.
+    inference_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_message_chars <= 100_000:
+            raise ConfigError(
+                f"limits.max_message_chars must be within 1..100000, got {self.max_message_chars}"
+            )
+        if self.max_body_bytes < 4 * self.max_message_chars:
+            raise ConfigError(
+                "limits.max_body_bytes must be at least 4 x limits.max_message_chars "
+                f"(a character is up to 4 bytes), got {self.max_body_bytes}"
+            )
+        if self.max_batch < 1 or self.batch_wait_ms < 0:
+            raise ConfigError("limits.max_batch must be >= 1 and limits.batch_wait_ms >= 0")
+        if self.inference_threads is not None and self.inference_threads < 1:
+            raise ConfigError(
+                f"limits.inference_threads must be at least 1, got {self.inference_threads}"
+            )
 
 
 @dataclass(frozen=True)
@@ -108,6 +217,8 @@ class BotConfig:
     intents: IntentsConfig = field(default_factory=IntentsConfig)
     knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
     actions: ActionsConfig = field(default_factory=ActionsConfig)
+    dialogue: DialogueConfig = field(default_factory=DialogueConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     # Arguments for `deskbot train intents`, checked by the training layer, not here.
     training: dict[str, Any] = field(default_factory=dict)
@@ -118,6 +229,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "intents": IntentsConfig,
     "knowledge": KnowledgeConfig,
     "actions": ActionsConfig,
+    "dialogue": DialogueConfig,
+    "limits": LimitsConfig,
     "server": ServerConfig,
 }
 
@@ -170,6 +283,8 @@ def config_from_dict(
             raise ConfigError(f"section '{key}' must be a mapping, got {type(value).__name__}")
         sections[key] = _build(cls, value, key, root)
     env = environ or {}
+    if env.get(ACTIONS_TOKEN_ENV):
+        sections["actions"] = dataclasses.replace(sections["actions"], token=env[ACTIONS_TOKEN_ENV])
     if env.get(DATABASE_URL_ENV):
         sections["database"] = DatabaseConfig(url=env[DATABASE_URL_ENV])
     else:
@@ -226,6 +341,10 @@ def _coerce(value: Any, hint: Any, where: str, root: Path) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{where} must be a list, got {type(value).__name__}")
         return tuple(_coerce(v, args[0], f"{where}[{i}]", root) for i, v in enumerate(value))
+    if origin is dict and args and args[1] is not str:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ConfigError(f"{where} must be a mapping with string keys")
+        return {k: _coerce(v, args[1], f"{where}.{k}", root) for k, v in value.items()}
     if origin is dict:
         if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()

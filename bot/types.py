@@ -41,13 +41,25 @@ class Turn:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """The bot's answer to one customer message."""
+    """The bot's answer to one customer message.
+
+    `kind` is "handoff" with an empty `text` while a person owns the conversation: the
+    bot stays silent and the message waits for the agent. "form" asks for a slot value.
+    """
 
     text: str
-    kind: Literal["faq", "generated", "clarify", "handoff", "action", "smalltalk", "fallback"]
+    kind: Literal[
+        "faq", "generated", "clarify", "handoff", "action", "smalltalk", "fallback", "form"
+    ]
     intent: IntentPrediction | None = None
     passages: tuple[Passage, ...] = ()
     citations: tuple[str, ...] = ()
     buttons: tuple[str, ...] = ()
     latency_ms: dict[str, float] = field(default_factory=dict)
     model_versions: dict[str, str] = field(default_factory=dict)
+    # The stored bot turn (for feedback); None when the bot stayed silent.
+    turn_id: int | None = None
+    # Why a person was asked to take over, when `kind` is "handoff" and one was.
+    handoff_reason: str | None = None
+    # The custom action that ran, when `kind` is "action".
+    action: str | None = None

@@ -58,6 +58,18 @@ class TurnRecord(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class DialogueStateRecord(SQLModel, table=True):
+    """What the dialogue policy remembers of a conversation between turns (slots, form)."""
+
+    __tablename__ = "dialogue_states"
+
+    conversation_id: str = Field(
+        foreign_key="conversations.id", primary_key=True, max_length=32
+    )
+    state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
 class Handoff(SQLModel, table=True):
     """A conversation waiting for (or owned by) a human agent."""
 

@@ -35,6 +35,7 @@ from deskbot.bot.store.models import (
     Agent,
     AgentLabel,
     Conversation,
+    DialogueStateRecord,
     Handoff,
     TurnRecord,
     utcnow,
@@ -300,6 +301,107 @@ class SqlConversationStore:
                 .values(status="open" if back_to_bot else "closed", updated_at=utcnow())
             )
             s.commit()
+
+    # -- dialogue (the turn pipeline's state, session expiry, feedback) --------------------
+
+    def dialogue_state(self, conversation_id: str) -> dict[str, Any] | None:
+        """The dialogue policy's stored state of the conversation (None before its first turn)."""
+        with self.session() as s:
+            row = s.get(DialogueStateRecord, conversation_id)
+            return dict(row.state or {}) if row is not None else None
+
+    def save_dialogue_state(self, conversation_id: str, state: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            self._upsert_state(conn, conversation_id, state)
+
+    def _upsert_state(self, conn: Any, conversation_id: str, state: dict[str, Any]) -> None:
+        values = {"conversation_id": conversation_id, "state": state, "updated_at": utcnow()}
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+        stmt = dialect_insert(DialogueStateRecord).values(**values)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["conversation_id"],
+                set_={"state": stmt.excluded.state, "updated_at": stmt.excluded.updated_at},
+            )
+        )
+
+    def record_bot_turn(
+        self,
+        conversation_id: str,
+        text: str,
+        *,
+        user_turn_id: int | None = None,
+        user_values: dict[str, Any] | None = None,
+        state: dict[str, Any] | None = None,
+        **meta: Any,
+    ) -> TurnRecord:
+        """Store the bot's reply, what the bot learnt about the customer's message
+        (`user_values` on turn `user_turn_id`) and the dialogue state, in one transaction."""
+        now = utcnow()
+        next_seq = (
+            select(func.coalesce(func.max(TurnRecord.seq), 0) + 1)
+            .where(TurnRecord.conversation_id == conversation_id)
+            .scalar_subquery()
+        )
+        values = {
+            "conversation_id": conversation_id,
+            "seq": next_seq,
+            "role": "bot",
+            "text": text,
+            "created_at": now,
+            "passages": [],
+            "model_versions": {},
+            "latency_ms": {},
+            **meta,
+        }
+        try:
+            with self.engine.begin() as conn:
+                if self.engine.dialect.name != "sqlite":
+                    conn.execute(
+                        select(col(Conversation.id))
+                        .where(Conversation.id == conversation_id)
+                        .with_for_update()
+                    ).first()
+                if user_turn_id is not None and user_values:
+                    conn.execute(
+                        update(TurnRecord)
+                        .where(col(TurnRecord.id) == user_turn_id)
+                        .values(**user_values)
+                    )
+                row = conn.execute(
+                    insert(TurnRecord)
+                    .values(**values)
+                    .returning(col(TurnRecord.id), col(TurnRecord.seq))
+                ).one()
+                conn.execute(
+                    update(Conversation)
+                    .where(col(Conversation.id) == conversation_id)
+                    .values(updated_at=now)
+                )
+                if state is not None:
+                    self._upsert_state(conn, conversation_id, state)
+        except IntegrityError as exc:
+            raise StoreError(f"no conversation {conversation_id!r}") from exc
+        values.update(id=row.id, seq=row.seq)
+        return TurnRecord(**values)
+
+    def conversation_turn(self, conversation_id: str, turn_id: int) -> TurnRecord | None:
+        """Turn `turn_id` if it belongs to the conversation (else None: nothing leaks)."""
+        with self.session() as s:
+            turn = s.get(TurnRecord, turn_id)
+            return turn if turn is not None and turn.conversation_id == conversation_id else None
+
+    def conversation_for_customer(self, customer_id: str, *, channel: str) -> Conversation | None:
+        """The customer's newest conversation on `channel` (e.g. a Rasa REST sender)."""
+        with self.session() as s:
+            return s.exec(
+                select(Conversation)
+                .where(Conversation.customer_id == customer_id, Conversation.channel == channel)
+                .order_by(col(Conversation.created_at).desc())
+            ).first()
 
     # -- labels and agents ---------------------------------------------------------------
 

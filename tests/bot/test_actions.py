@@ -1,0 +1,77 @@
+"""The rasa-sdk webhook client against a real action server on loopback."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from deskbot.bot.actions import (
+    ActionNotFound,
+    ActionRejected,
+    RasaActionClient,
+    domain_for,
+    tracker_for,
+)
+from deskbot.bot.errors import ComponentUnavailable
+from deskbot.bot.types import IntentPrediction, Turn
+from tests.bot.action_server import action_server, free_port
+
+__all__ = ["action_server"]
+
+SLOTS = ["amount", "email", "order_number"]
+
+
+def _call(url: str, action: str, **kw: object) -> object:
+    client = RasaActionClient(url, **kw)  # type: ignore[arg-type]
+    try:
+        tracker = tracker_for(
+            "conv-1",
+            slots={"order_number": "NW123456"},
+            text="where is my card NW123456",
+            prediction=IntentPrediction("card_arrival", 0.9, (("card_arrival", 0.9),)),
+            history=[Turn("user", "hi"), Turn("bot", "Hello!")],
+            slot_names=SLOTS,
+        )
+        return client.run(action, tracker, domain_for(["card_arrival"], [action], SLOTS))
+    finally:
+        client.close()
+
+
+def test_demo_action_runs_and_returns_events_and_responses(action_server: str) -> None:
+    result = _call(action_server, "action_card_order_status")
+    assert result.texts == [  # type: ignore[attr-defined]
+        "Card order NW123456 is dispatched on 18 November by Royal Mail, tracking RM482913GB."
+    ]
+    result = _call(action_server, "action_report_compromised_card")
+    assert result.followups() == ["action_handoff"]  # type: ignore[attr-defined]
+    assert {"event": "slot", "name": "card_frozen", "value": True}.items() <= result.events[
+        0
+    ].items()  # type: ignore[attr-defined]
+
+
+def test_the_server_sees_the_tracker_and_domain_deskbot_sends(action_server: str) -> None:
+    result = _call(action_server, "action_echo_tracker", token="s3cret")
+    text = result.texts[0]  # type: ignore[attr-defined]
+    assert "sender=conv-1" in text and "intent=card_arrival" in text
+    assert "order=NW123456" in text and "text=where is my card NW123456" in text
+    assert "events=2" in text and "domain_actions=1" in text
+    assert result.buttons == [{"title": "Yes", "payload": "/affirm"}]  # type: ignore[attr-defined]
+
+
+def test_rejection_is_400_and_unknown_action_is_404(action_server: str) -> None:
+    with pytest.raises(ActionRejected, match="not today"):
+        _call(action_server, "action_rejects")
+    with pytest.raises(ActionNotFound, match="action_nope"):
+        _call(action_server, "action_nope")
+
+
+def test_crash_timeout_and_refused_connection_are_unavailable(action_server: str) -> None:
+    with pytest.raises(ComponentUnavailable, match="HTTP 500"):
+        _call(action_server, "action_crashes")
+    started = time.perf_counter()
+    with pytest.raises(ComponentUnavailable, match="within 0.5s"):
+        _call(action_server, "action_stalls", timeout_s=0.5)
+    assert time.perf_counter() - started < 2.5
+    with pytest.raises(ComponentUnavailable, match="unreachable"):
+        _call(f"http://127.0.0.1:{free_port()}/webhook", "action_freeze_card")
