@@ -19,11 +19,11 @@ Example:
 from __future__ import annotations
 
 import logging
-from importlib import metadata
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any, Protocol
 
 import httpx
