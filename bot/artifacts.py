@@ -161,3 +161,41 @@ class ModelRegistry:
         except FileNotFoundError:
             return []
         return [json.loads(line) for line in lines if line.strip()]
+
+    def rollback_target(self) -> str | None:
+        """The version that was live before the current one was promoted (None if none).
+
+        Rollbacks undo promotions like a stack: promote A, B, C then roll back twice
+        and A is live again (a second rollback does not bounce back to C).
+        """
+        stack: list[str] = []
+        for entry in self.history():
+            live = entry.get("live")
+            if not isinstance(live, str):
+                continue
+            if str(entry.get("reason", "")).startswith("rollback"):
+                while stack and stack[-1] != live:
+                    stack.pop()
+                if not stack:
+                    stack.append(live)
+            else:
+                stack.append(live)
+        current = self.live_version()
+        while stack and stack[-1] != current:
+            stack.pop()
+        return stack[-2] if len(stack) >= 2 else None
+
+    def rollback(self, to: str | None = None) -> str:
+        """Make `to` (default: the version live before the current one) live again.
+
+        Raises:
+            ArtifactError: there is nothing to roll back to, or `to` is no version.
+        """
+        target = to or self.rollback_target()
+        if target is None:
+            raise ArtifactError(
+                f"{self.root}: no earlier live version to roll back to; name one with --to "
+                "(see `deskbot models list`)"
+            )
+        self.set_live(target, reason=f"rollback from {self.live_version()}")
+        return target

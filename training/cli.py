@@ -22,6 +22,9 @@ eval_app = typer.Typer(help="Evaluate models.", no_args_is_help=True)
 def register(app: typer.Typer) -> None:
     app.add_typer(train_app, name="train")
     app.add_typer(eval_app, name="eval")
+    from deskbot.training import registry_cli
+
+    registry_cli.register(app)  # `deskbot retrain`, `deskbot models ...`
 
 
 @train_app.command("intents")

@@ -1,0 +1,228 @@
+"""`deskbot retrain` and `deskbot models list|show|promote|rollback`."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from deskbot.bot.artifacts import ModelRegistry, read_manifest
+from deskbot.bot.cli import DEFAULT_CONFIG, fail, load
+from deskbot.bot.errors import DeskbotError
+from deskbot.knowledge.errors import KnowledgeError
+
+models_app = typer.Typer(help="Model versions and the live pointer.", no_args_is_help=True)
+
+ConfigOpt = Annotated[
+    Path, typer.Option("--config", "-c", envvar="DESKBOT_CONFIG", help="The bot's config.")
+]
+RETRAIN_SETTINGS = "retrain.yaml"
+
+
+def _registry(config: Path) -> ModelRegistry:
+    return ModelRegistry(load(config).intents.registry)
+
+
+def _runs_by_version(registry: ModelRegistry) -> dict[str, dict[str, Any]]:
+    from deskbot.training.retrain import WORK_DIR
+
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        lines = (registry.root / WORK_DIR / "runs.jsonl").read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return out
+    for line in lines:
+        if line.strip():
+            run = json.loads(line)
+            if run.get("candidate") and run.get("decision") == "promoted":
+                out[run["candidate"]] = run
+    return out
+
+
+@models_app.command("list")
+def models_list(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Every model version: when it was made, its figures, its data hashes; * marks LIVE."""
+    registry = _registry(config)
+    live = registry.live_version()
+    runs = _runs_by_version(registry)
+    rows: list[dict[str, Any]] = []
+    for version in registry.versions():
+        try:
+            m = read_manifest(registry.versions_dir / version)
+        except DeskbotError as exc:
+            rows.append({"version": version, "live": version == live, "error": str(exc)})
+            continue
+        test = runs.get(version, {}).get("metrics", {}).get("candidate", {})
+        rows.append(
+            {
+                "version": version,
+                "live": version == live,
+                "created": datetime.fromtimestamp(m.created_at, UTC).strftime("%Y-%m-%d %H:%M"),
+                "labels": len(m.labels),
+                "valid_accuracy": m.metrics.get("valid_accuracy"),
+                "heldout_accuracy": test.get("accuracy"),
+                "data": m.data,
+                "from": m.base_model,
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    if not rows:
+        typer.echo("no model versions yet: `deskbot train intents --promote`")
+    for r in rows:
+        if "error" in r:
+            typer.echo(f"  {r['version']}  BROKEN: {r['error']}")
+            continue
+        line = f"{'*' if r['live'] else ' '} {r['version']}  {r['created']}  {r['labels']} intents"
+        line += f"  valid {r['valid_accuracy']:.4f}" if r["valid_accuracy"] is not None else ""
+        heldout = r["heldout_accuracy"]
+        line += f"  held-out {heldout:.4f}" if isinstance(heldout, float) else ""
+        data = ", ".join(f"{k}={str(v)[:12]}" for k, v in sorted(r["data"].items()))
+        typer.echo(f"{line}  data {data}")
+
+
+@models_app.command("show")
+def models_show(
+    version: Annotated[
+        str | None, typer.Argument(help="A version (default: the live one).")
+    ] = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """Print a version's manifest (labels, calibration, metrics, data hashes, training)."""
+    registry = _registry(config)
+    try:
+        version = version or registry.live_version()
+        if version is None:
+            raise fail(f"{registry.root}: no live model; name a version")
+        m = read_manifest(registry.version_dir(version))
+    except DeskbotError as exc:
+        raise fail(str(exc)) from None
+    data = json.loads(m.to_json())
+    data["live"] = version == registry.live_version()
+    run = _runs_by_version(registry).get(version)
+    if run:
+        data["retrain_report"] = run.get("report_dir")
+        data["heldout"] = run.get("metrics", {}).get("candidate")
+    typer.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+@models_app.command("promote")
+def models_promote(
+    version: Annotated[str, typer.Argument(help="The version to make live.")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """Make VERSION live (atomically; running servers pick it up without a restart)."""
+    registry = _registry(config)
+    try:
+        previous = registry.live_version()
+        registry.set_live(version, reason="promote (manual)")
+    except DeskbotError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"{version} is live (was {previous})")
+
+
+@models_app.command("rollback")
+def models_rollback(
+    to: Annotated[
+        str | None, typer.Option("--to", help="A version (default: the previous live one).")
+    ] = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """Make the previously live version (or --to VERSION) live again."""
+    registry = _registry(config)
+    try:
+        previous = registry.live_version()
+        target = registry.rollback(to)
+    except DeskbotError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"{target} is live again (was {previous})")
+
+
+def retrain(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    since: Annotated[
+        datetime | None,
+        typer.Option(help="Only labels and feedback from this time on (UTC, e.g. 2026-11-01)."),
+    ] = None,
+    settings_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--settings",
+            help=f"Retrain settings YAML (default: {RETRAIN_SETTINGS} beside the config, if any).",
+        ),
+    ] = None,
+    reports: Annotated[
+        Path | None,
+        typer.Option("--reports", help="Where run reports go (default: var/reports/retrain)."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the outcome as one JSON object.")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar while training.")] = False,
+) -> None:
+    """Learn from the logs: export, fine-tune from the live model, gate, promote, report.
+
+    Exits 0 whether the candidate was promoted or rejected (see the report), 2 on an
+    error, 3 when another run holds the lock.
+    """
+    from deskbot.bot.app import build_store
+    from deskbot.training.data import load_intents
+    from deskbot.training.faq_proposals import FaqLoop
+    from deskbot.training.retrain import RetrainBusy, RetrainJob, RetrainSettings
+
+    cfg = load(config)
+    if cfg.intents.train_data is None or cfg.intents.test_data is None:
+        raise fail("retrain needs intents.train_data and intents.test_data (the held-out set)")
+    try:
+        path = settings_file or (cfg.root / RETRAIN_SETTINGS)
+        settings = RetrainSettings.from_file(path) if path.is_file() else RetrainSettings()
+        if settings_file is not None and not settings_file.is_file():
+            raise fail(f"{settings_file}: no such settings file")
+        store = build_store(cfg)
+        job = RetrainJob(
+            store=store,
+            registry=ModelRegistry(cfg.intents.registry),
+            base_data=load_intents(cfg.intents.train_data),
+            heldout=load_intents(cfg.intents.test_data),
+            settings=settings,
+            base_training=dict(cfg.training),
+            reports_dir=reports or (cfg.root / "var" / "reports" / "retrain"),
+            progress=progress,
+        )
+        started = time.perf_counter()
+        outcome = job.run(
+            since=since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
+        )
+        faq = FaqLoop.from_config(cfg).run(store)
+    except RetrainBusy as exc:
+        raise fail(str(exc), code=3) from None
+    except (DeskbotError, KnowledgeError) as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps({**outcome.to_dict(), "faq": faq}, default=str))
+        return
+    typer.echo(
+        f"run {outcome.run_id}: {outcome.decision}{' (repeat of an earlier run)' if outcome.repeated else ''}"
+        f"; live {outcome.live_before} -> {outcome.live_after} ({time.perf_counter() - started:.0f} s)"
+    )
+    for reason in outcome.reasons:
+        typer.echo(f"  {reason}")
+    if outcome.report_dir:
+        typer.echo(f"report: {outcome.report_dir / 'report.html'}")
+    typer.echo(
+        f"FAQ: {faq['proposed']} new proposals for review in {faq['proposals_file']}, "
+        f"{faq['ingested']} approved entries ingested"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(models_app, name="models")
+    app.command("retrain")(retrain)
