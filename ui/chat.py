@@ -31,12 +31,17 @@ logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = 2_000
 POLL_SECONDS = 2.0
+# Gradio runs one call of an event at a time unless told otherwise: without these, one
+# customer's slow reply would hold up every other customer's.
+REPLY_CONCURRENCY = 16
 STORAGE_KEY = "deskbot-session"
 THINKING = "…"
 
 CHAT_CSS = """
 .gradio-container { max-width: 720px !important; margin: 0 auto !important; }
 #deskbot-chat { min-height: 280px; }
+/* "Clear" would only empty this page's copy of the conversation: hide it. */
+#deskbot-chat button[aria-label="Clear"] { display: none !important; }
 @media (max-width: 480px) {
   .gradio-container { padding: 4px !important; }
   #deskbot-input-row { flex-wrap: nowrap !important; }
@@ -255,11 +260,14 @@ def build_chat(bot: Bot) -> gr.Blocks:
         chat, status, sig = render(conv_id)
         return chat, status.text, gr.Timer(active=True), token, sig
 
-    def on_like(token: str | None, data: gr.LikeData) -> None:
+    def on_like(token: str | None, data: gr.LikeData) -> tuple[Any, ...]:
         conv = svc.conversation(token)
         if conv is None or not isinstance(data.index, int) or data.liked not in (True, False):
-            return
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         svc.feedback(conv.id, data.index, bool(data.liked))
+        # Repeated thumbs-down can hand the conversation to a person: show it.
+        chat, status, sig = render(conv.id)
+        return chat, status.text, gr.Timer(active=status.poll), sig
 
     def poll(token: str | None, seen: str) -> tuple[Any, ...]:
         conv = svc.conversation(token)
@@ -307,11 +315,35 @@ def build_chat(bot: Bot) -> gr.Blocks:
 
         reply_outputs = [chatbot, status, timer, token, box, seen]
         for trigger in (box.submit, send.click):
-            trigger(respond, [box, token], reply_outputs, api_visibility="private")
-        chatbot.option_select(on_option, [token], reply_outputs, api_visibility="private")
-        chatbot.like(on_like, [token], None, api_visibility="private")
+            trigger(
+                respond,
+                [box, token],
+                reply_outputs,
+                api_visibility="private",
+                concurrency_limit=REPLY_CONCURRENCY,
+                concurrency_id="reply",
+            )
+        chatbot.option_select(
+            on_option,
+            [token],
+            reply_outputs,
+            api_visibility="private",
+            concurrency_limit=REPLY_CONCURRENCY,
+            concurrency_id="reply",
+        )
+        chatbot.like(
+            on_like,
+            [token],
+            [chatbot, status, timer, seen],
+            api_visibility="private",
+            concurrency_limit=None,
+        )
         person.click(
-            talk_to_person, [token], [chatbot, status, timer, token, seen], api_visibility="private"
+            talk_to_person,
+            [token],
+            [chatbot, status, timer, token, seen],
+            api_visibility="private",
+            concurrency_limit=None,
         )
         timer.tick(
             poll,
@@ -319,6 +351,13 @@ def build_chat(bot: Bot) -> gr.Blocks:
             [chatbot, status, timer, seen],
             show_progress="hidden",
             api_visibility="private",
+            concurrency_limit=None,
         )
-        demo.load(on_load, [token], [chatbot, status, timer, token, seen], api_visibility="private")
+        demo.load(
+            on_load,
+            [token],
+            [chatbot, status, timer, token, seen],
+            api_visibility="private",
+            concurrency_limit=None,
+        )
     return demo

@@ -25,6 +25,8 @@ from deskbot.ui.render import md_text, turn_choice
 logger = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 3.0
+# The chat component's "Clear" only empties the browser's copy of a transcript; hide it.
+CONSOLE_CSS = '#console-transcript button[aria-label="Clear"] { display: none !important; }\n'
 DASHBOARD_DAYS = 14
 QUEUE_HEADERS = ["#", "status", "reason", "waiting", "predicted intent", "agent", "last message"]
 REVIEW_HEADERS = ["turn", "confidence", "intent", "customer wrote", "bot answered"]
@@ -72,7 +74,7 @@ def build_console(bot: Bot, signer: SessionSigner) -> gr.Blocks:
         agent = me(request)
         table, pick, qsig = queue_update(None)
         who = md_text(agent.display_name)
-        header = f"Signed in as **{who}** ({md_text(agent.role)}) · [Log out](logout)"
+        header = f"Signed in as **{who}** ({md_text(agent.role)})"
         return header, table, pick, qsig
 
     def pick_conversation(handoff_id: int | None, request: gr.Request) -> tuple[Any, ...]:
@@ -192,9 +194,13 @@ def build_console(bot: Bot, signer: SessionSigner) -> gr.Blocks:
             figs.top_intents,
         )
 
-    private: dict[str, Any] = {"api_visibility": "private"}
+    # Agents' actions are short database calls; let them run side by side.
+    private: dict[str, Any] = {"api_visibility": "private", "concurrency_limit": None}
     with gr.Blocks(title=f"{bot.config.name}: agent console") as console:
-        header = gr.Markdown("", elem_id="console-header")
+        with gr.Row(equal_height=True):
+            header = gr.Markdown("", elem_id="console-header")
+            # A fixed link (nothing dynamic in it); Markdown links would open a new tab.
+            gr.HTML('<a href="logout" target="_self" id="console-logout">Log out</a>')
         qseen, tseen = gr.State(""), gr.State("")
         with gr.Tabs():
             with gr.Tab("Queue", id="queue"):
@@ -202,6 +208,7 @@ def build_console(bot: Bot, signer: SessionSigner) -> gr.Blocks:
                     headers=QUEUE_HEADERS,
                     datatype=["number", "str", "str", "str", "str", "str", "str"],
                     interactive=False,
+                    column_widths=["6%", "10%", "15%", "9%", "15%", "9%", "36%"],
                     label="Handoff queue",
                     elem_id="console-queue",
                     wrap=True,
@@ -215,6 +222,7 @@ def build_console(bot: Bot, signer: SessionSigner) -> gr.Blocks:
                 transcript = gr.Chatbot(
                     label="Transcript (intents, confidences, retrieved passages)",
                     height=420,
+                    group_consecutive_messages=False,
                     sanitize_html=True,
                     allow_tags=False,
                     latex_delimiters=[],
@@ -256,14 +264,18 @@ def build_console(bot: Bot, signer: SessionSigner) -> gr.Blocks:
                 refresh_dash = gr.Button("Refresh", size="sm")
                 headline = gr.Markdown("", elem_id="dashboard-headline")
                 with gr.Row():
-                    plot_days = gr.Plot(label="Messages per day", format="png")
-                    plot_rates = gr.Plot(label="Automation and fallback", format="png")
+                    plot_days = gr.Plot(label="Messages per day", format="png", show_label=False)
+                    plot_rates = gr.Plot(
+                        label="Automation and fallback", format="png", show_label=False
+                    )
                 with gr.Row():
-                    plot_reasons = gr.Plot(label="Handoff reasons", format="png")
-                    plot_intents = gr.Plot(label="Top intents", format="png")
+                    plot_reasons = gr.Plot(label="Handoff reasons", format="png", show_label=False)
+                    plot_intents = gr.Plot(label="Top intents", format="png", show_label=False)
         with gr.Accordion("Label a bot turn", open=True, elem_id="console-label"):
             with gr.Row():
-                label_turn = gr.Dropdown(label="Bot turn", choices=[], scale=2)
+                label_turn = gr.Dropdown(
+                    label="Bot turn", choices=[], scale=2, filterable=True, elem_id="label-turn"
+                )
                 label_intent = gr.Dropdown(
                     label="Correct intent (type to search)",
                     choices=svc.intents(),
@@ -277,7 +289,9 @@ def build_console(bot: Bot, signer: SessionSigner) -> gr.Blocks:
                 )
             with gr.Row():
                 wrong = gr.Checkbox(label="The answer was wrong", scale=1)
-                right = gr.Textbox(label="The right answer", lines=2, scale=4)
+                right = gr.Textbox(
+                    label="The right answer", lines=2, scale=4, elem_id="label-answer"
+                )
             save_label = gr.Button("Save label", variant="primary")
             label_notice = gr.Markdown("", elem_id="label-notice")
         timer = gr.Timer(REFRESH_SECONDS)

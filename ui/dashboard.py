@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 FALLBACK_KINDS = ("fallback", "clarify")
 
@@ -59,6 +60,7 @@ def _barh(title: str, data: dict[str, int], color: str) -> Figure:
         ax.text(0.5, 0.5, "no data yet", ha="center", va="center", transform=ax.transAxes)
     ax.set_title(title, fontsize=10)
     ax.tick_params(labelsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return fig
 
 
@@ -86,13 +88,14 @@ def build_figures(
     ax.set_title("Customer messages per day", fontsize=10)
     ax.tick_params(axis="x", labelrotation=60, labelsize=7)
     ax.tick_params(axis="y", labelsize=8)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     turns_fig = fig
 
     fig, ax = _figure()
     labels = ["automation", "fallback"]
     values = [(r["automation"] or 0.0) * 100, (r["fallback"] or 0.0) * 100]
     ax.bar(labels, values, color=["#54a24b", "#e45756"])
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 110)
     ax.set_ylabel("%", fontsize=8)
     ax.set_title("Automation rate (no human) and fallback rate", fontsize=10)
     for i, v in enumerate(values):

@@ -22,7 +22,7 @@ from deskbot.bot.app import Bot, build_bot
 from deskbot.bot.config import BotConfig
 from deskbot.ui.auth import COOKIE_NAME, SessionSigner, secret_key
 from deskbot.ui.chat import CHAT_CSS, build_chat
-from deskbot.ui.console import build_console
+from deskbot.ui.console import CONSOLE_CSS, build_console
 from deskbot.ui.login import ConsoleGate, add_login_routes
 
 CONSOLE_PATH = "/agent"
@@ -96,6 +96,7 @@ def mount_ui(api: FastAPI, bot: Bot, *, signer: SessionSigner | None = None) -> 
         path=CONSOLE_PATH,
         auth_dependency=console_user,
         ssr_mode=False,
+        css=CONSOLE_CSS,
         footer_links=[],
         pwa=False,
         theme=theme(),

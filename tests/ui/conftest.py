@@ -1,0 +1,107 @@
+"""The real app on a loopback port, and Debian's Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deskbot.bot.app import Bot
+
+CHROMIUM = os.environ.get("DESKBOT_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+AGENT = ("alice", "correct-horse-battery", "Alice Martin")
+
+
+@dataclass
+class LiveApp:
+    """The running app: its base URL and the bot object behind it (same store)."""
+
+    url: str
+    bot: Bot
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def live_app(bot_project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveApp]:
+    """`deskbot serve` of the test project (real model, real index, SQLite) on a free port."""
+    import uvicorn
+
+    from deskbot.bot.api import create_api
+    from deskbot.bot.app import build_bot
+    from deskbot.bot.config import load_config
+    from deskbot.ui.auth import create_agent
+    from deskbot.ui.server import mount_ui
+
+    monkeypatch.setenv("DESKBOT_SECRET_KEY", "test-secret-" + "x" * 32)
+    bot = build_bot(load_config(bot_project))
+    bot.warm_up()
+    create_agent(bot.store, AGENT[0], AGENT[1], display_name=AGENT[2])
+    app = mount_ui(create_api(bot), bot)
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the app did not start")
+        time.sleep(0.05)
+    yield LiveApp(f"http://127.0.0.1:{port}", bot)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium (never a downloaded one), headless."""
+    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).is_file():
+        message = (
+            f"{CHROMIUM} is missing: run tests/ui/ensure_chromium.sh "
+            "(apt-get install chromium chromium-driver)"
+        )
+        if os.environ.get("DESKBOT_REQUIRE_BROWSER"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def new_page(chromium: Any) -> Iterator[Any]:
+    """Open pages in fresh browser contexts (each one a separate browser profile)."""
+    contexts: list[Any] = []
+
+    def make(width: int = 1280, height: int = 900) -> Any:
+        ctx = chromium.new_context(viewport={"width": width, "height": height})
+        ctx.set_default_timeout(15_000)
+        contexts.append(ctx)
+        page = ctx.new_page()
+        page.on("dialog", lambda d: d.dismiss())
+        return page
+
+    yield make
+    for ctx in contexts:
+        ctx.close()
