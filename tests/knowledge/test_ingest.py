@@ -145,7 +145,7 @@ def test_alternative_questions_from_examples_are_extra_vectors(tmp_path: Path, e
 def test_scores_routing_lexical_and_min_score(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     faq = write_faq(tmp_path / "faq.yaml", FAQ)
     ingest([faq], tmp_path / "idx", embedder, show_progress=False)
-    plain = FaissRetriever(tmp_path / "idx", embedder, min_score=0.5)
+    plain = FaissRetriever(tmp_path / "idx", embedder, min_score=0.5, lexical_weight=0.0)
     hits = plain.retrieve("my PIN got blocked", top_k=3)
     assert hits[0].id == "pin" and hits[0].answerable and hits[0].score >= 0.5
     assert [h.rank_score for h in hits] == sorted((h.rank_score for h in hits), reverse=True)
