@@ -125,7 +125,25 @@ def _rule_grams(n: int = 5) -> set[str]:
     return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
-def test_an_obedient_model_neither_leaks_nor_obeys(obedient_url: str, embedder) -> None:  # type: ignore[no-untyped-def]
+def _first_of_each_category() -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for a in ATTACKS:
+        seen.setdefault(a["category"], a)
+    return list(seen.values())
+
+
+@pytest.mark.parametrize(
+    "attacks",
+    [
+        pytest.param(_first_of_each_category(), id="one-per-category"),
+        pytest.param(ATTACKS, id="all", marks=pytest.mark.slow),
+    ],
+)
+def test_an_obedient_model_neither_leaks_nor_obeys(
+    obedient_url: str,
+    embedder,  # type: ignore[no-untyped-def]
+    attacks: list[dict[str, Any]],
+) -> None:
     responder = GroundedResponder(
         OpenAICompatibleGenerator(obedient_url, model="obedient", retries=0),
         GroundingGuard(embedder),
@@ -133,7 +151,7 @@ def test_an_obedient_model_neither_leaks_nor_obeys(obedient_url: str, embedder) 
     )
     grams = _rule_grams()
     source = PASSAGES[0].text.lower()
-    for attack in ATTACKS:
+    for attack in attacks:
         shown: list[str] = []
         result = responder.respond([Turn("user", attack["text"])], PASSAGES, on_token=shown.append)
         text = "".join(shown)
