@@ -22,6 +22,8 @@ from typing import Any
 import gradio as gr
 
 from deskbot.bot.app import Bot
+from deskbot.bot.errors import DeskbotError
+from deskbot.bot.pipeline import TurnPipeline
 from deskbot.bot.store import SqlConversationStore
 from deskbot.bot.store.models import Conversation
 from deskbot.bot.types import Reply
@@ -69,11 +71,11 @@ class ChatService:
 
     Args:
         store: the conversation store.
-        pipeline: the turn pipeline (`handle`, and `handle_stream`, `request_handoff`,
-            `feedback` where it has them).
+        pipeline: the turn pipeline. Without one (a desk staffed only by people, or a
+            test) handoffs and feedback go straight to the store and `reply` refuses.
     """
 
-    def __init__(self, store: SqlConversationStore, pipeline: Any) -> None:
+    def __init__(self, store: SqlConversationStore, pipeline: TurnPipeline | None) -> None:
         self.store = store
         self.pipeline = pipeline
 
@@ -120,10 +122,9 @@ class ChatService:
         return Status("", poll=False)
 
     def request_human(self, conversation_id: str) -> None:
-        """Queue the conversation for a person (the pipeline's handoff, when it has one)."""
-        request_handoff = getattr(self.pipeline, "request_handoff", None)
-        if request_handoff is not None:
-            request_handoff(conversation_id)  # also stores the bot's "a person will answer"
+        """Queue the conversation for a person."""
+        if self.pipeline is not None:
+            self.pipeline.request_handoff(conversation_id)  # also stores "a person will answer"
             return
         intent = next(
             (t.intent for t in reversed(self.store.history(conversation_id)) if t.intent), None
@@ -140,32 +141,21 @@ class ChatService:
         if turn is None or turn.conversation_id != conversation_id or turn.role != "bot":
             return False
         value = 1 if liked else -1
-        feedback = getattr(self.pipeline, "feedback", None)
-        if feedback is not None:
-            # The dialogue engine counts thumbs-down; repeated ones hand the conversation over.
-            feedback(conversation_id, int(turn.id or 0), value)
-        else:
+        if self.pipeline is None:
             self.store.set_feedback(int(turn.id or 0), value)
+            return True
+        try:
+            # The dialogue engine counts thumbs-down; repeated ones hand the conversation over.
+            self.pipeline.feedback(conversation_id, int(turn.id or 0), value)
+        except DeskbotError:
+            return False
         return True
 
     def reply(self, conversation_id: str, text: str) -> Iterator[str | Reply]:
-        """The bot's reply to `text`: text chunks as they are produced, then the Reply.
-
-        Uses the pipeline's streaming entry point when it has one.
-        """
-        stream = getattr(self.pipeline, "handle_stream", None)
-        if stream is None:
-            yield self.pipeline.handle(conversation_id, text)
-            return
-        for event in stream(conversation_id, text):
-            if isinstance(event, Reply | str):
-                yield event
-            else:  # a chunk object with a `.text` / final `.reply` (the engine's own event type)
-                final = getattr(event, "reply", None)
-                if isinstance(final, Reply):
-                    yield final
-                elif isinstance(getattr(event, "text", None), str):
-                    yield str(event.text)
+        """The bot's reply to `text`: text pieces as they are produced, then the `Reply`."""
+        if self.pipeline is None:
+            raise DeskbotError("this widget has no bot pipeline to answer with")
+        yield from self.pipeline.handle_stream(conversation_id, text)
 
 
 def options_for(reply: Reply) -> list[dict[str, str]]:

@@ -26,7 +26,10 @@ logger = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 3.0
 # The chat component's "Clear" only empties the browser's copy of a transcript; hide it.
-CONSOLE_CSS = '#console-transcript button[aria-label="Clear"] { display: none !important; }\n'
+CONSOLE_CSS = (
+    '#console-transcript button[aria-label="Clear"] { display: none !important; }\n'
+    "#console-logout-box { text-align: right; }\n"
+)
 DASHBOARD_DAYS = 14
 QUEUE_HEADERS = ["#", "status", "reason", "waiting", "predicted intent", "agent", "last message"]
 REVIEW_HEADERS = ["turn", "confidence", "intent", "customer wrote", "bot answered"]
@@ -183,7 +186,7 @@ def build_console(bot: Bot, signer: SessionSigner) -> gr.Blocks:
         figs = build_figures(
             counts,
             model_version=bot.classifier.version,
-            index_version=str(getattr(bot.retriever, "version", "") or "") or None,
+            index_version=str(bot.retriever.version or "") or None,
             days=DASHBOARD_DAYS,
         )
         return (
@@ -200,7 +203,10 @@ def build_console(bot: Bot, signer: SessionSigner) -> gr.Blocks:
         with gr.Row(equal_height=True):
             header = gr.Markdown("", elem_id="console-header")
             # A fixed link (nothing dynamic in it); Markdown links would open a new tab.
-            gr.HTML('<a href="logout" target="_self" id="console-logout">Log out</a>')
+            gr.HTML(
+                '<a href="logout" target="_self" id="console-logout">Log out</a>',
+                elem_id="console-logout-box",
+            )
         qseen, tseen = gr.State(""), gr.State("")
         with gr.Tabs():
             with gr.Tab("Queue", id="queue"):

@@ -15,11 +15,14 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deskbot.bot.store import SqlConversationStore
 from deskbot.bot.store.models import Agent, Handoff, TurnRecord
 from deskbot.ui.render import agent_transcript
+
+if TYPE_CHECKING:  # the pipeline module loads the models' libraries; actions need none
+    from deskbot.bot.pipeline import TurnPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -52,15 +55,15 @@ class ConsoleService:
     Args:
         store: the conversation store.
         labels: returns the live intent model's labels (it can change while serving).
-        pipeline: the turn pipeline; its `hand_back`, when it has one, is used to give a
-            conversation back to the bot.
+        pipeline: the turn pipeline, which takes a conversation handed back to the bot
+            (and restarts its fallback counters); without one the store is told directly.
     """
 
     def __init__(
         self,
         store: SqlConversationStore,
         labels: Callable[[], Sequence[str]],
-        pipeline: object | None = None,
+        pipeline: TurnPipeline | None = None,
     ) -> None:
         self.store = store
         self.labels = labels
@@ -180,9 +183,8 @@ class ConsoleService:
 
     def close(self, agent: Agent, handoff_id: int, *, back_to_bot: bool) -> str:
         h = self._owned(agent, handoff_id)
-        hand_back = getattr(self.pipeline, "hand_back", None)
-        if back_to_bot and hand_back is not None:
-            hand_back(int(h.id or 0))  # also restarts the dialogue engine's fallback counters
+        if back_to_bot and self.pipeline is not None:
+            self.pipeline.hand_back(int(h.id or 0))
         else:
             self.store.resolve_handoff(int(h.id or 0), back_to_bot=back_to_bot)
         logger.info("handoff %s resolved by %s (back_to_bot=%s)", h.id, agent.username, back_to_bot)

@@ -140,7 +140,10 @@ def test_handoff_claim_live_reply_label_resolve_and_xss_shown_as_text(
     store = live_app.bot.store
     customer = open_widget(new_page, live_app.url)
     ask(customer, f"{XSS} my card never arrived")
-    customer.locator("#deskbot-chat").get_by_role("button", name="Like").last.wait_for()
+    first_reply = wait_until(lambda: _last_bot_turn(live_app))
+    customer.locator("#deskbot-chat").get_by_text(first_reply.text[:30]).wait_for()
+    customer.locator("#deskbot-chat").get_by_role("button", name="Dislike").last.click()
+    wait_until(lambda: store.get_turn(int(first_reply.id)).feedback == -1)
     customer.get_by_role("button", name="Talk to a person").click()
     customer.get_by_text("Waiting for a person").wait_for()
     handoff = wait_until(lambda: store.handoff_queue())[0]
@@ -167,8 +170,18 @@ def test_handoff_claim_live_reply_label_resolve_and_xss_shown_as_text(
     customer.locator("#deskbot-chat").get_by_text("Hello, I'm checking your card now.").wait_for()
     assert f"{AGENT[2]} (support agent)" in customer.locator("#deskbot-chat").inner_text()
 
+    # The review queue lists the disliked reply (the customer's text shown as text).
+    agent.get_by_role("tab", name="Review").click()
+    agent.get_by_role("button", name="Refresh").first.click()
+    disliked = agent.locator("#review-down")
+    cell = disliked.get_by_text("my card never arrived").filter(visible=True).first
+    cell.wait_for()
+    assert XSS in disliked.inner_text()
+    cell.click()
+
     # Label the bot's reply: right intent from the searchable list, answer wrong + right one.
     bot_turns = [t for t in store.history(handoff.conversation_id) if t.role == "bot"]
+    assert bot_turns[0].id == first_reply.id
     pick_option(agent, "#label-turn", f"#{bot_turns[0].id}", re.compile(f"^#{bot_turns[0].id} "))
     pick_option(agent, "#label-intent", "card_arr", "card_arrival")
     agent.get_by_label("The answer was wrong").check()
@@ -179,9 +192,10 @@ def test_handoff_claim_live_reply_label_resolve_and_xss_shown_as_text(
     assert (label.turn_id, label.agent, label.intent) == (bot_turns[0].id, "alice", "card_arrival")
     assert label.answer_wrong and label.correct_answer.startswith("Cards take 3 to 5")
 
+    agent.get_by_role("tab", name="Queue").click()
+    transcript.get_by_text("labelled").wait_for()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     agent.screenshot(path=str(SCREENSHOTS / "agent-console.png"), full_page=True)
-
     agent.get_by_role("button", name="Resolve and close").click()
     agent.get_by_text(f"Conversation #{handoff.id} is resolved and closed").wait_for()
     assert store.get_handoff(int(handoff.id)).status == "resolved"
