@@ -14,8 +14,9 @@ from pathlib import Path
 from deskbot.bot.actions import RasaActionClient
 from deskbot.bot.batching import BatchingEmbedder, BatchingIntentClassifier
 from deskbot.bot.config import BotConfig
-from deskbot.bot.intents import IntentClassifier, TransformerIntentClassifier
+from deskbot.bot.intents import IntentClassifier
 from deskbot.bot.metrics import BotMetrics
+from deskbot.bot.model_watch import ReloadingIntentClassifier
 from deskbot.bot.pipeline import PipelineSettings, Responder, TurnPipeline
 from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
 from deskbot.knowledge.embedder import Embedder, SentenceTransformerEmbedder
@@ -99,12 +100,14 @@ def build_bot(
     Args:
         config: the bot's configuration.
         store: an existing store (default: one on `config.database.url`, migrated).
-        responder: composes FAQ replies (the grounded generator); None answers with
-            the best FAQ passage verbatim.
+        responder: composes FAQ replies; None builds the grounded generator of the
+            `generator` section, or, for backend "none", answers with the best FAQ
+            passage verbatim.
     """
     store = store or build_store(config)
     limits = config.limits
-    base_classifier = TransformerIntentClassifier.from_registry(
+    # Follows the registry's LIVE pointer: a promoted model serves without a restart.
+    base_classifier = ReloadingIntentClassifier(
         config.intents.registry, num_threads=limits.inference_threads
     )
     base_embedder = SentenceTransformerEmbedder(config.knowledge.embedder)
@@ -125,6 +128,15 @@ def build_bot(
         if config.actions.url
         else None
     )
+    if responder is None and config.generator.backend != "none":
+        from deskbot.bot.responder import build_responder
+
+        responder = build_responder(
+            config.generator,
+            embedder=embedder,
+            min_score=config.knowledge.min_score,
+            bot_name=config.name,
+        )
     metrics = BotMetrics()
     pipeline = TurnPipeline(
         store,

@@ -202,7 +202,6 @@ class TurnPipeline:
         self.metrics = metrics
         self.policy = DialoguePolicy(self.settings.policy_settings())
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="deskbot-step")
-        self._known_intents = set(classifier.labels)
 
     # -- public entry points -------------------------------------------------------------
 
@@ -308,7 +307,7 @@ class TurnPipeline:
         prediction: IntentPrediction | None = None
         classify_failed = False
         if smalltalk is None:
-            picked = self.policy.button_intent(state, text, self._known_intents)
+            picked = self.policy.button_intent(state, text, set(self.classifier.labels))
             if picked is not None:
                 prediction = IntentPrediction(picked, 1.0, ((picked, 1.0),))
             else:
@@ -593,7 +592,7 @@ class TurnPipeline:
             slot_names=slot_names,
         )
         domain = domain_for(
-            sorted(self._known_intents),
+            sorted(self.classifier.labels),
             sorted(set(self.settings.intent_actions.values())),
             slot_names,
         )

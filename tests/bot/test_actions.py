@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +80,34 @@ def test_crash_timeout_and_refused_connection_are_unavailable(action_server: str
     assert time.perf_counter() - started < 2.5
     with pytest.raises(ComponentUnavailable, match="unreachable"):
         _call(f"http://127.0.0.1:{free_port()}/webhook", "action_freeze_card")
+
+
+def test_deskbot_actions_serve_runs_the_projects_actions(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from deskbot.bot.cli import app
+
+    project = tmp_path / "bot"
+    assert CliRunner().invoke(app, ["init", str(project)]).exit_code == 0
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "deskbot"), "actions", "serve", "-c", str(project),
+         "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                result = _call(f"http://127.0.0.1:{port}/webhook", "action_freeze_card")
+                break
+            except ComponentUnavailable:
+                time.sleep(0.3)
+        else:
+            pytest.fail("deskbot actions serve did not start")
+        assert result.texts[0].startswith("I've frozen your card")  # type: ignore[attr-defined]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)

@@ -292,3 +292,29 @@ def test_concurrent_turns_are_all_stored_and_batched(bot: Bot) -> None:
     assert bot.store.count_turns(role="user") - before == 12
     batcher = bot.classifier.batcher  # type: ignore[attr-defined]
     assert batcher.items > batcher.batches  # some forward passes served several turns
+
+
+def test_the_grounded_responder_plugs_in_for_faq_answers(bot: Bot) -> None:
+    from deskbot.bot.config import GeneratorConfig
+    from deskbot.bot.responder import build_responder
+
+    # Backend "none": the real GroundedResponder, answering from the FAQ without a model.
+    responder = build_responder(
+        GeneratorConfig(), embedder=bot.retriever.embedder, min_score=0.35, bot_name="Northwind"
+    )
+    pipeline = TurnPipeline(
+        bot.store,
+        bot.classifier,
+        bot.retriever,
+        pipeline_settings(bot.config),
+        responder=responder,
+        actions=bot.actions,
+    )
+    conv = new_conv(bot)
+    *pieces, reply = list(pipeline.handle_stream(conv, "What exchange rates do you use?"))
+    assert isinstance(reply, Reply) and reply.kind == "faq"
+    assert reply.citations == ("exchange-rate",) and "respond" in reply.latency_ms
+    assert "".join(pieces) == reply.text  # type: ignore[arg-type]
+    whole = pipeline.handle(conv, "What exchange rates do you use?")
+    assert whole.text == reply.text
+    pipeline.close()
