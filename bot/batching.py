@@ -184,6 +184,9 @@ class BatchingEmbedder:
             max_batch=max_batch,
             max_wait_ms=max_wait_ms,
         )
+        self._pending: dict[str, list[Future[list[np.ndarray]]]] = {}
+        self._max_pending = 1024
+        self._lock = threading.Lock()
 
     @property
     def model_id(self) -> str:
@@ -198,7 +201,27 @@ class BatchingEmbedder:
         if warm is not None:
             warm()
 
+    def prefetch(self, text: str) -> None:
+        """Start embedding `text` now; the next `embed([text])` takes this result.
+
+        The pipeline calls it when a turn starts, so that the query's embedding is
+        computed while the classifier runs (on the other core) instead of after it.
+        """
+        future = self.batcher.submit([text])
+        with self._lock:
+            if len(self._pending) >= self._max_pending:  # never claimed: forget them
+                self._pending.clear()
+            self._pending.setdefault(text, []).append(future)
+
     def embed(self, texts: list[str]) -> np.ndarray:
+        if len(texts) == 1:
+            with self._lock:
+                waiting = self._pending.get(texts[0])
+                future = waiting.pop() if waiting else None
+                if waiting == []:
+                    del self._pending[texts[0]]
+            if future is not None:
+                return np.ascontiguousarray(np.stack(future.result()), dtype=np.float32)
         rows = self.batcher(texts)
         if not rows:
             return np.zeros((0, self.dim), dtype=np.float32)

@@ -306,6 +306,12 @@ class TurnPipeline:
         smalltalk = detect_smalltalk(text)
         prediction: IntentPrediction | None = None
         classify_failed = False
+        if smalltalk is None and state.form is None:
+            # The query's embedding is computed while the classifier runs, where the
+            # embedder can (a micro-batching one): retrieval then only searches.
+            prefetch = getattr(getattr(self.retriever, "embedder", None), "prefetch", None)
+            if prefetch is not None:
+                prefetch(text)
         if smalltalk is None:
             picked = self.policy.button_intent(state, text, set(self.classifier.labels))
             if picked is not None:
