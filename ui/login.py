@@ -106,7 +106,8 @@ _NO_STORE = {"Cache-Control": "no-store"}
 
 class ConsoleGate:
     """ASGI middleware: a visitor without a session who opens the console page is sent to
-    the login form (Gradio itself answers 401 to everything else of the console app).
+    the login form (Gradio itself answers 401 to everything else of the console app),
+    and no page of the console may be shown in another site's frame (clickjacking).
 
     Args:
         app: the wrapped ASGI app.
@@ -135,4 +136,17 @@ class ConsoleGate:
                 target = f"{scope.get('root_path', '')}{self.path}/login"
                 await RedirectResponse(target, status_code=303)(scope, receive, send)
                 return
-        await self.app(scope, receive, send)
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or not (path == self.path or path.startswith(self.path + "/")):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_framing_denied(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-frame-options", b"DENY"))
+                headers.append((b"content-security-policy", b"frame-ancestors 'none'"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_framing_denied)

@@ -72,7 +72,8 @@ def cited(turn: TurnRecord) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class ChatView:
-    """What the customer widget shows: the messages, and which stored turn each one is."""
+    """What the customer widget shows: the messages, which stored turn each one is, and
+    the thumbs already given (one entry per assistant message)."""
 
     messages: list[dict[str, Any]]
     turn_ids: list[int]
@@ -103,7 +104,8 @@ def customer_view(turns: Sequence[TurnRecord], agent_name: Callable[[str], str])
                 content += f"\n\n*{line}*"
         messages.append({"role": "user" if t.role == "user" else "assistant", "content": content})
         turn_ids.append(int(t.id or 0))
-        feedback.append({1: "Like", -1: "Dislike"}.get(t.feedback or 0))
+        if t.role != "user":  # Gradio's feedback_value has one entry per assistant message
+            feedback.append({1: "Like", -1: "Dislike"}.get(t.feedback or 0))
     return ChatView(messages, turn_ids, feedback)
 
 

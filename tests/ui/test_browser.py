@@ -142,12 +142,13 @@ def test_handoff_claim_live_reply_label_resolve_and_xss_shown_as_text(
     ask(customer, f"{XSS} my card never arrived")
     first_reply = wait_until(lambda: _last_bot_turn(live_app))
     customer.locator("#deskbot-chat").get_by_text(first_reply.text[:30]).wait_for()
-    customer.locator("#deskbot-chat").get_by_role("button", name="Dislike").last.click()
-    wait_until(lambda: store.get_turn(int(first_reply.id)).feedback == -1)
     customer.get_by_role("button", name="Talk to a person").click()
     customer.get_by_text("Waiting for a person").wait_for()
     handoff = wait_until(lambda: store.handoff_queue())[0]
     assert handoff.reason == "customer_request"
+    # A thumbs-down on the bot's reply (the first assistant message) reaches the store.
+    customer.locator("#deskbot-chat").get_by_role("button", name="Dislike").first.click()
+    wait_until(lambda: store.get_turn(int(first_reply.id)).feedback == -1)
 
     agent = log_in(new_page, live_app.url)
     queue = agent.locator("#console-queue")
@@ -245,7 +246,10 @@ def test_unauthenticated_visitors_get_no_console_data(
         wrong = http.post("/agent/login", data={"username": "alice", "password": "nope-nope"})
         assert wrong.status_code == 303 and "failed=1" in wrong.headers["location"]
         assert "set-cookie" not in wrong.headers
-        bodies.append(http.get("/agent/login?failed=1").text)
+        login_page = http.get("/agent/login?failed=1")
+        assert login_page.headers["x-frame-options"] == "DENY"  # no clickjacking frame
+        assert "x-frame-options" not in http.get("/").headers  # the widget may be framed
+        bodies.append(login_page.text)
         assert not any(secret in b or conv.id in b for b in bodies)
 
     browser_page = new_page()

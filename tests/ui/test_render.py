@@ -46,7 +46,7 @@ def test_customer_view_shows_sources_agent_names_and_hides_empty_turns() -> None
     assert [m["role"] for m in view.messages] == ["user", "assistant", "assistant"]
     assert "<" not in view.messages[0]["content"]
     assert "Source: Where is my card?" in view.messages[1]["content"].replace("\\", "")
-    assert view.feedback == [None, "Dislike", None]
+    assert view.feedback == ["Dislike", None]
     agent = view.messages[2]["content"]
     assert agent.startswith("**Alice &lt;Martin&gt;** (support agent)")
     assert "Hello &lt;b&gt;there&lt;/b&gt;" in agent
