@@ -5,7 +5,9 @@ directory::
 
     VERSION_DIR/
       deskbot-model.json     # the manifest (IntentModelManifest)
-      config.json, model.safetensors, tokenizer files   # transformers' save_pretrained
+      config.json, model.safetensors, tokenizer files   # the encoder (transformers' save_pretrained)
+      head.safetensors       # the cosine classification head
+      knn_bank.safetensors   # normalised training embeddings and their labels
 
 A registry is a directory of versions with one pointer to the live one::
 
@@ -26,10 +28,12 @@ from typing import Any
 from deskbot.bot.errors import ArtifactError
 from deskbot.knowledge.fsutil import atomic_write_text
 
-MODEL_FORMAT = "deskbot.intent-model/1"
+MODEL_FORMAT = "deskbot.intent-model/2"
 MANIFEST = "deskbot-model.json"
+HEAD_FILE = "head.safetensors"  # the cosine head: {"weight": [n_labels, hidden]}
+KNN_FILE = "knn_bank.safetensors"  # training embeddings: {"embeddings": [n, hidden], "labels": [n]}
 LIVE = "LIVE"
-_REQUIRED_FILES = ("config.json",)
+_REQUIRED_FILES = ("config.json", "head.safetensors", "knn_bank.safetensors")
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
@@ -38,9 +42,12 @@ class IntentModelManifest:
     """What a trained intent model is, and how to use it.
 
     Attributes:
-        labels: intent names, in the order of the model's output units.
+        labels: intent names, in the order of the head's rows.
         temperature: divides the logits before softmax (temperature scaling).
-        oos_threshold: a calibrated confidence under this means out of scope.
+        oos_method: "knn" (mean similarity to the nearest training examples) or
+            "msp" (the calibrated top probability): the in-scope score.
+        oos_threshold: an in-scope score under this means out of scope.
+        knn_alpha: weight of the nearest-neighbour vote in the probabilities.
         metrics: what the model scored when it was trained (validation, test).
         data: hashes of the files it was trained on.
     """
@@ -48,8 +55,13 @@ class IntentModelManifest:
     version: str
     labels: tuple[str, ...]
     temperature: float = 1.0
-    oos_threshold: float = 0.0
+    oos_method: str = "knn"
+    oos_threshold: float = -1.0
     max_length: int = 64
+    cos_scale: float = 20.0
+    knn_alpha: float = 0.0
+    knn_k: int = 10
+    knn_temp: float = 0.05
     base_model: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     data: dict[str, str] = field(default_factory=dict)
@@ -96,6 +108,8 @@ def read_manifest(model_dir: str | Path) -> IntentModelManifest:
         raise ArtifactError(f"{path}: incomplete model directory, missing {', '.join(missing)}")
     if not manifest.labels:
         raise ArtifactError(f"{mf}: the model has no labels")
+    if manifest.oos_method not in ("knn", "msp"):
+        raise ArtifactError(f"{mf}: unknown oos_method {manifest.oos_method!r} (knn or msp)")
     return manifest
 
 

@@ -1,5 +1,12 @@
 """Intent classification with a fine-tuned transformer encoder.
 
+The model is the encoder (mean-pooled, as sentence-transformers trained it) and a
+cosine head: logits = scale * cos(embedding, class vector). Confidences are
+temperature-scaled softmax probabilities, optionally mixed with a k-nearest-neighbour
+vote over the training examples' embeddings (it helps when there are few examples).
+Out of scope is decided by a calibrated score (by default: how close the message is
+to its nearest training examples) under the model's threshold.
+
 Example:
     >>> clf = TransformerIntentClassifier.from_registry("var/models/intents")  # doctest: +SKIP
     >>> clf.predict(["my card hasn't arrived yet"])[0].intent                   # doctest: +SKIP
@@ -15,7 +22,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from deskbot.bot.artifacts import IntentModelManifest, ModelRegistry, read_manifest
+from deskbot.bot.artifacts import (
+    HEAD_FILE,
+    KNN_FILE,
+    IntentModelManifest,
+    ModelRegistry,
+    read_manifest,
+)
 from deskbot.bot.errors import ArtifactError
 from deskbot.bot.types import OUT_OF_SCOPE, IntentPrediction
 
@@ -40,11 +53,35 @@ def default_threads() -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
 
-class TransformerIntentClassifier:
-    """A sequence-classification model directory written by `deskbot train intents`.
+def mean_pool(hidden: Any, mask: Any) -> Any:
+    """Average of the token vectors, padding excluded."""
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
 
-    Confidences are temperature-scaled softmax probabilities; a message whose best
-    confidence is under the model's calibrated `oos_threshold` is `out_of_scope`.
+
+def cosine_logits(embeddings: Any, head: Any, scale: float) -> Any:
+    import torch.nn.functional as F
+
+    return scale * F.normalize(embeddings, dim=-1) @ F.normalize(head, dim=-1).t()
+
+
+def knn_vote(
+    embeddings: Any, bank: Any, bank_labels: Any, n_labels: int, k: int, temp: float
+) -> tuple[Any, Any]:
+    """Class probabilities from the k nearest bank rows, and the mean similarity to them."""
+    import torch
+    import torch.nn.functional as F
+
+    sim = F.normalize(embeddings, dim=-1) @ bank.t()
+    top, idx = sim.topk(min(k, bank.shape[0]), dim=1)
+    weights = torch.softmax(top / temp, dim=1)
+    probs = torch.zeros(embeddings.shape[0], n_labels)
+    probs.scatter_add_(1, bank_labels[idx], weights)
+    return probs, top.mean(1)
+
+
+class TransformerIntentClassifier:
+    """A model version directory written by `deskbot train intents`.
 
     Args:
         model_dir: a model version directory (see `deskbot.bot.artifacts`).
@@ -69,8 +106,11 @@ class TransformerIntentClassifier:
         self._num_threads = num_threads
         self._batch_size = batch_size
         self._top_k = top_k
-        self._model: Any = None
+        self._encoder: Any = None
         self._tokenizer: Any = None
+        self._head: Any = None
+        self._bank: Any = None
+        self._bank_labels: Any = None
         self._device: Any = None
         self._lock = threading.Lock()
 
@@ -87,18 +127,18 @@ class TransformerIntentClassifier:
         return self.manifest.labels
 
     def warm_up(self) -> None:
-        """Load the tokenizer and weights (once)."""
-        if self._model is not None:
+        """Load the tokenizer, encoder, head and neighbour bank (once)."""
+        if self._encoder is not None:
             return
         with self._lock:
-            if self._model is not None:
+            if self._encoder is not None:
                 return
             import torch
-            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+            from safetensors.torch import load_file
+            from transformers import AutoModel, AutoTokenizer
             from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()  # a server's log is no place for progress bars
-
             if self._device_pref is None:
                 self._device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
             else:
@@ -107,23 +147,26 @@ class TransformerIntentClassifier:
                 torch.set_num_threads(self._num_threads or default_threads())
             try:
                 tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
-                model = AutoModelForSequenceClassification.from_pretrained(
-                    self.model_dir, local_files_only=True
-                )
-            except (OSError, ValueError) as exc:
+                encoder = AutoModel.from_pretrained(self.model_dir, local_files_only=True)
+                head = load_file(self.model_dir / HEAD_FILE)["weight"].float()
+                bank = load_file(self.model_dir / KNN_FILE)
+            except (OSError, ValueError, KeyError) as exc:
                 raise ArtifactError(f"{self.model_dir}: cannot load the model ({exc})") from exc
-            if model.config.num_labels != len(self.manifest.labels):
+            if head.shape[0] != len(self.manifest.labels):
                 raise ArtifactError(
-                    f"{self.model_dir}: the model has {model.config.num_labels} outputs but the "
-                    f"manifest lists {len(self.manifest.labels)} labels"
+                    f"{self.model_dir}: the head has {head.shape[0]} rows but the manifest lists "
+                    f"{len(self.manifest.labels)} labels"
                 )
-            model.eval().to(self._device)
+            encoder.eval().to(self._device)
             self._tokenizer = tokenizer
-            self._model = model
+            self._head = head.to(self._device)
+            self._bank = bank["embeddings"].float()
+            self._bank_labels = bank["labels"].long()
+            self._encoder = encoder
             logger.info("intent model %s loaded on %s", self.version, self._device)
 
-    def logits(self, texts: Sequence[str]) -> Any:
-        """Raw (unscaled) logits, shape (len(texts), n_labels), as a CPU float tensor."""
+    def embed(self, texts: Sequence[str]) -> Any:
+        """Mean-pooled encoder embeddings, shape (len(texts), hidden), CPU float tensor."""
         import torch
 
         self.warm_up()
@@ -138,22 +181,40 @@ class TransformerIntentClassifier:
                     max_length=self.manifest.max_length,
                     return_tensors="pt",
                 ).to(self._device)
-                outs.append(self._model(**enc).logits.float().cpu())
+                hidden = self._encoder(**enc).last_hidden_state
+                outs.append(mean_pool(hidden, enc["attention_mask"]).float().cpu())
         if not outs:
-            return torch.zeros((0, len(self.labels)))
+            return torch.zeros((0, self._head.shape[1]))
         return torch.cat(outs)
+
+    def logits(self, texts: Sequence[str]) -> Any:
+        """Raw (unscaled) logits, shape (len(texts), n_labels), as a CPU float tensor."""
+        return cosine_logits(self.embed(texts), self._head.cpu(), self.manifest.cos_scale)
+
+    def scores(self, texts: Sequence[str]) -> tuple[Any, Any]:
+        """Calibrated class probabilities and the in-scope score of each text."""
+        import torch
+
+        m = self.manifest
+        emb = self.embed(texts)
+        probs = torch.softmax(
+            cosine_logits(emb, self._head.cpu(), m.cos_scale) / m.temperature, dim=-1
+        )
+        knn_probs, knn_sim = knn_vote(
+            emb, self._bank, self._bank_labels, len(self.labels), m.knn_k, m.knn_temp
+        )
+        if m.knn_alpha > 0:
+            probs = (1 - m.knn_alpha) * probs + m.knn_alpha * knn_probs
+        in_scope = knn_sim if m.oos_method == "knn" else probs.max(-1).values
+        return probs, in_scope
 
     def predict(self, texts: Sequence[str]) -> list[IntentPrediction]:
         """Classify each text; empty or blank texts are out of scope with confidence 0."""
-        import torch
-
         idx = [i for i, t in enumerate(texts) if t and t.strip()]
         results: list[IntentPrediction] = [IntentPrediction(OUT_OF_SCOPE, 0.0)] * len(texts)
         if not idx:
             return results
-        probs = torch.softmax(
-            self.logits([texts[i] for i in idx]) / self.manifest.temperature, dim=-1
-        )
+        probs, in_scope = self.scores([texts[i] for i in idx])
         k = min(self._top_k, probs.shape[1])
         top_p, top_i = probs.topk(k, dim=-1)
         for row, i in enumerate(idx):
@@ -161,6 +222,8 @@ class TransformerIntentClassifier:
                 (self.labels[int(j)], float(p)) for p, j in zip(top_p[row], top_i[row], strict=True)
             )
             best, conf = ranking[0]
-            intent = best if conf >= self.manifest.oos_threshold else OUT_OF_SCOPE
-            results[i] = IntentPrediction(intent=intent, confidence=conf, ranking=ranking)
+            oos = float(in_scope[row]) < self.manifest.oos_threshold
+            results[i] = IntentPrediction(
+                intent=OUT_OF_SCOPE if oos else best, confidence=conf, ranking=ranking
+            )
         return results
