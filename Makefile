@@ -39,6 +39,7 @@ lint: setup
 	PYTHONPATH=.typecheck $(BIN)/lint-imports
 
 test: lint
+	sh tests/ui/ensure_chromium.sh
 	$(BIN)/pytest
 
 test-fast: setup

@@ -185,7 +185,7 @@ def ingest(
             index_dir,
             SentenceTransformerEmbedder(cfg.knowledge.embedder),
             strict=strict,
-            examples=examples or (),
+            examples=examples or cfg.knowledge.examples,
             examples_per_intent=examples_per_intent,
             embedding=embedding,
             index_type=index_type,
