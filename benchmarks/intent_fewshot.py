@@ -1,0 +1,56 @@
+"""BANKING77 10-shot: 10 examples per intent drawn from train (seed 0), scored on test.
+
+    python benchmarks/intent_fewshot.py [--shots 10] [--epochs 20]
+
+Target: >= 88% test accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from _intent_common import banking, cpu_seconds, emit, log, machine
+
+from deskbot.bot.intents import TransformerIntentClassifier
+from deskbot.training.intents import IntentTrainer, TrainingArgs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--shots", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=0, help="the draw of the examples")
+    args = ap.parse_args()
+    train, test = banking()
+    few = train.few_shot(args.shots, seed=args.seed)
+    out = Path(tempfile.mkdtemp()) / "model"
+    log(f"{args.shots}-shot: {len(few)} examples, {args.epochs} epochs")
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    result = IntentTrainer(TrainingArgs(epochs=args.epochs, patience=args.epochs)).train(
+        few, out, progress=False
+    )
+    train_wall, train_cpu = time.perf_counter() - wall, cpu_seconds() - cpu
+    preds = TransformerIntentClassifier(out).predict(list(test.texts))
+    acc = sum(p.ranking[0][0] == y for p, y in zip(preds, test.labels, strict=True)) / len(test)
+    emit(
+        {
+            "benchmark": "intent_fewshot",
+            "shots": args.shots,
+            "train_examples": len(few),
+            "test_examples": len(test),
+            "test_accuracy": round(acc, 4),
+            "knn_alpha": result.manifest.knn_alpha,
+            "epochs_run": result.manifest.metrics["epochs_run"],
+            "train_wall_minutes": round(train_wall / 60, 2),
+            "train_cpu_minutes": round(train_cpu / 60, 2),
+            **machine(),
+        },
+        "intent_fewshot",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Inference speed of the intent classifier on BANKING77 test messages.
+
+    python benchmarks/intent_latency.py --model DIR [--threads 1 2] [--quantize]
+
+Single message: median over 300 real messages, one at a time (tokenise, encode,
+head, kNN score). Batch: messages/s over batches of 64. Target: <= 8 ms median for
+one message and >= 500 messages/s for batches of 64 on this 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+from pathlib import Path
+
+from _intent_common import banking, emit, machine
+
+from deskbot.bot.intents import TransformerIntentClassifier
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", type=Path, required=True)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--singles", type=int, default=300)
+    ap.add_argument("--batches", type=int, default=20)
+    args = ap.parse_args()
+    _, test = banking()
+    texts = list(test.texts)
+    rng = random.Random(0)
+    runs = []
+    for quantize in (False, True):
+        for threads in args.threads:
+            clf = TransformerIntentClassifier(args.model, num_threads=threads, quantize=quantize)
+            clf.predict(texts[:64])  # warm-up
+            single = []
+            for text in rng.sample(texts, args.singles):
+                t = time.perf_counter()
+                clf.predict([text])
+                single.append((time.perf_counter() - t) * 1000)
+            rates = []
+            for _ in range(args.batches):
+                batch = rng.sample(texts, 64)
+                t = time.perf_counter()
+                clf.predict(batch)
+                rates.append(64 / (time.perf_counter() - t))
+            acc = sum(
+                p.ranking[0][0] == y for p, y in zip(clf.predict(texts), test.labels, strict=True)
+            ) / len(texts)
+            runs.append(
+                {
+                    "threads": threads,
+                    "int8": quantize,
+                    "single_ms_median": round(statistics.median(single), 2),
+                    "single_ms_p95": round(sorted(single)[int(0.95 * len(single))], 2),
+                    "batch64_msgs_per_s_median": round(statistics.median(rates), 1),
+                    "test_accuracy": round(acc, 4),
+                }
+            )
+    emit(
+        {"benchmark": "intent_latency", "model": str(args.model), "runs": runs, **machine()},
+        "intent_latency",
+    )
+
+
+if __name__ == "__main__":
+    main()
