@@ -163,7 +163,7 @@ class TransformerIntentClassifier:
                 )
             encoder.eval().to(self._device)
             if self._quantize and self._device.type == "cpu":
-                encoder = torch.ao.quantization.quantize_dynamic(
+                encoder = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
                     encoder, {torch.nn.Linear}, dtype=torch.qint8
                 )
             self._tokenizer = tokenizer
