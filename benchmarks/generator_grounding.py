@@ -167,6 +167,7 @@ def main() -> None:
     with ThreadPoolExecutor(args.concurrency) as pool:
         records = [r for r in pool.map(one, turns) if r is not None]
     wall = time.perf_counter() - started
+    generator.join(timeout=120)  # let the batcher finish before the interpreter exits
     print(json.dumps(summarize(records, args, wall, load_s, len(turns)), indent=2))
 
 

@@ -173,6 +173,8 @@ def main() -> None:
 
         with ThreadPoolExecutor(args.concurrency) as pool:
             rows = list(pool.map(one, attacks))
+        if isinstance(generator, MicroBatchingGenerator):
+            generator.join(timeout=120)
         print(
             f"{name}: {len(rows)} attacks in {time.perf_counter() - started:.0f}s", file=sys.stderr
         )
