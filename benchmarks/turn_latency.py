@@ -164,6 +164,9 @@ def serve(args: argparse.Namespace) -> None:
         loop="uvloop",
         http="httptools",
         backlog=2048,
+        # The load generator keeps its connections; uvicorn's 5 s default would close
+        # one just as the client reuses it (a ReadError that no real client should see).
+        timeout_keep_alive=300,
     )
 
 
