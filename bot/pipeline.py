@@ -306,6 +306,7 @@ class TurnPipeline:
         smalltalk = detect_smalltalk(text)
         prediction: IntentPrediction | None = None
         classify_failed = False
+        picked = False
         if smalltalk is None and state.form is None:
             # The query's embedding is computed while the classifier runs, where the
             # embedder can (a micro-batching one): retrieval then only searches.
@@ -313,9 +314,10 @@ class TurnPipeline:
             if prefetch is not None:
                 prefetch(text)
         if smalltalk is None:
-            picked = self.policy.button_intent(state, text, set(self.classifier.labels))
-            if picked is not None:
-                prediction = IntentPrediction(picked, 1.0, ((picked, 1.0),))
+            clicked = self.policy.button_intent(state, text, set(self.classifier.labels))
+            if clicked is not None:
+                picked = True
+                prediction = IntentPrediction(clicked, 1.0, ((clicked, 1.0),))
             else:
                 t = time.perf_counter()
                 try:
@@ -333,7 +335,7 @@ class TurnPipeline:
             decision = Decision(route="answer", state=state)
         else:
             decision = self.policy.decide(
-                state, text=text, smalltalk=smalltalk, prediction=prediction
+                state, text=text, smalltalk=smalltalk, prediction=prediction, confirmed=picked
             )
 
         outcome: _Outcome | None = None

@@ -190,6 +190,7 @@ class DialoguePolicy:
         text: str,
         smalltalk: SmallTalk | None,
         prediction: IntentPrediction | None,
+        confirmed: bool = False,
     ) -> Decision:
         """The route for one customer message.
 
@@ -199,6 +200,7 @@ class DialoguePolicy:
             smalltalk: what `detect_smalltalk` said about it.
             prediction: the classifier's verdict (None when it was not asked, e.g. small
                 talk, or when it failed: the policy then asks to rephrase).
+            confirmed: the customer picked the intent (a button), so no clarifying.
         """
         s = self.settings
         # Values are read from every message, so a form can skip what was already said.
@@ -226,7 +228,7 @@ class DialoguePolicy:
             return self._rephrase(state)
         if not prediction.in_scope:
             return self._out_of_scope(state)
-        if prediction.confidence < s.clarify_below:
+        if prediction.confidence < s.clarify_below and not confirmed:
             return self._clarify(state, prediction)
 
         action = s.intent_actions.get(prediction.intent)

@@ -193,7 +193,7 @@ def test_low_confidence_offers_two_intents_and_a_click_answers(bot: Bot) -> None
         bot.store,
         bot.classifier,
         bot.retriever,
-        dataclasses.replace(pipeline_settings(bot.config), clarify_below=0.99, answer_score=1.1),
+        dataclasses.replace(pipeline_settings(bot.config), clarify_below=1.01, answer_score=1.1),
         actions=bot.actions,
     )
     first = strict.handle(conv, "What exchange rates do you use?")
@@ -210,7 +210,7 @@ def test_the_faq_answers_a_close_match_the_classifier_is_unsure_of(bot: Bot) -> 
         bot.store,
         bot.classifier,
         bot.retriever,
-        dataclasses.replace(pipeline_settings(bot.config), clarify_below=0.99),
+        dataclasses.replace(pipeline_settings(bot.config), clarify_below=1.01),
     )
     (reply,) = [unsure.handle(conv, "What exchange rates do you use?")]
     assert reply.kind == "faq" and reply.citations == ("exchange-rate",)
