@@ -29,7 +29,10 @@ demo-prepare: setup
 	@test -f $(DEMO_DIR)/var/models/intents/LIVE || $(BIN)/deskbot train intents -c $(DEMO_DIR) --promote
 	$(BIN)/deskbot ingest -c $(DEMO_DIR)
 
+# The rasa-sdk action server runs beside the bot and stops with it.
 demo: demo-prepare
+	$(BIN)/deskbot actions serve -c $(DEMO_DIR) & pid=$$!; \
+	trap "kill $$pid 2>/dev/null" EXIT INT TERM; \
 	$(BIN)/deskbot serve -c $(DEMO_DIR)
 
 lint: setup
