@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from deskbot.bot.artifacts import LIVE, ModelRegistry
-from deskbot.bot.errors import DeskbotError
 from deskbot.bot.intents import TransformerIntentClassifier
 from deskbot.bot.types import IntentPrediction
 
@@ -132,7 +131,9 @@ class ReloadingIntentClassifier:
             fresh = self._factory(self.registry.version_dir(version))
             fresh.warm_up()
             fresh.predict(["hello"])  # a model that cannot answer never goes live here
-        except (DeskbotError, OSError, RuntimeError, ValueError) as exc:
+        except Exception as exc:
+            # Any failure (a corrupt file raises safetensors' own error, not an OSError)
+            # must leave the serving model in place: this is the hot-reload boundary.
             logger.error(
                 "intent model %s failed to load, still serving %s: %s", version, self.version, exc
             )

@@ -1,0 +1,112 @@
+"""The model registry: list/show/promote/rollback, and servers following LIVE without a restart."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from deskbot.bot.artifacts import ModelRegistry
+from deskbot.bot.cli import app, load_plugins
+from deskbot.bot.errors import ArtifactError
+from deskbot.bot.model_watch import ReloadingIntentClassifier
+
+
+@pytest.fixture
+def registry(tmp_path: Path, trained_model_dir: Path) -> ModelRegistry:
+    reg = ModelRegistry(tmp_path / "registry")
+    for v in ("a", "b", "c"):
+        shutil.copytree(trained_model_dir, reg.versions_dir / v)
+        manifest = json.loads((reg.versions_dir / v / "deskbot-model.json").read_text())
+        manifest["version"] = v
+        (reg.versions_dir / v / "deskbot-model.json").write_text(json.dumps(manifest))
+    return reg
+
+
+def test_rollback_undoes_promotions_like_a_stack(registry: ModelRegistry) -> None:
+    with pytest.raises(ArtifactError, match="no live model"):
+        registry.live_dir()
+    for v in ("a", "b", "c"):
+        registry.set_live(v)
+    assert registry.rollback_target() == "b"
+    assert registry.rollback() == "b"
+    assert registry.rollback() == "a"  # not back to c
+    with pytest.raises(ArtifactError, match="no earlier live version"):
+        registry.rollback()
+    assert registry.rollback("c") == "c"
+    assert [h["live"] for h in registry.history()] == ["a", "b", "c", "b", "a", "c"]
+    with pytest.raises(ArtifactError, match="no version 'zz'"):
+        registry.rollback("zz")
+
+
+def test_models_commands(bot_project: Path, trained_model_dir: Path) -> None:
+    load_plugins()
+    reg = ModelRegistry(bot_project / "var" / "models" / "intents")
+    shutil.copytree(trained_model_dir, reg.versions_dir / "v2")
+    runner = CliRunner()
+    cfg = ["-c", str(bot_project)]
+
+    out = runner.invoke(app, ["models", "list", *cfg])
+    assert out.exit_code == 0, out.output
+    assert "* v1" in out.output and "  v2" in out.output and "data train=" in out.output
+    rows = json.loads(runner.invoke(app, ["models", "list", "--json", *cfg]).output)
+    assert [(r["version"], r["live"]) for r in rows] == [("v1", True), ("v2", False)]
+
+    out = runner.invoke(app, ["models", "promote", "v2", *cfg])
+    assert out.exit_code == 0 and reg.live_version() == "v2"
+    shown = json.loads(runner.invoke(app, ["models", "show", *cfg]).output)
+    assert shown["live"] is True and shown["labels"]
+
+    out = runner.invoke(app, ["models", "rollback", *cfg])
+    assert out.exit_code == 0 and reg.live_version() == "v1", out.output
+    out = runner.invoke(app, ["models", "rollback", *cfg])
+    assert out.exit_code == 2 and "no earlier live version" in out.output
+    out = runner.invoke(app, ["models", "promote", "nope", *cfg])
+    assert out.exit_code == 2 and "no version 'nope'" in out.output
+
+
+def test_a_serving_classifier_follows_live_without_failing_a_request(
+    registry: ModelRegistry,
+) -> None:
+    registry.set_live("a")
+    clf = ReloadingIntentClassifier(registry, check_interval_s=0.0)
+    clf.warm_up()
+    assert clf.version == "a"
+    errors: list[BaseException] = []
+    answered = 0
+    stop = threading.Event()
+
+    def load() -> None:
+        nonlocal answered
+        while not stop.is_set():
+            try:
+                assert clf.predict(["my card hasn't arrived"])[0].confidence > 0
+                answered += 1
+            except BaseException as exc:  # every failure counts
+                errors.append(exc)
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    registry.set_live("b")
+    clf.predict(["hello"])
+    clf.wait_for_reload(60)
+    stop.set()
+    worker.join()
+    assert errors == [] and answered > 0
+    assert clf.version == "b" and clf.reloads == 1
+
+
+def test_a_broken_version_keeps_the_old_model_serving(registry: ModelRegistry) -> None:
+    registry.set_live("a")
+    clf = ReloadingIntentClassifier(registry, check_interval_s=0.0, background=False)
+    (registry.versions_dir / "c" / "model.safetensors").write_bytes(b"not weights")
+    registry.set_live("c")
+    assert clf.predict(["card arrival"])[0].intent  # still answers
+    assert clf.version == "a" and clf.reloads == 0
+    registry.set_live("b")
+    clf.predict(["card arrival"])
+    assert clf.version == "b"
