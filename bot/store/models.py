@@ -63,9 +63,7 @@ class DialogueStateRecord(SQLModel, table=True):
 
     __tablename__ = "dialogue_states"
 
-    conversation_id: str = Field(
-        foreign_key="conversations.id", primary_key=True, max_length=32
-    )
+    conversation_id: str = Field(foreign_key="conversations.id", primary_key=True, max_length=32)
     state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     updated_at: datetime = Field(default_factory=utcnow)
 

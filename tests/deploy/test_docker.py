@@ -110,7 +110,12 @@ def test_compose_file_is_valid_and_consistent() -> None:
         for line in (DOCKER / "env.example").read_text().splitlines()
         if "=" in line and not line.startswith("#")
     }
-    assert {"DESKBOT_DATABASE_URL", "POSTGRES_PASSWORD", "DESKBOT_ACTIONS_TOKEN", "DESKBOT_SECRET_KEY"} <= env_keys
+    assert {
+        "DESKBOT_DATABASE_URL",
+        "POSTGRES_PASSWORD",
+        "DESKBOT_ACTIONS_TOKEN",
+        "DESKBOT_SECRET_KEY",
+    } <= env_keys
 
 
 def test_compose_parser_rejects_a_typo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
