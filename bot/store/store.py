@@ -448,34 +448,29 @@ class SqlConversationStore:
 
     def least_confident_turns(self, *, limit: int = 20) -> list[TurnRecord]:
         """Bot turns with the lowest intent confidence that no agent has labelled yet."""
-        labelled = select(AgentLabel.turn_id)
-        with self.session() as s:
-            return list(
-                s.exec(
-                    select(TurnRecord)
-                    .where(
-                        TurnRecord.role == "bot",
-                        col(TurnRecord.confidence).is_not(None),
-                        col(TurnRecord.id).not_in(labelled),
-                    )
-                    .order_by(col(TurnRecord.confidence), col(TurnRecord.id).desc())
-                    .limit(limit)
-                ).all()
-            )
+        return self._unlabelled_bot_turns(
+            col(TurnRecord.confidence).is_not(None),
+            order_by=(col(TurnRecord.confidence), col(TurnRecord.id).desc()),
+            limit=limit,
+        )
 
     def thumbs_down_turns(self, *, limit: int = 20) -> list[TurnRecord]:
         """Bot turns the customer gave a thumbs-down, newest first, not labelled yet."""
+        return self._unlabelled_bot_turns(
+            TurnRecord.feedback == -1, order_by=(col(TurnRecord.id).desc(),), limit=limit
+        )
+
+    def _unlabelled_bot_turns(
+        self, condition: Any, *, order_by: tuple[Any, ...], limit: int
+    ) -> list[TurnRecord]:
+        """The review queue's base query: bot turns matching `condition` without a label."""
         labelled = select(AgentLabel.turn_id)
         with self.session() as s:
             return list(
                 s.exec(
                     select(TurnRecord)
-                    .where(
-                        TurnRecord.role == "bot",
-                        TurnRecord.feedback == -1,
-                        col(TurnRecord.id).not_in(labelled),
-                    )
-                    .order_by(col(TurnRecord.id).desc())
+                    .where(TurnRecord.role == "bot", condition, col(TurnRecord.id).not_in(labelled))
+                    .order_by(*order_by)
                     .limit(limit)
                 ).all()
             )
