@@ -1,10 +1,12 @@
 """Inference speed of the intent classifier on BANKING77 test messages.
 
-    python benchmarks/intent_latency.py --model DIR [--threads 1 2] [--quantize]
+    python benchmarks/intent_latency.py --model DIR [--threads 1 2] [--runtimes onnx torch torch-int8]
 
 Single message: median over 300 real messages, one at a time (tokenise, encode,
 head, kNN score). Batch: messages/s over batches of 64. Target: <= 8 ms median for
 one message and >= 500 messages/s for batches of 64 on this 2-core machine.
+Runtimes: "onnx" (ONNX Runtime, fp32: the default), "torch" (PyTorch eager, fp32) and
+"torch-int8" (PyTorch with dynamically quantised linear layers).
 """
 
 from __future__ import annotations
@@ -26,14 +28,26 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--singles", type=int, default=300)
     ap.add_argument("--batches", type=int, default=20)
+    ap.add_argument(
+        "--runtimes",
+        nargs="+",
+        default=["onnx", "torch", "torch-int8"],
+        choices=["onnx", "torch", "torch-int8"],
+    )
     args = ap.parse_args()
     _, test = banking()
     texts = list(test.texts)
     rng = random.Random(0)
     runs = []
-    for quantize in (False, True):
+    for runtime in args.runtimes:
+        quantize = runtime == "torch-int8"
         for threads in args.threads:
-            clf = TransformerIntentClassifier(args.model, num_threads=threads, quantize=quantize)
+            clf = TransformerIntentClassifier(
+                args.model,
+                num_threads=threads,
+                quantize=quantize,
+                runtime="onnx" if runtime == "onnx" else "torch",
+            )
             clf.predict(texts[:64])  # warm-up
             single = []
             for text in rng.sample(texts, args.singles):
@@ -51,8 +65,8 @@ def main() -> None:
             ) / len(texts)
             runs.append(
                 {
+                    "runtime": runtime,
                     "threads": threads,
-                    "int8": quantize,
                     "single_ms_median": round(statistics.median(single), 2),
                     "single_ms_p95": round(sorted(single)[int(0.95 * len(single))], 2),
                     "batch64_msgs_per_s_median": round(statistics.median(rates), 1),

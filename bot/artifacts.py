@@ -29,6 +29,7 @@ from deskbot.bot.errors import ArtifactError
 from deskbot.knowledge.fsutil import atomic_write_text
 
 MODEL_FORMAT = "deskbot.intent-model/2"
+OOS_METHODS = ("knn", "knn_contrast", "msp")
 MANIFEST = "deskbot-model.json"
 HEAD_FILE = "head.safetensors"  # the cosine head: {"weight": [n_labels, hidden]}
 KNN_FILE = "knn_bank.safetensors"  # training embeddings: {"embeddings": [n, hidden], "labels": [n]}
@@ -44,8 +45,10 @@ class IntentModelManifest:
     Attributes:
         labels: intent names, in the order of the head's rows.
         temperature: divides the logits before softmax (temperature scaling).
-        oos_method: "knn" (mean similarity to the nearest training examples) or
-            "msp" (the calibrated top probability): the in-scope score.
+        oos_method: the in-scope score: "knn" (mean similarity to the nearest training
+            examples), "knn_contrast" (that, minus the mean similarity to the nearest
+            out-of-scope training examples; for data with `oos` examples) or "msp"
+            (the calibrated top probability).
         oos_threshold: an in-scope score under this means out of scope.
         knn_alpha: weight of the nearest-neighbour vote in the probabilities.
         metrics: what the model scored when it was trained (validation, test).
@@ -108,8 +111,10 @@ def read_manifest(model_dir: str | Path) -> IntentModelManifest:
         raise ArtifactError(f"{path}: incomplete model directory, missing {', '.join(missing)}")
     if not manifest.labels:
         raise ArtifactError(f"{mf}: the model has no labels")
-    if manifest.oos_method not in ("knn", "msp"):
-        raise ArtifactError(f"{mf}: unknown oos_method {manifest.oos_method!r} (knn or msp)")
+    if manifest.oos_method not in OOS_METHODS:
+        raise ArtifactError(
+            f"{mf}: unknown oos_method {manifest.oos_method!r} ({', '.join(OOS_METHODS)})"
+        )
     return manifest
 
 

