@@ -40,7 +40,6 @@ import random
 import shutil
 import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,80 +52,17 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import _serve_common
+from _serve_common import log, proc_cpu_s, server_metrics, summary, wait_ready
+
 DEMO = Path(str(resources.files("deskbot.bot.demo")))
 BANKING_TEST = DEMO / "data" / "banking77" / "test.csv"
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
-
-
-def proc_cpu_s(pids: list[int]) -> float:
-    """CPU seconds (user + system) the processes used so far (Linux /proc)."""
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
-def summary(latencies: list[float], seconds: float) -> dict[str, Any]:
-    return {
-        "turns": len(latencies),
-        "seconds": round(seconds, 2),
-        "turns_per_s": round(len(latencies) / seconds, 1) if seconds else None,
-        "p50_ms": pct(latencies, 0.50),
-        "p95_ms": pct(latencies, 0.95),
-        "p99_ms": pct(latencies, 0.99),
-        "mean_ms": round(statistics.fmean(latencies), 2) if latencies else None,
-    }
-
-
-# -- the server ---------------------------------------------------------------------------
 
 
 def prepare_project(args: argparse.Namespace, work: Path) -> Path:
     """A bot project for the run: the given one's config with a fresh database, or a
     new `deskbot init` project around `--model`."""
-    from deskbot.bot.artifacts import ModelRegistry
-
-    project = work / "bot"
-    if args.project:
-        src = Path(args.project)
-        shutil.copytree(src, project, ignore=shutil.ignore_patterns("*.db", "*.db-*"))
-    else:
-        _init(project)
-        registry = ModelRegistry(project / "var" / "models" / "intents")
-        shutil.copytree(args.model, registry.versions_dir / Path(args.model).name)
-        registry.set_live(Path(args.model).name)
-    if not (project / "var" / "indexes" / "faq").exists():
-        from deskbot.knowledge.embedder import SentenceTransformerEmbedder
-        from deskbot.knowledge.ingest import ingest
-
-        log("indexing the FAQ ...")
-        ingest([project / "data" / "faq.yaml"], project / "var" / "indexes" / "faq",
-               SentenceTransformerEmbedder(), show_progress=False)  # fmt: skip
-    return project
-
-
-def _init(project: Path) -> None:
-    from typer.testing import CliRunner
-
-    from deskbot.bot.cli import app
-
-    result = CliRunner().invoke(app, ["init", str(project)])
-    if result.exit_code:
-        raise SystemExit(result.output)
+    return _serve_common.prepare_project(work, project=args.project, model=args.model)
 
 
 def serve(args: argparse.Namespace) -> None:
@@ -187,21 +123,6 @@ def start_server(args: argparse.Namespace, project: Path, db: Path) -> tuple[lis
         procs.append(subprocess.Popen(cmd, env=env, stdout=sys.stderr, stderr=sys.stderr))
         ports.append(port)
     return procs, ports  # type: ignore[return-value]
-
-
-async def wait_ready(client: Any, base: str, proc: Any) -> None:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("the server exited")
-        try:
-            r = await client.get(f"{base}/readyz")
-            if r.status_code == 200:
-                return
-        except Exception:
-            pass
-        await asyncio.sleep(0.5)
-    raise SystemExit("the server did not become ready")
 
 
 # -- the load generator -------------------------------------------------------------------
@@ -327,26 +248,8 @@ async def run_load(
         "sent": sent,
         "sessions_opened": len(sessions),
         "reply_kinds": dict(kinds),
-        "server_step_means_ms": _step_means(metrics),
-        "server_fallbacks": {
-            line.split('step="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
-            for line in metrics.splitlines()
-            if line.startswith("deskbot_fallbacks_total{")
-        },
+        **server_metrics(metrics),
     }
-
-
-def _step_means(metrics: str) -> dict[str, float]:
-    sums: dict[str, float] = {}
-    counts: dict[str, float] = {}
-    for line in metrics.splitlines():
-        if line.startswith("deskbot_turn_step_seconds_sum"):
-            step = line.split('step="')[1].split('"')[0]
-            sums[step] = float(line.rsplit(" ", 1)[1])
-        elif line.startswith("deskbot_turn_step_seconds_count"):
-            step = line.split('step="')[1].split('"')[0]
-            counts[step] = float(line.rsplit(" ", 1)[1])
-    return {k: round(1000 * sums[k] / counts[k], 2) for k in sums if counts.get(k)}
 
 
 def main() -> None:

@@ -35,13 +35,16 @@ import yaml
 
 from deskbot.knowledge.errors import SourceError
 from deskbot.knowledge.faq import MAX_ANSWER_CHARS, RowProblem, decode_text, slug
+from deskbot.knowledge.safe_yaml import load_yaml
 
 DOCUMENT_SUFFIXES = (".md", ".markdown", ".html", ".htm", ".txt", ".text")
 # About 250 word pieces: what the MiniLM encoder reads before it truncates.
 DEFAULT_MAX_CHARS = 1000
 MAX_FILE_BYTES = 50_000_000
 
-_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+# An ATX heading's opening: the title and an optional closing "###" are taken apart by
+# `_atx` without a regex (one did it in time quadratic in a run of tabs in the title).
+_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]|$)")
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _META = re.compile(r"<!--(.*?)-->", re.S)
@@ -134,7 +137,7 @@ def read_document(
         blocks = _markdown_blocks(text, offset)
     elif suffix in (".html", ".htm"):
         parser = _HtmlBlocks()
-        parser.feed(text)
+        parser.feed(_closed_at_eof(text))
         parser.close()
         blocks = parser.finish()
         if parser.title and "title" not in front:
@@ -155,11 +158,17 @@ def _front_matter(text: str, name: str) -> tuple[str, dict[str, Any], int]:
     for end in range(1, len(lines)):
         if lines[end].strip() in ("---", "..."):
             try:
-                raw = yaml.safe_load("\n".join(lines[1:end])) or {}
+                raw = load_yaml("\n".join(lines[1:end])) or {}
             except yaml.YAMLError as exc:
-                raise SourceError(f"{name}:1: bad front matter: {exc}".replace("\n", " ")) from exc
+                raise SourceError(f"{name}:1: bad front matter: {exc}") from exc
             if not isinstance(raw, dict):
                 raise SourceError(f"{name}:1: front matter must be a mapping of keys to values")
+            for key in ("id", "title", "intent", "url"):
+                if key in raw and not isinstance(raw[key], str | int | float | None):
+                    raise SourceError(f"{name}:1: front matter '{key}' must be a single value")
+            tags = raw.get("tags")
+            if isinstance(tags, list) and not all(isinstance(t, str | int | float) for t in tags):
+                raise SourceError(f"{name}:1: front matter 'tags' must be a list of words")
             # Keep the line numbers of the rest of the file.
             return "\n".join(lines[end + 1 :]), raw, end + 1
     return text, {}, 0
@@ -195,7 +204,8 @@ def _markdown_blocks(text: str, offset: int) -> list[_Block]:
         m = _ATX.match(line)
         if m:
             flush()
-            blocks.append(_Block("heading", (m.group(2) or "").strip(), lineno, len(m.group(1))))
+            title = _atx_title(line[m.end(1) :])
+            blocks.append(_Block("heading", title, lineno, len(m.group(1))))
             continue
         # A setext underline turns the paragraph's single line above it into a heading.
         if _SETEXT.match(line) and len(para) == 1 and para[0].strip():
@@ -211,6 +221,18 @@ def _markdown_blocks(text: str, offset: int) -> list[_Block]:
         para.append(line)
     flush()
     return blocks
+
+
+def _atx_title(rest: str) -> str:
+    """The title of an ATX heading from what follows its opening #s: without the
+    optional closing sequence of #s (which must follow a space) and the spaces around."""
+    title = rest.strip(" \t")
+    bare = title.rstrip("#")
+    if not bare:
+        return ""
+    if bare != title and bare[-1] in " \t":
+        title = bare.rstrip(" \t")
+    return title.strip()
 
 
 def _text_blocks(text: str) -> list[_Block]:
@@ -298,6 +320,25 @@ class _HtmlBlocks(HTMLParser):
         return self.blocks
 
 
+_TAG_START = re.compile(r"<[A-Za-z/!?]")
+
+
+def _closed_at_eof(html: str) -> str:
+    """`html` without an unclosed comment or tag at its end (dropped, as HTML5 parsers do
+    at end of file): Python's HTMLParser (before 3.13.4 and 3.12.11) rescans the rest of
+    the text once per "<" after such a start, which takes minutes for 100 kB of "<a "."""
+    start = html.find("<!--")
+    while start >= 0:
+        end = html.find("-->", start + 4)
+        if end < 0:
+            html = html[:start]
+            break
+        start = html.find("<!--", end + 3)
+    last_close = html.rfind(">")
+    m = _TAG_START.search(html, last_close + 1)
+    return html[: m.start()] if m else html
+
+
 def _parse_meta(text: str) -> tuple[str, dict[str, str]]:
     """Pull `<!-- key: value; key: value -->` comments out of a block's text."""
     meta: dict[str, str] = {}
@@ -309,12 +350,24 @@ def _parse_meta(text: str) -> tuple[str, dict[str, str]]:
                 meta[key.strip().lower()] = value.strip()
         return ""
 
-    return _META.sub(take, text).strip(), meta
+    # Only up to the last "-->": past it, every "<!--" would scan to the end for a close
+    # that is not there (quadratic in the number of "<!--").
+    end = text.rfind("-->")
+    if end < 0:
+        return text.strip(), meta
+    return (_META.sub(take, text[: end + 3]) + text[end + 3 :]).strip(), meta
+
+
+def _one(value: Any) -> str | None:
+    """A front matter value as text (YAML may have read `intent: 404` as a number)."""
+    return str(value).strip() or None if value is not None else None
 
 
 def _tags(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(t.strip() for t in value.split(",") if t.strip())
+    if isinstance(value, int | float):
+        return (str(value),)
     if isinstance(value, list | tuple):
         return tuple(str(t).strip() for t in value if str(t).strip())
     return ()
@@ -326,9 +379,9 @@ def _sections(
     doc_id = slug(str(front.get("id") or stem), digest=False) or "doc"
     doc_title = str(front.get("title") or "").strip()
     defaults: dict[str, Any] = {
-        "intent": front.get("intent"),
+        "intent": _one(front.get("intent")),
         "tags": _tags(front.get("tags")),
-        "url": front.get("url"),
+        "url": _one(front.get("url")),
     }
     # Group paragraphs under their heading path.
     groups: list[tuple[list[str], int, list[_Block]]] = []

@@ -18,6 +18,7 @@ import io
 import json
 import re
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 import yaml
 
 from deskbot.knowledge.errors import SourceError
+from deskbot.knowledge.safe_yaml import brief, load_yaml_with_node
 
 MAX_ANSWER_CHARS = 20_000
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -116,10 +118,9 @@ def decode_text(data: bytes, name: str, expected: str) -> str:
 
 def _yaml_rows(text: str, name: str) -> Iterator[tuple[int | None, Any]]:
     try:
-        doc = yaml.compose(text)
-        raw = yaml.safe_load(text)
+        raw, doc = load_yaml_with_node(text)
     except yaml.YAMLError as exc:
-        raise SourceError(f"{name}: not valid YAML: {exc}".replace("\n", " ")) from exc
+        raise SourceError(f"{name}: not valid YAML: {exc}") from exc
     items = raw.get("entries") if isinstance(raw, dict) else raw
     if not isinstance(items, list):
         raise SourceError(f"{name}: expected a list of entries (or a mapping with 'entries:')")
@@ -129,20 +130,25 @@ def _yaml_rows(text: str, name: str) -> Iterator[tuple[int | None, Any]]:
         if isinstance(raw, dict):
             top = next((v for k, v in doc.value if k.value == "entries"), doc)
         nodes = list(getattr(top, "value", []))
+        if not isinstance(top, yaml.SequenceNode):
+            nodes = []
     for i, item in enumerate(items):
         line = nodes[i].start_mark.line + 1 if i < len(nodes) else None
         yield line, item
 
 
 def _csv_rows(text: str, name: str) -> Iterator[tuple[int | None, Any]]:
-    reader = csv.DictReader(io.StringIO(text))
-    header = set(reader.fieldnames or [])
+    # newline="": the csv module reads \r, \n and \r\n line ends itself (and keeps
+    # line breaks inside quoted cells); a StringIO that split lines would refuse a bare \r.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    with csv_errors(name, reader):
+        header = set(reader.fieldnames or [])
     if not {"question", "answer"} <= header:
         raise SourceError(
             f"{name}: the header must have columns 'question' and 'answer' "
-            f"(optional: id, intent, tags, url, alternatives); found {sorted(header)}"
+            f"(optional: id, intent, tags, url, alternatives); found {brief_header(header)}"
         )
-    for row in reader:
+    for row in csv_rows(name, reader):
         if "tags" in row and isinstance(row["tags"], str):
             row["tags"] = [t.strip() for t in row["tags"].split(";") if t.strip()]
         if "alternatives" in row and isinstance(row["alternatives"], str):
@@ -150,11 +156,43 @@ def _csv_rows(text: str, name: str) -> Iterator[tuple[int | None, Any]]:
         yield reader.line_num, row
 
 
+def csv_rows(name: str, reader: Iterator[Any]) -> Iterator[Any]:
+    """The rows of a csv reader; a `SourceError` (with the line) for what csv refuses."""
+    while True:
+        with csv_errors(name, reader):
+            row = next(reader, None)
+        if row is None:
+            return
+        yield row
+
+
+@contextmanager
+def csv_errors(name: str, reader: Any) -> Iterator[None]:
+    """Turn the csv module's errors (a cell past its 131,072-character limit) into a
+    `SourceError` naming the file and line."""
+    try:
+        yield
+    except csv.Error as exc:
+        # line_num counts the lines read before the one csv refused.
+        raise SourceError(f"{name}:{reader.line_num + 1}: not readable as CSV: {exc}") from None
+
+
+def brief_header(header: Iterable[str | None]) -> str:
+    """A CSV header for an error message: at most 10 names, each cut to 40 characters."""
+    names = sorted(str(h) for h in header)
+    shown = [brief(n, 40) for n in names[:10]]
+    return "[" + ", ".join(shown) + (f", and {len(names) - 10} more]" if len(names) > 10 else "]")
+
+
 def _json_rows(text: str, name: str) -> Iterator[tuple[int | None, Any]]:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SourceError(f"{name}:{exc.lineno}: not valid JSON: {exc.msg}") from exc
+    except RecursionError:
+        raise SourceError(f"{name}: not valid JSON: nested too deeply") from None
+    except ValueError as exc:  # an integer past Python's 4,300 digits
+        raise SourceError(f"{name}: not valid JSON: {exc}") from None
     items = raw.get("entries") if isinstance(raw, dict) else raw
     if not isinstance(items, list):
         raise SourceError(f"{name}: expected a list of entries (or an object with 'entries')")
@@ -171,15 +209,18 @@ def _json_item_lines(text: str, raw: Any) -> list[int]:
     decoder = json.JSONDecoder()
     pos = m.end()
     lines: list[int] = []
+    line, counted = 1, 0  # newlines are counted once, not from the start for each entry
     while True:
         while pos < len(text) and text[pos] in " \t\r\n,":
             pos += 1
         if pos >= len(text) or text[pos] == "]":
             return lines
-        lines.append(text.count("\n", 0, pos) + 1)
+        line += text.count("\n", counted, pos)
+        counted = pos
+        lines.append(line)
         try:
             _, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             return lines
 
 
@@ -188,9 +229,14 @@ def _jsonl_rows(text: str, name: str) -> Iterator[tuple[int | None, Any]]:
         if not line.strip():
             continue
         try:
-            yield n, json.loads(line)
+            row = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield n, SourceError(f"not valid JSON: {exc.msg}")
+            row = SourceError(f"not valid JSON: {exc.msg}")
+        except RecursionError:
+            row = SourceError("not valid JSON: nested too deeply")
+        except ValueError as exc:  # an integer past Python's 4,300 digits
+            row = SourceError(f"not valid JSON: {exc}")
+        yield n, row
 
 
 def _validate(
@@ -230,7 +276,10 @@ def _validate(
         if not _ID_RE.match(entry_id):
             problems.append(
                 RowProblem(
-                    name, where, f"id {entry_id!r} must be letters, digits, '_', '.', ':' or '-'"
+                    name,
+                    where,
+                    f"id {brief(entry_id)} must be letters, digits, '_', '.', ':' or '-' "
+                    "(at most 128)",
                 )
             )
             continue

@@ -18,7 +18,14 @@ from pathlib import Path
 
 from deskbot.knowledge.documents import DEFAULT_MAX_CHARS, DOCUMENT_SUFFIXES, read_document
 from deskbot.knowledge.errors import SourceError
-from deskbot.knowledge.faq import RowProblem, decode_text, read_faq
+from deskbot.knowledge.faq import (
+    RowProblem,
+    brief_header,
+    csv_errors,
+    csv_rows,
+    decode_text,
+    read_faq,
+)
 from deskbot.knowledge.index import IndexedPassage
 
 FAQ_SUFFIXES = (".yaml", ".yml", ".csv", ".json", ".jsonl")
@@ -121,17 +128,18 @@ def read_examples(
     if not file.is_file():
         raise SourceError(f"{name}: no such file")
     text = decode_text(file.read_bytes(), name, "a CSV of labelled utterances")
-    reader = csv.DictReader(io.StringIO(text))
-    header = reader.fieldnames or []
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    with csv_errors(name, reader):
+        header = reader.fieldnames or []
     label = next((c for c in _LABEL_COLUMNS if c in header), None)
     if "text" not in header or label is None:
         raise SourceError(
             f"{name}: the header must have columns 'text' and 'category' (or 'intent'); "
-            f"found {header}"
+            f"found {brief_header(header)}"
         )
     by_intent: dict[str, list[str]] = {}
     problems: list[RowProblem] = []
-    for row in reader:
+    for row in csv_rows(name, reader):
         utterance = (row.get("text") or "").strip()
         intent = (row.get(label) or "").strip()
         if not utterance or not intent:
