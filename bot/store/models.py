@@ -111,6 +111,20 @@ class Agent(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class ErasureRecord(SQLModel, table=True):
+    """That customer data was erased (`deskbot forget`, `DELETE /api/me`) or pruned after
+    the retention period, by whom and how many rows: the record of compliance. It names
+    no customer and holds no text of theirs."""
+
+    __tablename__ = "erasures"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)  # forget, prune
+    requested_by: str = Field(max_length=160)  # cli, customer, admin:USERNAME, retention
+    counts: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
 class ModelVersionRecord(SQLModel, table=True):
     """A trained model or index version known to the store, with the figures it scored."""
 

@@ -19,13 +19,13 @@ import logging
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, event, func, insert, update
+from sqlalchemy import Engine, delete, event, func, insert, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, col, create_engine, select
@@ -36,6 +36,7 @@ from deskbot.bot.store.models import (
     AgentLabel,
     Conversation,
     DialogueStateRecord,
+    ErasureRecord,
     Handoff,
     TurnRecord,
     utcnow,
@@ -540,3 +541,96 @@ class SqlConversationStore:
             "bot_kinds": {str(k): int(n) for k, n in kinds},
             "top_intents": {str(i): int(n) for i, n in intents},
         }
+
+    # -- privacy: erasure and retention (see `deskbot.bot.privacy`) ----------------------
+
+    def customer_conversation_ids(self, customer_id: str) -> list[str]:
+        """Ids of every conversation of `customer_id`, on every channel."""
+        with self.session() as s:
+            return list(
+                s.exec(
+                    select(Conversation.id)
+                    .where(Conversation.customer_id == customer_id)
+                    .order_by(col(Conversation.created_at))
+                ).all()
+            )
+
+    def conversation_ids_idle_since(self, before: datetime, *, limit: int = 500) -> list[str]:
+        """Ids of conversations whose last activity is older than `before` (oldest first)."""
+        with self.session() as s:
+            return list(
+                s.exec(
+                    select(Conversation.id)
+                    .where(col(Conversation.updated_at) < before)
+                    .order_by(col(Conversation.updated_at))
+                    .limit(limit)
+                ).all()
+            )
+
+    def customer_turns(self, conversation_ids: Sequence[str]) -> list[TurnRecord]:
+        """Every turn of the conversations, in order (what an erasure must find copies of)."""
+        out: list[TurnRecord] = []
+        with self.session() as s:
+            for chunk in _chunks(conversation_ids):
+                out.extend(
+                    s.exec(
+                        select(TurnRecord)
+                        .where(col(TurnRecord.conversation_id).in_(chunk))
+                        .order_by(col(TurnRecord.conversation_id), col(TurnRecord.seq))
+                    ).all()
+                )
+        return out
+
+    def erase_conversations(
+        self, conversation_ids: Sequence[str], *, kind: str = "forget", requested_by: str = "cli"
+    ) -> dict[str, int]:
+        """Delete the conversations and everything stored about them, in one transaction:
+        agents' labels of their turns, the turns (feedback included), handoffs, dialogue
+        state, the conversations. Returns the rows deleted per table.
+
+        The same transaction adds an `ErasureRecord` (`kind`, `requested_by`, the counts)
+        when anything was deleted.
+        """
+        counts = dict.fromkeys(
+            ("agent_labels", "turns", "handoffs", "dialogue_states", "conversations"), 0
+        )
+        if not conversation_ids:
+            return counts
+        with self.engine.begin() as conn:
+            for chunk in _chunks(conversation_ids):
+                turns = select(TurnRecord.id).where(col(TurnRecord.conversation_id).in_(chunk))
+                for name, stmt in (
+                    ("agent_labels", delete(AgentLabel).where(col(AgentLabel.turn_id).in_(turns))),
+                    ("turns", delete(TurnRecord).where(col(TurnRecord.conversation_id).in_(chunk))),
+                    ("handoffs", delete(Handoff).where(col(Handoff.conversation_id).in_(chunk))),
+                    (
+                        "dialogue_states",
+                        delete(DialogueStateRecord).where(
+                            col(DialogueStateRecord.conversation_id).in_(chunk)
+                        ),
+                    ),
+                    ("conversations", delete(Conversation).where(col(Conversation.id).in_(chunk))),
+                ):
+                    counts[name] += int(conn.execute(stmt).rowcount)
+            if any(counts.values()):
+                conn.execute(
+                    insert(ErasureRecord).values(
+                        kind=kind,
+                        requested_by=requested_by[:160],
+                        counts=counts,
+                        created_at=utcnow(),
+                    )
+                )
+        return counts
+
+    def erasures(self) -> list[ErasureRecord]:
+        """The record of erasures and prunes, oldest first."""
+        with self.session() as s:
+            return list(s.exec(select(ErasureRecord).order_by(col(ErasureRecord.id))).all())
+
+
+def _chunks(ids: Sequence[str], size: int = 500) -> Iterator[list[str]]:
+    """`ids` in slices small enough for any database's limit on bound parameters."""
+    items = list(ids)
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

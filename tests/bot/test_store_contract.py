@@ -34,7 +34,7 @@ def test_migrations_create_every_table_and_are_idempotent(store: SqlConversation
         "alembic_version",
     } <= tables
     with store.engine.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0002"
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0003"
 
 
 def test_session_token_finds_the_conversation_and_is_stored_hashed(

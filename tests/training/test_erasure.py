@@ -1,0 +1,190 @@
+"""GDPR erasure end to end: a customer whose labelled messages went through a real
+nightly retraining and a reviewed FAQ proposal is forgotten with `deskbot forget`, and
+then no table and no file of the project holds anything of theirs (SQLite and
+PostgreSQL). Another customer's data is untouched."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from deskbot.bot.app import build_store
+from deskbot.bot.artifacts import KNN_FILE, ModelRegistry
+from deskbot.bot.cli import load_plugins
+from deskbot.bot.config import BotConfig, load_config
+from deskbot.bot.intents import TransformerIntentClassifier
+from deskbot.bot.store import SqlConversationStore
+from deskbot.training.data import IntentDataset, load_intents
+from deskbot.training.erasure import SAME_TEXT_COSINE, redacted_texts
+from deskbot.training.export import text_key
+from deskbot.training.faq_proposals import FaqLoop
+from deskbot.training.retrain import PROMOTED, WORK_DIR, RetrainJob, RetrainSettings
+from tests.bot.action_server import make_project
+from tests.bot.test_privacy import dump_all_tables
+from tests.conftest import BANKING_TEST, BANKING_TRAIN, TEST_INTENTS
+
+# A few optimiser steps and no gate: the point is what the night writes, not its quality.
+NIGHT = RetrainSettings(
+    epochs=1,
+    train_args={"max_steps": 3, "batch_size": 16, "patience": 0},
+    accuracy_tolerance=1.0,
+    f1_margin=1.0,
+    oos_tolerance=1.0,
+    audit_margin=None,
+)
+
+
+def log_customer(
+    store: SqlConversationStore, customer: str, rows: list[tuple[str, str]]
+) -> list[int]:
+    """The customer's messages, the bot's replies and an agent's label on each; the
+    first label also carries the right answer (an FAQ proposal). Returns bot turn ids."""
+    bot_turns = []
+    for i, (text, intent) in enumerate(rows):
+        conv, _ = store.create_conversation(customer_id=customer, channel="api")
+        store.append_turn(conv.id, "user", text, intent="out_of_scope", confidence=0.1)
+        bot = store.append_turn(conv.id, "bot", "Sorry?", intent="out_of_scope", confidence=0.1)
+        assert bot.id is not None
+        answer = f"Here is how it works for {customer}." if i == 0 else None
+        store.add_label(
+            bot.id, "ann", intent=intent, answer_wrong=answer is not None, correct_answer=answer
+        )
+        bot_turns.append(bot.id)
+    return bot_turns
+
+
+def files_under(root: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def bank_hits(registry: ModelRegistry, texts: list[str]) -> dict[str, int]:
+    """Per model version: rows of its neighbour bank that are one of `texts`."""
+    import torch
+    from safetensors.torch import load_file
+
+    hits = {}
+    for version in registry.versions():
+        clf = TransformerIntentClassifier(registry.versions_dir / version, runtime="torch")
+        emb = torch.nn.functional.normalize(clf.embed(texts), dim=-1)
+        banks = load_file(str(registry.versions_dir / version / KNN_FILE))
+        hits[version] = sum(
+            int(((rows.float() @ emb.T).max(dim=1).values >= SAME_TEXT_COSINE).sum())
+            for name, rows in banks.items()
+            if name.endswith("embeddings")
+        )
+    return hits
+
+
+@pytest.fixture
+def project(
+    tmp_path: Path,
+    database_url: str,
+    trained_model_dir: Path,
+    faq_index_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[Path, BotConfig]:
+    root = make_project(tmp_path / "bot", trained_model_dir, faq_index_dir)
+    config_file = root / "deskbot.yaml"
+    # The index of the session's fixture holds the FAQ alone; rebuilds keep it so.
+    raw = config_file.read_text(encoding="utf-8")
+    config_file.write_text(re.sub(r"\n  examples: .*\n", "\n  examples: []\n", raw), "utf-8")
+    monkeypatch.setenv("DESKBOT_DATABASE_URL", database_url)
+    return root, load_config(root)
+
+
+@pytest.mark.slow
+def test_forget_leaves_nothing_of_the_customer_in_any_table_or_file(
+    project: tuple[Path, BotConfig], small_intents: IntentDataset
+) -> None:
+    root, cfg = project
+    store = build_store(cfg)
+    keep = set(TEST_INTENTS)
+    train = load_intents(BANKING_TRAIN)
+    used = {text_key(t) for t in small_intents.texts}
+    pool = [
+        (t, y)
+        for t, y in zip(train.texts, train.labels, strict=True)
+        if y in keep and text_key(t) not in used
+    ]
+    # Marked so that a byte search of the whole project finds any copy; one has PII.
+    gone = [(f"{t} xqzgone{i}", y) for i, (t, y) in enumerate(pool[:6])]
+    gone[0] = (f"{gone[0][0]} write to me at zoe.xqzgone@example.com", gone[0][1])
+    kept = [(f"{t} xqzkept{i}", y) for i, (t, y) in enumerate(pool[6:12])]
+    log_customer(store, "cust-gone", gone)
+    log_customer(store, "cust-kept", kept)
+
+    # The nightly job learns from both customers ...
+    registry = ModelRegistry(cfg.intents.registry)
+    test = load_intents(BANKING_TEST)
+    heldout = test.without_intents(set(test.intents) - keep, as_oos=False).few_shot(3, seed=0)
+    outcome = RetrainJob(
+        store=store,
+        registry=registry,
+        base_data=small_intents,
+        heldout=heldout,
+        settings=NIGHT,
+        reports_dir=root / "var" / "reports" / "retrain",
+    ).run()
+    assert outcome.decision == PROMOTED
+    # ... and the agents' answers become FAQ entries, reviewed and indexed.
+    loop = FaqLoop.from_config(cfg)
+    assert loop.propose(store) == 2
+    entries = loop.read()
+    for e in entries:
+        e["status"] = "approved"
+    loop._write(entries)
+    assert loop.ingest_approved() == 2
+    gone_red = redacted_texts(tuple(t for t, _ in gone))
+    kept_red = redacted_texts(tuple(t for t, _ in kept))
+    gone_keys = {text_key(t) for t in gone_red}
+    before = files_under(root)
+    assert any(b"xqzgone" in data for data in before.values())  # the copies the test must see go
+    known = (registry.root / WORK_DIR / "known" / f"{outcome.candidate}.tsv").read_text()
+    assert all(k in known for k in gone_keys)
+    assert sum(bank_hits(registry, gone_red).values()) >= 1
+    kept_in_bank = bank_hits(registry, kept_red)
+    gone_proposal = next(e["id"] for e in entries if "cust-gone" in e["answer"])
+
+    result = CliRunner().invoke(
+        load_plugins(), ["forget", "--customer", "cust-gone", "-c", str(root), "--yes", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["rows"]["conversations"] == 6 and report["rows"]["agent_labels"] == 6
+    derived = report["derived"]
+    assert derived["training.known_examples"] >= 6
+    assert derived["training.neighbour_rows"] >= 1
+    assert derived["training.faq_proposals"] == 1 and derived["training.faq_approved"] == 1
+
+    # Nothing of the customer in any table ...
+    dump = dump_all_tables(store)
+    for needle in ("xqzgone", "cust-gone", *gone_red, *(t for t, _ in gone)):
+        assert needle not in dump, needle
+    assert all(t in dump for t, _ in kept)
+    # ... in any file of the project (raw text, redacted text, keys, PII) ...
+    after = files_under(root)
+    for path, data in after.items():
+        for needle in ("xqzgone", "cust-gone", *gone_keys, gone_proposal):
+            assert needle.encode() not in data, (path, needle)
+    # ... or in any neighbour bank; the other customer's rows and files are all there.
+    assert set(bank_hits(registry, gone_red).values()) == {0}
+    assert bank_hits(registry, kept_red) == kept_in_bank
+    assert any(b"xqzkept" in data for data in after.values())
+    known_after = (registry.root / WORK_DIR / "known" / f"{outcome.candidate}.tsv").read_text()
+    assert all(text_key(t) in known_after for t in kept_red)
+    (left,) = loop.read()
+    assert "cust-kept" in left["answer"]
+    approved = yaml.safe_load(loop.approved_file.read_text(encoding="utf-8"))["entries"]
+    assert [e["id"] for e in approved] == [left["id"]]
+    # The live model and the rebuilt index still serve.
+    live = TransformerIntentClassifier(registry.live_dir())
+    assert live.predict([kept[0][0]])[0].ranking
+    from deskbot.knowledge.index import load_version
+
+    passages = {p.id for p in load_version(cfg.knowledge.index_dir).passages}
+    assert left["id"] in passages and gone_proposal not in passages
