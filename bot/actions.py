@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Protocol
+from urllib.parse import quote, quote_plus
 
 import httpx
 
@@ -87,6 +88,35 @@ class ActionClient(Protocol):
     ) -> ActionResult: ...
 
 
+class _HideTokens(logging.Filter):
+    """Takes action tokens out of httpx's request log lines: the token travels in the
+    URL's query, and httpx logs every URL it calls at INFO."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            if any(s in message for s in self.secrets):
+                for secret in sorted(self.secrets, key=len, reverse=True):
+                    message = message.replace(secret, "***")
+                record.msg, record.args = message, None
+        return True
+
+
+_HIDE_TOKENS = _HideTokens()
+
+
+def hide_in_logs(secret: str) -> None:
+    """Replace `secret` (and its URL-encoded forms) by *** in httpx's log lines."""
+    _HIDE_TOKENS.secrets.update({secret, quote(secret, safe=""), quote_plus(secret)})
+    httpx_logger = logging.getLogger("httpx")
+    if _HIDE_TOKENS not in httpx_logger.filters:
+        httpx_logger.addFilter(_HIDE_TOKENS)
+
+
 class RasaActionClient:
     """Calls a rasa-sdk action server's `/webhook`.
 
@@ -100,6 +130,8 @@ class RasaActionClient:
         self.url = url
         self.token = token
         self.timeout_s = timeout_s
+        if token:
+            hide_in_logs(token)
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
 
@@ -162,6 +194,11 @@ class RasaActionClient:
             raise ActionNotFound(
                 f"the action server has no action {action!r} ({_error(response)}); "
                 "check actions.intent_actions against the actions module"
+            )
+        if response.status_code in (401, 403):
+            raise ComponentUnavailable(
+                f"the action server refused deskbot's token for {action} (HTTP "
+                f"{response.status_code}): set the same DESKBOT_ACTIONS_TOKEN for both"
             )
         if response.status_code != 200:
             raise ComponentUnavailable(

@@ -74,6 +74,8 @@ ACTION_REJECTED_TEXT = (
 )
 
 T = TypeVar("T")
+# At most this many replies are composed at once (the API serves 40 requests at a time).
+RESPOND_THREADS = 32
 
 
 class UnknownTurn(DeskbotError):
@@ -202,6 +204,12 @@ class TurnPipeline:
         self.metrics = metrics
         self.policy = DialoguePolicy(self.settings.policy_settings())
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="deskbot-step")
+        # The responder waits on a generator that may hang: its own threads, so that
+        # stalled generator calls cannot leave classification and retrieval waiting for a
+        # thread (and failing over to clarifications) for as long as the generator hangs.
+        self._respond_pool = ThreadPoolExecutor(
+            max_workers=RESPOND_THREADS, thread_name_prefix="deskbot-respond"
+        )
 
     # -- public entry points -------------------------------------------------------------
 
@@ -279,6 +287,7 @@ class TurnPipeline:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._respond_pool.shutdown(wait=False, cancel_futures=True)
 
     # -- the turn ------------------------------------------------------------------------
 
@@ -360,7 +369,7 @@ class TurnPipeline:
                 )
         if decision.route == "answer":
             answer = self._answer(
-                conversation_id, text, prediction, decision, latency, stream, prefetched
+                conversation_id, text, prediction, decision, latency, stream, prefetched, state
             )
             for item in answer:
                 if isinstance(item, _Outcome):
@@ -454,12 +463,19 @@ class TurnPipeline:
         latency: dict[str, float],
         stream: bool,
         passages: list[Passage] | None = None,
+        before: DialogueState | None = None,
     ) -> Iterator[str | _Outcome]:
         if passages is None:
             intent = prediction.intent if prediction is not None and prediction.in_scope else None
             passages = self._retrieve(conversation_id, text, intent, latency)
         best = passages[0] if passages else None
         state = decision.state
+        # The answer route restarted the fallback counters, expecting an answer; without
+        # one, the clarifications in a row count on from `before` this message, so that a
+        # FAQ that cannot answer (no entry, or an unreadable index) ends in a handoff.
+        unanswered = (
+            replace(state, clarify_streak=before.clarify_streak) if before is not None else state
+        )
 
         if (
             self.responder is not None
@@ -482,6 +498,7 @@ class TurnPipeline:
                     result = self._with_timeout(
                         lambda: self.responder.respond(history, passages),  # type: ignore[union-attr]
                         self.settings.generate_timeout_s,
+                        pool=self._respond_pool,
                     )
             except Exception:
                 self._fallback("generate", conversation_id)
@@ -510,7 +527,7 @@ class TurnPipeline:
                 )
                 return
             if shown:  # the responder clarified, and its question was already shown
-                no_answer = self.policy.on_no_answer(state, decision.intent)
+                no_answer = self.policy.on_no_answer(unanswered, decision.intent)
                 outcome = self._from_decision(no_answer)
                 if no_answer.route == "clarify":
                     outcome.text, outcome.streamed = result.text, True
@@ -523,7 +540,7 @@ class TurnPipeline:
                 text=best.text, kind="faq", state=state, passages=(best,), citations=(best.id,)
             )
             return
-        no_answer = self.policy.on_no_answer(state, decision.intent)
+        no_answer = self.policy.on_no_answer(unanswered, decision.intent)
         outcome = self._from_decision(no_answer)
         outcome.passages = tuple(passages)
         yield outcome
@@ -673,8 +690,10 @@ class TurnPipeline:
             if t.text
         ]
 
-    def _with_timeout(self, fn: Callable[[], T], timeout_s: float) -> T:
-        future: Future[T] = self._pool.submit(fn)
+    def _with_timeout(
+        self, fn: Callable[[], T], timeout_s: float, *, pool: ThreadPoolExecutor | None = None
+    ) -> T:
+        future: Future[T] = (pool or self._pool).submit(fn)
         try:
             return future.result(timeout=timeout_s)
         except FutureTimeout:

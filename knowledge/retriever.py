@@ -101,6 +101,7 @@ class FaissRetriever:
         self._refused: str | None = (
             None  # a live version that failed to load: not retried per query
         )
+        self._problem: str | None = None  # why `_refused` could not be loaded
         self._lock = threading.Lock()
 
     @property
@@ -108,26 +109,40 @@ class FaissRetriever:
         """The index version being served (None before the first load)."""
         return self._served.index.manifest.version if self._served else None
 
+    @property
+    def problem(self) -> str | None:
+        """Why the live version is not the one served (it could not be loaded), else None."""
+        return self._problem
+
     def warm_up(self) -> None:
-        """Load the live version (and the embedder) now rather than on the first query."""
-        self._current()
+        """Load the embedder and the live version now rather than on the first query.
+
+        Raises:
+            IndexCorrupt: the live version cannot be loaded (the embedder is loaded anyway).
+        """
         if hasattr(self.embedder, "warm_up"):
             self.embedder.warm_up()
+        self._current()
 
     def _current(self) -> _Served:
         live = read_pointer(self.index_dir)
         served = self._served
         if served is not None and live in (served.index.manifest.version, self._refused):
             return served
+        if served is None and live is not None and live == self._refused:
+            # Nothing to serve and the live version is known to be broken: fail at once
+            # instead of reading it again on every query (a new version is picked up).
+            raise IndexCorrupt(self._problem or f"index version {live} cannot be loaded")
         with self._lock:
             if self._served is not None and self._served.index.manifest.version == live:
                 return self._served
             try:
                 fresh = load_version(self.index_dir)
-            except IndexCorrupt:
+            except IndexCorrupt as exc:
+                self._refused, self._problem = live, str(exc)
                 if self._served is None:
+                    logger.error("index version %s unreadable, nothing to serve: %s", live, exc)
                     raise
-                self._refused = live
                 logger.exception(
                     "index version %s unreadable; still serving %s",
                     live,
@@ -140,6 +155,7 @@ class FaissRetriever:
                     f"but the retriever uses {self.embedder.model_id!r}; re-ingest"
                 )
             self._served = self._prepare(fresh)
+            self._refused = self._problem = None
             logger.info("serving index version %s", fresh.manifest.version)
             return self._served
 

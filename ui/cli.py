@@ -12,6 +12,12 @@ from deskbot.bot.cli import DEFAULT_CONFIG, fail, load
 from deskbot.bot.errors import DeskbotError
 from deskbot.knowledge.errors import KnowledgeError
 
+# An idle keep-alive connection stays open longer than the proxy in front keeps its end
+# (nginx's upstream keepalive and most load balancers: 60 s). Closing it first races the
+# request the proxy or client is sending on it: a 502, or a reset, for that message
+# (uvicorn's default is 5 s; benchmarks/load.py lost messages so).
+KEEP_ALIVE_S = 75
+
 agents_app = typer.Typer(help="Agents who may use the agent console.", no_args_is_help=True)
 
 ConfigOption = Annotated[
@@ -45,7 +51,15 @@ def serve(
         f"{cfg.name}: chat on http://{h}:{p}/  agent console on http://{h}:{p}/agent/  "
         f"API docs on http://{h}:{p}/docs"
     )
-    uvicorn.run(app, host=h, port=p, log_level="warning")
+    # X-Forwarded-For is read by the rate limiter, from limits.trusted_proxies only.
+    uvicorn.run(
+        app,
+        host=h,
+        port=p,
+        log_level="warning",
+        proxy_headers=False,
+        timeout_keep_alive=KEEP_ALIVE_S,
+    )
 
 
 @agents_app.command("add")

@@ -10,9 +10,17 @@ import html
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
+from starlette.concurrency import run_in_threadpool
 
 from deskbot.bot.store import SqlConversationStore
 from deskbot.ui.auth import COOKIE_NAME, SessionSigner, authenticate
@@ -60,9 +68,19 @@ def login_page(title: str, *, failed: bool = False) -> str:
 
 
 def add_login_routes(
-    app: FastAPI, path: str, store: SqlConversationStore, signer: SessionSigner, title: str
+    app: FastAPI,
+    path: str,
+    store: SqlConversationStore,
+    signer: SessionSigner,
+    title: str,
+    *,
+    secure_cookies: str = "auto",
 ) -> None:
-    """`GET/POST {path}/login` and `GET {path}/logout`; call before mounting the console."""
+    """`GET/POST {path}/login` and `GET {path}/logout`; call before mounting the console.
+
+    `secure_cookies` ("auto", "always", "never", see `ServerConfig`) decides whether the
+    session cookie is marked Secure.
+    """
 
     @app.get(f"{path}/login", include_in_schema=False)
     def login_form(request: Request) -> Response:
@@ -89,7 +107,8 @@ def add_login_routes(
             path=path,
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https",
+            secure=secure_cookies == "always"
+            or (secure_cookies == "auto" and request.url.scheme == "https"),
         )
         logger.info("agent %s logged in", agent.username)
         return response
@@ -104,10 +123,43 @@ def add_login_routes(
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
+def cross_site(scope: Scope) -> bool:
+    """Whether a browser sent this request from another site's page (a CSRF attempt).
+
+    Browsers name the page's origin on every POST, PUT, PATCH and DELETE (`Origin`) and,
+    in current ones, how the request relates to it (`Sec-Fetch-Site`). A request with
+    neither comes from no browser, and so carries no victim's cookie. The origin's host
+    is compared with the Host header (or the proxy's X-Forwarded-Host: a page cannot set
+    either), without the port, which a proxy in front may leave out of Host.
+    """
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    fetch_site = headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        return True
+    origin = headers.get("origin")
+    if origin is None:
+        return False
+    if origin == "null":
+        return True
+    origin_host = urlsplit(origin).hostname
+    hosts = {
+        urlsplit("//" + value.split(",")[0].strip()).hostname
+        for value in (headers.get("host", ""), headers.get("x-forwarded-host", ""))
+        if value
+    }
+    return origin_host is None or origin_host not in hosts
+
+
 class ConsoleGate:
-    """ASGI middleware: a visitor without a session who opens the console page is sent to
-    the login form (Gradio itself answers 401 to everything else of the console app),
-    and no page of the console may be shown in another site's frame (clickjacking).
+    """ASGI middleware in front of everything under the console's path.
+
+    - Without a valid session, nothing but the login and logout pages is served: the
+      console page redirects to the login form, every other path (Gradio's config,
+      queue, files, assets, any route a Gradio upgrade adds) answers 401. Gradio's own
+      `auth_dependency` check stays behind it as a second lock.
+    - No other site's page may send it a state-changing request (CSRF): any method but
+      GET, HEAD and OPTIONS from a cross-site page is refused with 403, login included.
+    - No page of the console may be shown in another site's frame (clickjacking).
 
     Args:
         app: the wrapped ASGI app.
@@ -119,6 +171,7 @@ class ConsoleGate:
         self.app = app
         self.path = path.rstrip("/")
         self.signer = signer
+        self.public = frozenset({f"{self.path}/login", f"{self.path}/logout"})
 
     async def __call__(
         self,
@@ -126,19 +179,35 @@ class ConsoleGate:
         receive: Callable[[], Awaitable[Any]],
         send: Callable[[Any], Awaitable[None]],
     ) -> None:
-        if (
-            scope["type"] == "http"
-            and scope.get("method") in ("GET", "HEAD")
-            and scope.get("path") in (self.path, self.path + "/")
-        ):
-            request = Request(scope)
-            if self.signer.check(request.cookies.get(COOKIE_NAME)) is None:
-                target = f"{scope.get('root_path', '')}{self.path}/login"
-                await RedirectResponse(target, status_code=303)(scope, receive, send)
-                return
         path = str(scope.get("path", ""))
-        if scope["type"] != "http" or not (path == self.path or path.startswith(self.path + "/")):
+        inside = path == self.path or path.startswith(self.path + "/")
+        if scope["type"] not in ("http", "websocket") or not inside:
             await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            if not await self._signed_in(scope):
+                await send({"type": "websocket.close", "code": 4401})
+                return
+            await self.app(scope, receive, send)
+            return
+        method = scope.get("method")
+        if method not in ("GET", "HEAD", "OPTIONS") and cross_site(scope):
+            logger.warning("cross-site %s to the console refused", method)
+            await PlainTextResponse(
+                "cross-site requests to the agent console are refused", status_code=403
+            )(scope, receive, send)
+            return
+        if path not in self.public and not await self._signed_in(scope):
+            if method in ("GET", "HEAD") and path in (self.path, self.path + "/"):
+                target = f"{scope.get('root_path', '')}{self.path}/login"
+                response: Response = RedirectResponse(target, status_code=303)
+            else:
+                response = JSONResponse(
+                    {"detail": "log in to the agent console first"},
+                    status_code=401,
+                    headers=_NO_STORE,
+                )
+            await self._framing_denied(response)(scope, receive, send)
             return
 
         async def send_framing_denied(message: Any) -> None:
@@ -150,3 +219,16 @@ class ConsoleGate:
             await send(message)
 
         await self.app(scope, receive, send_framing_denied)
+
+    async def _signed_in(self, scope: Scope) -> bool:
+        cookie = Request(scope).cookies.get(COOKIE_NAME)
+        if not cookie:
+            return False
+        # The check reads the agent from the database: not on the event loop.
+        return await run_in_threadpool(self.signer.check, cookie) is not None
+
+    @staticmethod
+    def _framing_denied(response: Response) -> Response:
+        response.headers["x-frame-options"] = "DENY"
+        response.headers["content-security-policy"] = "frame-ancestors 'none'"
+        return response

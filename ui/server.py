@@ -6,6 +6,7 @@
 | `/widget.js` | script tag that embeds the widget in another site |
 | `/agent/` | agent console (Gradio, login required) |
 | `/agent/login`, `/agent/logout` | console login form |
+| `/agent/admin/...` | erasing a customer's data (admins only) |
 | `/api/...`, `/docs` | HTTP API |
 """
 
@@ -20,6 +21,7 @@ from fastapi.responses import Response
 from deskbot.bot.api import create_api
 from deskbot.bot.app import Bot, build_bot
 from deskbot.bot.config import BotConfig
+from deskbot.ui.admin import add_admin_routes
 from deskbot.ui.auth import COOKIE_NAME, SessionSigner, secret_key
 from deskbot.ui.chat import CHAT_CSS, build_chat
 from deskbot.ui.console import CONSOLE_CSS, build_console
@@ -87,7 +89,15 @@ def mount_ui(api: FastAPI, bot: Bot, *, signer: SessionSigner | None = None) -> 
         agent = signer.check(request.cookies.get(COOKIE_NAME))
         return agent.username if agent is not None else None
 
-    add_login_routes(api, CONSOLE_PATH, bot.store, signer, bot.config.name)
+    add_login_routes(
+        api,
+        CONSOLE_PATH,
+        bot.store,
+        signer,
+        bot.config.name,
+        secure_cookies=bot.config.server.secure_cookies,
+    )
+    add_admin_routes(api, CONSOLE_PATH, bot, signer)
     api.add_middleware(ConsoleGate, path=CONSOLE_PATH, signer=signer)
     # The console first: a mount at "/" would take every path.
     gr.mount_gradio_app(
@@ -118,4 +128,8 @@ def create_app(config: BotConfig) -> FastAPI:
     """The whole web app for `config`: models loaded, API, widget and console mounted."""
     bot = build_bot(config)
     bot.warm_up()
+    # A replica without traffic follows promotions too (and /readyz says which version).
+    watch = getattr(bot.classifier, "watch", None)
+    if watch is not None:
+        watch()
     return mount_ui(create_api(bot), bot)
