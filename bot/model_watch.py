@@ -6,6 +6,9 @@ notice it (one `stat` at most every `check_interval_s`), a background thread loa
 warms the new version, and the swap is one attribute assignment. Requests in flight
 finish on the old model; no request waits for the load and none fails because of it.
 A version that fails to load is logged and skipped: the old model keeps serving.
+A server also calls `watch()`: the same check then runs on a timer, so a replica
+without traffic loads the promoted version before its next customer (and its /readyz
+reports it) instead of on that customer's turn.
 
 Example:
     >>> clf = ReloadingIntentClassifier("var/models/intents")  # doctest: +SKIP
@@ -59,6 +62,8 @@ class ReloadingIntentClassifier:
         self._loading: threading.Thread | None = None
         self._failed: str | None = None
         self._next_check = 0.0
+        self._watcher: threading.Thread | None = None
+        self._stop = threading.Event()
         self._signature = self._pointer_signature()
         version = self.registry.live_version()
         self._current: Any = self._factory(self.registry.live_dir())
@@ -118,6 +123,30 @@ class ReloadingIntentClassifier:
                 self._loading.start()
                 return
         self._load(version, signature)
+
+    def watch(self) -> None:
+        """Also check the pointer every `check_interval_s` in a daemon thread (idempotent)."""
+        if self._watcher is not None and self._watcher.is_alive():
+            return
+        self._stop.clear()
+        self._watcher = threading.Thread(
+            target=self._watch_loop, name="intent-model-watch", daemon=True
+        )
+        self._watcher.start()
+
+    def _watch_loop(self) -> None:
+        while not self._stop.wait(self.check_interval_s):
+            try:
+                self.maybe_reload()
+            except Exception:  # a watcher that dies would silently stop all reloads
+                logger.exception("checking the intent model registry failed")
+
+    def close(self) -> None:
+        """Stop the watcher started by `watch` (a load in progress finishes on its own)."""
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+            self._watcher = None
 
     def wait_for_reload(self, timeout: float | None = None) -> None:
         """Block until a background load in progress has finished (tests, benchmarks)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,26 @@ def test_a_serving_classifier_follows_live_without_failing_a_request(
     worker.join()
     assert errors == [] and answered > 0
     assert clf.version == "b" and clf.reloads == 1
+
+
+def test_a_watching_classifier_follows_live_without_any_request(
+    registry: ModelRegistry,
+) -> None:
+    registry.set_live("a")
+    clf = ReloadingIntentClassifier(registry, check_interval_s=0.05)
+    clf.watch()
+    try:
+        registry.set_live("b")
+        deadline = time.monotonic() + 60
+        while clf.version != "b":  # no predict call: the watcher noticed and loaded it
+            assert time.monotonic() < deadline, "the watcher did not load the promoted version"
+            time.sleep(0.05)
+        assert clf.reloads == 1
+    finally:
+        clf.close()
+    registry.set_live("c")
+    time.sleep(0.3)
+    assert clf.version == "b"  # closed: nothing follows LIVE until the next request
 
 
 def test_a_broken_version_keeps_the_old_model_serving(registry: ModelRegistry) -> None:
