@@ -8,6 +8,7 @@ SQLite store, and the real `RetrainJob` runs on them.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import shutil
@@ -48,11 +49,21 @@ def banking() -> tuple[IntentDataset, IntentDataset, IntentDataset, list[tuple[s
 
 
 def base_model(cache: Path, base: IntentDataset) -> Path:
-    """The 10-shot model, trained once per cache folder."""
+    """The 10-shot model, trained once per cache folder.
+
+    Benchmarks run side by side share the cache: the first trains under a lock into a
+    temporary folder and renames it into place, the others wait and reuse it; a run
+    killed while training leaves no half-written model behind."""
     out = cache / "banking77-10shot"
-    if not out.is_dir():
-        log(f"training the 10-shot model on {len(base)} examples (once; cached in {out})")
-        IntentTrainer(TrainingArgs()).train(base, out, version="base-10shot", progress=False)
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".banking77-10shot.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not out.is_dir():
+            log(f"training the 10-shot model on {len(base)} examples (once; cached in {out})")
+            tmp = cache / f".banking77-10shot.tmp-{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            IntentTrainer(TrainingArgs()).train(base, tmp, version="base-10shot", progress=False)
+            tmp.rename(out)
     return out
 
 

@@ -1,17 +1,23 @@
-"""Hot swap under load: requests keep coming while a new model is promoted; 0 must fail.
+"""Hot swap under load: the dialogue benchmark's load keeps coming while a new model is
+promoted and then rolled back; 0 requests may fail.
 
-`--clients` threads send BANKING77 test messages to one `ReloadingIntentClassifier`
-(the object the server holds) for `--seconds`; half-way through, `ModelRegistry.set_live`
-switches LIVE to another version (what `deskbot models promote` and the nightly job do).
-Reported: requests, failures, the version each request was answered by, and latency
-percentiles before, during and after the swap.
+The server and the load are the dialogue benchmark's (benchmarks/turn_latency.py): the
+API under uvicorn in its own process, built by `build_bot` (so its classifier is the
+registry-following `ReloadingIntentClassifier` every deployment runs), and `--sessions`
+simulated customers over keep-alive HTTP connections, each sending BANKING77 test
+messages as fast as replies come back (closed loop), for `--seconds`. The project's
+registry holds the BANKING77 10-shot model (live) and a second version `next`; at one
+third of the run `deskbot models promote next` runs (the real command, in its own
+process), at two thirds `deskbot models rollback`.
 
-This drives the classifier directly. The dialogue benchmark's HTTP load generator
-(benchmarks/turn_latency.py) did not exist when this was written; once it does, run it
-against `deskbot serve` with the classifier wired through `ReloadingIntentClassifier`
-and call `deskbot models promote` during the run.
+Reported: requests, failures (any non-200 answer or transport error), latency before,
+around and after each swap, and, from the store, which model version answered each turn
+(the bot turn's `model_versions`): after each swap the new version must answer, and the
+delay from the command's start to the first turn the new version answered is reported.
+The API's rate limits are off (the load comes from one address; the limiter has its own
+tests), as in the other load benchmarks.
 
-    python benchmarks/hot_swap.py --clients 4 --seconds 60 --work var/bench/hot_swap
+    python benchmarks/hot_swap.py --sessions 50 --seconds 60 --work var/bench/hot_swap
 
 Prints one JSON object; progress goes to stderr.
 """
@@ -19,91 +25,222 @@ Prints one JSON object; progress goes to stderr.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import itertools
 import json
 import shutil
-import statistics
-import threading
+import sqlite3
+import subprocess
+import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from _loop_common import banking, base_model, fresh_registry, log
+from _loop_common import banking, base_model
+from _serve_common import (
+    banking_test_texts,
+    deskbot_exe,
+    edit_config,
+    log,
+    machine,
+    prepare_project,
+    rate_limits_off,
+    wait_ready,
+)
+from turn_latency import Session, start_server
 
-from deskbot.bot.model_watch import ReloadingIntentClassifier
+from deskbot.bot.artifacts import MANIFEST, ModelRegistry, read_manifest
+
+
+def second_version(registry: ModelRegistry, model: Path, name: str) -> None:
+    """`model`'s files as version `name` (its manifest says so: the turns record it)."""
+    target = registry.versions_dir / name
+    shutil.copytree(model, target)
+    manifest = json.loads((target / MANIFEST).read_text(encoding="utf-8"))
+    manifest["version"] = name
+    (target / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def models_command(project: Path, *args: str) -> float:
+    """Run `deskbot models ARGS` for the project; returns the seconds it took."""
+    t = time.perf_counter()
+    subprocess.run(
+        [deskbot_exe(), "models", *args, "-c", str(project / "deskbot.yaml")],
+        check=True,
+        stdout=sys.stderr,
+        stderr=sys.stderr,
+    )
+    return time.perf_counter() - t
+
+
+def pct(xs: list[float]) -> dict[str, Any]:
+    if not xs:
+        return {"n": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
+    xs = sorted(xs)
+    return {
+        "n": len(xs),
+        "p50_ms": round(xs[len(xs) // 2], 2),
+        "p99_ms": round(xs[min(len(xs) - 1, int(0.99 * len(xs)))], 2),
+        "max_ms": round(xs[-1], 2),
+    }
+
+
+async def load(
+    args: argparse.Namespace, base: str, texts: list[str], project: Path
+) -> dict[str, Any]:
+    import httpx
+
+    limits = httpx.Limits(
+        max_connections=args.sessions + 10, max_keepalive_connections=args.sessions + 10
+    )
+    samples: list[tuple[float, float]] = []  # (start, ms) of answered requests
+    failures: list[tuple[float, str]] = []
+    swaps: list[dict[str, Any]] = []
+    async with httpx.AsyncClient(limits=limits, timeout=60.0, trust_env=False) as client:
+        sessions = [Session(client, base) for _ in range(args.sessions)]
+        await asyncio.gather(*(s.open() for s in sessions))
+        for i in range(50):  # warm-up, not counted
+            await sessions[i % len(sessions)].say(texts[i])
+        t0 = time.perf_counter()
+        wall_t0 = time.time()
+        stop = t0 + args.seconds
+
+        async def customer(k: int) -> None:
+            s, i = sessions[k], k
+            while time.perf_counter() < stop:
+                t = time.perf_counter()
+                try:
+                    ms, _kind = await s.say(texts[i % len(texts)])
+                except Exception as exc:  # every failed request counts
+                    failures.append((t - t0, repr(exc)[:200]))
+                else:
+                    samples.append((t - t0, ms))
+                i += args.sessions
+
+        async def operator() -> None:
+            for frac, cmd in ((1 / 3, ("promote", "next")), (2 / 3, ("rollback",))):
+                await asyncio.sleep(max(0.0, t0 + frac * args.seconds - time.perf_counter()))
+                at = time.perf_counter() - t0
+                secs = await asyncio.to_thread(models_command, project, *cmd)
+                swaps.append({"command": " ".join(cmd), "at_s": round(at, 2), "took_s": secs})
+                log(f"`deskbot models {' '.join(cmd)}` at {at:.1f} s under load")
+
+        await asyncio.gather(operator(), *(customer(k) for k in range(args.sessions)))
+    return {"samples": samples, "failures": failures, "swaps": swaps, "wall_t0": wall_t0}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--sessions", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--work", type=Path, default=Path("var/bench/hot_swap"))
     ap.add_argument("--cache", type=Path, default=Path("var/bench"))
     args = ap.parse_args()
-    _, test, base, _ = banking()
+    _, _, base, _ = banking()
     model = base_model(args.cache, base)
-    registry = fresh_registry(args.work, model)
-    shutil.copytree(model, registry.versions_dir / "next")  # same weights, another version
-    clf = ReloadingIntentClassifier(registry, check_interval_s=0.1)
-    clf.warm_up()
-    texts = list(test.texts)
-    stop = threading.Event()
-    samples: list[tuple[float, float, str]] = []
-    failures: list[str] = []
-    lock = threading.Lock()
+    if args.work.exists():
+        shutil.rmtree(args.work)
+    args.work.mkdir(parents=True)
+    load_before = machine()["load_avg_1_5_15"]
+    project = prepare_project(args.work, model=str(model))
+    edit_config(project, {"limits": rate_limits_off()})
+    registry = ModelRegistry(project / "var" / "models" / "intents")
+    second_version(registry, model, "next")
+    # the version the turns record is the manifest's (the registry folder may differ)
+    first = read_manifest(registry.live_dir()).version
+    db = args.work / "bench.db"
+    from deskbot.bot.store import create_store_engine, migrate
 
-    def client(k: int) -> None:
-        i = k
-        while not stop.is_set():
-            t = time.perf_counter()
+    engine = create_store_engine(f"sqlite:///{db}")
+    migrate(engine)
+    engine.dispose()
+    server_args = argparse.Namespace(workers=1, no_batching=False, threads=None, batch_wait_ms=1.0)
+    procs, ports = start_server(server_args, project, db)
+    base_url = f"http://127.0.0.1:{ports[0]}"
+    try:
+
+        async def go() -> dict[str, Any]:
+            import httpx
+
+            async with httpx.AsyncClient(trust_env=False, timeout=5) as c:
+                await wait_ready(c, base_url, procs[0])
+            log("server ready; load starts")
+            return await load(args, base_url, banking_test_texts(), project)
+
+        run = asyncio.run(go())
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
             try:
-                clf.predict([texts[i % len(texts)]])
-                version = clf.version
-            except Exception as exc:  # every failed request counts
-                with lock:
-                    failures.append(repr(exc))
-                continue
-            with lock:
-                samples.append((t, (time.perf_counter() - t) * 1000, version))
-            i += args.clients
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(args.clients)]
-    t0 = time.perf_counter()
-    for th in threads:
-        th.start()
-    time.sleep(args.seconds / 2)
-    swap_at = time.perf_counter()
-    registry.set_live("next", reason="hot swap benchmark")
-    log("promoted 'next' under load")
-    clf.wait_for_reload(args.seconds)
-    swapped = time.perf_counter()
-    time.sleep(max(0.0, args.seconds - (swapped - t0)))
-    stop.set()
-    for th in threads:
-        th.join()
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "select model_versions, created_at from turns where role='bot' order by id"
+        ).fetchall()
+    versions = [json.loads(r[0] or "{}").get("intents") for r in rows]
+    # seconds since the load started (the store writes UTC timestamps)
+    stored_at = [
+        datetime.fromisoformat(str(r[1])).replace(tzinfo=UTC).timestamp() - run["wall_t0"]
+        for r in rows
+    ]
+    # the order in which versions answered: runs of equal versions
+    sequence: list[list[Any]] = []
+    for v in versions:
+        if sequence and sequence[-1][0] == v:
+            sequence[-1][1] += 1
+        else:
+            sequence.append([v, 1])
 
-    def pct(xs: list[float]) -> dict[str, float | None]:
-        if not xs:
-            return {"n": 0, "p50": None, "p99": None}
-        xs = sorted(xs)
-        return {
-            "n": len(xs),
-            "p50": round(statistics.median(xs), 2),
-            "p99": round(xs[int(0.99 * (len(xs) - 1))], 2),
-        }
-
+    samples, failures, swaps = run["samples"], run["failures"], run["swaps"]
+    # after each command: the first stored turn answered by the version it made live
+    for swap, target in zip(swaps, ["next", first], strict=False):
+        first_by_new = next(
+            (
+                t
+                for t, v in zip(stored_at, versions, strict=True)
+                if t >= swap["at_s"] and v == target
+            ),
+            None,
+        )
+        swap["new_version"] = target
+        swap["first_turn_by_new_version_after_s"] = (
+            None if first_by_new is None else round(first_by_new - swap["at_s"], 2)
+        )
+    marks = [0.0] + [s["at_s"] for s in swaps] + [args.seconds + 60]
+    windows = {}
+    for i, (lo, hi) in enumerate(itertools.pairwise(marks)):
+        name = ["before", "after_promote", "after_rollback"][i]
+        windows[name] = pct([ms for t, ms in samples if lo <= t < hi])
+    around = {
+        s["command"]: pct([ms for t, ms in samples if s["at_s"] - 1 <= t < s["at_s"] + 5])
+        for s in swaps
+    }
     result = {
         "benchmark": "hot_swap",
-        "clients": args.clients,
+        "load": "turn_latency.py server + closed-loop HTTP customers",
+        "sessions": args.sessions,
+        "seconds": args.seconds,
         "requests": len(samples) + len(failures),
         "failed_requests": len(failures),
-        "failures": failures[:5],
-        "answered_by": dict(Counter(v for _, _, v in samples)),
-        "reload_seconds": round(swapped - swap_at, 2),
-        "latency_ms_before": pct([ms for t, ms, _ in samples if t < swap_at]),
-        "latency_ms_during_reload": pct([ms for t, ms, _ in samples if swap_at <= t < swapped]),
-        "latency_ms_after": pct([ms for t, ms, _ in samples if t >= swapped]),
+        "failures": [f for _, f in failures[:5]],
+        "turns_per_s": round(len(samples) / args.seconds, 1),
+        "swaps": [{**s, "took_s": round(s["took_s"], 2)} for s in swaps],
+        "answered_by_version": dict(Counter(versions)),
+        "version_sequence": sequence[:20],
+        "switched_to_next_and_back": [v for v, _ in sequence] == [first, "next", first],
+        "latency_ms": windows,
+        "latency_ms_from_1s_before_to_5s_after_swap": around,
+        "stored_bot_turns": len(versions),
         "live_after": registry.live_version(),
-        "serving_after": clf.version,
+        "load_avg_1_5_15_before": load_before,
+        "load_avg_1_5_15_after": machine()["load_avg_1_5_15"],
+        "command": "python " + " ".join(sys.argv),
     }
     print(json.dumps(result, indent=2))
 

@@ -2,8 +2,11 @@
 
 From the BANKING77 10-shot model, one night of `--labels` logged turns is labelled by
 agents with `--fraction` of the labels shuffled among themselves, inserted into a real
-SQLite store, and the real `RetrainJob` runs. For contrast the same turns with correct
-labels run as a clean night on a fresh registry and store.
+SQLite store, and the real `RetrainJob` runs. The rejected night's suspicious labels go
+into quarantine; how many of them were really wrong is measured against the true labels,
+and a next night (`--labels` more correct labels in the same store) shows that training
+goes on without them. For contrast the poisoned night's turns with correct labels run as
+a clean night on a fresh registry and store.
 
     python benchmarks/poisoning.py --labels 300 --fraction 0.3 --work var/bench/poisoning
 
@@ -16,11 +19,16 @@ import argparse
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 from _loop_common import banking, base_model, fresh_registry, fresh_store, log, log_night
+from sqlalchemy import select
 
 from deskbot.bot.intents import TransformerIntentClassifier
-from deskbot.training.retrain import RetrainJob, RetrainSettings
+from deskbot.bot.store import TurnRecord
+from deskbot.training.data import IntentDataset
+from deskbot.training.export import text_key
+from deskbot.training.retrain import RetrainJob, RetrainOutcome, RetrainSettings
 
 
 def shuffled(rows: list[tuple[str, str]], fraction: float, seed: int) -> list[tuple[str, str]]:
@@ -35,7 +43,16 @@ def shuffled(rows: list[tuple[str, str]], fraction: float, seed: int) -> list[tu
     return out
 
 
-def night(work: Path, model: Path, base, test, rows) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def night(
+    work: Path,
+    model: Path,
+    base: IntentDataset,
+    test: IntentDataset,
+    rows: list[tuple[str, str]],
+    truth: dict[str, str] | None = None,
+    next_rows: list[tuple[str, str]] | None = None,
+) -> dict[str, Any]:
+    """One night on a fresh registry and store; with `next_rows`, a second night after it."""
     registry = fresh_registry(work, model)
     store = fresh_store(work)
     log_night(store, TransformerIntentClassifier(registry.live_dir()), rows)
@@ -48,14 +65,50 @@ def night(work: Path, model: Path, base, test, rows) -> dict[str, object]:  # ty
         reports_dir=work / "reports",
     )
     o = job.run()
+    out = summarise(o)
+    held = job.quarantine.entries()
+    if truth is not None:
+        wrong = {text_key(t) for t, y in rows if truth[text_key(t)] != y}
+        with store.engine.connect() as conn:
+            texts = dict(conn.execute(select(TurnRecord.id, TurnRecord.text)).all())
+        caught = sum(text_key(texts[q.turn_id]) in wrong for q in held)
+        out["quarantine"] = {
+            "labels": len(held),
+            "really_wrong": caught,
+            "precision": round(caught / len(held), 3) if held else None,
+            "recall": round(caught / len(wrong), 3) if wrong else None,
+        }
+    if next_rows:
+        log("the next night: more correct labels in the same store")
+        log_night(store, TransformerIntentClassifier(registry.live_dir()), next_rows)
+        nxt = job.run()
+        out["next_night"] = summarise(nxt) | {
+            "labels_logged": len(next_rows),
+            "new_examples": nxt.metrics["data"]["new_examples"],
+            "quarantined_labels_left_out": nxt.metrics["data"]["export"]["left_out"].get(
+                "quarantined_labels", 0
+            ),
+        }
+    return out
+
+
+def summarise(o: RetrainOutcome) -> dict[str, Any]:
+    checks = {c["name"]: c for c in o.metrics.get("checks", [])}
+    allowed = checks.get("per_intent_f1", {}).get("allowed_drops", {})
     return {
         "decision": o.decision,
         "live_accuracy": o.metrics["live"]["accuracy"],
         "candidate_accuracy": o.metrics["candidate"]["accuracy"],
         "failed_checks": o.reasons,
         "audit": o.metrics.get("audit"),
+        "allowed_f1_drop": {
+            "min": min(allowed.values(), default=None),
+            "median": sorted(allowed.values())[len(allowed) // 2] if allowed else None,
+            "max": max(allowed.values(), default=None),
+        },
+        "quarantined": o.metrics.get("quarantined"),
         "report": str(o.report_dir),
-        "seconds": o.metrics["timings"].get("total_s"),
+        "timings": o.metrics["timings"],
     }
 
 
@@ -66,23 +119,28 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("var/bench/poisoning"))
     ap.add_argument("--cache", type=Path, default=Path("var/bench"))
     ap.add_argument("--no-clean", action="store_true", help="Skip the clean contrast night.")
+    ap.add_argument("--no-next", action="store_true", help="Skip the night after the poisoned one.")
     args = ap.parse_args()
     _, test, base, rest = banking()
     model = base_model(args.cache, base)
     rows = rest[: args.labels]
+    truth = {text_key(t): y for t, y in rows}
+    next_rows = None if args.no_next else rest[args.labels : 2 * args.labels]
     poisoned = shuffled(rows, args.fraction, seed=1)
     wrong = sum(a[1] != b[1] for a, b in zip(rows, poisoned, strict=True))
     log(f"poisoned night: {wrong} of {len(rows)} labels wrong")
-    result: dict[str, object] = {
+    result: dict[str, Any] = {
         "benchmark": "poisoning",
         "labels": len(rows),
         "wrong_labels": wrong,
-        "poisoned": night(args.work / "poisoned", model, base, test, poisoned),
+        "poisoned": night(args.work / "poisoned", model, base, test, poisoned, truth, next_rows),
     }
     if not args.no_clean:
         log("clean night with the same turns")
         result["clean"] = night(args.work / "clean", model, base, test, rows)
-    result["poisoned_rejected"] = result["poisoned"]["decision"] == "rejected"  # type: ignore[index]
+    result["poisoned_rejected"] = result["poisoned"]["decision"] == "rejected"
+    if "clean" in result:
+        result["clean_promoted"] = result["clean"]["decision"] == "promoted"
     print(json.dumps(result, indent=2))
 
 

@@ -4,9 +4,10 @@ A real SQLite store gets `--turns` customer turns (conversations with the custom
 message and the bot's reply): BANKING77 train messages, varied so that most are
 distinct, a share with PII in them, `--labelled` of them labelled by agents and the rest
 confirmed by thumbs-up or resolution, with the usual disputes mixed in. Then one real
-`RetrainJob.run()` from the 10-shot model: export (with redaction), the night's dataset
-(capped by `max_new` + replay), fine-tuning from live, evaluation of candidate and live
-on the full BANKING77 test set, gate, report. Filling the store is not timed.
+`RetrainJob.run()` from the 10-shot model: export (with redaction and deduplication), the
+night's dataset (every new example, `--max-new` is above what the export yields, plus
+the replay), fine-tuning from live, evaluation of candidate and live on the full
+BANKING77 test set, the label audit, gate, report. Filling the store is not timed.
 
     python benchmarks/retrain_100k.py --turns 100000 --work var/bench/retrain_100k
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import secrets
 import time
@@ -107,7 +109,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--turns", type=int, default=100_000)
     ap.add_argument("--labelled", type=int, default=5_000)
-    ap.add_argument("--max-new", type=int, default=4_000)
+    ap.add_argument("--max-new", type=int, default=50_000)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--work", type=Path, default=Path("var/bench/retrain_100k"))
     ap.add_argument("--cache", type=Path, default=Path("var/bench"))
@@ -117,7 +119,9 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     registry = fresh_registry(args.work, model)
     store = fresh_store(args.work)
+    t_fill = time.perf_counter()
     fill(store, rest, args.turns, args.labelled)
+    fill_s = time.perf_counter() - t_fill
     job = RetrainJob(
         store=store,
         registry=registry,
@@ -136,12 +140,18 @@ def main() -> None:
                 "benchmark": "retrain_100k",
                 "turns": store.count_turns(role="user"),
                 "export": o.metrics["data"]["export"],
+                "new_examples": o.metrics["data"].get("new_examples"),
+                "replayed": o.metrics["data"].get("replayed"),
                 "night_examples": o.metrics["data"].get("night_examples"),
+                "epochs": args.epochs,
                 "deferred_to_next_night": o.metrics["data"].get("deferred_to_next_night"),
                 "decision": o.decision,
                 "live_accuracy": o.metrics.get("live", {}).get("accuracy"),
                 "candidate_accuracy": o.metrics.get("candidate", {}).get("accuracy"),
+                "failed_checks": o.reasons,
                 "timings_s": o.metrics.get("timings"),
+                "fill_store_s_untimed": round(fill_s, 1),
+                "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
                 "total_minutes": round(total / 60, 2),
                 "target_minutes": 30,
                 "within_target": total <= 1800,

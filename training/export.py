@@ -8,8 +8,9 @@ What counts as an example, in order of trust:
    conversation ended resolved without a handoff, and the prediction was confident.
 
 Never exported: turns under dispute (a thumbs-down nobody labelled, agents who disagree),
-out-of-scope predictions, and any text of the held-out evaluation set (compared by hash,
-before and after redaction). Every text is redacted (`PiiRedactor`) as it is read, so
+out-of-scope predictions, any text of the held-out evaluation set (compared by hash,
+before and after redaction), and agent labels in quarantine (`exclude_labels`, see
+`deskbot.training.quarantine`). Every text is redacted (`PiiRedactor`) as it is read, so
 no personal data reaches the dataset, the reports or the model. Duplicates (same text
 after normalisation) collapse into one example; an agent's label beats a confirmation.
 
@@ -20,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections import Counter, defaultdict
@@ -78,16 +80,26 @@ class ExportSettings:
 
 @dataclass(frozen=True)
 class Example:
-    """One exported example: a redacted customer message and its intent."""
+    """One exported example: a redacted customer message and its intent.
+
+    Attributes:
+        labels: for agent examples, the `(label id, agent)` of every agent label that
+            gave this intent to this text (duplicates merged); empty for confirmed ones.
+    """
 
     text: str
     intent: str
     source: str  # AGENT or CONFIRMED
     turn_id: int
+    labels: tuple[tuple[int, str], ...] = ()
 
     @property
     def key(self) -> str:
         return text_key(self.text)
+
+    @property
+    def agents(self) -> tuple[str, ...]:
+        return tuple(sorted({agent for _, agent in self.labels}))
 
 
 @dataclass
@@ -138,6 +150,7 @@ def export_examples(
     since: datetime | None = None,
     settings: ExportSettings | None = None,
     redactor: PiiRedactor | None = None,
+    exclude_labels: Iterable[int] = (),
 ) -> ExportResult:
     """Read the store and return the supervised examples it holds.
 
@@ -147,10 +160,12 @@ def export_examples(
         since: only labels, feedback and conversations from this time on.
         settings: what counts as confirmed.
         redactor: PII redaction (default: every kind).
+        exclude_labels: ids of agent labels to ignore (the quarantine): as if never given.
     """
     settings = settings or ExportSettings()
     redactor = redactor or PiiRedactor()
     heldout = frozenset(heldout)
+    excluded = frozenset(exclude_labels)
     stats: Counter[str] = Counter()
     redacted: Counter[str] = Counter()
 
@@ -168,6 +183,7 @@ def export_examples(
         ).order_by(col(TurnRecord.conversation_id), col(TurnRecord.seq))
         turn_rows = conn.execute(q).all()
         label_q = select(
+            col(AgentLabel.id),
             col(AgentLabel.turn_id),
             col(AgentLabel.agent),
             col(AgentLabel.intent),
@@ -200,14 +216,20 @@ def export_examples(
 
     # 1. agent labels, grouped by the customer message they are about
     agent_intents: dict[int, set[str]] = defaultdict(set)
+    label_refs: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
     answer_disputed: set[int] = set()
-    for turn_id, _agent, intent, answer_wrong in label_rows:
+    for label_id, turn_id, agent, intent, answer_wrong in label_rows:
+        assert label_id is not None  # a primary key
+        if label_id in excluded:
+            stats["quarantined_labels"] += 1
+            continue
         cid = customer_of.get(turn_id)
         if cid is None:
             stats["label_without_customer_message"] += 1
             continue
         if intent:
             agent_intents[cid].add(_label(intent))
+            label_refs[cid].append((label_id, agent, _label(intent)))
         elif answer_wrong:
             answer_disputed.add(cid)
 
@@ -225,13 +247,15 @@ def export_examples(
         elif t.role == "user" and t.intent is not None and t.confidence is not None:
             prediction.setdefault(cid, (t.intent, t.confidence))
 
-    candidates: list[tuple[int, str, str]] = []  # (customer turn id, intent, source)
+    # (customer turn id, intent, source, agent labels)
+    candidates: list[tuple[int, str, str, tuple[tuple[int, str], ...]]] = []
     for cid in sorted(agent_intents):
         intents = agent_intents[cid]
         if len(intents) > 1:
             stats["conflicting_labels"] += 1
             continue
-        candidates.append((cid, next(iter(intents)), AGENT))
+        refs = tuple((lid, agent) for lid, agent, _ in label_refs[cid])
+        candidates.append((cid, next(iter(intents)), AGENT, refs))
     for cid, turn in turns.items():
         if turn.role != "user" or cid in agent_intents:
             continue
@@ -253,12 +277,12 @@ def export_examples(
         if conf < settings.min_confidence:
             stats["confirmed_low_confidence"] += 1
             continue
-        candidates.append((cid, intent, CONFIRMED))
+        candidates.append((cid, intent, CONFIRMED, ()))
 
     # 3. redact, keep the held-out set out, deduplicate (agents first, conflicts dropped)
     chosen: dict[str, Example] = {}
     conflicted: set[str] = set()
-    for cid, intent, source in candidates:
+    for cid, intent, source, refs in candidates:
         raw = turns[cid].text
         red = redactor.redact(normalize_text(raw))
         redacted.update(red.counts)
@@ -273,9 +297,11 @@ def export_examples(
             continue
         earlier = chosen.get(key)
         if earlier is None:
-            chosen[key] = Example(red.text, intent, source, cid)
+            chosen[key] = Example(red.text, intent, source, cid, refs)
         elif earlier.intent == intent or (earlier.source == AGENT and source == CONFIRMED):
             stats["duplicates"] += 1
+            if earlier.intent == intent and refs:  # every label behind the text stays known
+                chosen[key] = dataclasses.replace(earlier, labels=earlier.labels + refs)
         else:  # the same text under two intents from sources of equal trust
             del chosen[key]
             conflicted.add(key)

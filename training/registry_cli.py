@@ -1,4 +1,4 @@
-"""`deskbot retrain` and `deskbot models list|show|promote|rollback`."""
+"""`deskbot retrain`, `deskbot models list|show|promote|rollback`, `deskbot quarantine ...`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from deskbot.bot.errors import DeskbotError
 from deskbot.knowledge.errors import KnowledgeError
 
 models_app = typer.Typer(help="Model versions and the live pointer.", no_args_is_help=True)
+quarantine_app = typer.Typer(
+    help="Agent labels kept out of training until reviewed.", no_args_is_help=True
+)
 
 ConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", envvar="DESKBOT_CONFIG", help="The bot's config.")
@@ -223,6 +226,85 @@ def retrain(
     )
 
 
+def _quarantine(config: Path) -> Any:
+    from deskbot.training.quarantine import LabelQuarantine
+    from deskbot.training.retrain import WORK_DIR
+
+    return LabelQuarantine(_registry(config).root / WORK_DIR / "quarantine.json")
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    agent: Annotated[str | None, typer.Option(help="Only this agent's labels.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """The quarantined labels: who gave them, on which turn, and why they are held."""
+    try:
+        q = _quarantine(config)
+        entries = [e for e in q.entries() if agent is None or e.agent == agent]
+    except DeskbotError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        import dataclasses
+
+        typer.echo(json.dumps([dataclasses.asdict(e) for e in entries]))
+        return
+    if not entries:
+        typer.echo("no labels in quarantine")
+        return
+    for e in entries:
+        typer.echo(
+            f"label {e.label_id}  {e.agent}  turn {e.turn_id}  {e.intent}"
+            f" (live model: {e.live_prediction or '-'})  run {e.run_id or 'by hand'}"
+        )
+    summary = q.summary()
+    typer.echo(f"{len(entries)} of {summary['labels']} shown; by agent: {summary['by_agent']}")
+
+
+@quarantine_app.command("release")
+def quarantine_release(
+    label_ids: Annotated[list[int] | None, typer.Argument(help="Label ids to release.")] = None,
+    agent: Annotated[str | None, typer.Option(help="Release this agent's labels.")] = None,
+    run: Annotated[str | None, typer.Option(help="Release what this run quarantined.")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Release every label.")] = False,
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """Return reviewed labels to training (the next `deskbot retrain` uses them)."""
+    try:
+        n = _quarantine(config).release(
+            label_ids=label_ids or (), agent=agent, run_id=run, everything=everything
+        )
+    except DeskbotError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"{n} labels released")
+
+
+@quarantine_app.command("withdraw")
+def quarantine_withdraw(
+    agent: Annotated[str, typer.Argument(help="The agent whose labels to withdraw.")],
+    since: Annotated[
+        datetime | None, typer.Option(help="Only labels given from this time on (UTC).")
+    ] = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """Keep every intent label AGENT gave (since --since) out of training until released."""
+    from deskbot.bot.app import build_store
+    from deskbot.training.quarantine import withdraw_agent
+
+    try:
+        n = withdraw_agent(
+            build_store(load(config)),
+            _quarantine(config),
+            agent,
+            since=since.replace(tzinfo=UTC) if since and since.tzinfo is None else since,
+        )
+    except DeskbotError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"{n} labels of {agent} quarantined")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models")
+    app.add_typer(quarantine_app, name="quarantine")
     app.command("retrain")(retrain)

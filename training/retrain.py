@@ -6,13 +6,18 @@ One run, under a lock (`RetrainLock`):
    the held-out set never included);
 2. find what the live model has not learnt yet: new examples and changed labels; new
    intents wait until agents gave them `min_new_intent_examples`;
-3. fine-tune *from the live model* on the new examples plus a replayed sample of what it
-   already knew (a night costs minutes on a CPU, not a full retraining);
+3. fine-tune *from the live model* on the new examples plus what it already knew, up to
+   `replay_max` examples of it (a night costs minutes on a CPU; the new version's
+   neighbour bank holds everything replayed, so replaying only a sample would shrink it);
 4. score the candidate and the live model on the same held-out set;
 5. promote only if the gate passes (`gate`): accuracy not lower, no intent's F1 down by
-   more than a margin, out-of-scope recall not lower, and the new labels agree with the
-   live model about as often as its held-out accuracy says they should;
-6. write a report (JSON, Markdown and HTML with the confusion matrix and per-intent changes).
+   more than its allowed drop (`f1_margins`: the configured margin, wider for intents
+   with few held-out examples), out-of-scope recall not lower, and the new labels agree
+   with the live model about as often as its held-out accuracy says they should;
+6. if a rejected night's labels failed that audit, quarantine the suspicious ones
+   (`deskbot.training.quarantine`): later nights train without them until reviewed;
+7. write a report (JSON, Markdown and HTML with the confusion matrix, per-intent
+   changes and allowed drops, and the quarantined labels by agent).
 
 A run killed at any point leaves the live model as it was: the candidate is trained in
 `<registry>/.retrain/candidates/` and only a complete, accepted model is moved into
@@ -35,22 +40,27 @@ import hashlib
 import html
 import json
 import logging
+import math
 import os
 import random
 import shutil
 import socket
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
+import numpy as np
 import yaml
 
 from deskbot.bot.artifacts import ModelRegistry, read_manifest
 from deskbot.bot.errors import DataError, DeskbotError
 from deskbot.bot.store import SqlConversationStore
+from deskbot.bot.types import OUT_OF_SCOPE
 from deskbot.training.data import OOS_LABEL, IntentDataset
 from deskbot.training.export import (
     AGENT,
@@ -61,6 +71,7 @@ from deskbot.training.export import (
     text_key,
 )
 from deskbot.training.pii import PiiRedactor
+from deskbot.training.quarantine import LabelQuarantine, QuarantinedLabel, suspects
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +91,10 @@ class RetrainSettings:
 
     Attributes:
         epochs: fine-tuning epochs over the night's data (new + replayed).
-        replay_ratio: replayed known examples per new example.
+        replay_ratio: replayed known examples per new example; None replays everything
+            known (up to `replay_max`). The model's neighbour bank is built from what it
+            is trained on, so a partial replay also leaves out of the new version's bank
+            what the live model's bank held.
         replay_min_per_intent: known examples of every intent replayed at least.
         replay_max: at most this many replayed examples.
         max_new: at most this many new examples per night (agents' first); the rest
@@ -90,7 +104,14 @@ class RetrainSettings:
         min_confidence: confirmed predictions need this calibrated confidence.
         resolved_statuses: conversation statuses that confirm its turns.
         accuracy_tolerance: the candidate's accuracy may be lower by at most this.
-        f1_margin: no intent's F1 may drop by more than this.
+        f1_margin: the smallest F1 drop of one intent that fails the gate (a floor: the
+            allowed drop of an intent with few held-out examples is larger, see
+            `f1_margins`).
+        f1_alpha: the chance that an honest night fails the per-intent F1 check through
+            held-out sampling noise alone (family-wise over all gated intents); None
+            gates every intent at `f1_margin` exactly.
+        f1_bootstrap: paired bootstrap resamples of the held-out set used to measure
+            each intent's F1 noise.
         f1_min_support: intents with fewer held-out examples are not F1-gated.
         oos_tolerance: out-of-scope recall may be lower by at most this.
         audit_margin: reject the night when the live model agrees with the new agent
@@ -103,7 +124,7 @@ class RetrainSettings:
     """
 
     epochs: int = 2
-    replay_ratio: float = 1.0
+    replay_ratio: float | None = None
     replay_min_per_intent: int = 2
     replay_max: int = 5000
     max_new: int = 20000
@@ -113,6 +134,8 @@ class RetrainSettings:
     resolved_statuses: tuple[str, ...] = ("resolved",)
     accuracy_tolerance: float = 0.0
     f1_margin: float = 0.1
+    f1_alpha: float | None = 0.05
+    f1_bootstrap: int = 1000
     f1_min_support: int = 10
     oos_tolerance: float = 0.0
     audit_margin: float | None = 0.1
@@ -124,7 +147,11 @@ class RetrainSettings:
         problems = []
         if self.epochs < 1:
             problems.append(f"epochs must be at least 1, got {self.epochs}")
-        if self.replay_ratio < 0 or self.replay_max < 0 or self.replay_min_per_intent < 0:
+        if (
+            (self.replay_ratio is not None and self.replay_ratio < 0)
+            or self.replay_max < 0
+            or self.replay_min_per_intent < 0
+        ):
             problems.append("replay_ratio, replay_max and replay_min_per_intent must be >= 0")
         if self.max_new < 1 or self.min_new_examples < 1 or self.min_new_intent_examples < 2:
             problems.append(
@@ -133,6 +160,10 @@ class RetrainSettings:
         for name in ("accuracy_tolerance", "f1_margin", "oos_tolerance"):
             if not 0 <= getattr(self, name) <= 1:
                 problems.append(f"{name} must be within 0..1, got {getattr(self, name)}")
+        if self.f1_alpha is not None and not 0 < self.f1_alpha < 1:
+            problems.append(f"f1_alpha must be within (0, 1) or null, got {self.f1_alpha}")
+        if self.f1_bootstrap < 100:
+            problems.append(f"f1_bootstrap must be at least 100, got {self.f1_bootstrap}")
         if problems:
             raise DataError("bad retrain settings: " + "; ".join(problems))
         self.resolved_statuses = tuple(self.resolved_statuses)
@@ -235,6 +266,93 @@ class GateResult:
         return [c["detail"] for c in self.checks if not c["passed"]]
 
 
+def f1_margins(
+    gold: Sequence[str],
+    live_predicted: Sequence[str],
+    candidate_predicted: Sequence[str],
+    settings: RetrainSettings,
+) -> dict[str, dict[str, float]]:
+    """How far each gated intent's F1 may drop, from both models' held-out predictions.
+
+    A fixed margin treats an intent with 40 held-out examples like one with 400, yet the
+    F1 of a 40-example intent moves by 0.1 when three or four predictions change, and
+    with 77 intents an honest night "drops" some intent by that much most of the time.
+    So the allowed drop of intent i is
+
+        max(f1_margin, z * se_i)
+
+    - `se_i` is the standard error of (live F1 - candidate F1) of intent i, from a paired
+      bootstrap: `f1_bootstrap` resamples of the held-out rows, both models scored on the
+      same resampled rows. Pairing matters: what the two models predict alike cancels
+      out, only the messages whose prediction changed make noise, so a real drop on a
+      well-supported intent is still caught at the configured margin.
+    - `z` is the one-sided normal quantile at `f1_alpha / k`, k the number of gated
+      intents (Bonferroni): two equally good models fail the per-intent check through
+      held-out sampling noise alone with probability at most about `f1_alpha`.
+    - `f1_margin` stays the floor: a drop must be material (above the configured margin)
+      *and* more than the held-out set's size can explain (above z * se_i) to fail.
+
+    With `f1_alpha` None every intent gets `f1_margin`. The resampling is seeded with
+    `settings.seed`: the same predictions give the same margins (runs are repeatable).
+
+    Returns:
+        intent -> {"allowed": the allowed drop, "se": se_i, "z": z, "support": held-out
+        examples} for every intent with at least `f1_min_support` held-out examples.
+    """
+    s = settings
+    g = [OOS_LABEL if x in (OUT_OF_SCOPE, OOS_LABEL) else x for x in gold]
+    a = [OOS_LABEL if x in (OUT_OF_SCOPE, OOS_LABEL) else x for x in live_predicted]
+    b = [OOS_LABEL if x in (OUT_OF_SCOPE, OOS_LABEL) else x for x in candidate_predicted]
+    if not len(g) == len(a) == len(b):
+        raise DataError("f1_margins: gold and both predictions must have the same length")
+    labels = sorted(set(g) | set(a) | set(b))
+    index = {y: i for i, y in enumerate(labels)}
+    n, n_labels = len(g), len(labels)
+    gi = np.array([index[y] for y in g], dtype=np.int64)
+    support = np.bincount(gi, minlength=n_labels)
+    gated = [
+        y for y in labels if y != OOS_LABEL and support[index[y]] >= s.f1_min_support and n > 1
+    ]
+    if s.f1_alpha is None or not gated:
+        return {
+            y: {"allowed": s.f1_margin, "se": 0.0, "z": 0.0, "support": int(support[index[y]])}
+            for y in gated
+        }
+    ai = np.array([index[y] for y in a], dtype=np.int64)
+    bi = np.array([index[y] for y in b], dtype=np.int64)
+    rng = np.random.default_rng(s.seed)
+    diffs = []
+    for start in range(0, s.f1_bootstrap, 100):  # chunks keep memory at ~100 x n
+        reps = min(100, s.f1_bootstrap - start)
+        rows = rng.integers(0, n, size=(reps, n))
+        offset = (np.arange(reps, dtype=np.int64) * n_labels)[:, None]
+        g_rs = gi[rows] + offset
+        diffs.append(
+            _f1_by_resample(g_rs, ai[rows] + offset, reps, n_labels)
+            - _f1_by_resample(g_rs, bi[rows] + offset, reps, n_labels)
+        )
+    se = np.concatenate(diffs).std(axis=0, ddof=1)
+    z = NormalDist().inv_cdf(1 - s.f1_alpha / len(gated))
+    return {
+        y: {
+            "allowed": max(s.f1_margin, z * float(se[index[y]])),
+            "se": float(se[index[y]]),
+            "z": z,
+            "support": int(support[index[y]]),
+        }
+        for y in gated
+    }
+
+
+def _f1_by_resample(gold: Any, pred: Any, reps: int, n_labels: int) -> Any:
+    """F1 of every label in every resample; labels are offset by resample * n_labels."""
+    size = reps * n_labels
+    tp = np.bincount(gold[gold == pred], minlength=size)
+    denom = np.bincount(gold.ravel(), minlength=size) + np.bincount(pred.ravel(), minlength=size)
+    f1 = np.divide(2.0 * tp, denom, out=np.zeros(size), where=denom > 0)
+    return f1.reshape(reps, n_labels)
+
+
 def gate(
     live: dict[str, Any],
     candidate: dict[str, Any],
@@ -242,8 +360,13 @@ def gate(
     candidate_per_intent: dict[str, dict[str, float]],
     settings: RetrainSettings,
     audit: dict[str, Any] | None = None,
+    margins: dict[str, dict[str, float]] | None = None,
 ) -> GateResult:
-    """Decide whether `candidate` may replace `live`; both scored on the same held-out set."""
+    """Decide whether `candidate` may replace `live`; both scored on the same held-out set.
+
+    `margins` (from `f1_margins`) gives each intent's allowed F1 drop; without it every
+    intent gets `settings.f1_margin`.
+    """
     checks: list[dict[str, Any]] = []
     la, ca = live["accuracy"], candidate["accuracy"]
     checks.append(
@@ -254,21 +377,31 @@ def gate(
         }
     )
     drops = []
+    allowed_drops: dict[str, float] = {}
     for intent, m in live_per_intent.items():
         if intent == OOS_LABEL or m["support"] < settings.f1_min_support:
             continue
+        allowed = (margins or {}).get(intent, {}).get("allowed", settings.f1_margin)
+        allowed_drops[intent] = round(allowed, 4)
         new_f1 = candidate_per_intent.get(intent, {"f1": 0.0})["f1"]
-        if m["f1"] - new_f1 > settings.f1_margin + 1e-12:
-            drops.append(f"{intent} {m['f1']:.3f}->{new_f1:.3f}")
+        if m["f1"] - new_f1 > allowed + 1e-12:
+            drops.append(f"{intent} {m['f1']:.3f}->{new_f1:.3f} (allowed drop {allowed:.3f})")
+    widest = max(allowed_drops.values(), default=settings.f1_margin)
+    scope = (
+        f"the allowed drop ({settings.f1_margin} up to {widest:.3f} by held-out support)"
+        if widest > settings.f1_margin + 1e-9
+        else f"{settings.f1_margin}"
+    )
     checks.append(
         {
             "name": "per_intent_f1",
             "passed": not drops,
             "detail": (
-                f"F1 down by more than {settings.f1_margin}: {', '.join(drops)}"
+                f"F1 down by more than {scope}: {', '.join(drops)}"
                 if drops
-                else f"no intent's F1 down by more than {settings.f1_margin}"
+                else f"no intent's F1 down by more than {scope}"
             ),
+            "allowed_drops": allowed_drops,
         }
     )
     lo, co = live.get("oos_recall"), candidate.get("oos_recall")
@@ -353,6 +486,7 @@ class RetrainJob:
         self.reports_dir = Path(reports_dir) if reports_dir else self.work / "reports"
         self.progress = progress
         self.redactor = PiiRedactor()
+        self.quarantine = LabelQuarantine(self.work / "quarantine.json")
 
     # -- bookkeeping ------------------------------------------------------------------------
 
@@ -438,6 +572,7 @@ class RetrainJob:
             since=since,
             settings=ExportSettings(s.min_confidence, s.resolved_statuses),
             redactor=self.redactor,
+            exclude_labels=self.quarantine.label_ids(),
         )
         timings["export_s"] = time.perf_counter() - t
         known = self.known_examples(live)
@@ -523,22 +658,43 @@ class RetrainJob:
         from deskbot.training.evaluate import per_intent
 
         live_pi, cand_pi = per_intent(live_ev), per_intent(cand_ev)
-        audit = self._audit(plan["new"], live_dir, live_ev.metrics)
-        verdict = gate(live_ev.metrics, cand_ev.metrics, live_pi, cand_pi, s, audit)
+        margins = f1_margins(cand_ev.gold, live_ev.predicted, cand_ev.predicted, s)
+        t = time.perf_counter()
+        audit, audit_predictions = self._audit(plan["new"], live_dir, live_ev.metrics)
+        timings["audit_s"] = time.perf_counter() - t
+        verdict = gate(live_ev.metrics, cand_ev.metrics, live_pi, cand_pi, s, audit, margins)
         decision = PROMOTED if verdict.passed else REJECTED
+        quarantined: list[QuarantinedLabel] = []
+        if not verdict.passed:
+            quarantined = suspects(plan["new"], audit, audit_predictions, run_id=run_id)
+            self.quarantine.add(quarantined)
         timings["total_s"] = time.perf_counter() - started
+        held_by_agent = dict(sorted(Counter(q.agent for q in quarantined).items()))
         metrics = {
             "live": _public(live_ev.metrics),
             "candidate": _public(cand_ev.metrics),
             "checks": verdict.checks,
             "audit": audit,
+            "quarantined": {
+                "labels": len(quarantined),
+                "by_agent": held_by_agent,
+                "in_quarantine": len(self.quarantine.label_ids()),
+            },
             "data": summary,
             "timings": {k: round(v, 2) for k, v in timings.items()},
         }
         outcome = RetrainOutcome(
             decision, run_id, live, live, version, verdict.reasons, metrics=metrics
         )
-        outcome.report_dir = self._write_report(outcome, cand_ev, live_pi, cand_pi)
+        if quarantined:
+            outcome.reasons.append(
+                f"{len(quarantined)} agent labels quarantined for review ("
+                + ", ".join(f"{a}: {n}" for a, n in held_by_agent.items())
+                + "); later runs train without them until released"
+            )
+        outcome.report_dir = self._write_report(
+            outcome, cand_ev, live_pi, cand_pi, margins, quarantined
+        )
         if verdict.passed:
             target = self.registry.versions_dir / version
             self.registry.versions_dir.mkdir(parents=True, exist_ok=True)
@@ -603,8 +759,9 @@ class RetrainJob:
         for k in sorted(pool):
             by_label.setdefault(pool[k][1], []).append(pool[k])
         rng = random.Random(f"{s.seed}-{fingerprint}")
-        target = min(s.replay_max, round(s.replay_ratio * len(plan["new"])))
         total = sum(len(v) for v in by_label.values())
+        wanted = total if s.replay_ratio is None else round(s.replay_ratio * len(plan["new"]))
+        target = min(s.replay_max, wanted)
         replay: list[tuple[str, str]] = []
         for label in sorted(by_label):
             items = by_label[label]
@@ -639,36 +796,58 @@ class RetrainJob:
 
     def _audit(
         self, new: list[Any], live_dir: Path, live_metrics: dict[str, Any]
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], dict[str, str]]:
         """How often the live model agrees with the new agent labels of intents it knows.
 
         On correct labels of messages like the held-out set's, that rate is about the
         live model's held-out accuracy; shuffled or careless labels pull it far below.
+        The same test runs for each agent on their own labels (`agents`: n, agreement,
+        floor, flagged), so one careless or malicious agent stands out among good ones.
+
+        Returns:
+            the audit, and text key -> the live model's best intent for each audited text.
         """
         s = self.settings
         labels = set(read_manifest(live_dir).labels)
         rows = [e for e in new if e.source == AGENT and e.intent in labels]
         if s.audit_margin is None or len(rows) < s.audit_min_examples:
-            return {"checked": False, "n": len(rows)}
+            return {"checked": False, "n": len(rows)}, {}
         from deskbot.bot.intents import TransformerIntentClassifier
 
         clf = TransformerIntentClassifier(live_dir)
         # Agreement on the best in-scope intent (the ranking ignores the OOS threshold).
         preds = clf.predict([e.text for e in rows])
-        agree = sum(
-            bool(p.ranking) and p.ranking[0][0] == e.intent
-            for p, e in zip(preds, rows, strict=True)
-        ) / len(rows)
+        best = {e.key: p.ranking[0][0] for p, e in zip(preds, rows, strict=True) if p.ranking}
+        agrees = [best.get(e.key) == e.intent for e in rows]
         expected = float(live_metrics.get("in_scope_accuracy") or live_metrics["accuracy"])
-        stderr = (expected * (1 - expected) / len(rows)) ** 0.5
-        floor = expected - max(s.audit_margin, 3 * stderr)
-        return {
+        margin = float(s.audit_margin)
+
+        def floor(n: int) -> float:
+            return expected - max(margin, 3 * math.sqrt(expected * (1 - expected) / n))
+
+        by_agent: dict[str, list[bool]] = {}
+        for e, ok in zip(rows, agrees, strict=True):
+            for agent in e.agents:
+                by_agent.setdefault(agent, []).append(ok)
+        agents = {}
+        for agent in sorted(by_agent):
+            oks = by_agent[agent]
+            rate = sum(oks) / len(oks)
+            agents[agent] = {
+                "n": len(oks),
+                "agreement": rate,
+                "floor": floor(len(oks)),
+                "flagged": rate < floor(len(oks)),
+            }
+        audit = {
             "checked": True,
             "n": len(rows),
-            "agreement": agree,
+            "agreement": sum(agrees) / len(rows),
             "expected": expected,
-            "floor": floor,
+            "floor": floor(len(rows)),
+            "agents": agents,
         }
+        return audit, best
 
     # -- the report -------------------------------------------------------------------------
 
@@ -678,6 +857,8 @@ class RetrainJob:
         cand_ev: Any,
         live_pi: dict[str, dict[str, float]] | None,
         cand_pi: dict[str, dict[str, float]] | None,
+        margins: dict[str, dict[str, float]] | None = None,
+        quarantined: list[QuarantinedLabel] | None = None,
     ) -> Path:
         out = self.reports_dir / outcome.run_id
         out.mkdir(parents=True, exist_ok=True)
@@ -689,6 +870,7 @@ class RetrainJob:
             for intent in sorted(set(live_pi) | set(cand_pi)):
                 before = live_pi.get(intent, {}).get("f1")
                 after = cand_pi.get(intent, {}).get("f1")
+                margin = (margins or {}).get(intent, {})
                 changes.append(
                     {
                         "intent": intent,
@@ -698,16 +880,24 @@ class RetrainJob:
                         "support": (cand_pi.get(intent) or live_pi.get(intent) or {}).get(
                             "support", 0
                         ),
+                        "allowed_drop": margin.get("allowed"),
+                        "drop_se": margin.get("se"),
                     }
                 )
             changes.sort(key=lambda c: c["delta"] if c["delta"] is not None else 0.0)
-        report = {**outcome.to_dict(), "report_dir": str(out), "per_intent_changes": changes}
+        held = [dataclasses.asdict(q) for q in quarantined or []]
+        report = {
+            **outcome.to_dict(),
+            "report_dir": str(out),
+            "per_intent_changes": changes,
+            "quarantined_labels": held,
+        }
         (out / "report.json").write_text(
             json.dumps(report, indent=2, default=str), encoding="utf-8"
         )
-        md = _markdown(outcome, changes)
+        md = _markdown(outcome, changes, held)
         (out / "report.md").write_text(md, encoding="utf-8")
-        (out / "report.html").write_text(_html(outcome, changes), encoding="utf-8")
+        (out / "report.html").write_text(_html(outcome, changes, held), encoding="utf-8")
         return out
 
 
@@ -719,7 +909,9 @@ def _fmt(x: Any) -> str:
     return f"{x:.4f}" if isinstance(x, float) else ("–" if x is None else str(x))
 
 
-def _markdown(outcome: RetrainOutcome, changes: list[dict[str, Any]]) -> str:
+def _markdown(
+    outcome: RetrainOutcome, changes: list[dict[str, Any]], held: list[dict[str, Any]]
+) -> str:
     m = outcome.metrics
     lines = [
         f"# Retraining run {outcome.run_id}: {outcome.decision}",
@@ -747,22 +939,40 @@ def _markdown(outcome: RetrainOutcome, changes: list[dict[str, Any]]) -> str:
         ]
         lines += ["", "![confusion matrix](candidate/confusion_matrix.png)", ""]
     lines += ["", "## Data", "", "```json", json.dumps(m.get("data", {}), indent=2), "```"]
+    if held:
+        lines += ["", "## Labels quarantined for review", ""]
+        lines += [
+            "These agent labels are left out of training from now on. Agents: please check "
+            "them in the console; correct a wrong one by labelling the turn again, then "
+            "`deskbot quarantine release` what was right.",
+            "",
+            "| label | agent | customer turn | agent's intent | live model predicts |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {q['label_id']} | {q['agent']} | {q['turn_id']} | {q['intent']} | "
+            f"{q['live_prediction'] or '–'} |"
+            for q in held
+        ]
     if changes:
         lines += [
             "",
             "## Per-intent F1 (largest drops first)",
             "",
-            "| intent | live | candidate | change | support |",
-            "|---|---|---|---|---|",
+            "| intent | live | candidate | change | allowed drop | support |",
+            "|---|---|---|---|---|---|",
         ]
         lines += [
-            f"| {c['intent']} | {_fmt(c['live_f1'])} | {_fmt(c['candidate_f1'])} | {_fmt(c['delta'])} | {c['support']} |"
+            f"| {c['intent']} | {_fmt(c['live_f1'])} | {_fmt(c['candidate_f1'])} | {_fmt(c['delta'])} "
+            f"| {_fmt(c.get('allowed_drop'))} | {c['support']} |"
             for c in changes
         ]
     return "\n".join(lines) + "\n"
 
 
-def _html(outcome: RetrainOutcome, changes: list[dict[str, Any]]) -> str:
+def _html(
+    outcome: RetrainOutcome, changes: list[dict[str, Any]], held: list[dict[str, Any]]
+) -> str:
     m = outcome.metrics
     e = html.escape
     parts = [
@@ -793,14 +1003,29 @@ def _html(outcome: RetrainOutcome, changes: list[dict[str, Any]]) -> str:
     else:
         parts += [f"<p>{e(r)}</p>" for r in outcome.reasons]
     parts.append(f"<h2>Data</h2><pre>{e(json.dumps(m.get('data', {}), indent=2))}</pre>")
+    if held:
+        parts.append(
+            "<h2>Labels quarantined for review</h2><p>Left out of training from now on. "
+            "Agents: correct a wrong label by labelling the turn again, then "
+            "<code>deskbot quarantine release</code> what was right.</p><table><tr>"
+            "<th>label</th><th>agent</th><th>customer turn</th><th>agent's intent</th>"
+            "<th>live model predicts</th></tr>"
+        )
+        for q in held:
+            parts.append(
+                f"<tr><td>{q['label_id']}</td><td>{e(q['agent'])}</td><td>{q['turn_id']}</td>"
+                f"<td>{e(q['intent'])}</td><td>{e(str(q['live_prediction'] or '–'))}</td></tr>"
+            )
+        parts.append("</table>")
     if changes:
         parts.append(
-            "<h2>Per-intent F1</h2><table><tr><th>intent</th><th>live</th><th>candidate</th><th>change</th><th>support</th></tr>"
+            "<h2>Per-intent F1</h2><table><tr><th>intent</th><th>live</th><th>candidate</th>"
+            "<th>change</th><th>allowed drop</th><th>support</th></tr>"
         )
         for c in changes:
             parts.append(
                 f"<tr><td>{e(c['intent'])}</td><td>{_fmt(c['live_f1'])}</td><td>{_fmt(c['candidate_f1'])}</td>"
-                f"<td>{_fmt(c['delta'])}</td><td>{c['support']}</td></tr>"
+                f"<td>{_fmt(c['delta'])}</td><td>{_fmt(c.get('allowed_drop'))}</td><td>{c['support']}</td></tr>"
             )
         parts.append("</table>")
     parts.append("</body></html>")

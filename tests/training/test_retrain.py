@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import random
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from deskbot.bot.artifacts import ModelRegistry, read_manifest
-from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
-from deskbot.training.data import IntentDataset, load_intents
-from deskbot.training.export import text_key
+from deskbot.bot.artifacts import read_manifest
+from deskbot.bot.store import SqlConversationStore, create_store_engine
 from deskbot.training.retrain import (
     NOTHING_NEW,
     PROMOTED,
@@ -23,9 +21,11 @@ from deskbot.training.retrain import (
     RetrainJob,
     RetrainLock,
     RetrainSettings,
+    f1_margins,
     gate,
 )
-from tests.conftest import BANKING_TEST, BANKING_TRAIN, TEST_INTENTS
+from tests.conftest import TEST_INTENTS
+from tests.training.conftest import banking_splits, retrain_world
 
 # Tiny nights: a few optimiser steps, no gate on accuracy (a 4-step model is noise).
 LENIENT = dict(
@@ -39,31 +39,13 @@ LENIENT = dict(
 )
 
 
-@pytest.fixture(scope="module")
-def banking() -> tuple[IntentDataset, IntentDataset]:
-    train, test = load_intents(BANKING_TRAIN), load_intents(BANKING_TEST)
-    return train, test
-
-
 @pytest.fixture
-def setup(tmp_path: Path, trained_model_dir: Path, small_intents, banking):  # type: ignore[no-untyped-def]
+def setup(tmp_path: Path, trained_model_dir: Path, small_intents):  # type: ignore[no-untyped-def]
     """A registry with the session's tiny model live, an empty store, data to log."""
-    train, test = banking
-    registry = ModelRegistry(tmp_path / "registry")
-    shutil.copytree(trained_model_dir, registry.versions_dir / "v1")
-    registry.set_live("v1")
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'store.db'}")
-    migrate(engine)
-    store = SqlConversationStore(engine)
-    keep = set(TEST_INTENTS)
-    heldout = test.without_intents(set(test.intents) - keep, as_oos=False).few_shot(4, seed=0)
-    used = {text_key(t) for t in small_intents.texts}
-    rows = [
-        (t, y)
-        for t, y in zip(train.texts, train.labels, strict=True)
-        if y in keep and text_key(t) not in used
-    ]
-    return registry, store, small_intents, heldout, rows, train
+    registry, store, heldout, rows = retrain_world(
+        tmp_path, trained_model_dir, small_intents, heldout_per_intent=4
+    )
+    return registry, store, small_intents, heldout, rows, banking_splits()[0]
 
 
 def log_labels(
@@ -141,13 +123,13 @@ def test_a_night_promotes_reports_and_is_idempotent(setup, tmp_path: Path) -> No
 def test_a_worse_candidate_is_rejected_and_live_is_untouched(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     registry, store, _, _, rows, _ = setup
     # every message labelled as one intent, learnt hard: the candidate gets worse
-    log_labels(store, [(t, "age_limit") for t, _ in rows[:48]])
+    log_labels(store, [(t, "age_limit") for t, _ in rows[:96]])
     job = job_for(
         setup,
         tmp_path,
         accuracy_tolerance=0.0,
         f1_margin=0.1,
-        train_args={"max_steps": 6, "batch_size": 16, "lr": 5e-4, "head_lr": 2e-2, "patience": 0},
+        train_args={"max_steps": 9, "batch_size": 16, "lr": 5e-4, "head_lr": 2e-2, "patience": 0},
     )
     outcome = job.run()
     assert outcome.decision == REJECTED
@@ -210,3 +192,56 @@ def test_the_postgres_advisory_lock_excludes_a_second_run(
     with RetrainLock(tmp_path / "b", engine=engine):
         pass
     engine.dispose()
+
+
+def _noisy_model(gold: list[str], labels: list[str], accuracy: float, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [y if rng.random() < accuracy else rng.choice(labels) for y in gold]
+
+
+def test_allowed_f1_drops_scale_with_held_out_support() -> None:
+    """Equally good models: a fixed 0.1 margin fails most nights, the scaled one few."""
+    labels = [f"intent_{k}" for k in range(77)]
+    gold = [labels[k % 77] for k in range(77 * 40)]  # 40 held-out examples each
+    s = RetrainSettings(f1_bootstrap=300)
+    fixed = RetrainSettings(f1_alpha=None)
+    failed = {"fixed": 0, "scaled": 0}
+    nights = 12
+    for night in range(nights):
+        live = _noisy_model(gold, labels, 0.86, 2 * night)
+        cand = _noisy_model(gold, labels, 0.86, 2 * night + 1)
+        ev = {"accuracy": 0.86}
+        lp, cp = per_intent_f1(gold, live), per_intent_f1(gold, cand)
+        failed["fixed"] += not gate(ev, ev, lp, cp, fixed).passed
+        margins = f1_margins(gold, live, cand, s)
+        verdict = gate(ev, ev, lp, cp, s, margins=margins)
+        failed["scaled"] += not verdict.passed
+        allowed = next(c for c in verdict.checks if c["name"] == "per_intent_f1")
+        assert allowed["allowed_drops"] == {y: round(margins[y]["allowed"], 4) for y in labels}
+    assert failed["fixed"] >= nights * 3 // 4
+    assert failed["scaled"] <= 2
+
+    # a real regression of one 40-example intent is still caught
+    live = _noisy_model(gold, labels, 0.86, 100)
+    cand = [
+        "intent_1" if g == "intent_0" and k % 2 else p
+        for k, (g, p) in enumerate(zip(gold, live, strict=True))
+    ]
+    margins = f1_margins(gold, live, cand, s)
+    lp, cp = per_intent_f1(gold, live), per_intent_f1(gold, cand)
+    verdict = gate({"accuracy": 0.86}, {"accuracy": 0.86}, lp, cp, s, margins=margins)
+    assert not verdict.passed and "intent_0 " in verdict.reasons[0]
+    assert margins["intent_0"]["allowed"] > s.f1_margin  # wider than the floor, still caught
+
+    # many held-out examples: the allowed drop falls to the configured floor
+    big_gold = ["a"] * 2000 + ["b"] * 2000
+    big_live = _noisy_model(big_gold, ["a", "b"], 0.95, 1)
+    same = f1_margins(big_gold, big_live, list(big_live), s)
+    assert same["a"] == {"allowed": s.f1_margin, "se": 0.0, "z": same["a"]["z"], "support": 2000}
+    assert f1_margins(big_gold, big_live, list(big_live), s) == same  # seeded: repeatable
+
+
+def per_intent_f1(gold: list[str], predicted: list[str]) -> dict[str, dict[str, float]]:
+    from deskbot.training.evaluate import Evaluation, per_intent
+
+    return per_intent(Evaluation(gold, predicted, [1.0] * len(gold), {}))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from deskbot.training.retrain import PROMOTED
-from tests.training.test_retrain import banking, job_for, log_labels, setup  # noqa: F401
+from tests.training.test_retrain import job_for, log_labels, setup  # noqa: F401
 
 KILL_SCRIPT = """
 import sys
