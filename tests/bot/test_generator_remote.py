@@ -60,6 +60,7 @@ def stream(
     def act(h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         h.send_response(200)
         h.send_header("Content-Type", "text/event-stream")
+        h.send_header("Connection", "close")
         h.end_headers()
         for i, word in enumerate(text.split(" ")):
             piece = word if i == 0 else " " + word
@@ -77,6 +78,9 @@ def status(code: int) -> Callable[[BaseHTTPRequestHandler, dict[str, Any]], None
     def act(h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         h.send_response(code)
         h.send_header("Content-Length", "2")
+        # The handler closes every connection; saying so keeps the client from reusing
+        # one the server is about to close (a race that lost a request in CI).
+        h.send_header("Connection", "close")
         h.end_headers()
         h.wfile.write(b"{}")
 
