@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deskbot.bot import __version__
@@ -33,6 +35,20 @@ from deskbot.bot.app import Bot
 from deskbot.bot.errors import DeskbotError, StoreError
 from deskbot.bot.metrics import CONTENT_TYPE
 from deskbot.bot.pipeline import UnknownTurn
+from deskbot.bot.privacy import (
+    MAX_CUSTOMER_ID,
+    Eraser,
+    ErasureError,
+    check_customer_id,
+    customer_hash,
+)
+from deskbot.bot.ratelimit import (
+    RateLimit,
+    make_buckets,
+    parse_networks,
+    sender_key,
+    too_many,
+)
 from deskbot.bot.store.models import Conversation
 from deskbot.bot.types import Reply
 
@@ -70,7 +86,8 @@ class MessageIn(BaseModel):
 class FeedbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    turn_id: int = Field(ge=1, description="The `turn_id` of the bot's reply.")
+    # le: the store's ids are 64-bit; a larger number is no turn (and no 500).
+    turn_id: int = Field(ge=1, le=2**63 - 1, description="The `turn_id` of the bot's reply.")
     value: int = Field(description="1: helpful, -1: not helpful.")
 
     @field_validator("value")
@@ -86,13 +103,16 @@ class RestMessageIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore", strict=True)
 
-    sender: str = Field(min_length=1, max_length=128)
+    # The conversation's customer id is "rest:" + sender, in a column of 128 characters.
+    sender: str = Field(min_length=1, max_length=128 - len(REST_CHANNEL) - 1)
     message: str = Field(min_length=1, max_length=_HARD_MAX_CHARS)
 
     @field_validator("sender")
     @classmethod
     def _sender(cls, value: str) -> str:
-        if not value.strip() or any(ord(c) < 32 or ord(c) == 0x7F for c in value):
+        if not value.strip() or any(
+            ord(c) < 32 or ord(c) == 0x7F or 0xD800 <= ord(c) < 0xE000 for c in value
+        ):
             raise ValueError("sender must be a non-empty id without control characters")
         return value
 
@@ -102,9 +122,33 @@ class RestMessageIn(BaseModel):
         return clean_message(value, _HARD_MAX_CHARS)
 
 
+class SessionIn(BaseModel):
+    """Who the customer is, as the embedding site knows them (optional).
+
+    The site proves it chose the id: `customer_hash` is HMAC-SHA256 of `customer_id`
+    under the key it shares with the bot (`DESKBOT_CUSTOMER_KEY`), in hex.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    customer_id: str = Field(min_length=1, max_length=MAX_CUSTOMER_ID)
+    customer_hash: str = Field(min_length=64, max_length=64)
+
+    @field_validator("customer_id")
+    @classmethod
+    def _customer(cls, value: str) -> str:
+        return check_customer_id(value)
+
+
 class SessionOut(BaseModel):
     conversation_id: str
     session_token: str
+
+
+class ErasureOut(BaseModel):
+    conversations: int
+    rows: dict[str, int]
+    derived: dict[str, int]
 
 
 class PassageOut(BaseModel):
@@ -291,7 +335,22 @@ def create_api(bot: Bot) -> FastAPI:
         "with its token as `Authorization: Bearer TOKEN`.",
     )
     api.state.bot = bot
-    api.add_middleware(BodyLimit, max_bytes=bot.config.limits.max_body_bytes)
+    limits = bot.config.limits
+    api.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    # Added last, so it runs first: a refused request costs no body read.
+    ip_buckets = make_buckets(
+        limits.ip_requests_per_minute, limits.ip_burst, limits.rate_limit_redis_url
+    )
+    session_buckets = make_buckets(
+        limits.session_requests_per_minute, limits.session_burst, limits.rate_limit_redis_url
+    )
+    api.add_middleware(
+        RateLimit,
+        ip_buckets=ip_buckets,
+        session_buckets=session_buckets,
+        trusted_proxies=parse_networks(limits.trusted_proxies),
+        on_reject=lambda status: bot.metrics.rejected.labels(status=str(status)).inc(),
+    )
     max_chars = bot.config.limits.max_message_chars
     expiry_s = bot.config.dialogue.session_expiry_minutes * 60.0
 
@@ -322,6 +381,18 @@ def create_api(bot: Bot) -> FastAPI:
             status_code=503,
         )
 
+    # The database went away (restarted, failed over, unreachable): a 503 the client may
+    # retry, not a 500. The pool replaces the broken connections (pre-ping) when it is back.
+    @api.exception_handler(OperationalError)
+    @api.exception_handler(InterfaceError)
+    async def _database_down(_request: Request, exc: DBAPIError) -> JSONResponse:
+        logger.error("database unavailable: %s", type(exc.orig).__name__)
+        return JSONResponse(
+            {"detail": "the conversation store is unavailable; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "2"},
+        )
+
     def check_length(text: str) -> str:
         if len(text) > max_chars:
             raise HTTPException(
@@ -335,18 +406,22 @@ def create_api(bot: Bot) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @api.get("/readyz", tags=["ops"], summary="Models and index are loaded")
+    @api.get("/readyz", tags=["ops"], summary="Models are loaded (status ready, or degraded)")
     def readyz() -> JSONResponse:
         if not bot.ready:
             return JSONResponse({"status": "starting"}, status_code=503)
-        return JSONResponse(
-            {
-                "status": "ready",
-                "intent_model": bot.classifier.version,
-                "faq_index": bot.retriever.version,
-                "actions": bot.config.actions.url is not None,
-            }
-        )
+        # Degraded is still 200: the bot answers (it clarifies and hands off instead of
+        # answering from the FAQ), so a load balancer should keep sending customers.
+        degraded = bot.degraded
+        body: dict[str, object] = {
+            "status": "degraded" if degraded else "ready",
+            "intent_model": bot.classifier.version,
+            "faq_index": bot.retriever.version,
+            "actions": bot.config.actions.url is not None,
+        }
+        if degraded:
+            body["degraded"] = degraded
+        return JSONResponse(body)
 
     @api.get("/metrics", tags=["ops"], summary="Prometheus metrics")
     def metrics() -> Response:
@@ -355,10 +430,43 @@ def create_api(bot: Bot) -> FastAPI:
     # -- chat ----------------------------------------------------------------------------
 
     @api.post("/api/sessions", response_model=SessionOut, status_code=201, tags=["chat"])
-    def create_session() -> SessionOut:
-        """Open a conversation; keep the token, it is shown only once."""
-        conv, token = bot.store.create_conversation(channel="api")
+    def create_session(body: SessionIn | None = None) -> SessionOut:
+        """Open a conversation; keep the token, it is shown only once. Send no body for
+        an anonymous customer, or the customer's id signed by your site (`SessionIn`)."""
+        customer_id = None
+        if body is not None:
+            key = bot.config.privacy.customer_key
+            if not key:
+                raise HTTPException(
+                    422,
+                    "customer_id is not accepted: the server has no DESKBOT_CUSTOMER_KEY to "
+                    "check customer_hash with; open the session without a body",
+                )
+            if not hmac.compare_digest(body.customer_hash, customer_hash(key, body.customer_id)):
+                raise HTTPException(403, "customer_hash does not match customer_id")
+            customer_id = body.customer_id
+        conv, token = bot.store.create_conversation(customer_id=customer_id, channel="api")
         return SessionOut(conversation_id=conv.id, session_token=token)
+
+    @api.delete("/api/me", response_model=ErasureOut, tags=["chat"])
+    def erase_me(conv: Conv) -> ErasureOut:
+        """Erase everything stored about you (GDPR): this conversation, or, when the session
+        was opened with your customer id, all of your conversations, with the training
+        data derived from them. The session token stops working."""
+        eraser = Eraser(bot.store, bot.config)
+        try:
+            if conv.customer_id is not None and conv.channel == "api":
+                report = eraser.forget(customer_id=conv.customer_id, requested_by="customer")
+            else:
+                report = eraser.forget(conversation_ids=[conv.id], requested_by="customer")
+        except ErasureError as exc:
+            logger.warning("erasure of conversation %s postponed: %s", conv.id, exc)
+            raise HTTPException(
+                503,
+                "your data cannot be erased right now; try again in a few minutes",
+                {"Retry-After": "300"},
+            ) from None
+        return ErasureOut(**report.to_dict())
 
     @api.post("/api/messages", response_model=ReplyOut, tags=["chat"])
     def post_message(body: MessageIn, conv: Conv) -> ReplyOut:
@@ -437,6 +545,11 @@ def create_api(bot: Bot) -> FastAPI:
         a conversation opened through /api/sessions.
         """
         text = check_length(body.message)
+        if session_buckets is not None:
+            wait = session_buckets.take(sender_key(body.sender))
+            if wait > 0:
+                detail, retry = too_many("from this sender", wait)
+                raise HTTPException(429, detail, {"Retry-After": retry})
         customer = f"{REST_CHANNEL}:{body.sender}"
         conv = bot.store.conversation_for_customer(customer, channel=REST_CHANNEL)
         if conv is None or conv.status == "closed" or _age_s(conv.updated_at) > expiry_s:

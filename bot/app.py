@@ -8,7 +8,8 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from deskbot.bot.actions import RasaActionClient
@@ -19,8 +20,12 @@ from deskbot.bot.metrics import BotMetrics
 from deskbot.bot.model_watch import ReloadingIntentClassifier
 from deskbot.bot.pipeline import PipelineSettings, Responder, TurnPipeline
 from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
-from deskbot.knowledge.embedder import Embedder, SentenceTransformerEmbedder
+from deskbot.knowledge.embedder import Embedder, build_embedder
+from deskbot.knowledge.errors import IndexCorrupt
+from deskbot.knowledge.index import read_pointer
 from deskbot.knowledge.retriever import FaissRetriever
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,19 +40,46 @@ class Bot:
     metrics: BotMetrics
     actions: RasaActionClient | None = None
 
+    _warmed: bool = field(default=False, init=False, repr=False)
+
     def warm_up(self) -> None:
-        """Load every model now rather than on the first customer's turn."""
+        """Load every model now rather than on the first customer's turn.
+
+        A live FAQ index version that cannot be loaded (damaged on disk) does not stop
+        the bot: it serves without FAQ answers (it clarifies, then hands off) and reports
+        itself `degraded` until a readable version is made live (`deskbot ingest`), which
+        it picks up by itself. No index at all is a set-up mistake and raises.
+
+        Raises:
+            IndexCorrupt: the index directory has no live version.
+        """
         warm = getattr(self.classifier, "warm_up", None)
         if warm is not None:
             warm()
-        self.retriever.warm_up()
         self.classifier.predict(["hello"])
-        self.retriever.retrieve("hello", top_k=1)
+        try:
+            self.retriever.warm_up()
+            self.retriever.retrieve("hello", top_k=1)
+        except IndexCorrupt as exc:
+            if read_pointer(self.retriever.index_dir) is None:
+                raise
+            logger.error("serving without FAQ answers until the index is rebuilt: %s", exc)
+        self._warmed = True
 
     @property
     def ready(self) -> bool:
-        """True once the models and the index are loaded."""
-        return self.retriever.version is not None
+        """True once the models are loaded (by `warm_up`, or by a first turn)."""
+        return self._warmed or self.retriever.version is not None
+
+    @property
+    def degraded(self) -> list[str]:
+        """What the bot is serving without right now (empty when nothing)."""
+        problem = self.retriever.problem
+        if problem is None:
+            return []
+        if self.retriever.version is None:
+            return [f"faq_index: no FAQ answers ({problem})"]
+        return [f"faq_index: still serving {self.retriever.version} ({problem})"]
 
     def close(self) -> None:
         self.pipeline.close()
@@ -108,9 +140,15 @@ def build_bot(
     limits = config.limits
     # Follows the registry's LIVE pointer: a promoted model serves without a restart.
     base_classifier = ReloadingIntentClassifier(
-        config.intents.registry, num_threads=limits.inference_threads
+        config.intents.registry,
+        num_threads=limits.inference_threads,
+        runtime=limits.inference_runtime,
     )
-    base_embedder = SentenceTransformerEmbedder(config.knowledge.embedder)
+    base_embedder = build_embedder(
+        config.knowledge.embedder,
+        runtime=limits.inference_runtime,
+        num_threads=limits.inference_threads,
+    )
     classifier: IntentClassifier = base_classifier
     embedder: Embedder = base_embedder
     if limits.micro_batching:

