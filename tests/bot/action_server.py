@@ -1,23 +1,38 @@
-"""A real rasa-sdk action server on loopback, for the tests that call custom actions.
+"""A real rasa-sdk action server on loopback, and the real bot project the bot tests share.
 
-It serves `tests/bot/actions_for_tests.py`: the demo bank's actions plus actions that
-reject, crash and stall, so that every answer Rasa knows can be provoked.
+The server serves `tests/bot/actions_for_tests.py`: the demo bank's actions plus actions
+that reject, crash and stall, so that every answer Rasa knows can be provoked.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
+if TYPE_CHECKING:
+    from deskbot.bot.app import Bot
+    from deskbot.bot.config import BotConfig
+
 HERE = Path(__file__).parent
+
+INTENT_ACTIONS = {
+    "lost_or_stolen_card": "action_freeze_card",
+    "card_arrival": "action_card_order_status",
+    "pin_blocked": "action_report_compromised_card",
+    "atm_support": "action_crashes",
+    "cancel_transfer": "action_rejects",
+}
 
 
 def free_port() -> int:
@@ -81,3 +96,43 @@ def make_project(root: Path, model_dir: Path, index_dir: Path) -> Path:
     registry.set_live("v1")
     shutil.copytree(index_dir, root / "var" / "indexes" / "faq")
     return root
+
+
+def configure(base: BotConfig, webhook: str, **dialogue: object) -> BotConfig:
+    """The test project's config: the actions above on `webhook`, a clarify bar for a model
+    trained on a few examples (its confidences are low, ~0.2-0.3, so the bar for
+    "confident" is set for it, as an operator would for their model)."""
+    from deskbot.bot.config import ActionsConfig, DialogueConfig
+
+    return dataclasses.replace(
+        base,
+        intents=dataclasses.replace(base.intents, clarify_below=0.15),
+        actions=ActionsConfig(
+            url=webhook,
+            timeout_s=2.0,
+            intent_actions=INTENT_ACTIONS,
+            required_slots={"action_card_order_status": ("order_number",)},
+        ),
+        dialogue=DialogueConfig(**dialogue),  # type: ignore[arg-type]
+    )
+
+
+@contextlib.contextmanager
+def running_bot(
+    root: Path,
+    model_dir: Path,
+    index_dir: Path,
+    webhook: str,
+    adjust: Callable[[BotConfig], BotConfig] | None = None,
+) -> Iterator[Bot]:
+    """A warmed-up bot over a new test project in `root` (`adjust` edits its config)."""
+    from deskbot.bot.app import build_bot
+    from deskbot.bot.config import load_config
+
+    cfg = configure(load_config(make_project(root, model_dir, index_dir)), webhook)
+    built = build_bot(adjust(cfg) if adjust else cfg)
+    try:
+        built.warm_up()
+        yield built
+    finally:
+        built.close()

@@ -12,10 +12,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text as sql
 
 from deskbot.bot.api import create_api
-from deskbot.bot.app import Bot, build_bot
-from deskbot.bot.config import load_config
-from tests.bot.action_server import action_server, make_project
-from tests.bot.test_pipeline import configure
+from deskbot.bot.app import Bot
+from tests.bot.action_server import action_server, running_bot
 
 __all__ = ["action_server"]
 
@@ -29,11 +27,9 @@ def bot(
     faq_index_dir: Path,
     action_server: str,
 ) -> Iterator[Bot]:
-    project = make_project(tmp_path_factory.mktemp("api") / "bot", trained_model_dir, faq_index_dir)
-    built = build_bot(configure(load_config(project), action_server))
-    built.warm_up()
-    yield built
-    built.close()
+    root = tmp_path_factory.mktemp("api") / "bot"
+    with running_bot(root, trained_model_dir, faq_index_dir, action_server) as built:
+        yield built
 
 
 @pytest.fixture(scope="module")

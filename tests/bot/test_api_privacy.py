@@ -11,11 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from deskbot.bot.api import create_api
-from deskbot.bot.app import Bot, build_bot
-from deskbot.bot.config import load_config
+from deskbot.bot.app import Bot
+from deskbot.bot.config import BotConfig
 from deskbot.bot.privacy import customer_hash
-from tests.bot.action_server import action_server, make_project
-from tests.bot.test_pipeline import configure
+from tests.bot.action_server import action_server, running_bot
 from tests.bot.test_privacy import dump_all_tables
 
 __all__ = ["action_server"]
@@ -30,15 +29,12 @@ def bot(
     faq_index_dir: Path,
     action_server: str,
 ) -> Iterator[Bot]:
-    project = make_project(
-        tmp_path_factory.mktemp("priv") / "bot", trained_model_dir, faq_index_dir
-    )
-    cfg = configure(load_config(project), action_server)
-    cfg = dataclasses.replace(cfg, privacy=dataclasses.replace(cfg.privacy, customer_key=KEY))
-    built = build_bot(cfg)
-    built.warm_up()
-    yield built
-    built.close()
+    def with_key(cfg: BotConfig) -> BotConfig:
+        return dataclasses.replace(cfg, privacy=dataclasses.replace(cfg.privacy, customer_key=KEY))
+
+    root = tmp_path_factory.mktemp("priv") / "bot"
+    with running_bot(root, trained_model_dir, faq_index_dir, action_server, with_key) as built:
+        yield built
 
 
 @pytest.fixture(scope="module")

@@ -13,37 +13,18 @@ import pytest
 from sqlalchemy import text as sql
 
 from deskbot.bot.app import Bot, build_bot, pipeline_settings
-from deskbot.bot.config import ActionsConfig, BotConfig, DialogueConfig, load_config
 from deskbot.bot.intents import TransformerIntentClassifier
 from deskbot.bot.pipeline import TurnPipeline, UnknownTurn
 from deskbot.bot.types import Reply
-from tests.bot.action_server import action_server, free_port, make_project
+from tests.bot.action_server import (
+    INTENT_ACTIONS,
+    action_server,
+    configure,
+    free_port,
+    running_bot,
+)
 
-__all__ = ["action_server"]
-
-INTENT_ACTIONS = {
-    "lost_or_stolen_card": "action_freeze_card",
-    "card_arrival": "action_card_order_status",
-    "pin_blocked": "action_report_compromised_card",
-    "atm_support": "action_crashes",
-    "cancel_transfer": "action_rejects",
-}
-
-
-def configure(base: BotConfig, webhook: str, **dialogue: object) -> BotConfig:
-    # The test model is trained on a few examples: its confidences are low (~0.2-0.3),
-    # so the bar for "confident" is set for it, as an operator would for their model.
-    return dataclasses.replace(
-        base,
-        intents=dataclasses.replace(base.intents, clarify_below=0.15),
-        actions=ActionsConfig(
-            url=webhook,
-            timeout_s=2.0,
-            intent_actions=INTENT_ACTIONS,
-            required_slots={"action_card_order_status": ("order_number",)},
-        ),
-        dialogue=DialogueConfig(**dialogue),  # type: ignore[arg-type]
-    )
+__all__ = ["INTENT_ACTIONS", "action_server", "configure"]
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +34,9 @@ def bot(
     faq_index_dir: Path,
     action_server: str,
 ) -> Iterator[Bot]:
-    project = make_project(tmp_path_factory.mktemp("p") / "bot", trained_model_dir, faq_index_dir)
-    built = build_bot(configure(load_config(project), action_server))
-    built.warm_up()
-    yield built
-    built.close()
+    root = tmp_path_factory.mktemp("p") / "bot"
+    with running_bot(root, trained_model_dir, faq_index_dir, action_server) as built:
+        yield built
 
 
 def new_conv(bot: Bot) -> str:

@@ -15,17 +15,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from deskbot.bot.api import create_api
-from deskbot.bot.app import Bot, build_bot
-from deskbot.bot.config import ConfigError, LimitsConfig, load_config
+from deskbot.bot.app import Bot
+from deskbot.bot.config import ConfigError, LimitsConfig
 from deskbot.bot.ratelimit import (
     MemoryTokenBuckets,
     RedisTokenBuckets,
     client_address,
     parse_networks,
 )
-from tests.bot.action_server import action_server, make_project
+from tests.bot.action_server import action_server, running_bot
 from tests.bot.test_api import counts
-from tests.bot.test_pipeline import configure
 
 __all__ = ["action_server"]
 
@@ -40,11 +39,9 @@ def bot(
     faq_index_dir: Path,
     action_server: str,
 ) -> Iterator[Bot]:
-    project = make_project(tmp_path_factory.mktemp("rl") / "bot", trained_model_dir, faq_index_dir)
-    built = build_bot(configure(load_config(project), action_server))
-    built.warm_up()
-    yield built
-    built.close()
+    root = tmp_path_factory.mktemp("rl") / "bot"
+    with running_bot(root, trained_model_dir, faq_index_dir, action_server) as built:
+        yield built
 
 
 def app_with(bot: Bot, **limits: Any) -> Any:
