@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import secrets
@@ -26,6 +27,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, delete, event, func, insert, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, col, create_engine, select
@@ -87,18 +89,49 @@ def _alembic_config(engine: Engine) -> AlembicConfig:
     return cfg
 
 
+# pg_advisory_xact_lock key of schema migrations ("deskbot" in ASCII).
+_MIGRATION_LOCK = 0x6465736B626F74
+
+
+@contextmanager
+def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
+    """An exclusive lock on `<database>.migrate.lock` beside a SQLite file, held until the
+    migration has committed (same host only, as SQLite itself)."""
+    path = engine.url.database
+    if engine.dialect.name != "sqlite" or not path or path == ":memory:":
+        yield
+        return
+    with open(f"{path}.migrate.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the database's schema to `revision` with the shipped Alembic migrations."""
+    """Bring the database's schema to `revision` with the shipped Alembic migrations.
+
+    Safe to run from several processes at once (replicas starting together): one
+    migrates, the others wait for it and then find nothing to do."""
     cfg = _alembic_config(engine)
+    url = engine.url.render_as_string(hide_password=True)
     try:
-        with engine.begin() as conn:
+        with _sqlite_migration_lock(engine), engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                # Released when this transaction ends; DDL is transactional in PostgreSQL,
+                # so the next process sees the finished schema.
+                conn.execute(sql_text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
     except OperationalError as exc:
-        raise StoreError(
-            f"cannot reach the database {engine.url.render_as_string(hide_password=True)}: "
-            f"{exc.orig}. Check DESKBOT_DATABASE_URL or database.url in the config"
-        ) from exc
+        reason = str(exc.orig).lower()
+        if exc.connection_invalidated or "connect" in reason or "unable to open" in reason:
+            raise StoreError(
+                f"cannot reach the database {url}: {exc.orig}. "
+                "Check DESKBOT_DATABASE_URL or database.url in the config"
+            ) from exc
+        raise StoreError(f"migrating the database {url} failed: {exc.orig}") from exc
 
 
 class SqlConversationStore:
