@@ -14,6 +14,7 @@ from deskbot.bot.artifacts import ModelRegistry
 from deskbot.bot.cli import DEFAULT_CONFIG, fail, load
 from deskbot.bot.errors import DeskbotError
 from deskbot.knowledge.errors import KnowledgeError
+from deskbot.knowledge.safe_yaml import load_yaml
 
 train_app = typer.Typer(help="Train models.", no_args_is_help=True)
 eval_app = typer.Typer(help="Evaluate models.", no_args_is_help=True)
@@ -64,7 +65,10 @@ def train_intents(
     raw_args = dict(cfg.training) if cfg else {}
     try:
         if args_file is not None:
-            loaded = yaml.safe_load(args_file.read_text(encoding="utf-8")) or {}
+            try:
+                loaded = load_yaml(args_file.read_text(encoding="utf-8")) or {}
+            except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+                raise fail(f"{args_file}: cannot read training arguments: {exc}") from None
             if not isinstance(loaded, dict):
                 raise fail(f"{args_file}: expected a mapping of training arguments")
             raw_args.update(loaded)

@@ -157,7 +157,9 @@ def scrub_faq(loop: FaqLoop, turn_ids: set[int], config: BotConfig) -> dict[str,
     if loop.approved_file.is_file():
         import yaml
 
-        raw = yaml.safe_load(loop.approved_file.read_text(encoding="utf-8")) or {}
+        from deskbot.knowledge.safe_yaml import load_yaml
+
+        raw = load_yaml(loop.approved_file.read_text(encoding="utf-8")) or {}
         rows = raw.get("entries", []) if isinstance(raw, dict) else []
         kept = [r for r in rows if not (isinstance(r, dict) and str(r.get("id")) in gone_ids)]
         approved = len(rows) - len(kept)

@@ -28,6 +28,7 @@ from deskbot.bot.config import BotConfig
 from deskbot.bot.errors import DataError
 from deskbot.bot.store import AgentLabel, SqlConversationStore, TurnRecord
 from deskbot.knowledge.fsutil import atomic_write_text
+from deskbot.knowledge.safe_yaml import load_yaml
 from deskbot.training.export import text_key
 from deskbot.training.pii import PiiRedactor
 
@@ -78,7 +79,7 @@ class FaqLoop:
         if not self.proposals_file.is_file():
             return []
         try:
-            raw = yaml.safe_load(self.proposals_file.read_text(encoding="utf-8")) or {}
+            raw = load_yaml(self.proposals_file.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
             raise DataError(
                 f"{self.proposals_file}: not valid YAML ({exc}); fix it by hand"

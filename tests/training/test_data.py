@@ -74,3 +74,30 @@ def test_a_label_with_one_example_is_refused(tmp_path: Path) -> None:
     path.write_text("text,category\nhi,greet\nhello,greet\nbye,goodbye\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"at least 2 examples each; too few: goodbye \(1\)"):
         check_trainable(load_intents(path))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"a: &a [*a, *a]\n", "cannot read training arguments"),  # an alias that contains itself
+        (b"\xff\xfe epochs: 2\n", "cannot read training arguments"),
+        (b"- 1\n- 2\n", "expected a mapping of training arguments"),
+    ],
+)
+def test_a_bad_training_arguments_file_gets_a_clear_error(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from deskbot.bot.cli import load_plugins
+
+    args = tmp_path / "args.yaml"
+    args.write_bytes(content)
+    out = tmp_path / "model"
+    result = CliRunner().invoke(
+        load_plugins(),
+        ["train", "intents", "--data", str(BANKING_TEST), "--out", str(out), "--args", str(args)],
+    )
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not out.exists()  # nothing trained, nothing half-written
