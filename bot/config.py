@@ -30,6 +30,9 @@ DATABASE_URL_ENV = "DESKBOT_DATABASE_URL"
 ACTIONS_TOKEN_ENV = "DESKBOT_ACTIONS_TOKEN"
 GENERATOR_API_KEY_ENV = "DESKBOT_GENERATOR_API_KEY"
 CUSTOMER_KEY_ENV = "DESKBOT_CUSTOMER_KEY"
+# Comma-separated; set by the deployment (the proxy's network is known there, not in
+# the bot project's file).
+TRUSTED_PROXIES_ENV = "DESKBOT_TRUSTED_PROXIES"
 DEFAULT_CONFIG_NAME = "deskbot.yaml"
 
 
@@ -461,6 +464,12 @@ def config_from_dict(
         sections["privacy"] = dataclasses.replace(
             sections["privacy"], customer_key=env[CUSTOMER_KEY_ENV]
         )
+    if env.get(TRUSTED_PROXIES_ENV):
+        proxies = tuple(p.strip() for p in env[TRUSTED_PROXIES_ENV].split(",") if p.strip())
+        try:
+            sections["limits"] = dataclasses.replace(sections["limits"], trusted_proxies=proxies)
+        except ConfigError as exc:
+            raise ConfigError(f"{TRUSTED_PROXIES_ENV}: {exc}") from None
     if env.get(GENERATOR_API_KEY_ENV):
         sections["generator"] = dataclasses.replace(
             sections["generator"], api_key=env[GENERATOR_API_KEY_ENV]

@@ -124,6 +124,18 @@ def test_limits_config_is_checked() -> None:
         LimitsConfig(rate_limit_redis_url="localhost:6379")
 
 
+def test_the_deployment_names_the_trusted_proxies(tmp_path: Path) -> None:
+    from deskbot.bot.config import config_from_dict
+
+    env = {"DESKBOT_TRUSTED_PROXIES": " 172.30.86.0/24, 10.1.2.3 "}
+    cfg = config_from_dict(
+        {"limits": {"trusted_proxies": ["10.0.0.0/8"]}}, root=tmp_path, environ=env
+    )
+    assert cfg.limits.trusted_proxies == ("172.30.86.0/24", "10.1.2.3")
+    with pytest.raises(ConfigError, match="DESKBOT_TRUSTED_PROXIES"):
+        config_from_dict({}, root=tmp_path, environ={"DESKBOT_TRUSTED_PROXIES": "nginx"})
+
+
 # -- the app ------------------------------------------------------------------------------------
 
 

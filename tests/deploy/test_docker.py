@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
+from deskbot.bot.config import LimitsConfig
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -104,6 +106,10 @@ def test_compose_file_is_valid_and_consistent() -> None:
     assert services["app"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert services["postgres"]["healthcheck"]["test"][0] == "CMD-SHELL"
     assert services["vllm"]["profiles"] == ["gpu"]
+    # the replicas believe X-Forwarded-For from the stack's own network (nginx) only
+    subnet = doc["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    assert services["app"]["environment"]["DESKBOT_TRUSTED_PROXIES"] == subnet
+    assert LimitsConfig(trusted_proxies=(subnet,)).trusted_proxies == (subnet,)
     assert "HF_HUB_OFFLINE" in services["vllm"]["environment"]
     env_keys = {
         line.split("=", 1)[0]
