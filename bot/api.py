@@ -326,6 +326,14 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def close_api(api: FastAPI) -> None:
+    """Release what the app holds once the server has stopped: the rate limiter's Redis
+    connections and the bot's threads, clients and database connections."""
+    for buckets in api.state.rate_buckets:
+        buckets.close()
+    api.state.bot.close()
+
+
 def create_api(bot: Bot) -> FastAPI:
     """The FastAPI app for `bot` (the UI layer mounts its pages on it)."""
     api = FastAPI(
@@ -344,6 +352,7 @@ def create_api(bot: Bot) -> FastAPI:
     session_buckets = make_buckets(
         limits.session_requests_per_minute, limits.session_burst, limits.rate_limit_redis_url
     )
+    api.state.rate_buckets = [b for b in (ip_buckets, session_buckets) if b is not None]
     api.add_middleware(
         RateLimit,
         ip_buckets=ip_buckets,

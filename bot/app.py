@@ -82,9 +82,15 @@ class Bot:
         return [f"faq_index: still serving {self.retriever.version} ({problem})"]
 
     def close(self) -> None:
+        """Stop the step pools and the model watcher, close the action client and the
+        database connections (safe to call twice; the store reconnects if used again)."""
         self.pipeline.close()
         if self.actions is not None:
             self.actions.close()
+        stop_watching = getattr(self.classifier, "close", None)
+        if callable(stop_watching):
+            stop_watching()
+        self.store.engine.dispose()
 
 
 def build_store(config: BotConfig, *, run_migrations: bool = True) -> SqlConversationStore:

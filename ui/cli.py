@@ -39,6 +39,7 @@ def serve(
     """Serve the customer chat (/), the agent console (/agent) and the HTTP API (/api)."""
     import uvicorn
 
+    from deskbot.bot.api import close_api
     from deskbot.ui.server import create_app
 
     cfg = load(config)
@@ -52,14 +53,17 @@ def serve(
         f"API docs on http://{h}:{p}/docs"
     )
     # X-Forwarded-For is read by the rate limiter, from limits.trusted_proxies only.
-    uvicorn.run(
-        app,
-        host=h,
-        port=p,
-        log_level="warning",
-        proxy_headers=False,
-        timeout_keep_alive=KEEP_ALIVE_S,
-    )
+    try:
+        uvicorn.run(
+            app,
+            host=h,
+            port=p,
+            log_level="warning",
+            proxy_headers=False,
+            timeout_keep_alive=KEEP_ALIVE_S,
+        )
+    finally:
+        close_api(app)
 
 
 @agents_app.command("add")

@@ -285,3 +285,40 @@ def test_without_redis_each_process_still_counts() -> None:
     assert waits[:2] == [0.0, 0.0] and waits[2] > 0
     assert time.monotonic() - started < 2  # one failed connect, then no more tries
     buckets.close()
+
+
+def test_closing_the_app_releases_redis_and_the_bot(
+    tmp_path: Path, trained_model_dir: Path, faq_index_dir: Path, action_server: str
+) -> None:
+    import uuid
+
+    import redis
+
+    from deskbot.bot.api import close_api
+
+    name = f"deskbot-test-{uuid.uuid4().hex[:8]}"
+    url = f"{REDIS_URL}?client_name={name}"
+
+    def ours() -> int:
+        admin = redis.Redis.from_url(REDIS_URL)
+        try:
+            return sum(c.get("name") == name for c in admin.client_list())
+        finally:
+            admin.close()
+
+    def with_redis(cfg: Any) -> Any:
+        return dataclasses.replace(
+            cfg, limits=dataclasses.replace(cfg.limits, rate_limit_redis_url=url)
+        )
+
+    with running_bot(
+        tmp_path / "bot", trained_model_dir, faq_index_dir, action_server, with_redis
+    ) as built:
+        api = create_api(built)
+        client = TestClient(api)
+        assert new_session(client)
+        assert ours() >= 1  # the limiter talked to Redis
+        close_api(api)
+        assert ours() == 0
+        with pytest.raises(RuntimeError):  # the step pools no longer take work
+            built.pipeline._pool.submit(print)
