@@ -263,6 +263,19 @@ def client_address(
     return current
 
 
+def came_over_https(
+    scheme: str, peer: str | None, forwarded_proto: str | None, trusted: tuple[Network, ...]
+) -> bool:
+    """Whether the client's request came over HTTPS: to this server (`scheme`), or to a
+    trusted proxy in front that says so in `X-Forwarded-Proto` (its last value: the
+    proxy next to us appends). From any other peer the header is ignored."""
+    if scheme == "https":
+        return True
+    if not forwarded_proto or peer is None or not _is_trusted(peer, trusted):
+        return False
+    return forwarded_proto.split(",")[-1].strip().lower() == "https"
+
+
 def _is_trusted(address: str, trusted: tuple[Network, ...]) -> bool:
     try:
         ip = ipaddress.ip_address(address)

@@ -12,12 +12,6 @@ from deskbot.bot.cli import DEFAULT_CONFIG, fail, load
 from deskbot.bot.errors import DeskbotError
 from deskbot.knowledge.errors import KnowledgeError
 
-# An idle keep-alive connection stays open longer than the proxy in front keeps its end
-# (nginx's upstream keepalive and most load balancers: 60 s). Closing it first races the
-# request the proxy or client is sending on it: a 502, or a reset, for that message
-# (uvicorn's default is 5 s; benchmarks/load.py lost messages so).
-KEEP_ALIVE_S = 75
-
 agents_app = typer.Typer(help="Agents who may use the agent console.", no_args_is_help=True)
 
 ConfigOption = Annotated[
@@ -40,7 +34,7 @@ def serve(
     import uvicorn
 
     from deskbot.bot.api import close_api
-    from deskbot.ui.server import create_app
+    from deskbot.ui.server import create_app, server_config
 
     cfg = load(config)
     try:
@@ -52,16 +46,8 @@ def serve(
         f"{cfg.name}: chat on http://{h}:{p}/  agent console on http://{h}:{p}/agent/  "
         f"API docs on http://{h}:{p}/docs"
     )
-    # X-Forwarded-For is read by the rate limiter, from limits.trusted_proxies only.
     try:
-        uvicorn.run(
-            app,
-            host=h,
-            port=p,
-            log_level="warning",
-            proxy_headers=False,
-            timeout_keep_alive=KEEP_ALIVE_S,
-        )
+        uvicorn.Server(server_config(app, h, p)).run()
     finally:
         close_api(app)
 

@@ -22,6 +22,7 @@ from fastapi.responses import (
 )
 from starlette.concurrency import run_in_threadpool
 
+from deskbot.bot.ratelimit import came_over_https, parse_networks
 from deskbot.bot.store import SqlConversationStore
 from deskbot.ui.auth import COOKIE_NAME, SessionSigner, authenticate
 
@@ -75,12 +76,15 @@ def add_login_routes(
     title: str,
     *,
     secure_cookies: str = "auto",
+    trusted_proxies: tuple[str, ...] = (),
 ) -> None:
     """`GET/POST {path}/login` and `GET {path}/logout`; call before mounting the console.
 
     `secure_cookies` ("auto", "always", "never", see `ServerConfig`) decides whether the
-    session cookie is marked Secure.
+    session cookie is marked Secure; with "auto", when the login came over HTTPS, to us
+    or to one of `trusted_proxies` (`X-Forwarded-Proto`).
     """
+    proxies = parse_networks(trusted_proxies)
 
     @app.get(f"{path}/login", include_in_schema=False)
     def login_form(request: Request) -> Response:
@@ -108,7 +112,15 @@ def add_login_routes(
             httponly=True,
             samesite="strict",
             secure=secure_cookies == "always"
-            or (secure_cookies == "auto" and request.url.scheme == "https"),
+            or (
+                secure_cookies == "auto"
+                and came_over_https(
+                    request.url.scheme,
+                    request.client.host if request.client else None,
+                    request.headers.get("x-forwarded-proto"),
+                    proxies,
+                )
+            ),
         )
         logger.info("agent %s logged in", agent.username)
         return response

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import gradio as gr
 from fastapi import FastAPI, Request
@@ -96,6 +97,7 @@ def mount_ui(api: FastAPI, bot: Bot, *, signer: SessionSigner | None = None) -> 
         signer,
         bot.config.name,
         secure_cookies=bot.config.server.secure_cookies,
+        trusted_proxies=bot.config.limits.trusted_proxies,
     )
     add_admin_routes(api, CONSOLE_PATH, bot, signer)
     api.add_middleware(ConsoleGate, path=CONSOLE_PATH, signer=signer)
@@ -122,6 +124,30 @@ def mount_ui(api: FastAPI, bot: Bot, *, signer: SessionSigner | None = None) -> 
         theme=theme(),
     )
     return api
+
+
+# An idle keep-alive connection stays open longer than the proxy in front keeps its end
+# (nginx's upstream keepalive and most load balancers: 60 s). Closing it first races the
+# request the proxy or client is sending on it: a 502, or a reset, for that message
+# (uvicorn's default is 5 s; benchmarks/load.py lost messages so).
+KEEP_ALIVE_S = 75
+
+
+def server_config(app: FastAPI, host: str, port: int) -> Any:
+    """How `deskbot serve` runs `app` under uvicorn (the UI tests run it the same way).
+
+    uvicorn's own proxy handling is off: X-Forwarded-For and X-Forwarded-Proto are
+    believed only from `limits.trusted_proxies`, by the rate limiter and the login."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        proxy_headers=False,
+        timeout_keep_alive=KEEP_ALIVE_S,
+    )
 
 
 def create_app(config: BotConfig) -> FastAPI:

@@ -41,11 +41,11 @@ def live_app(bot_project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Liv
     """`deskbot serve` of the test project (real model, real index, SQLite) on a free port."""
     import uvicorn
 
-    from deskbot.bot.api import create_api
+    from deskbot.bot.api import close_api, create_api
     from deskbot.bot.app import build_bot
     from deskbot.bot.config import load_config
     from deskbot.ui.auth import create_agent
-    from deskbot.ui.server import mount_ui
+    from deskbot.ui.server import mount_ui, server_config
 
     monkeypatch.setenv("DESKBOT_SECRET_KEY", "test-secret-" + "x" * 32)
     bot = build_bot(load_config(bot_project))
@@ -53,9 +53,7 @@ def live_app(bot_project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Liv
     create_agent(bot.store, AGENT[0], AGENT[1], display_name=AGENT[2])
     app = mount_ui(create_api(bot), bot)
     port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
+    server = uvicorn.Server(server_config(app, "127.0.0.1", port))  # as `deskbot serve`
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -66,6 +64,7 @@ def live_app(bot_project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Liv
     yield LiveApp(f"http://127.0.0.1:{port}", bot, app)
     server.should_exit = True
     thread.join(timeout=10)
+    close_api(app)
 
 
 @pytest.fixture(scope="session")

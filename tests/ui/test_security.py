@@ -265,14 +265,31 @@ def test_console_cookie_flags() -> None:
         assert ("Secure" in cookie) is secure, (mode, proto, cookie)
 
 
-def test_the_cookie_is_secure_behind_a_tls_proxy(live_app: LiveApp) -> None:
-    """uvicorn believes X-Forwarded-Proto from loopback (the proxy in front)."""
-    with httpx.Client(base_url=live_app.url, follow_redirects=False) as http:
+def login_cookie(url: str, headers: dict[str, str] | None = None) -> str:
+    with httpx.Client(base_url=url, follow_redirects=False) as http:
         creds = {"username": AGENT[0], "password": AGENT[1]}
-        r = call(http, "POST", "/agent/login", data=creds, headers={"X-Forwarded-Proto": "https"})
-        assert r.status_code == 303 and "Secure" in r.headers["set-cookie"]
-        r = call(http, "POST", "/agent/login", data=creds)
-        assert "Secure" not in r.headers["set-cookie"]
+        r = call(http, "POST", "/agent/login", data=creds, headers=headers or {})
+        assert r.status_code == 303, r.text
+        return str(r.headers["set-cookie"])
+
+
+@pytest.fixture
+def loopback_is_the_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deployment names the TLS proxy in front (here: loopback) as trusted."""
+    monkeypatch.setenv("DESKBOT_TRUSTED_PROXIES", "127.0.0.1")
+
+
+def test_the_cookie_is_secure_behind_a_trusted_tls_proxy(
+    loopback_is_the_proxy: None, live_app: LiveApp
+) -> None:
+    assert "Secure" in login_cookie(live_app.url, {"X-Forwarded-Proto": "https"})
+    assert "Secure" in login_cookie(live_app.url, {"X-Forwarded-Proto": "http, https"})
+    assert "Secure" not in login_cookie(live_app.url)  # plain HTTP through the proxy
+
+
+def test_an_untrusted_peer_cannot_claim_https(live_app: LiveApp) -> None:
+    """Without trusted proxies the header is anybody's word: ignored."""
+    assert "Secure" not in login_cookie(live_app.url, {"X-Forwarded-Proto": "https"})
 
 
 def raw(
