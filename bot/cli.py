@@ -175,7 +175,7 @@ def ingest(
     from deskbot.knowledge.ingest import ingest as run_ingest
 
     cfg = load(config)
-    sources = list(paths or cfg.knowledge.sources)
+    sources = list(paths or cfg.knowledge.index_sources())
     if not sources:
         raise fail("no FAQ files: pass them or list them in knowledge.sources")
     if index is not None and (not index or any(c in index for c in "/\\") or index[0] == "."):

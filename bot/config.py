@@ -82,6 +82,19 @@ class KnowledgeConfig:
     # Under this cosine score the bot must not answer from the FAQ.
     min_score: float = 0.5
 
+    @property
+    def approved_file(self) -> Path:
+        """The FAQ source the learning loop writes from agents' approved answers."""
+        return self.index_dir.parent / "faq-approved.yaml"
+
+    def index_sources(self) -> list[Path]:
+        """What the FAQ index is built from: `sources`, plus the approved answers once
+        there are any. Every rebuild (`deskbot ingest`, the nightly job, an erasure)
+        uses this, so that none drops what another added."""
+        approved = self.approved_file
+        listed = [p for p in self.sources if p.resolve() != approved.resolve()]
+        return [*listed, approved] if approved.is_file() else listed
+
     def __post_init__(self) -> None:
         if self.top_k < 1:
             raise ConfigError(f"knowledge.top_k must be at least 1, got {self.top_k}")

@@ -188,7 +188,7 @@ def _reindex_without(loop: FaqLoop, ids: set[str], config: BotConfig) -> None:
         [*sources, loop.approved_file],
         index_dir,
         SentenceTransformerEmbedder(loop.embedder),
-        examples=config.knowledge.examples,
+        examples=loop.examples,
         show_progress=False,
     )
     current = read_pointer(index_dir)

