@@ -517,6 +517,11 @@ def _build(cls: type[Any], values: dict[str, Any], section: str, root: Path) -> 
         name: _coerce(value, hints[name], f"{section}.{name}", root)
         for name, value in values.items()
     }
+    # A default path is the project's too (var/indexes/faq of the project, not of the
+    # directory the command happens to run in), as if the file had written it.
+    for f in dataclasses.fields(cls):
+        if f.name not in kwargs and isinstance(f.default, Path) and not f.default.is_absolute():
+            kwargs[f.name] = (root / f.default).resolve()
     try:
         return cls(**kwargs)
     except ConfigError as exc:

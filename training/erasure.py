@@ -6,7 +6,7 @@ for the customer's messages (PII-redacted as the export redacts them):
 
 - `known_examples`: their keys from the retraining bookkeeping
   (`<registry>/.retrain/known/<version>.tsv`: what each version was trained on);
-- `neighbour_rows`: their embeddings from the neighbour bank (`knn.safetensors`) of
+- `neighbour_rows`: their embeddings from the neighbour bank (`knn_bank.safetensors`) of
   every model version that was trained on them;
 - `faq_proposals`: FAQ entries proposed from their conversations (`faq-proposals.yaml`);
 - `faq_approved`: approved ones (`faq-approved.yaml`); the FAQ index is then rebuilt
@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -72,33 +72,44 @@ def erase_training_rows(
     try:
         texts = redacted_texts(scope.customer_texts)
         keys = {text_key(t) for t in texts} | {text_key(t) for t in scope.customer_texts}
-        known, versions = scrub_known(registry, keys)
+        # The bookkeeping that finds the rest is rewritten last: an erasure that fails
+        # half-way (a model that does not load, a full disk) finds everything again when
+        # it is run again.
+        known, versions, forget_known = plan_known(registry, keys)
         counts = {
             "known_examples": known,
             "neighbour_rows": scrub_neighbour_banks(registry, versions, texts),
         }
         counts.update(scrub_faq(FaqLoop.from_config(config), set(scope.turn_ids), config))
+        forget_known()
         yield counts
     finally:
         lock.__exit__(None, None, None)
 
 
-def scrub_known(registry: ModelRegistry, keys: set[str]) -> tuple[int, list[str]]:
-    """Remove `keys` from every version's bookkeeping; returns the lines removed and the
-    versions that had any of them (they were trained on those texts)."""
+def plan_known(
+    registry: ModelRegistry, keys: set[str]
+) -> tuple[int, list[str], Callable[[], None]]:
+    """Find `keys` in every version's bookkeeping: the lines to remove, the versions that
+    had any of them (they were trained on those texts), and the function that removes
+    them (called once everything derived from those versions is scrubbed)."""
     folder = registry.root / WORK_DIR / "known"
-    removed, versions = 0, []
-    if not keys or not folder.is_dir():
-        return 0, []
-    for path in sorted(folder.glob("*.tsv")):
-        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        kept = [ln for ln in lines if ln.partition("\t")[0] not in keys]
-        if len(kept) == len(lines):
-            continue
-        removed += len(lines) - len(kept)
-        versions.append(path.stem)
-        _replace(path, "".join(kept).encode("utf-8"))
-    return removed, versions
+    removed, versions, rewrites = 0, [], []
+    if keys and folder.is_dir():
+        for path in sorted(folder.glob("*.tsv")):
+            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+            kept = [ln for ln in lines if ln.partition("\t")[0] not in keys]
+            if len(kept) == len(lines):
+                continue
+            removed += len(lines) - len(kept)
+            versions.append(path.stem)
+            rewrites.append((path, "".join(kept).encode("utf-8")))
+
+    def forget() -> None:
+        for path, data in rewrites:
+            _replace(path, data)
+
+    return removed, versions, forget
 
 
 def scrub_neighbour_banks(registry: ModelRegistry, versions: list[str], texts: list[str]) -> int:
@@ -152,7 +163,6 @@ def scrub_faq(loop: FaqLoop, turn_ids: set[int], config: BotConfig) -> dict[str,
     if not gone:
         return {"faq_proposals": 0, "faq_approved": 0}
     gone_ids = {str(e.get("id")) for e in gone}
-    loop._write([e for e in entries if e not in gone])
     approved = 0
     if loop.approved_file.is_file():
         import yaml
@@ -171,8 +181,19 @@ def scrub_faq(loop: FaqLoop, turn_ids: set[int], config: BotConfig) -> dict[str,
                 "# Written by deskbot retrain from the approved proposals; do not edit by hand.\n"
                 + yaml.safe_dump({"entries": kept}, sort_keys=False, allow_unicode=True),
             )
-            _reindex_without(loop, gone_ids, config)
+    if loop.index_dir is not None and any(
+        _holds(loop.index_dir / "versions" / v, gone_ids) for v in _versions(loop.index_dir)
+    ):
+        _reindex_without(loop, gone_ids, config)
+    # Last: the proposals are how a second run finds the entries above.
+    loop._write([e for e in entries if e not in gone])
     return {"faq_proposals": len(gone), "faq_approved": approved}
+
+
+def _versions(index_dir: Path) -> list[str]:
+    from deskbot.knowledge.index import list_versions
+
+    return list_versions(index_dir) if index_dir.is_dir() else []
 
 
 def _reindex_without(loop: FaqLoop, ids: set[str], config: BotConfig) -> None:
@@ -189,6 +210,7 @@ def _reindex_without(loop: FaqLoop, ids: set[str], config: BotConfig) -> None:
         index_dir,
         SentenceTransformerEmbedder(loop.embedder),
         examples=loop.examples,
+        strict=True,  # a broken source fails the erasure, to be run again once fixed
         show_progress=False,
     )
     current = read_pointer(index_dir)

@@ -204,6 +204,9 @@ class FaqLoop:
             self.index_dir,
             SentenceTransformerEmbedder(self.embedder),
             examples=self.examples,
+            # Unattended: a broken source fails the rebuild (the live index stays) rather
+            # than being skipped and its answers dropped from the new version.
+            strict=True,
             show_progress=False,
         )
         ids = {e["id"] for e in fresh}

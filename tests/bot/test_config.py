@@ -122,3 +122,18 @@ def test_every_command_has_help(command: list[str]) -> None:
     result = CliRunner().invoke(load_plugins(), [*command, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage" in result.output
+
+
+def test_default_paths_are_the_projects_whatever_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "bot"
+    project.mkdir()
+    write(project, "name: x\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    cfg = load_config(project)
+    assert cfg.knowledge.index_dir == project.resolve() / "var" / "indexes" / "faq"
+    assert cfg.intents.registry == project.resolve() / "var" / "models" / "intents"
+    assert cfg.knowledge.approved_file.parent == project.resolve() / "var" / "indexes"

@@ -150,16 +150,24 @@ def test_forget_leaves_nothing_of_the_customer_in_any_table_or_file(
     kept_in_bank = bank_hits(registry, kept_red)
     gone_proposal = next(e["id"] for e in entries if "cust-gone" in e["answer"])
 
-    result = CliRunner().invoke(
-        load_plugins(), ["forget", "--customer", "cust-gone", "-c", str(root), "--yes", "--json"]
-    )
+    forget = ["forget", "--customer", "cust-gone", "-c", str(root), "--yes", "--json"]
+    # An erasure that fails half-way (here: the FAQ file it must re-index is broken, after
+    # the neighbour banks and the approved answers were scrubbed) ...
+    faq_file = root / "data" / "faq.yaml"
+    good_faq = faq_file.read_bytes()
+    faq_file.write_text("entries: [half-edited", encoding="utf-8")
+    failed = CliRunner().invoke(load_plugins(), forget)
+    assert failed.exit_code != 0, failed.output
+    assert "xqzgone" in dump_all_tables(store)  # the store is erased last
+    # ... is finished by running it again: it finds everything that is left.
+    faq_file.write_bytes(good_faq)
+    result = CliRunner().invoke(load_plugins(), forget)
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["rows"]["conversations"] == 6 and report["rows"]["agent_labels"] == 6
     derived = report["derived"]
     assert derived["training.known_examples"] >= 6
-    assert derived["training.neighbour_rows"] >= 1
-    assert derived["training.faq_proposals"] == 1 and derived["training.faq_approved"] == 1
+    assert derived["training.faq_proposals"] == 1
 
     # Nothing of the customer in any table ...
     dump = dump_all_tables(store)
