@@ -276,6 +276,18 @@ def came_over_https(
     return forwarded_proto.split(",")[-1].strip().lower() == "https"
 
 
+def address_key(address: str) -> str:
+    """The rate-limit key of a client address: an IPv6 address counts as its /64 (one
+    subscriber's network, whose 2^64 addresses are theirs to rotate through)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip.ipv4_mapped) if isinstance(ip, ipaddress.IPv6Address) else str(ip)
+
+
 def _is_trusted(address: str, trusted: tuple[Network, ...]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
@@ -339,7 +351,7 @@ class RateLimit:
             client = scope.get("client")
             peer = client[0] if client else None
             address = client_address(peer, headers.get("x-forwarded-for"), self.trusted_proxies)
-            wait = await _take(self.ip_buckets, "ip:" + address)
+            wait = await _take(self.ip_buckets, "ip:" + address_key(address))
             if wait > 0:
                 await self._refuse(send, "from your address", wait)
                 return

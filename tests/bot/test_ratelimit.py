@@ -20,6 +20,7 @@ from deskbot.bot.config import ConfigError, LimitsConfig
 from deskbot.bot.ratelimit import (
     MemoryTokenBuckets,
     RedisTokenBuckets,
+    address_key,
     client_address,
     parse_networks,
 )
@@ -113,6 +114,21 @@ def test_client_address_believes_only_trusted_proxies(
     peer: str | None, forwarded: str | None, expected: str
 ) -> None:
     assert client_address(peer, forwarded, parse_networks(["10.0.0.0/8"])) == expected
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("203.0.113.9", "203.0.113.9"),
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),  # same subscriber
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),  # the next network: another one
+        ("::ffff:203.0.113.9", "203.0.113.9"),  # an IPv4 client on a dual-stack socket
+        ("unknown", "unknown"),
+    ],
+)
+def test_an_ipv6_client_is_limited_by_its_network(address: str, key: str) -> None:
+    assert address_key(address) == key
 
 
 def test_limits_config_is_checked() -> None:
