@@ -127,7 +127,8 @@ class TransformerIntentClassifier:
         self._num_threads = num_threads
         self._batch_size = batch_size
         self._top_k = top_k
-        self._encoder: Any = None
+        self._encoder: Any = None  # the PyTorch encoder, unless ONNX Runtime runs it
+        self._loaded = False
         self._tokenizer: Any = None
         self._head: Any = None
         self._bank: Any = None
@@ -150,10 +151,10 @@ class TransformerIntentClassifier:
 
     def warm_up(self) -> None:
         """Load the tokenizer, encoder, head and neighbour bank (once)."""
-        if self._encoder is not None:
+        if self._loaded:
             return
         with self._lock:
-            if self._encoder is not None:
+            if self._loaded:
                 return
             import torch
             from safetensors.torch import load_file
@@ -167,9 +168,17 @@ class TransformerIntentClassifier:
                 self._device = torch.device(self._device_pref)
             if self._device.type == "cpu":
                 torch.set_num_threads(self._num_threads or default_threads())
+            if self._runtime == "onnx" and self._device.type == "cpu" and not self._quantize:
+                self._onnx = self._onnx_encoder()
             try:
                 tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
-                encoder = AutoModel.from_pretrained(self.model_dir, local_files_only=True)
+                # Not loaded when ONNX Runtime runs the encoder: a second copy of the
+                # weights in every serving process for nothing.
+                encoder = (
+                    None
+                    if self._onnx is not None
+                    else AutoModel.from_pretrained(self.model_dir, local_files_only=True)
+                )
                 head = load_file(self.model_dir / HEAD_FILE)["weight"].float()
                 bank = load_file(self.model_dir / KNN_FILE)
             except (OSError, ValueError, KeyError) as exc:
@@ -179,10 +188,9 @@ class TransformerIntentClassifier:
                     f"{self.model_dir}: the head has {head.shape[0]} rows but the manifest lists "
                     f"{len(self.manifest.labels)} labels"
                 )
-            encoder.eval().to(self._device)
-            if self._runtime == "onnx" and self._device.type == "cpu" and not self._quantize:
-                self._onnx = self._onnx_encoder()
-            if self._quantize and self._device.type == "cpu":
+            if encoder is not None:
+                encoder.eval().to(self._device)
+            if encoder is not None and self._quantize and self._device.type == "cpu":
                 encoder = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
                     encoder, {torch.nn.Linear}, dtype=torch.qint8
                 )
@@ -197,7 +205,10 @@ class TransformerIntentClassifier:
                     f"{self.model_dir}: oos_method knn_contrast but no out-of-scope bank"
                 )
             self._encoder = encoder
-            logger.info("intent model %s loaded on %s", self.version, self._device)
+            self._loaded = True
+            logger.info(
+                "intent model %s loaded on %s (%s)", self.version, self._device, self.runtime
+            )
 
     def _onnx_encoder(self) -> Any:
         """The encoder in ONNX Runtime, or None (then PyTorch runs it) when unavailable."""

@@ -28,6 +28,8 @@ def test_intent_classifier_gives_the_same_predictions_on_onnx(
     fast = TransformerIntentClassifier(trained_model_dir, runtime="onnx", num_threads=1)
     slow = TransformerIntentClassifier(trained_model_dir, runtime="torch", num_threads=1)
     assert fast.runtime == "onnx" and slow.runtime == "torch"
+    # ONNX Runtime serving: the PyTorch copy of the encoder's weights is never loaded
+    assert fast._encoder is None and slow._encoder is not None
     assert os.listdir(cache_dir / "onnx")
     for a, b in zip(fast.predict(texts), slow.predict(texts), strict=True):
         assert a.intent == b.intent
