@@ -631,6 +631,16 @@ class SqlConversationStore:
             return counts
         with self.engine.begin() as conn:
             for chunk in _chunks(conversation_ids):
+                if self.engine.dialect.name != "sqlite":
+                    # Lock the conversations first, as a turn being stored does: a turn
+                    # written meanwhile is then either waited for and deleted, or refused
+                    # ("no conversation"), never left behind its deleted conversation.
+                    conn.execute(
+                        select(col(Conversation.id))
+                        .where(col(Conversation.id).in_(chunk))
+                        .order_by(col(Conversation.id))
+                        .with_for_update()
+                    ).all()
                 turns = select(TurnRecord.id).where(col(TurnRecord.conversation_id).in_(chunk))
                 for name, stmt in (
                     ("agent_labels", delete(AgentLabel).where(col(AgentLabel.turn_id).in_(turns))),
