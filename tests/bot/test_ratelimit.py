@@ -5,6 +5,7 @@ through a real Redis, and nothing stored for a refused request."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -263,6 +264,8 @@ def _redis_up() -> bool:
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     if not _redis_up():
+        if os.environ.get("DESKBOT_REQUIRE_REDIS"):
+            pytest.fail("Redis is required (DESKBOT_REQUIRE_REDIS) but 127.0.0.1:6379 is down")
         pytest.skip("Redis is not running on 127.0.0.1:6379")
     import redis
 
@@ -304,7 +307,11 @@ def test_without_redis_each_process_still_counts() -> None:
 
 
 def test_closing_the_app_releases_redis_and_the_bot(
-    tmp_path: Path, trained_model_dir: Path, faq_index_dir: Path, action_server: str
+    redis_url: str,
+    tmp_path: Path,
+    trained_model_dir: Path,
+    faq_index_dir: Path,
+    action_server: str,
 ) -> None:
     import uuid
 
@@ -313,7 +320,7 @@ def test_closing_the_app_releases_redis_and_the_bot(
     from deskbot.bot.api import close_api
 
     name = f"deskbot-test-{uuid.uuid4().hex[:8]}"
-    url = f"{REDIS_URL}?client_name={name}"
+    url = f"{redis_url}?client_name={name}"
 
     def ours() -> int:
         admin = redis.Redis.from_url(REDIS_URL)
