@@ -126,3 +126,30 @@ def test_delete_me_needs_a_valid_session(client: TestClient, bot: Bot) -> None:
     for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": f"Bearer {conv}"}):
         assert client.delete("/api/me", headers=headers).status_code == 401
     assert "yak-one" in dump_all_tables(bot.store)
+
+
+def test_an_erasure_during_the_nightly_retraining_is_refused_and_erases_nothing(
+    client: TestClient, bot: Bot
+) -> None:
+    from typer.testing import CliRunner
+
+    from deskbot.bot.artifacts import ModelRegistry
+    from deskbot.bot.cli import load_plugins
+    from deskbot.training.retrain import WORK_DIR, RetrainLock
+
+    auth = open_session(client, "cust-waits")
+    say(client, auth, "What exchange rates do you use? heron-one")
+    registry = ModelRegistry(bot.config.intents.registry)
+    with RetrainLock(registry.root / WORK_DIR / "lock", engine=bot.store.engine):
+        r = client.delete("/api/me", headers=auth)
+        assert r.status_code == 503, r.text
+        assert r.headers["retry-after"] == "300" and "try again" in r.json()["detail"]
+        cli = CliRunner().invoke(
+            load_plugins(),
+            ["forget", "--customer", "cust-waits", "-c", str(bot.config.root), "--yes"],
+        )
+        assert cli.exit_code != 0 and "retrain" in cli.output, cli.output
+        assert "heron-one" in dump_all_tables(bot.store)  # nothing erased
+    # once the night is over, the same request goes through
+    assert client.delete("/api/me", headers=auth).status_code == 200
+    assert "heron-one" not in dump_all_tables(bot.store)
