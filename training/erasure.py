@@ -10,7 +10,8 @@ for the customer's messages (PII-redacted as the export redacts them):
   every model version that was trained on them;
 - `faq_proposals`: FAQ entries proposed from their conversations (`faq-proposals.yaml`);
 - `faq_approved`: approved ones (`faq-approved.yaml`); the FAQ index is then rebuilt
-  without them and older index versions that hold them are deleted.
+  without them and older index versions that hold them are deleted;
+- `quarantined_labels`: their agent labels from the label quarantine (`quarantine.json`).
 
 What cannot be taken back is the fine-tuned weights of versions trained on them: they
 keep what they learnt from redacted text until they are retired (SECURITY.md).
@@ -34,6 +35,7 @@ from deskbot.training.data import normalize_text
 from deskbot.training.export import text_key
 from deskbot.training.faq_proposals import FaqLoop
 from deskbot.training.pii import PiiRedactor
+from deskbot.training.quarantine import LabelQuarantine
 from deskbot.training.retrain import WORK_DIR, RetrainBusy, RetrainLock
 
 logger = logging.getLogger(__name__)
@@ -81,6 +83,15 @@ def erase_training_rows(
             "neighbour_rows": scrub_neighbour_banks(registry, versions, texts),
         }
         counts.update(scrub_faq(FaqLoop.from_config(config), set(scope.turn_ids), config))
+        # Label ids are reused once the rows go (SQLite): a quarantine entry left behind
+        # would keep some future, unrelated label out of training.
+        counts["quarantined_labels"] = (
+            LabelQuarantine(registry.root / WORK_DIR / "quarantine.json").release(
+                label_ids=scope.label_ids
+            )
+            if scope.label_ids
+            else 0
+        )
         forget_known()
         yield counts
     finally:

@@ -23,6 +23,7 @@ from deskbot.training.data import IntentDataset, load_intents
 from deskbot.training.erasure import SAME_TEXT_COSINE, redacted_texts
 from deskbot.training.export import text_key
 from deskbot.training.faq_proposals import FaqLoop
+from deskbot.training.quarantine import LabelQuarantine, QuarantinedLabel
 from deskbot.training.retrain import PROMOTED, WORK_DIR, RetrainJob, RetrainSettings
 from tests.bot.action_server import make_project
 from tests.bot.test_privacy import dump_all_tables
@@ -115,8 +116,8 @@ def test_forget_leaves_nothing_of_the_customer_in_any_table_or_file(
     gone = [(f"{t} xqzgone{i}", y) for i, (t, y) in enumerate(pool[:6])]
     gone[0] = (f"{gone[0][0]} write to me at zoe.xqzgone@example.com", gone[0][1])
     kept = [(f"{t} xqzkept{i}", y) for i, (t, y) in enumerate(pool[6:12])]
-    log_customer(store, "cust-gone", gone)
-    log_customer(store, "cust-kept", kept)
+    gone_bot_turns = log_customer(store, "cust-gone", gone)
+    kept_bot_turns = log_customer(store, "cust-kept", kept)
 
     # The nightly job learns from both customers ...
     registry = ModelRegistry(cfg.intents.registry)
@@ -150,6 +151,15 @@ def test_forget_leaves_nothing_of_the_customer_in_any_table_or_file(
     kept_in_bank = bank_hits(registry, kept_red)
     gone_proposal = next(e["id"] for e in entries if "cust-gone" in e["answer"])
 
+    # A reviewer had quarantined one label of each customer.
+    quarantine = LabelQuarantine(registry.root / WORK_DIR / "quarantine.json")
+    held = [store.labels_for([t])[0] for t in (gone_bot_turns[1], kept_bot_turns[1])]
+    quarantine.add(
+        QuarantinedLabel(
+            int(x.id or 0), x.agent, x.intent or "", x.turn_id, None, None, "review", 0.0
+        )
+        for x in held
+    )
     forget = ["forget", "--customer", "cust-gone", "-c", str(root), "--yes", "--json"]
     # An erasure that fails half-way (here: the FAQ file it must re-index is broken, after
     # the neighbour banks and the approved answers were scrubbed) ...
@@ -168,6 +178,8 @@ def test_forget_leaves_nothing_of_the_customer_in_any_table_or_file(
     derived = report["derived"]
     assert derived["training.known_examples"] >= 6
     assert derived["training.faq_proposals"] == 1
+    assert derived["training.quarantined_labels"] == 1
+    assert quarantine.label_ids() == {held[1].id}  # the other customer's stays
 
     # Nothing of the customer in any table ...
     dump = dump_all_tables(store)
