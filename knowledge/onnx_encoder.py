@@ -157,6 +157,18 @@ def ensure_onnx(model_dir: Path, cache_dir: Path | None = None) -> Path:
     return path
 
 
+def _hidden_size(model_dir: Path) -> int:
+    """The encoder's embedding width, from its config."""
+    import json
+
+    try:
+        return int(
+            json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["hidden_size"]
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise KnowledgeError(f"{model_dir}: no hidden_size in config.json ({exc})") from exc
+
+
 class OnnxEncoder:
     """Mean-pooled embeddings of an encoder folder, computed by ONNX Runtime.
 
@@ -225,10 +237,11 @@ class OnnxEncoder:
                     str(path), options, providers=["CPUExecutionProvider"]
                 )
             self._tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
-            self._dim = int(session.get_outputs()[0].shape[-1] or 0)
+            width = session.get_outputs()[0].shape[-1]  # an int, or a name if symbolic
+            self._dim = (
+                width if isinstance(width, int) and width > 0 else _hidden_size(self.model_dir)
+            )
             self._session = session
-            if not self._dim:
-                self._dim = int(self.embed(["x"]).shape[1])
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Mean-pooled (not normalised) embeddings, float32, shape (len(texts), dim)."""

