@@ -66,7 +66,9 @@ def add_admin_routes(app: FastAPI, path: str, bot: Bot, signer: SessionSigner) -
     @app.delete(f"{path}/admin/conversations/{{conversation_id}}", include_in_schema=False)
     def erase_conversation(conversation_id: str, request: Request) -> JSONResponse:
         agent = admin(request)
-        report = erase(agent, conversation_ids=(conversation_id[:64],))
+        if len(conversation_id) > 64:  # ids are 32 hex digits; never cut one to fit
+            raise HTTPException(422, "a conversation id has at most 64 characters")
+        report = erase(agent, conversation_ids=(conversation_id,))
         if not report.conversations:
             raise HTTPException(404, "no such conversation")
         return answer(report)

@@ -239,6 +239,16 @@ def test_state_changing_console_calls_from_another_site_are_refused(
         assert r.status_code == 200 and r.json()["conversations"] == 1
         assert store.get_conversation(conv.id) is None
         assert store.erasures()[-1].requested_by == f"admin:{ADMIN[0]}"
+        # One conversation; an id too long to be one is refused, never cut to fit.
+        other, _ = store.create_conversation(channel="api")
+        store.append_turn(other.id, "user", "goodbye")
+        for target, status in ((other.id + "0" * 64, 422), (other.id, 200)):
+            http.cookies.clear()
+            r = call(
+                http, "DELETE", f"/agent/admin/conversations/{target}", headers={**admin, **same}
+            )
+            assert r.status_code == status, r.text
+        assert store.get_conversation(other.id) is None
 
 
 def test_console_cookie_flags() -> None:
