@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -65,3 +66,19 @@ class ActionEchoTracker(Action):  # type: ignore[misc]
             buttons=[{"title": "Yes", "payload": "/affirm"}],
         )
         return [SlotSet("email", None)]
+
+
+class ActionRecordRun(Action):  # type: ignore[misc]
+    """Appends a line to the file named by DESKBOT_TEST_ACTION_LOG each time it runs:
+    what a test counts to know whether an action ran (a side effect, as real ones have)."""
+
+    def name(self) -> str:
+        return "action_record_run"
+
+    def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        with open(os.environ["DESKBOT_TEST_ACTION_LOG"], "a", encoding="utf-8") as fh:
+            fh.write(f"{tracker.sender_id}\n")
+        dispatcher.utter_message(text="done")
+        return []

@@ -59,11 +59,13 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """`python -m deskbot.bot.action_server` with DESKBOT_ACTIONS_TOKEN; its URL and log."""
+    """`python -m deskbot.bot.action_server` with DESKBOT_ACTIONS_TOKEN; its URL and log
+    (`action_record_run` writes its runs to `runs.txt` beside the log)."""
     port = free_port()
     log = tmp_path_factory.mktemp("actions") / "server.log"
     env = {
         **os.environ,
+        "DESKBOT_TEST_ACTION_LOG": str(log.with_name("runs.txt")),
         "SANIC_HOST": "127.0.0.1",
         "DESKBOT_ACTIONS_TOKEN": TOKEN,
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
@@ -82,11 +84,17 @@ def test_calls_without_the_right_token_are_refused_before_any_action_runs(
     guarded: tuple[str, Path],
 ) -> None:
     url, log = guarded
+    runs = log.with_name("runs.txt")
     result = _call(url, "action_echo_tracker", token=TOKEN)
     assert "sender=conv-1" in result.texts[0]  # type: ignore[attr-defined]
+    _call(url, "action_record_run", token=TOKEN)
+    assert runs.read_text().splitlines() == ["conv-1"]
     for wrong in (None, "wrong", TOKEN[:-1], TOKEN + "x", TOKEN.upper()):
         with pytest.raises(ComponentUnavailable, match="refused deskbot's token"):
             _call(url, "action_echo_tracker", token=wrong)
+        with pytest.raises(ComponentUnavailable, match="refused deskbot's token"):
+            _call(url, "action_record_run", token=wrong)
+    assert runs.read_text().splitlines() == ["conv-1"]  # none of them ran
     base = url.removesuffix("/webhook")
     with httpx.Client(base_url=base, trust_env=False) as http:
         assert http.get("/health").status_code == 200  # probes need no token
@@ -94,8 +102,7 @@ def test_calls_without_the_right_token_are_refused_before_any_action_runs(
         assert http.get("/actions", params={"token": TOKEN}).status_code == 200
         refused = http.post("/webhook", params={"token": "x"}, json={"next_action": "x"})
         assert refused.status_code == 401 and "token" in refused.json()["error"]
-    # The echo action logs nothing itself; the server ran it once, for the right token.
-    assert log.read_text().count("request without the right token refused") >= 6
+    assert log.read_text().count("request without the right token refused") >= 11
 
 
 def test_the_token_is_in_no_log_line(
