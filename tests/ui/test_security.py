@@ -11,7 +11,6 @@ import http.server
 import json
 import logging
 import re
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -251,6 +250,24 @@ def test_state_changing_console_calls_from_another_site_are_refused(
         assert store.get_conversation(other.id) is None
 
 
+def test_no_page_of_the_console_can_be_framed(live_app: LiveApp, accounts: dict[str, str]) -> None:
+    """Clickjacking: the login page, the console itself (signed in) and its refusals all
+    forbid framing; the customer widget, made to be embedded, does not."""
+    with httpx.Client(base_url=live_app.url, follow_redirects=False) as http:
+        for path, headers, status in (
+            ("/agent/login", {}, 200),
+            ("/agent/", cookie(accounts["agent"]), 200),
+            ("/agent/", {}, 303),
+        ):
+            http.cookies.clear()
+            r = call(http, "GET", path, headers=headers)
+            assert r.status_code == status, (path, r.status_code)
+            assert r.headers["x-frame-options"] == "DENY", path
+            assert "frame-ancestors 'none'" in r.headers["content-security-policy"], path
+        http.cookies.clear()
+        assert "x-frame-options" not in call(http, "GET", "/").headers
+
+
 def test_console_cookie_flags() -> None:
     store = SqlConversationStore(create_store_engine("sqlite://"))
     migrate(store.engine)
@@ -433,10 +450,20 @@ def test_tokens_cannot_be_guessed(live_app: LiveApp) -> None:
     assert len(set(tokens)) == len(tokens)
     assert all(len(t) >= 43 and re.fullmatch(r"[A-Za-z0-9_-]+", t) for t in tokens)  # 256 bits
     assert all(t not in c.id and c.id not in t for c, t in made)
+    # No structure to guess from: 300 tokens use the whole URL-safe alphabet.
+    assert len(set("".join(tokens))) == 64
+    # The database holds hashes only: reading it gives no session away.
+    with store.engine.connect() as conn:
+        rows = " ".join(str(r) for r in conn.exec_driver_sql("SELECT * FROM conversations"))
+    assert not any(t in rows for t in tokens)
+    # A near miss is a stranger: one character off a real token gets nothing.
+    real = tokens[0]
+    near = real[:-1] + ("A" if real[-1] != "A" else "B")
     with httpx.Client(base_url=live_app.url) as http:
-        for _ in range(20):
-            guess = {"Authorization": f"Bearer {secrets.token_urlsafe(32)}"}
-            assert call(http, "GET", "/api/history", headers=guess).status_code == 401
+        ok = call(http, "GET", "/api/history", headers={"Authorization": f"Bearer {real}"})
+        assert ok.status_code == 200
+        miss = call(http, "GET", "/api/history", headers={"Authorization": f"Bearer {near}"})
+        assert miss.status_code == 401
 
 
 XSS_NAME = '<img src=x onerror="window.__xss=3">Mal'
