@@ -87,6 +87,9 @@ def serve(args: argparse.Namespace) -> None:
             micro_batching=not args.no_batching,
             inference_threads=args.threads,
             batch_wait_ms=args.batch_wait_ms,
+            # All sessions come from one address: the turn is measured, not the limiter.
+            ip_requests_per_minute=0,
+            session_requests_per_minute=0,
         ),
     )
     bot = build_bot(cfg)
