@@ -95,7 +95,7 @@ async def load(
     limits = httpx.Limits(
         max_connections=args.sessions + 10, max_keepalive_connections=args.sessions + 10
     )
-    samples: list[tuple[float, float]] = []  # (start, ms) of answered requests
+    samples: list[tuple[float, float, str]] = []  # (start, ms, reply kind) of answered requests
     failures: list[tuple[float, str]] = []
     swaps: list[dict[str, Any]] = []
     async with httpx.AsyncClient(limits=limits, timeout=60.0, trust_env=False) as client:
@@ -112,11 +112,11 @@ async def load(
             while time.perf_counter() < stop:
                 t = time.perf_counter()
                 try:
-                    ms, _kind = await s.say(texts[i % len(texts)])
+                    ms, kind = await s.say(texts[i % len(texts)])
                 except Exception as exc:  # every failed request counts
                     failures.append((t - t0, repr(exc)[:200]))
                 else:
-                    samples.append((t - t0, ms))
+                    samples.append((t - t0, ms, kind))
                 i += args.sessions
 
         async def operator() -> None:
@@ -129,6 +129,14 @@ async def load(
 
         await asyncio.gather(operator(), *(customer(k) for k in range(args.sessions)))
     return {"samples": samples, "failures": failures, "swaps": swaps, "wall_t0": wall_t0}
+
+
+def _major_runs(sequence: list[list[Any]], min_turns: int = 10) -> list[Any]:
+    out: list[Any] = []
+    for version, n in sequence:
+        if n >= min_turns and (not out or out[-1] != version):
+            out.append(version)
+    return out
 
 
 def main() -> None:
@@ -198,27 +206,39 @@ def main() -> None:
             sequence.append([v, 1])
 
     samples, failures, swaps = run["samples"], run["failures"], run["swaps"]
-    # after each command: the first stored turn answered by the version it made live
-    for swap, target in zip(swaps, ["next", first], strict=False):
-        first_by_new = next(
-            (
-                t
-                for t, v in zip(stored_at, versions, strict=True)
-                if t >= swap["at_s"] and v == target
-            ),
-            None,
-        )
+    # after each command: the first turn (in store order) answered by the version it made
+    # live, and the turns after it that the old version answered: requests classified
+    # just before the swap that were stored after it (in-flight requests end on the old
+    # model). Times are the turns' `created_at` (when the message came in) from the start.
+    lo_idx = 0
+    for k, (swap, target, old) in enumerate(
+        zip(swaps, ["next", first], [first, "next"], strict=False)
+    ):
+        idx = next((i for i in range(lo_idx, len(versions)) if versions[i] == target), None)
         swap["new_version"] = target
-        swap["first_turn_by_new_version_after_s"] = (
-            None if first_by_new is None else round(first_by_new - swap["at_s"], 2)
+        if idx is None:
+            continue
+        hi_idx = len(versions)
+        if k + 1 < len(swaps):  # up to the next swap's first turn
+            after = ["next", first][k + 1]
+            hi_idx = next(
+                (i for i in range(idx, len(versions)) if versions[i] == after and i > idx + 10),
+                len(versions),
+            )
+        swap["first_turn_by_new_version_came_in_after_s"] = round(stored_at[idx] - swap["at_s"], 2)
+        swap["old_version_turns_stored_after_it"] = sum(
+            1 for i in range(idx, hi_idx) if versions[i] == old
         )
+        lo_idx = hi_idx
     marks = [0.0] + [s["at_s"] for s in swaps] + [args.seconds + 60]
     windows = {}
+    kinds: dict[str, dict[str, int]] = {}
     for i, (lo, hi) in enumerate(itertools.pairwise(marks)):
         name = ["before", "after_promote", "after_rollback"][i]
-        windows[name] = pct([ms for t, ms in samples if lo <= t < hi])
+        windows[name] = pct([ms for t, ms, _ in samples if lo <= t < hi])
+        kinds[name] = dict(Counter(k for t, _, k in samples if lo <= t < hi).most_common())
     around = {
-        s["command"]: pct([ms for t, ms in samples if s["at_s"] - 1 <= t < s["at_s"] + 5])
+        s["command"]: pct([ms for t, ms, _ in samples if s["at_s"] - 1 <= t < s["at_s"] + 5])
         for s in swaps
     }
     result = {
@@ -233,8 +253,13 @@ def main() -> None:
         "swaps": [{**s, "took_s": round(s["took_s"], 2)} for s in swaps],
         "answered_by_version": dict(Counter(versions)),
         "version_sequence": sequence[:20],
-        "switched_to_next_and_back": [v for v, _ in sequence] == [first, "next", first],
+        # runs of 10+ turns by one version, in store order: live, next, live again (the
+        # few turns in flight at a swap interleave; counted per swap above)
+        "switched_to_next_and_back": _major_runs(sequence) == [first, "next", first],
         "latency_ms": windows,
+        # the reply kinds the API returned (a step past its timeout degrades the reply,
+        # e.g. to "fallback" or "clarify", but the request still succeeds)
+        "reply_kinds": kinds,
         "latency_ms_from_1s_before_to_5s_after_swap": around,
         "stored_bot_turns": len(versions),
         "live_after": registry.live_version(),

@@ -165,6 +165,8 @@ def main() -> None:
                 "promoted": check_acc(new_version),
                 **paired(check_predict(live_version), check_predict(new_version), check.labels),
             }
+        if len(check):
+            nights[-1]["check_set_live_after"] = check_acc(registry.live_version() or "")
         log(f"night {night}: {outcome.decision} live {live_acc:.4f} candidate {cand_acc:.4f}")
     worse_promoted = [
         n["night"]
@@ -213,12 +215,18 @@ def main() -> None:
         "command": "python " + " ".join(sys.argv),
     }
     if args.plot:
-        plot(nights, start_acc, args.plot, reference["accuracy"])
+        plot(nights, start_acc, args.plot, reference["accuracy"], check_start)
         result["plot"] = str(args.plot)
     print(json.dumps(result, indent=2))
 
 
-def plot(nights: list[dict[str, Any]], start: float | None, path: Path, full: float) -> None:
+def plot(
+    nights: list[dict[str, Any]],
+    start: float | None,
+    path: Path,
+    full: float,
+    check_start: float | None = None,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -226,16 +234,31 @@ def plot(nights: list[dict[str, Any]], start: float | None, path: Path, full: fl
 
     xs = [0] + [int(n["night"]) for n in nights]
     live = [start] + [n["live_after"] for n in nights]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(xs, live, marker="o", label="live model")
-    for n in nights:
-        color = "tab:green" if n["decision"] == PROMOTED else "tab:red"
-        ax.scatter([n["night"]], [n["candidate"]], color=color, marker="x", zorder=3)
-    ax.axhline(full, color="gray", linestyle="--", label="same recipe, full train split")
+    fig, ax = plt.subplots(figsize=(7, 5))
+    ax.plot(xs, live, marker="o", label="live model (test split, the gate's set)")
+    if check_start is not None:
+        checked = [check_start] + [n.get("check_set_live_after") for n in nights]
+        ax.plot(
+            xs, checked, marker=".", linestyle=":", label="live model (check set, unseen by gate)"
+        )
+    for decision, color in ((PROMOTED, "tab:green"), ("rejected", "tab:red")):
+        picked = [n for n in nights if (n["decision"] == PROMOTED) == (decision == PROMOTED)]
+        if picked:
+            ax.scatter(
+                [n["night"] for n in picked],
+                [n["candidate"] for n in picked],
+                color=color,
+                marker="x",
+                zorder=3,
+                label=f"candidate (test split), {decision}",
+            )
+    ax.axhline(full, color="gray", linestyle="--", label="same recipe, full train split (test)")
     ax.set_xlabel("night")
-    ax.set_ylabel("BANKING77 test accuracy")
-    ax.set_title("Learning loop: live model by night (x: candidate, green promoted, red rejected)")
-    ax.legend(loc="lower right")
+    ax.set_ylabel("accuracy")
+    ax.set_xticks(xs)
+    ax.set_title("Learning loop on BANKING77, from the 10-shot model")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

@@ -21,6 +21,7 @@ import json
 import os
 import random
 import secrets
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -131,6 +132,7 @@ def main() -> None:
         reports_dir=args.work / "reports",
     )
     log("retraining")
+    load_before = [round(x, 2) for x in os.getloadavg()]
     t0 = time.perf_counter()
     o = job.run()
     total = time.perf_counter() - t0
@@ -151,7 +153,9 @@ def main() -> None:
                 "failed_checks": o.reasons,
                 "timings_s": o.metrics.get("timings"),
                 "fill_store_s_untimed": round(fill_s, 1),
-                "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
+                "load_avg_1_5_15_before": load_before,
+                "load_avg_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
+                "command": "python " + " ".join(sys.argv),
                 "total_minutes": round(total / 60, 2),
                 "target_minutes": 30,
                 "within_target": total <= 1800,
