@@ -120,7 +120,7 @@ def main() -> None:
             "slowest_case_s": round(stats.slowest_s, 4),
             "mean_case_ms": round(1000 * stats.busy_s / max(1, stats.cases), 3),
         }
-    runs = [
+    runs: list[dict[str, Any]] = [
         {
             "command": shlex.join(["python", "benchmarks/fuzz.py", *sys.argv[1:]]),
             "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -132,9 +132,12 @@ def main() -> None:
     ]
     if args.merge and args.out.is_file():
         old = json.loads(args.out.read_text(encoding="utf-8"))
+        # A target measured again replaces its entry; the old one is kept with this run.
+        replaced = {k: v for k, v in old.get("targets", {}).items() if k in targets}
+        if replaced:
+            runs[0]["replaced_targets"] = replaced
         runs = [*old.get("runs", []), *runs]
         targets = {**old.get("targets", {}), **targets}
-        code = max(int(code), *(int(r["pytest_exit_code"]) for r in runs))
         wall = sum(r["wall_s"] for r in runs)
     result = {
         "benchmark": "fuzz",
@@ -143,7 +146,8 @@ def main() -> None:
         "command": shlex.join(["python", "benchmarks/fuzz.py", *sys.argv[1:]]),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
-        "pytest_exit_code": int(code),
+        "pytest_exit_code": int(code),  # this run's; `all_passed`: every target in the file
+        "all_passed": all(t["outcome"] == "passed" for t in targets.values()),
         "postgres_url": POSTGRES_URL if any("[postgres]" in t for t in targets) else None,
         "runs": runs,
         "targets": dict(sorted(targets.items())),

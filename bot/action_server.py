@@ -15,7 +15,10 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import signal
 import sys
+import threading
+import time
 from functools import partial
 from typing import Any
 
@@ -24,6 +27,8 @@ from deskbot.bot.config import ACTIONS_TOKEN_ENV
 logger = logging.getLogger(__name__)
 
 PUBLIC_PATHS = frozenset({"/health"})
+# Set by `deskbot actions serve` to its pid: the server goes when that command dies.
+PARENT_ENV = "DESKBOT_ACTIONS_PARENT_PID"
 
 
 def token_matches(given: str | None, token: str) -> bool:
@@ -53,6 +58,28 @@ def create_app(action_executor: Any, *, token: str | None, **serve_kwargs: Any) 
 
         app.register_middleware(check_token, "request")
     return app
+
+
+def exit_with_parent(parent: int, interval_s: float = 0.5) -> threading.Thread | None:
+    """Kill this server's process group once `parent` is gone.
+
+    `deskbot actions serve` runs the server in a process group of its own and stops that
+    group when it is stopped, but a SIGKILLed command cannot: the server (Sanic's main
+    process and workers) would keep running, holding the port, and the command could not
+    be started again. Only a process that leads its own group watches (never kills a
+    group it merely belongs to)."""
+    if os.getpgrp() != os.getpid():
+        return None
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        logger.error("deskbot actions serve (pid %d) is gone: stopping the server", parent)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    thread = threading.Thread(target=watch, name="exit-with-parent", daemon=True)
+    thread.start()
+    return thread
 
 
 def run(args: Any, token: str | None) -> None:
@@ -87,6 +114,8 @@ def run(args: Any, token: str | None) -> None:
         workers=utils.number_of_sanic_workers(),
         access_log=False,
     )
+    if os.environ.get(PARENT_ENV, "").isdigit():
+        exit_with_parent(int(os.environ[PARENT_ENV]))
     Sanic.serve(primary=app, app_loader=loader)
 
 

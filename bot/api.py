@@ -86,8 +86,9 @@ class MessageIn(BaseModel):
 class FeedbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    # le: the store's ids are 64-bit; a larger number is no turn (and no 500).
-    turn_id: int = Field(ge=1, le=2**63 - 1, description="The `turn_id` of the bot's reply.")
+    # le: the store's ids are INTEGER columns, 32-bit on PostgreSQL; a larger number is
+    # no turn (and must not reach the database: out of range there is a 500).
+    turn_id: int = Field(ge=1, le=2**31 - 1, description="The `turn_id` of the bot's reply.")
     value: int = Field(description="1: helpful, -1: not helpful.")
 
     @field_validator("value")

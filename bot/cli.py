@@ -473,6 +473,10 @@ def actions_serve(
     # acknowledgements). So the server gets a process group of its own, and a signal to
     # this command stops that whole group (SIGKILL after a grace period): nothing is left
     # running, or holding the port, when `make demo` or a supervisor stops the command.
+    from deskbot.bot.action_server import PARENT_ENV
+
+    # If this command is SIGKILLed, the server stops itself (`exit_with_parent`).
+    env[PARENT_ENV] = str(os.getpid())
     proc = subprocess.Popen(cmd, cwd=cfg.root, env=env, start_new_session=True)
 
     def stop(_signum: int, _frame: object) -> None:

@@ -281,8 +281,8 @@ def test_the_database_going_away_is_a_503_and_the_bot_recovers(
     where = urlsplit(postgres_url)
     proxy = Proxy((where.hostname or "127.0.0.1", where.port or 5432))
     try:
-        auth = where.netloc.rsplit("@", 1)[0] + "@" if "@" in where.netloc else ""
-        url = urlunsplit(where._replace(netloc=f"{auth}127.0.0.1:{proxy.port}"))
+        user = where.netloc.rsplit("@", 1)[0] + "@" if "@" in where.netloc else ""
+        url = urlunsplit(where._replace(netloc=f"{user}127.0.0.1:{proxy.port}"))
         bot = make_bot(project_config(bot_project, database=DatabaseConfig(url=url)))
         client = TestClient(create_api(bot), raise_server_exceptions=False)
         auth = open_session(client)
@@ -419,15 +419,8 @@ def test_every_accepted_turn_is_stored_when_the_server_is_killed_mid_turn(
 # -- the action server ----------------------------------------------------------------------
 
 
-def test_stopping_deskbot_actions_serve_stops_the_action_server(tmp_path: Path) -> None:
-    from typer.testing import CliRunner
-
-    from deskbot.bot.cli import app
-
-    project = tmp_path / "bot"
-    assert CliRunner().invoke(app, ["init", str(project)]).exit_code == 0
-    port = free_port()
-    health = f"http://127.0.0.1:{port}/health"
+def start_actions(project: Path, port: int) -> subprocess.Popen[bytes]:
+    """`deskbot actions serve` on `port`, once its `/health` answers."""
     exe = str(Path(sys.executable).parent / "deskbot")
     proc = subprocess.Popen(
         [exe, "actions", "serve", "-c", str(project), "--port", str(port)],
@@ -435,19 +428,80 @@ def test_stopping_deskbot_actions_serve_stops_the_action_server(tmp_path: Path) 
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # so that the test can clean up whatever it left
     )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "deskbot actions serve exited"
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    pytest.fail("deskbot actions serve did not start")
+
+
+@pytest.fixture
+def actions_project(tmp_path: Path) -> Path:
+    from typer.testing import CliRunner
+
+    from deskbot.bot.cli import app
+
+    project = tmp_path / "bot"
+    assert CliRunner().invoke(app, ["init", str(project)]).exit_code == 0
+    return project
+
+
+def test_stopping_deskbot_actions_serve_stops_the_action_server(actions_project: Path) -> None:
+    port = free_port()
+    proc = start_actions(actions_project, port)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(health, timeout=1).status_code == 200:
-                    break
-            time.sleep(0.2)
-        else:
-            pytest.fail("deskbot actions serve did not start")
         proc.send_signal(signal.SIGTERM)  # the command's own pid, as `make demo` does
         proc.wait(timeout=20)
         with pytest.raises(httpx.ConnectError):
-            httpx.get(health, timeout=1)
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_a_sigkilled_deskbot_actions_serve_leaves_no_server_and_starts_again(
+    actions_project: Path,
+) -> None:
+    """The server runs in a process group of its own, which a SIGKILLed command cannot
+    stop: it goes by itself, freeing the port (it used to keep serving, and starting the
+    command again failed with "address already in use")."""
+    port = free_port()
+    health = f"http://127.0.0.1:{port}/health"
+    proc = start_actions(actions_project, port)
+    server_group = next(
+        os.getpgid(pid) for pid in child_pids(proc.pid) if os.getpgid(pid) != os.getpgid(proc.pid)
+    )
+    try:
+        proc.send_signal(signal.SIGKILL)  # the command alone, not the server's group
+        proc.wait(timeout=5)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(health, timeout=1)
+            except httpx.ConnectError:
+                break
+            except httpx.TransportError:
+                pass  # going down mid-request
+            time.sleep(0.1)
+        else:
+            pytest.fail("the action server outlived its command")
+        proc = start_actions(actions_project, port)  # the port is free again
+        assert httpx.get(health, timeout=1).status_code == 200
+    finally:
+        for group in (proc.pid, server_group):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of `pid` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(stat.parent.name))
+    return out
