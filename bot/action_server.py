@@ -107,16 +107,24 @@ def run(args: Any, token: str | None) -> None:
     ssl = create_ssl_config(args.ssl_certificate, args.ssl_keyfile, args.ssl_password)
     host = os.environ.get("SANIC_HOST", "0.0.0.0")  # rasa-sdk's default: a container's port
     # No access log: the query string carries the token.
+    workers = utils.number_of_sanic_workers()
+    # One worker (the default) is served in this process: Sanic's multi-process manager
+    # hangs on SIGTERM (measured: still running 30 s later), so every restart or deploy
+    # waited for the SIGKILL after the grace period.
     app.prepare(
         host=host,
         port=args.port,
         ssl=ssl,
-        workers=utils.number_of_sanic_workers(),
+        workers=workers,
+        single_process=workers == 1,
         access_log=False,
     )
     if os.environ.get(PARENT_ENV, "").isdigit():
         exit_with_parent(int(os.environ[PARENT_ENV]))
-    Sanic.serve(primary=app, app_loader=loader)
+    if workers == 1:
+        Sanic.serve_single(primary=app)
+    else:
+        Sanic.serve(primary=app, app_loader=loader)
 
 
 def main(argv: list[str] | None = None) -> None:

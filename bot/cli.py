@@ -7,6 +7,7 @@ third-party packages can add commands the same way.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable
 from importlib import metadata, resources
@@ -468,40 +470,45 @@ def actions_serve(
         str(listen_port),
     ]
     typer.echo(f"action server for {cfg.name} on http://{listen_host}:{listen_port}/webhook")
-    # rasa-sdk runs Sanic as several processes (main, state manager, workers), and its
-    # main process alone can hang on a signal (Sanic 25, waiting for its workers'
-    # acknowledgements). So the server gets a process group of its own, and a signal to
-    # this command stops that whole group (SIGKILL after a grace period): nothing is left
-    # running, or holding the port, when `make demo` or a supervisor stops the command.
+    # The server gets a process group of its own (Sanic may run several processes), and
+    # a signal to this command stops that whole group, with SIGKILL after a grace period:
+    # nothing is left running, or holding the port, when `make demo` or a supervisor
+    # stops the command.
     from deskbot.bot.action_server import PARENT_ENV
 
     # If this command is SIGKILLed, the server stops itself (`exit_with_parent`).
     env[PARENT_ENV] = str(os.getpid())
     proc = subprocess.Popen(cmd, cwd=cfg.root, env=env, start_new_session=True)
+    stopping = threading.Event()
 
     def stop(_signum: int, _frame: object) -> None:
-        stop_process_group(proc)
-        raise typer.Exit(0)
+        # Only signal here: the main thread is inside proc.wait(), which holds the lock a
+        # second wait in this handler would need (it sat out both 5 s timeouts, so every
+        # stop took 10 s). The main thread's wait returns when the group is gone.
+        if stopping.is_set():
+            return
+        stopping.set()
+        signal_group(proc.pid, signal.SIGTERM)
+        escalate = threading.Timer(STOP_GRACE_S, signal_group, (proc.pid, signal.SIGKILL))
+        escalate.daemon = True
+        escalate.start()
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, stop)
     code = proc.wait()
+    if stopping.is_set():
+        raise typer.Exit(0)
     if code:
         raise fail(f"the action server exited with status {code}", code)
 
 
-def stop_process_group(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
-    """SIGTERM to `proc`'s process group, then SIGKILL if it is not gone after `grace_s`."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=grace_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+STOP_GRACE_S = 5.0
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    """Send `sig` to a process group that may already be gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
 
 
 _plugins_loaded = False
