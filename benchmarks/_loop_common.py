@@ -8,7 +8,6 @@ SQLite store, and the real `RetrainJob` runs on them.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import random
 import shutil
@@ -23,6 +22,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from deskbot.bot.artifacts import ModelRegistry
 from deskbot.bot.intents import TransformerIntentClassifier
 from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
+from deskbot.knowledge.fsutil import file_lock
 from deskbot.training.data import IntentDataset, load_intents
 from deskbot.training.export import text_key
 from deskbot.training.intents import IntentTrainer, TrainingArgs
@@ -51,19 +51,14 @@ def banking() -> tuple[IntentDataset, IntentDataset, IntentDataset, list[tuple[s
 def base_model(cache: Path, base: IntentDataset) -> Path:
     """The 10-shot model, trained once per cache folder.
 
-    Benchmarks run side by side share the cache: the first trains under a lock into a
-    temporary folder and renames it into place, the others wait and reuse it; a run
-    killed while training leaves no half-written model behind."""
+    Benchmarks run side by side share the cache: the first trains under a lock, the
+    others wait and reuse its model (the trainer writes the folder atomically, so a run
+    killed while training leaves no half-written model behind)."""
     out = cache / "banking77-10shot"
-    cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / ".banking77-10shot.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with file_lock(cache / ".banking77-10shot.lock"):
         if not out.is_dir():
             log(f"training the 10-shot model on {len(base)} examples (once; cached in {out})")
-            tmp = cache / f".banking77-10shot.tmp-{os.getpid()}"
-            shutil.rmtree(tmp, ignore_errors=True)
-            IntentTrainer(TrainingArgs()).train(base, tmp, version="base-10shot", progress=False)
-            tmp.rename(out)
+            IntentTrainer(TrainingArgs()).train(base, out, version="base-10shot", progress=False)
     return out
 
 

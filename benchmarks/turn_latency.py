@@ -59,6 +59,15 @@ DEMO = Path(str(resources.files("deskbot.bot.demo")))
 BANKING_TEST = DEMO / "data" / "banking77" / "test.csv"
 
 
+def live_model_version(project: Path) -> str:
+    """The version name the project's live intent model calls itself."""
+    from deskbot.bot.artifacts import ModelRegistry, read_manifest
+    from deskbot.bot.config import load_config
+
+    registry = ModelRegistry(load_config(project).intents.registry)
+    return read_manifest(registry.live_dir()).version
+
+
 def prepare_project(args: argparse.Namespace, work: Path) -> Path:
     """A bot project for the run: the given one's config with a fresh database, or a
     new `deskbot init` project around `--model`."""
@@ -281,6 +290,7 @@ def main() -> None:
 
     with open(BANKING_TEST, encoding="utf-8") as fh:
         texts = [row["text"] for row in csv.DictReader(fh)]
+    load_before = [round(x, 2) for x in os.getloadavg()]
     work = Path(tempfile.mkdtemp(prefix="deskbot-bench-"))
     procs: list[Any] = []
     try:
@@ -319,8 +329,11 @@ def main() -> None:
                 "batch_wait_ms": args.batch_wait_ms,
                 "sessions": args.sessions,
                 "cpus": os.cpu_count(),
+                "load_avg_1_5_15_before": load_before,
                 "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
+                "intent_model": live_model_version(project),
             },
+            command="python benchmarks/turn_latency.py " + " ".join(sys.argv[1:]),
         )
         ok = result["all_stored"]
         result["targets"] = {

@@ -171,9 +171,13 @@ class TransformerIntentClassifier:
             if self._runtime == "onnx" and self._device.type == "cpu" and not self._quantize:
                 self._onnx = self._onnx_encoder()
             try:
-                tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
-                # Not loaded when ONNX Runtime runs the encoder: a second copy of the
-                # weights in every serving process for nothing.
+                # ONNX Runtime's encoder has its own tokenizer and weights: neither is
+                # loaded a second time here.
+                tokenizer = (
+                    None
+                    if self._onnx is not None
+                    else AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
+                )
                 encoder = (
                     None
                     if self._onnx is not None

@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import logging
 import os
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from deskbot.knowledge.errors import KnowledgeError
+from deskbot.knowledge.fsutil import file_lock
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -136,13 +136,8 @@ def export_onnx(model_dir: Path, out: Path) -> Path:
 def _export_lock(path: Path) -> Iterator[None]:
     """One exporter per cache file across processes (replicas loading a newly promoted
     model at once): the others wait, then find the file written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with file_lock(path.with_suffix(".lock")):
+        yield
 
 
 def ensure_onnx(model_dir: Path, cache_dir: Path | None = None) -> Path:

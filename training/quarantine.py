@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import json
 import os
 import time
@@ -41,6 +40,7 @@ from sqlmodel import col
 
 from deskbot.bot.errors import DataError
 from deskbot.bot.store import AgentLabel, SqlConversationStore
+from deskbot.knowledge.fsutil import file_lock
 from deskbot.training.export import AGENT, Example, export_examples
 
 
@@ -77,13 +77,8 @@ class LabelQuarantine:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_suffix(".lock"), "a+", encoding="utf-8") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        with file_lock(self.path.with_suffix(".lock")):
+            yield
 
     def _read(self) -> dict[int, QuarantinedLabel]:
         try:

@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import secrets
@@ -22,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from alembic import command
@@ -43,6 +43,7 @@ from deskbot.bot.store.models import (
     TurnRecord,
     utcnow,
 )
+from deskbot.knowledge.fsutil import file_lock
 
 logger = logging.getLogger(__name__)
 
@@ -101,12 +102,8 @@ def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
     if engine.dialect.name != "sqlite" or not path or path == ":memory:":
         yield
         return
-    with open(f"{path}.migrate.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with file_lock(Path(f"{path}.migrate.lock")):
+        yield
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:

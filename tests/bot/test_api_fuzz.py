@@ -21,8 +21,7 @@ from sqlalchemy import text as sql
 from deskbot.bot.api import create_api
 from deskbot.bot.app import Bot, build_bot
 from deskbot.bot.config import DatabaseConfig, load_config
-from tests.bot.action_server import action_server, make_project
-from tests.bot.test_pipeline import configure
+from tests.bot.action_server import action_server, configure, make_project
 from tests.fuzzing import fuzz_settings, guard, hostile_bytes, hostile_text, scalars
 
 __all__ = ["action_server"]

@@ -37,8 +37,7 @@ from deskbot.bot.types import Reply
 from deskbot.knowledge.errors import IndexCorrupt
 from deskbot.knowledge.index import read_pointer
 from deskbot.knowledge.ingest import ingest
-from tests.bot.action_server import free_port
-from tests.bot.test_pipeline import configure
+from tests.bot.action_server import configure, free_port
 from tests.conftest import DEMO_FAQ
 
 QUESTION = "What exchange rates do you use?"

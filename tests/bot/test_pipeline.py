@@ -17,14 +17,13 @@ from deskbot.bot.intents import TransformerIntentClassifier
 from deskbot.bot.pipeline import TurnPipeline, UnknownTurn
 from deskbot.bot.types import Reply
 from tests.bot.action_server import (
-    INTENT_ACTIONS,
     action_server,
     configure,
     free_port,
     running_bot,
 )
 
-__all__ = ["INTENT_ACTIONS", "action_server", "configure"]
+__all__ = ["action_server"]
 
 
 @pytest.fixture(scope="module")
