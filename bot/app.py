@@ -149,6 +149,7 @@ def build_bot(
         config.intents.registry,
         num_threads=limits.inference_threads,
         runtime=limits.inference_runtime,
+        precision=limits.inference_precision,
     )
     base_embedder = build_embedder(
         config.knowledge.embedder,

@@ -205,6 +205,10 @@ class LimitsConfig:
     # $DESKBOT_CACHE_DIR or ~/.cache/deskbot; same numbers, 3-4x faster for chat-sized
     # inputs); "torch": in PyTorch (used anyway on CUDA or without onnxruntime).
     inference_runtime: str = "onnx"
+    # "fp32", or "int8": the intent encoder's matrix products quantised (about twice
+    # the messages per second in a batch; `deskbot eval intents --precision int8` shows
+    # what it costs the model). The FAQ embedder stays fp32: the index was built so.
+    inference_precision: str = "fp32"
     # Token buckets (deskbot.bot.ratelimit), refused with 429 when empty: requests per
     # minute sustained and at once, per client address and per session (a token or a
     # Rasa REST sender); a rate of 0 turns that limit off.
@@ -258,6 +262,11 @@ class LimitsConfig:
             raise ConfigError(
                 f"limits.inference_runtime must be 'onnx' or 'torch', "
                 f"got {self.inference_runtime!r}"
+            )
+        if self.inference_precision not in ("fp32", "int8"):
+            raise ConfigError(
+                f"limits.inference_precision must be 'fp32' or 'int8', "
+                f"got {self.inference_precision!r}"
             )
         if self.inference_threads is not None and self.inference_threads < 1:
             raise ConfigError(

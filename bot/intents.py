@@ -97,12 +97,14 @@ class TransformerIntentClassifier:
         num_threads: CPU threads for inference (None: `default_threads()`).
         batch_size: texts per forward pass in `predict`.
         top_k: length of each prediction's ranking.
-        quantize: int8 dynamic quantisation of the encoder's linear layers on the CPU
-            (PyTorch runtime only; costs about a point of accuracy on BANKING77).
+        precision: "fp32", or "int8": the encoder's linear layers dynamically quantised
+            on the CPU (ONNX Runtime or PyTorch, by `runtime`). int8 roughly doubles the
+            messages per second of a batch; what it costs in accuracy is the model's own
+            (`deskbot eval intents --precision int8` measures it).
         runtime: "onnx" runs the encoder in ONNX Runtime on the CPU (same numbers, 3-4x
             faster for chat-sized inputs; exported once and cached, see
-            `deskbot.knowledge.onnx_encoder`); "torch" runs it in PyTorch. CUDA, int8 and
-            a missing ONNX Runtime use PyTorch.
+            `deskbot.knowledge.onnx_encoder`); "torch" runs it in PyTorch. CUDA and a
+            missing ONNX Runtime use PyTorch.
     """
 
     def __init__(
@@ -113,15 +115,17 @@ class TransformerIntentClassifier:
         num_threads: int | None = None,
         batch_size: int = 64,
         top_k: int = 5,
-        quantize: bool = False,
+        precision: str = "fp32",
         runtime: str = "onnx",
     ) -> None:
         if runtime not in ("onnx", "torch"):
             raise ValueError(f"runtime must be 'onnx' or 'torch', not {runtime!r}")
+        if precision not in ("fp32", "int8"):
+            raise ValueError(f"precision must be 'fp32' or 'int8', not {precision!r}")
         self.model_dir = Path(model_dir)
         self._runtime = runtime
         self._onnx: Any = None
-        self._quantize = quantize
+        self.precision = precision
         self.manifest: IntentModelManifest = read_manifest(self.model_dir)
         self._device_pref = device
         self._num_threads = num_threads
@@ -168,7 +172,7 @@ class TransformerIntentClassifier:
                 self._device = torch.device(self._device_pref)
             if self._device.type == "cpu":
                 torch.set_num_threads(self._num_threads or default_threads())
-            if self._runtime == "onnx" and self._device.type == "cpu" and not self._quantize:
+            if self._runtime == "onnx" and self._device.type == "cpu":
                 self._onnx = self._onnx_encoder()
             try:
                 # ONNX Runtime's encoder has its own tokenizer and weights: neither is
@@ -194,7 +198,7 @@ class TransformerIntentClassifier:
                 )
             if encoder is not None:
                 encoder.eval().to(self._device)
-            if encoder is not None and self._quantize and self._device.type == "cpu":
+            if encoder is not None and self.precision == "int8" and self._device.type == "cpu":
                 encoder = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
                     encoder, {torch.nn.Linear}, dtype=torch.qint8
                 )
@@ -211,7 +215,11 @@ class TransformerIntentClassifier:
             self._encoder = encoder
             self._loaded = True
             logger.info(
-                "intent model %s loaded on %s (%s)", self.version, self._device, self.runtime
+                "intent model %s loaded on %s (%s, %s)",
+                self.version,
+                self._device,
+                self.runtime,
+                self.precision,
             )
 
     def _onnx_encoder(self) -> Any:
@@ -226,6 +234,7 @@ class TransformerIntentClassifier:
             self.model_dir,
             max_length=self.manifest.max_length,
             num_threads=self._num_threads or default_threads(),
+            precision=self.precision,
         )
         try:
             onnx.warm_up()

@@ -69,6 +69,15 @@ def test_cli_trains_and_evaluates_a_model(tmp_path: Path, small_intents) -> None
     assert metrics["oos_recall"] is None and "macro_f1" in metrics
     assert (tmp_path / "rep" / "confusion_matrix.png").stat().st_size > 1000
 
+    # the same model served quantised: scored on the same data, or refused by name
+    args = ["eval", "intents", "--model", str(out), "--data", str(data), "--json"]
+    quantised = runner.invoke(load_plugins(), [*args, "--precision", "int8"])
+    assert quantised.exit_code == 0, quantised.output
+    q = json.loads(next(ln for ln in quantised.output.splitlines() if ln.startswith("{")))
+    assert q["n"] == metrics["n"] and abs(q["accuracy"] - metrics["accuracy"]) < 0.2
+    refused = runner.invoke(load_plugins(), [*args, "--precision", "fp8"])
+    assert refused.exit_code != 0 and "--precision must be fp32 or int8" in refused.output
+
 
 def test_cli_refuses_bad_training_data_without_leaving_a_model(tmp_path: Path) -> None:
     data = tmp_path / "train.csv"

@@ -118,6 +118,13 @@ def eval_intents(
     report: Annotated[
         Path | None, typer.Option("--report", help="Write the full report here.")
     ] = None,
+    precision: Annotated[
+        str,
+        typer.Option(
+            "--precision",
+            help="fp32, or int8 (quantised encoder, as limits.inference_precision serves it).",
+        ),
+    ] = "fp32",
 ) -> None:
     """Score a model on labelled data (accuracy, macro F1, out-of-scope recall and precision)."""
     from deskbot.bot.intents import TransformerIntentClassifier
@@ -130,7 +137,9 @@ def eval_intents(
         data_path = data or (cfg.intents.test_data if cfg else None)
         if data_path is None:
             raise fail("no test data: pass --data or set intents.test_data in the config")
-        clf = TransformerIntentClassifier(model_dir)
+        if precision not in ("fp32", "int8"):
+            raise fail(f"--precision must be fp32 or int8, not {precision!r}")
+        clf = TransformerIntentClassifier(model_dir, precision=precision)
         ev = evaluate(clf, load_intents(data_path))
         if report is not None:
             write_report(ev, report)

