@@ -96,6 +96,7 @@ def serve(args: argparse.Namespace) -> None:
             micro_batching=not args.no_batching,
             inference_threads=args.threads,
             batch_wait_ms=args.batch_wait_ms,
+            inference_precision=args.precision,
             # All sessions come from one address: the turn is measured, not the limiter.
             ip_requests_per_minute=0,
             session_requests_per_minute=0,
@@ -131,7 +132,7 @@ def start_server(args: argparse.Namespace, project: Path, db: Path) -> tuple[lis
             cmd.append("--no-batching")
         if args.threads:
             cmd += ["--threads", str(args.threads)]
-        cmd += ["--batch-wait-ms", str(args.batch_wait_ms)]
+        cmd += ["--batch-wait-ms", str(args.batch_wait_ms), "--precision", args.precision]
         procs.append(subprocess.Popen(cmd, env=env, stdout=sys.stderr, stderr=sys.stderr))
         ports.append(port)
     return procs, ports  # type: ignore[return-value]
@@ -279,6 +280,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads per process")
     p.add_argument("--no-batching", action="store_true", help="one forward pass per turn")
     p.add_argument("--batch-wait-ms", type=float, default=1.0)
+    p.add_argument(
+        "--precision", choices=["fp32", "int8"], default="fp32", help="of the intent encoder"
+    )
     p.add_argument("--serve", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -327,6 +331,7 @@ def main() -> None:
                 "threads": args.threads,
                 "micro_batching": not args.no_batching,
                 "batch_wait_ms": args.batch_wait_ms,
+                "inference_precision": args.precision,
                 "sessions": args.sessions,
                 "cpus": os.cpu_count(),
                 "load_avg_1_5_15_before": load_before,

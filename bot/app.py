@@ -57,6 +57,7 @@ class Bot:
         if warm is not None:
             warm()
         self.classifier.predict(["hello"])
+        single_threaded_blas()
         try:
             self.retriever.warm_up()
             self.retriever.retrieve("hello", top_k=1)
@@ -125,6 +126,20 @@ def pipeline_settings(config: BotConfig) -> PipelineSettings:
         form_max_attempts=d.form_max_attempts,
         bot_name=config.name,
     )
+
+
+def single_threaded_blas() -> None:
+    """One BLAS thread in a process that serves turns.
+
+    A turn's BLAS work is small (one query against the FAQ's vectors); spread over the
+    cores, OpenBLAS's workers then spin waiting for more and took half the CPU of a
+    whole turn (measured: 56 against 29 ms of CPU per turn on 2 cores). The cores are
+    better used by concurrent turns. Applies to the BLAS libraries loaded so far
+    (numpy's and faiss's, once the models are warm).
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def build_bot(

@@ -170,10 +170,15 @@ class TransformerIntentClassifier:
                 self._device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
             else:
                 self._device = torch.device(self._device_pref)
-            if self._device.type == "cpu":
-                torch.set_num_threads(self._num_threads or default_threads())
             if self._runtime == "onnx" and self._device.type == "cpu":
                 self._onnx = self._onnx_encoder()
+            if self._device.type == "cpu":
+                # With ONNX Runtime running the encoder, PyTorch only scores the head
+                # and the neighbours: one thread. More were measured to cost 6 ms of CPU
+                # per message, OpenMP workers spinning after each small operation.
+                torch.set_num_threads(
+                    1 if self._onnx is not None else (self._num_threads or default_threads())
+                )
             try:
                 # ONNX Runtime's encoder has its own tokenizer and weights: neither is
                 # loaded a second time here.

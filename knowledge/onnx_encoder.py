@@ -233,7 +233,8 @@ class OnnxEncoder:
     Args:
         model_dir: an encoder folder (config, tokenizer, safetensors weights).
         max_length: tokens kept per text.
-        num_threads: intra-op threads (None: all cores up to 4).
+        num_threads: cores used at once (None: all cores up to 4): a batch's sub-batches
+            run this many at a time, each on one thread.
         sub_batch: texts per forward pass. Eight short messages keep a layer's
             activations in a core's L2 cache: measured on 2 cores, batches of 64 ran
             10-20% faster in sub-batches of 8 than of 16, and slower still in larger ones.
@@ -257,8 +258,8 @@ class OnnxEncoder:
         self.precision = precision
         self.max_length = max_length
         self.sub_batch = max(1, sub_batch)
-        # Sub-batches run this many at a time (each call also uses the session's threads).
-        self._callers = min(2, num_threads or max(1, min(os.cpu_count() or 1, 4)))
+        # Sub-batches run this many at a time, one core each (see `warm_up`).
+        self._callers = num_threads or max(1, min(os.cpu_count() or 1, 4))
         self._executor: ThreadPoolExecutor | None = None
         self._num_threads = num_threads
         self._cache_dir = cache_dir
@@ -283,7 +284,11 @@ class OnnxEncoder:
 
             path = ensure_onnx(self.model_dir, self._cache_dir, self.precision)
             options = ort.SessionOptions()
-            options.intra_op_num_threads = self._num_threads or max(1, min(os.cpu_count() or 1, 4))
+            # One thread per call: the cores are used by calls side by side (the
+            # sub-batches of a batch; the intent and FAQ encoders of one turn), not by
+            # splitting one short message's small matrices between them, which cost a
+            # third more CPU per message for a fifth less latency on 2 cores.
+            options.intra_op_num_threads = 1
             options.inter_op_num_threads = 1
             # Idle worker threads would spin for the next run: in a server that is CPU
             # taken from the other requests (measured: twice the CPU per message).
