@@ -146,8 +146,8 @@ def _export_lock(path: Path) -> Iterator[None]:
         yield
 
 
-def _widening_matmuls(model_path: Path) -> list[str]:
-    """The MatMuls that project back down to the model width (the feed-forward blocks'
+def _down_projections(model_path: Path) -> list[str]:
+    """The MatMuls that project back down to the model width (each feed-forward block's
     second layer): weights with more rows than columns.
 
     Their inputs are GELU outputs, whose few large values make one int8 scale per call
@@ -181,7 +181,7 @@ def quantize_onnx(source: Path, out: Path) -> Path:
             weight_type=QuantType.QInt8,
             per_channel=True,
             op_types_to_quantize=["MatMul"],
-            nodes_to_exclude=_widening_matmuls(source),
+            nodes_to_exclude=_down_projections(source),
         )
         os.replace(tmp_name, out)
     except Exception as exc:

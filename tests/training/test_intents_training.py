@@ -177,3 +177,32 @@ def test_out_of_scope_examples_fit_the_detector(tmp_path: Path) -> None:
     right_in = [p.intent == y for p, y in zip(preds, test.labels, strict=True) if y in in_scope]
     assert sum(flagged_off) / len(flagged_off) > 0.5  # unseen messages of the off-topic intents
     assert sum(right_in) / len(right_in) > 0.7
+
+
+def test_bf16_training_steps_move_the_weights_and_save_float32(
+    tmp_path: Path, small_intents
+) -> None:  # type: ignore[no-untyped-def]
+    import torch
+    from safetensors import safe_open
+
+    from deskbot.training.intents import bf16_supported
+
+    if not bf16_supported("cpu"):
+        with pytest.raises(DataError, match="bf16 needs"):
+            TrainingArgs(bf16=True, device="cpu")
+        return
+    base = TrainingArgs(epochs=1, batch_size=16, max_steps=3, seed=11, device="cpu")
+    fp32 = IntentTrainer(base).train(small_intents, tmp_path / "fp32", progress=False)
+    args = TrainingArgs(epochs=1, batch_size=16, max_steps=3, seed=11, device="cpu", bf16=True)
+    bf16 = IntentTrainer(args).train(small_intents, tmp_path / "bf16", progress=False)
+    with safe_open(str(bf16.path / "model.safetensors"), "pt") as f:
+        names = list(f.keys())
+        name = next(k for k in names if "intermediate.dense.weight" in k)
+        w_bf16 = f.get_tensor(name)
+    with safe_open(str(fp32.path / "model.safetensors"), "pt") as f:
+        w_fp32 = f.get_tensor(name)
+    assert w_bf16.dtype == w_fp32.dtype == torch.float32  # served as trained: float32
+    # the same seed and data: close to the float32 run, but other arithmetic
+    assert 0 < (w_bf16 - w_fp32).abs().max() < 1e-2
+    preds = TransformerIntentClassifier(bf16.path).predict(["my card hasn't arrived yet"])
+    assert preds[0].ranking and 0 <= preds[0].confidence <= 1
