@@ -14,8 +14,10 @@ accuracy: a faster runtime is only worth what it keeps of the model.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -37,6 +39,7 @@ def main() -> None:
         choices=["onnx", "onnx-int8", "torch", "torch-int8"],
     )
     args = ap.parse_args()
+    load_before = round(os.getloadavg()[0], 2)
     _, test = banking()
     texts = list(test.texts)
     rng = random.Random(0)
@@ -76,7 +79,14 @@ def main() -> None:
                 }
             )
     emit(
-        {"benchmark": "intent_latency", "model": str(args.model), "runs": runs, **machine()},
+        {
+            "benchmark": "intent_latency",
+            "command": "python benchmarks/intent_latency.py " + " ".join(sys.argv[1:]),
+            "model": str(args.model),
+            "runs": runs,
+            "load_average_1m_before": load_before,
+            **machine(),
+        },
         "intent_latency",
     )
 

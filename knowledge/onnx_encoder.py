@@ -101,15 +101,18 @@ def export_onnx(model_dir: Path, out: Path) -> Path:
             super().__init__()
             self.inner = inner
 
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
+            extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
             hidden = self.inner(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+                input_ids=input_ids, attention_mask=attention_mask, **extra
             ).last_hidden_state
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
     sample = tokenizer(["a sample", "a longer sample sentence"], padding=True, return_tensors="pt")
-    args = tuple(sample[name] for name in _INPUTS)
+    # BERT's tokenizers give token types; MPNet's and RoBERTa's do not (nor take them).
+    names = [name for name in _INPUTS if name in sample]
+    args = tuple(sample[name] for name in names)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".export-", suffix=".onnx", dir=out.parent)
     os.close(fd)
@@ -122,10 +125,10 @@ def export_onnx(model_dir: Path, out: Path) -> Path:
                 MeanPooled(encoder),
                 args,
                 tmp_name,
-                input_names=list(_INPUTS),
+                input_names=names,
                 output_names=["embedding"],
                 dynamic_axes={
-                    **{name: {0: "batch", 1: "tokens"} for name in _INPUTS},
+                    **{name: {0: "batch", 1: "tokens"} for name in names},
                     "embedding": {0: "batch"},
                 },
                 opset_version=17,
@@ -264,6 +267,7 @@ class OnnxEncoder:
         self._num_threads = num_threads
         self._cache_dir = cache_dir
         self._session: Any = None
+        self._token_types = True
         self._tokenizer: Any = None
         self._dim = 0
         self._lock = threading.Lock()
@@ -317,6 +321,7 @@ class OnnxEncoder:
             self._dim = (
                 width if isinstance(width, int) and width > 0 else _hidden_size(self.model_dir)
             )
+            self._token_types = any(i.name == "token_type_ids" for i in session.get_inputs())
             self._session = session
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -339,11 +344,9 @@ class OnnxEncoder:
             for row, i in enumerate(chunk):
                 input_ids[row, : len(ids[i])] = ids[i]
                 mask[row, : len(ids[i])] = 1
-            feeds = {
-                "input_ids": input_ids,
-                "attention_mask": mask,
-                "token_type_ids": np.zeros_like(input_ids),
-            }
+            feeds = {"input_ids": input_ids, "attention_mask": mask}
+            if self._token_types:
+                feeds["token_type_ids"] = np.zeros_like(input_ids)
             out[chunk] = self._session.run(None, feeds)[0]
 
         chunks = [order[s : s + self.sub_batch] for s in range(0, len(order), self.sub_batch)]

