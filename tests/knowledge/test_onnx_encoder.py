@@ -144,8 +144,10 @@ def test_int8_encoder_is_a_smaller_cached_graph_with_nearly_the_same_vectors(
     int8 = OnnxEncoder(folder, cache_dir=cache_dir, num_threads=1, precision="int8")
     path = ensure_onnx(folder, cache_dir, "int8")
     assert path.name == f"{encoder_key(folder)}.int8.onnx"
-    # int8 MatMul weights: a quarter of their float bytes (the token embeddings stay)
-    assert path.stat().st_size < 0.7 * ensure_onnx(folder, cache_dir).stat().st_size
+    # The attention and feed-forward-up weights (7.1M) in a quarter of their float bytes;
+    # the token embeddings and the feed-forward down-projections stay float.
+    saved = ensure_onnx(folder, cache_dir).stat().st_size - path.stat().st_size
+    assert 18e6 < saved < 24e6
     texts = [t for t in TEXTS if t]
     a, b = fp32.embed(texts), int8.embed(texts)
     a /= np.linalg.norm(a, axis=1, keepdims=True)
