@@ -264,7 +264,6 @@ class OnnxEncoder:
         # Sub-batches run this many at a time, one core each (see `warm_up`).
         self._callers = num_threads or max(1, min(os.cpu_count() or 1, 4))
         self._executor: ThreadPoolExecutor | None = None
-        self._num_threads = num_threads
         self._cache_dir = cache_dir
         self._session: Any = None
         self._token_types = True
@@ -308,11 +307,8 @@ class OnnxEncoder:
                 with _export_lock(path):
                     if self.precision == "fp32":
                         export_onnx(self.model_dir, path)
-                    else:  # the export it was quantised from may be the broken one
-                        source = ensure_onnx(self.model_dir, self._cache_dir, "fp32")
-                        with _export_lock(source):
-                            export_onnx(self.model_dir, source)
-                        quantize_onnx(source, path)
+                    else:  # quantised again from the float export (cached, or made now)
+                        quantize_onnx(ensure_onnx(self.model_dir, self._cache_dir), path)
                 session = ort.InferenceSession(
                     str(path), options, providers=["CPUExecutionProvider"]
                 )
@@ -354,8 +350,8 @@ class OnnxEncoder:
             for chunk in chunks:
                 run(chunk)
         else:
-            # Two sub-batches at once: small matrices keep two cores busier this way
-            # than one call that splits each product between them.
+            # Sub-batches side by side, one per core: small matrices keep the cores busier
+            # this way than one call that splits each product between them.
             list(self._pool().map(run, chunks))
         return out
 
@@ -366,10 +362,3 @@ class OnnxEncoder:
                     max_workers=self._callers, thread_name_prefix="onnx-encoder"
                 )
             return self._executor
-
-    def close(self) -> None:
-        """Stop the threads that run sub-batches side by side (if any were started)."""
-        with self._lock:
-            if self._executor is not None:
-                self._executor.shutdown(wait=False)
-                self._executor = None
