@@ -481,7 +481,7 @@ def create_api(bot: Bot) -> FastAPI:
     @api.post("/api/messages", response_model=ReplyOut, tags=["chat"])
     def post_message(body: MessageIn, conv: Conv) -> ReplyOut:
         """Send a message and get the bot's reply (empty while a person owns the chat)."""
-        return reply_out(bot.pipeline.handle(conv.id, check_length(body.text)))
+        return reply_out(bot.pipeline.handle(conv.id, check_length(body.text), conversation=conv))
 
     @api.post(
         "/api/messages/stream",
@@ -495,7 +495,7 @@ def create_api(bot: Bot) -> FastAPI:
         text = check_length(body.text)
 
         def events() -> Iterator[str]:
-            for item in bot.pipeline.handle_stream(conv.id, text):
+            for item in bot.pipeline.handle_stream(conv.id, text, conversation=conv):
                 if isinstance(item, Reply):
                     yield f"event: reply\ndata: {reply_out(item).model_dump_json()}\n\n"
                 else:
@@ -564,7 +564,7 @@ def create_api(bot: Bot) -> FastAPI:
         conv = bot.store.conversation_for_customer(customer, channel=REST_CHANNEL)
         if conv is None or conv.status == "closed" or _age_s(conv.updated_at) > expiry_s:
             conv, _token = bot.store.create_conversation(customer_id=customer, channel=REST_CHANNEL)
-        reply = bot.pipeline.handle(conv.id, text)
+        reply = bot.pipeline.handle(conv.id, text, conversation=conv)
         if not reply.text:
             return []
         buttons = [RestButton(title=b, payload=b) for b in reply.buttons] or None

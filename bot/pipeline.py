@@ -49,7 +49,7 @@ from deskbot.bot.policy import (
 )
 from deskbot.bot.slots import SLOT_PATTERNS
 from deskbot.bot.smalltalk import detect_smalltalk
-from deskbot.bot.store import Handoff, SqlConversationStore
+from deskbot.bot.store import Conversation, Handoff, SqlConversationStore
 from deskbot.bot.types import IntentPrediction, Passage, Reply, Turn
 from deskbot.knowledge.retriever import Retriever
 
@@ -213,21 +213,29 @@ class TurnPipeline:
 
     # -- public entry points -------------------------------------------------------------
 
-    def handle(self, conversation_id: str, text: str) -> Reply:
-        """Answer one customer message (the whole reply at once)."""
+    def handle(
+        self, conversation_id: str, text: str, *, conversation: Conversation | None = None
+    ) -> Reply:
+        """Answer one customer message (the whole reply at once).
+
+        `conversation`: the conversation as the caller has just read it (the API's token
+        check), to save reading it again.
+        """
         reply: Reply | None = None
-        for item in self._turn(conversation_id, text, stream=False):
+        for item in self._turn(conversation_id, text, stream=False, conversation=conversation):
             if isinstance(item, Reply):
                 reply = item
         assert reply is not None
         return reply
 
-    def handle_stream(self, conversation_id: str, text: str) -> Iterator[str | Reply]:
+    def handle_stream(
+        self, conversation_id: str, text: str, *, conversation: Conversation | None = None
+    ) -> Iterator[str | Reply]:
         """Answer one customer message as text pieces, then the final `Reply`.
 
         The pieces join to the reply's text; the `Reply` comes last and is what was stored.
         """
-        yield from self._turn(conversation_id, text, stream=True)
+        yield from self._turn(conversation_id, text, stream=True, conversation=conversation)
 
     def feedback(self, conversation_id: str, turn_id: int, value: int) -> Reply | None:
         """Record the customer's thumbs up (+1) or down (-1) on one of the bot's replies.
@@ -291,18 +299,24 @@ class TurnPipeline:
 
     # -- the turn ------------------------------------------------------------------------
 
-    def _turn(self, conversation_id: str, text: str, *, stream: bool) -> Iterator[str | Reply]:
+    def _turn(
+        self,
+        conversation_id: str,
+        text: str,
+        *,
+        stream: bool,
+        conversation: Conversation | None = None,
+    ) -> Iterator[str | Reply]:
         started = time.perf_counter()
         latency: dict[str, float] = {}
-        conv = self.store.get_conversation(conversation_id)
-        if conv is None:
+        conv = conversation or self.store.get_conversation(conversation_id)
+        if conv is None or conv.id != conversation_id:
             raise DeskbotError(f"no conversation {conversation_id!r}; create one first")
         last_active = conv.updated_at
-        user_turn = self.store.append_turn(conversation_id, "user", text)
-        latency["store_user"] = _ms(started)
         if conv.status == "handoff":
             # A person owns the conversation: the message waits for them, the bot stays silent.
-            latency["total"] = _ms(started)
+            self.store.append_turn(conversation_id, "user", text)
+            latency["store_user"] = latency["total"] = _ms(started)
             if self.metrics is not None:
                 self.metrics.turn("handoff", latency)
             yield Reply(text=HUMAN_SILENT_TEXT, kind="handoff", latency_ms=latency)
@@ -316,28 +330,43 @@ class TurnPipeline:
         prediction: IntentPrediction | None = None
         classify_failed = False
         picked = False
-        if smalltalk is None and state.form is None:
-            # The query's embedding is computed while the classifier runs, where the
-            # embedder can (a micro-batching one): retrieval then only searches.
-            prefetch = getattr(getattr(self.retriever, "embedder", None), "prefetch", None)
-            if prefetch is not None:
-                prefetch(text)
+        classifying: Future[IntentPrediction] | None = None
         if smalltalk is None:
             clicked = self.policy.button_intent(state, text, set(self.classifier.labels))
             if clicked is not None:
                 picked = True
                 prediction = IntentPrediction(clicked, 1.0, ((clicked, 1.0),))
             else:
-                t = time.perf_counter()
-                try:
-                    prediction = self._with_timeout(
-                        lambda: self.classifier.predict([text])[0],
-                        self.settings.classify_timeout_s,
-                    )
-                except Exception:
-                    classify_failed = True
-                    self._fallback("classify", conversation_id)
-                latency["classify"] = _ms(t)
+                # The models start before the message is stored and run while it is
+                # (on the other core: they release the GIL); nothing is answered before
+                # the message is stored.
+                classify_started = time.perf_counter()
+                classifying = self._pool.submit(lambda: self.classifier.predict([text])[0])
+            if state.form is None:
+                # The query's embedding is computed while the classifier runs, where the
+                # embedder can (a micro-batching one): retrieval then only searches.
+                prefetch = getattr(getattr(self.retriever, "embedder", None), "prefetch", None)
+                if prefetch is not None:
+                    prefetch(text)
+
+        t = time.perf_counter()
+        try:
+            user_turn = self.store.append_turn(conversation_id, "user", text)
+        except BaseException:
+            if classifying is not None:
+                classifying.cancel()
+            raise
+        latency["store_user"] = _ms(t)
+        if classifying is not None:
+            try:
+                remaining = self.settings.classify_timeout_s - (
+                    time.perf_counter() - classify_started
+                )
+                prediction = self._result(classifying, remaining)
+            except Exception:
+                classify_failed = True
+                self._fallback("classify", conversation_id)
+            latency["classify"] = _ms(classify_started)
 
         if classify_failed and state.form is None:
             # Without an intent the FAQ may still know the answer.
@@ -693,12 +722,16 @@ class TurnPipeline:
     def _with_timeout(
         self, fn: Callable[[], T], timeout_s: float, *, pool: ThreadPoolExecutor | None = None
     ) -> T:
-        future: Future[T] = (pool or self._pool).submit(fn)
+        return self._result((pool or self._pool).submit(fn), timeout_s)
+
+    @staticmethod
+    def _result(future: Future[T], timeout_s: float) -> T:
+        """The step's result, or ComponentUnavailable once `timeout_s` has passed."""
         try:
-            return future.result(timeout=timeout_s)
+            return future.result(timeout=max(0.0, timeout_s))
         except FutureTimeout:
             future.cancel()
-            raise ComponentUnavailable(f"step timed out after {timeout_s}s") from None
+            raise ComponentUnavailable(f"step timed out after {timeout_s:.3g}s") from None
 
     def _fallback(self, step: str, conversation_id: str) -> None:
         logger.warning(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -54,19 +55,20 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_store_engine(url: str, *, echo: bool = False) -> Engine:
+def create_store_engine(url: str, *, echo: bool = False, busy_timeout_s: float = 30.0) -> Engine:
     """An engine for `url`, tuned for the store's access pattern.
 
-    SQLite gets WAL (readers never block the writer) and a busy timeout; an in-memory
-    SQLite database is shared by all threads. PostgreSQL gets pre-ping so a restarted
-    server costs one retry, not an error.
+    SQLite gets WAL (readers never block the writer) and a busy timeout (how long a
+    writer waits for another process's write to finish); an in-memory SQLite database
+    is shared by all threads. PostgreSQL gets pre-ping so a restarted server costs one
+    retry, not an error.
     """
     if url.startswith("sqlite"):
         in_memory = url in ("sqlite://", "sqlite:///:memory:")
         engine = create_engine(
             url,
             echo=echo,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": busy_timeout_s},
             poolclass=StaticPool if in_memory else None,
         )
 
@@ -140,11 +142,28 @@ class SqlConversationStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # SQLite has one writer at a time. Threads that meet its lock wait in its busy
+        # handler, which sleeps 1, 2, 5, 10... ms between tries whether or not the lock
+        # was freed meanwhile: under 50 concurrent sessions that sleeping, not the
+        # writing, set the pace. This process's writers queue here instead and start the
+        # moment the one before commits. (Other processes still meet the busy handler.)
+        self._write_lock: threading.RLock | None = (
+            threading.RLock() if engine.dialect.name == "sqlite" else None
+        )
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         with Session(self.engine, expire_on_commit=False) as session:
             yield session
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Held around every write transaction (see `__init__`); free on PostgreSQL."""
+        if self._write_lock is None:
+            yield
+            return
+        with self._write_lock:
+            yield
 
     # -- conversations -------------------------------------------------------------------
 
@@ -159,7 +178,7 @@ class SqlConversationStore:
             customer_id=customer_id,
             channel=channel,
         )
-        with self.session() as s:
+        with self._writing(), self.session() as s:
             s.add(conv)
             s.commit()
         return conv, token
@@ -175,7 +194,7 @@ class SqlConversationStore:
             return s.get(Conversation, conversation_id)
 
     def set_status(self, conversation_id: str, status: str) -> None:
-        with self.session() as s:
+        with self._writing(), self.session() as s:
             s.execute(
                 update(Conversation)
                 .where(col(Conversation.id) == conversation_id)
@@ -210,7 +229,7 @@ class SqlConversationStore:
             **meta,
         }
         try:
-            with self.engine.begin() as conn:
+            with self._writing(), self.engine.begin() as conn:
                 if self.engine.dialect.name != "sqlite":
                     found = conn.execute(
                         select(col(Conversation.id))
@@ -235,7 +254,7 @@ class SqlConversationStore:
         return TurnRecord(**values)
 
     def update_turn(self, turn_id: int, **values: Any) -> None:
-        with self.session() as s:
+        with self._writing(), self.session() as s:
             s.execute(update(TurnRecord).where(col(TurnRecord.id) == turn_id).values(**values))
             s.commit()
 
@@ -273,7 +292,7 @@ class SqlConversationStore:
         self, conversation_id: str, reason: str, *, intent: str | None = None
     ) -> Handoff:
         """Queue the conversation for a human; an already open handoff is returned as is."""
-        with self.session() as s:
+        with self._writing(), self.session() as s:
             existing = s.exec(
                 select(Handoff).where(
                     Handoff.conversation_id == conversation_id,
@@ -308,7 +327,7 @@ class SqlConversationStore:
         One conditional UPDATE decides: of two agents (in any number of processes)
         claiming at once, exactly one changes the row.
         """
-        with self.session() as s:
+        with self._writing(), self.session() as s:
             result = s.execute(
                 update(Handoff)
                 .where(col(Handoff.id) == handoff_id, col(Handoff.status) == "queued")
@@ -319,7 +338,7 @@ class SqlConversationStore:
 
     def resolve_handoff(self, handoff_id: int, *, back_to_bot: bool = True) -> None:
         """Close the handoff; the conversation returns to the bot or is closed."""
-        with self.session() as s:
+        with self._writing(), self.session() as s:
             handoff = s.get(Handoff, handoff_id)
             if handoff is None:
                 raise StoreError(f"no handoff {handoff_id}")
@@ -342,7 +361,7 @@ class SqlConversationStore:
             return dict(row.state or {}) if row is not None else None
 
     def save_dialogue_state(self, conversation_id: str, state: dict[str, Any]) -> None:
-        with self.engine.begin() as conn:
+        with self._writing(), self.engine.begin() as conn:
             self._upsert_state(conn, conversation_id, state)
 
     def _upsert_state(self, conn: Any, conversation_id: str, state: dict[str, Any]) -> None:
@@ -389,7 +408,7 @@ class SqlConversationStore:
             **meta,
         }
         try:
-            with self.engine.begin() as conn:
+            with self._writing(), self.engine.begin() as conn:
                 if self.engine.dialect.name != "sqlite":
                     conn.execute(
                         select(col(Conversation.id))
@@ -438,7 +457,7 @@ class SqlConversationStore:
 
     def add_label(self, turn_id: int, agent: str, **values: Any) -> AgentLabel:
         label = AgentLabel(turn_id=turn_id, agent=agent, **values)
-        with self.session() as s:
+        with self._writing(), self.session() as s:
             s.add(label)
             s.commit()
         return label
@@ -448,7 +467,7 @@ class SqlConversationStore:
             return list(s.exec(select(AgentLabel).order_by(col(AgentLabel.id))).all())
 
     def add_agent(self, agent: Agent) -> None:
-        with self.session() as s:
+        with self._writing(), self.session() as s:
             s.add(agent)
             try:
                 s.commit()
@@ -626,7 +645,7 @@ class SqlConversationStore:
         )
         if not conversation_ids:
             return counts
-        with self.engine.begin() as conn:
+        with self._writing(), self.engine.begin() as conn:
             for chunk in _chunks(conversation_ids):
                 if self.engine.dialect.name != "sqlite":
                     # Lock the conversations first, as a turn being stored does: a turn

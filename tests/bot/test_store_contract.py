@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
@@ -143,3 +144,46 @@ def test_labels_and_feedback_are_kept(store: SqlConversationStore) -> None:
     )
     with pytest.raises(ValueError):
         store.set_feedback(turn.id, 5)  # type: ignore[arg-type]
+
+
+def test_sqlite_writers_in_one_process_take_turns_instead_of_meeting_the_lock(
+    tmp_path: Path,
+) -> None:
+    """With no busy timeout at all, SQLite refuses a second writer ("database is
+    locked"): the store's own writers queue for each other instead, so none is refused
+    (and none sleeps in SQLite's busy handler, which is what slowed turns under load)."""
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'busy.db'}", busy_timeout_s=0)
+    migrate(engine)
+    store = SqlConversationStore(engine)
+    convs = [store.create_conversation()[0].id for _ in range(4)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def write(n: int) -> None:
+        barrier.wait()
+        try:
+            for i in range(15):
+                conv = convs[(n + i) % len(convs)]
+                user = store.append_turn(conv, "user", f"w{n}-{i}")
+                store.record_bot_turn(
+                    conv,
+                    f"reply {n}-{i}",
+                    user_turn_id=user.id,
+                    user_values={"intent": "card_arrival"},
+                    state={"n": n, "i": i},
+                    kind="faq",
+                )
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    engine.dispose()
+    assert not errors, errors[:1]
+    assert store.count_turns(role="user") == store.count_turns(role="bot") == 8 * 15
+    for conv in convs:
+        seqs = [t.seq for t in store.history(conv)]
+        assert seqs == list(range(1, len(seqs) + 1))
