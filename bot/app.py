@@ -170,6 +170,7 @@ def build_bot(
         config.knowledge.embedder,
         runtime=limits.inference_runtime,
         num_threads=limits.inference_threads,
+        precision=limits.query_precision,
     )
     classifier: IntentClassifier = base_classifier
     embedder: Embedder = base_embedder

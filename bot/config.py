@@ -207,8 +207,12 @@ class LimitsConfig:
     inference_runtime: str = "onnx"
     # "fp32", or "int8": the intent encoder's matrix products quantised (about twice
     # the messages per second in a batch; `deskbot eval intents --precision int8` shows
-    # what it costs the model). The FAQ embedder stays fp32: the index was built so.
+    # what it costs the model).
     inference_precision: str = "fp32"
+    # The same for the FAQ embedder's queries (the index is always embedded in fp32,
+    # and int8 query vectors are compared with it): `benchmarks/retrieval_quality.py
+    # --query-precision int8` shows what it costs retrieval.
+    query_precision: str = "fp32"
     # Token buckets (deskbot.bot.ratelimit), refused with 429 when empty: requests per
     # minute sustained and at once, per client address and per session (a token or a
     # Rasa REST sender); a rate of 0 turns that limit off.
@@ -263,11 +267,11 @@ class LimitsConfig:
                 f"limits.inference_runtime must be 'onnx' or 'torch', "
                 f"got {self.inference_runtime!r}"
             )
-        if self.inference_precision not in ("fp32", "int8"):
-            raise ConfigError(
-                f"limits.inference_precision must be 'fp32' or 'int8', "
-                f"got {self.inference_precision!r}"
-            )
+        for name in ("inference_precision", "query_precision"):
+            if getattr(self, name) not in ("fp32", "int8"):
+                raise ConfigError(
+                    f"limits.{name} must be 'fp32' or 'int8', got {getattr(self, name)!r}"
+                )
         if self.inference_threads is not None and self.inference_threads < 1:
             raise ConfigError(
                 f"limits.inference_threads must be at least 1, got {self.inference_threads}"

