@@ -59,3 +59,25 @@ def test_prefetched_embedding_is_the_same_and_computed_once(embedder) -> None:  
     assert batching.batcher.items == 1  # the prefetch's result was used, not recomputed
     assert np.allclose(batching.embed([text, "hello"])[0], direct[0], atol=1e-5)
     batching.batcher.close()
+
+
+def test_an_idle_batcher_runs_a_lone_request_at_once_and_a_busy_one_waits_for_company() -> None:
+    calls: list[list[int]] = []
+
+    def fn(xs: list[int]) -> list[int]:
+        calls.append(list(xs))
+        time.sleep(0.05)
+        return xs
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(fn, max_wait_ms=300, busy_window_ms=1000)
+    first = batcher.submit([1])
+    time.sleep(0.02)  # well inside the 300 ms a waiting batcher would still be waiting
+    assert calls == [[1]]  # idle: it ran at once, alone
+    assert first.result(5) == [1]
+    # Busy now (its last batch just ended): the next request waits for company.
+    second = batcher.submit([2])
+    time.sleep(0.1)
+    third = batcher.submit([3])
+    assert second.result(5) == [2] and third.result(5) == [3]
+    assert calls == [[1], [2, 3]]
+    batcher.close()
