@@ -109,9 +109,8 @@ def serve(args: argparse.Namespace) -> None:
     )
     bot = build_bot(cfg)
     bot.warm_up()
-    api = create_api(bot)
     uvicorn.run(
-        api,
+        create_api(bot),
         host="127.0.0.1",
         port=args.port,
         log_level="warning",

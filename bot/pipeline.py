@@ -309,7 +309,11 @@ class TurnPipeline:
     ) -> Iterator[str | Reply]:
         started = time.perf_counter()
         latency: dict[str, float] = {}
-        conv = conversation or self.store.get_conversation(conversation_id)
+        conv = (
+            conversation
+            if conversation is not None
+            else self.store.get_conversation(conversation_id)
+        )
         if conv is None or conv.id != conversation_id:
             raise DeskbotError(f"no conversation {conversation_id!r}; create one first")
         last_active = conv.updated_at

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import inspect, text
@@ -12,6 +13,15 @@ from sqlalchemy import inspect, text
 from deskbot.bot.errors import StoreError
 from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
 from deskbot.bot.store.store import hash_token
+
+
+def run_together(target: Callable[..., None], calls: list[tuple[Any, ...]]) -> None:
+    """Run `target(*args)` for each of `calls` in its own thread; wait for all."""
+    threads = [threading.Thread(target=target, args=args) for args in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 @pytest.fixture
@@ -85,11 +95,7 @@ def test_concurrent_writers_never_lose_or_duplicate_a_turn(store: SqlConversatio
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_together(write, [(n,) for n in range(4)])
     assert not errors
     turns = store.history(conv.id)
     assert sorted(t.seq for t in turns) == list(range(1, 41))
@@ -116,11 +122,7 @@ def test_exactly_one_of_many_agents_claims_a_handoff(store: SqlConversationStore
         if store.claim_handoff(handoff.id, agent):  # type: ignore[arg-type]
             wins.append(agent)
 
-    threads = [threading.Thread(target=claim, args=(f"agent{i}",)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_together(claim, [(f"agent{i}",) for i in range(6)])
     assert len(wins) == 1
     assert [h.claimed_by for h in store.handoff_queue(statuses=("claimed",))] == wins
     store.resolve_handoff(handoff.id)  # type: ignore[arg-type]
@@ -176,11 +178,7 @@ def test_sqlite_writers_in_one_process_take_turns_instead_of_meeting_the_lock(
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_together(write, [(n,) for n in range(8)])
     engine.dispose()
     assert not errors, errors[:1]
     assert store.count_turns(role="user") == store.count_turns(role="bot") == 8 * 15
