@@ -27,6 +27,7 @@ and would flatter the figures); the reply kinds are reported.
     python benchmarks/turn_latency.py --model MODEL_VERSION_DIR      # any intent model
     python benchmarks/turn_latency.py --project var/demo --workers 2 --no-batching
     python benchmarks/turn_latency.py --model DIR --precision int8 --query-precision int8
+    python benchmarks/turn_latency.py --model DIR --precision int8 --query-encoder intents
 
 Prints one JSON object on stdout; progress goes to stderr.
 """
@@ -92,6 +93,7 @@ def serve(args: argparse.Namespace) -> None:
     cfg = dataclasses.replace(
         cfg,
         actions=ActionsConfig(),  # turns take the FAQ path; actions have their own tests
+        knowledge=dataclasses.replace(cfg.knowledge, query_encoder=args.query_encoder),
         dialogue=dataclasses.replace(
             cfg.dialogue, max_out_of_scope=10**6, max_clarifications=10**6
         ),
@@ -138,7 +140,7 @@ def start_server(args: argparse.Namespace, project: Path, db: Path) -> tuple[lis
         if args.threads:
             cmd += ["--threads", str(args.threads)]
         cmd += ["--batch-wait-ms", str(args.batch_wait_ms), "--precision", args.precision]
-        cmd += ["--query-precision", args.query_precision]
+        cmd += ["--query-precision", args.query_precision, "--query-encoder", args.query_encoder]
         procs.append(subprocess.Popen(cmd, env=env, stdout=sys.stderr, stderr=sys.stderr))
         ports.append(port)
     return procs, ports  # type: ignore[return-value]
@@ -318,6 +320,12 @@ def main() -> None:
         default="fp32",
         help="of the FAQ query embedder (limits.query_precision)",
     )
+    p.add_argument(
+        "--query-encoder",
+        choices=["embedder", "intents"],
+        default="embedder",
+        help="what embeds the FAQ query (knowledge.query_encoder): intents = one pass a turn",
+    )
     p.add_argument("--serve", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -372,6 +380,7 @@ def main() -> None:
                 "batch_wait_ms": args.batch_wait_ms,
                 "inference_precision": args.precision,
                 "query_precision": args.query_precision,
+                "query_encoder": args.query_encoder,
                 "sessions": args.sessions,
                 "cpus": os.cpu_count(),
                 "load_avg_1_5_15_before": load_before,

@@ -15,7 +15,7 @@ from pathlib import Path
 from deskbot.bot.actions import RasaActionClient
 from deskbot.bot.batching import BatchingEmbedder, BatchingIntentClassifier
 from deskbot.bot.config import BotConfig
-from deskbot.bot.intents import IntentClassifier
+from deskbot.bot.intents import IntentClassifier, IntentSharedEncoder
 from deskbot.bot.metrics import BotMetrics
 from deskbot.bot.model_watch import ReloadingIntentClassifier
 from deskbot.bot.pipeline import PipelineSettings, Responder, TurnPipeline
@@ -181,7 +181,15 @@ def build_bot(
         embedder = BatchingEmbedder(
             base_embedder, max_batch=limits.max_batch, max_wait_ms=limits.batch_wait_ms
         )
-    retriever = FaissRetriever(config.knowledge.index_dir, embedder)
+    retriever = FaissRetriever(
+        config.knowledge.index_dir,
+        embedder,
+        shared_encoder=(
+            IntentSharedEncoder(base_classifier)
+            if config.knowledge.query_encoder == "intents"
+            else None
+        ),
+    )
     actions = (
         RasaActionClient(
             config.actions.url, token=config.actions.token, timeout_s=config.actions.timeout_s

@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from deskbot.bot.intents import IntentClassifier
+from deskbot.bot.intents import EncodedPrediction, IntentClassifier
 from deskbot.bot.types import IntentPrediction
 from deskbot.knowledge.embedder import Embedder
 
@@ -160,14 +160,23 @@ class MicroBatcher(Generic[T, R]):
 
 
 class BatchingIntentClassifier:
-    """An `IntentClassifier` whose `predict` calls from many threads are batched together."""
+    """An `IntentClassifier` whose `predict` calls from many threads are batched together.
+
+    When the inner classifier has `predict_encoded`, that is what the batches run (one
+    batcher, so plain and encoded calls share batches) and `predict` drops the vectors.
+    """
 
     def __init__(
         self, inner: IntentClassifier, *, max_batch: int = 64, max_wait_ms: float = 1.0
     ) -> None:
         self.inner = inner
-        self.batcher: MicroBatcher[str, IntentPrediction] = MicroBatcher(
-            inner.predict, name="intent-batcher", max_batch=max_batch, max_wait_ms=max_wait_ms
+        encoded = getattr(inner, "predict_encoded", None)
+        self._encoded = encoded is not None
+        self.batcher: MicroBatcher[str, Any] = MicroBatcher(
+            encoded if encoded is not None else inner.predict,
+            name="intent-batcher",
+            max_batch=max_batch,
+            max_wait_ms=max_wait_ms,
         )
 
     @property
@@ -184,6 +193,12 @@ class BatchingIntentClassifier:
             warm()
 
     def predict(self, texts: Sequence[str]) -> list[IntentPrediction]:
+        results = self.batcher(texts)
+        return [r.prediction for r in results] if self._encoded else results
+
+    def predict_encoded(self, texts: Sequence[str]) -> list[EncodedPrediction]:
+        if not self._encoded:
+            raise AttributeError(f"{type(self.inner).__name__} has no predict_encoded")
         return self.batcher(texts)
 
     def __getattr__(self, name: str) -> Any:  # manifest, model_dir, ... of the wrapped model

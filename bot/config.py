@@ -81,6 +81,12 @@ class KnowledgeConfig:
     top_k: int = 3
     # Under this cosine score the bot must not answer from the FAQ.
     min_score: float = 0.5
+    # What embeds a customer's question for the FAQ search: "embedder" (the model above,
+    # a second encoder pass per turn), or "intents": the intent model's own embedding of
+    # the message, computed by the classifier anyway (one pass per turn). The server then
+    # also embeds the index's texts with the live intent model, at start-up and after a
+    # new model or index (in the background; the embedder answers meanwhile).
+    query_encoder: str = "embedder"
 
     @property
     def approved_file(self) -> Path:
@@ -100,6 +106,11 @@ class KnowledgeConfig:
             raise ConfigError(f"knowledge.top_k must be at least 1, got {self.top_k}")
         if not -1.0 <= self.min_score <= 1.0:
             raise ConfigError(f"knowledge.min_score must be within -1..1, got {self.min_score}")
+        if self.query_encoder not in ("embedder", "intents"):
+            raise ConfigError(
+                f"knowledge.query_encoder must be 'embedder' or 'intents', "
+                f"not {self.query_encoder!r}"
+            )
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+import numpy as np
 
 from deskbot.bot.artifacts import (
     HEAD_FILE,
@@ -36,6 +39,22 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 logger = logging.getLogger(__name__)
+
+# The prefix of a shared encoder's model id (`FaissRetriever(shared_encoder=...)`).
+SHARED_PREFIX = "intents:"
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedPrediction:
+    """A message's prediction with its sentence embedding, for the FAQ search.
+
+    `model` names the model version that computed both (`SHARED_PREFIX` + version), so
+    that the retriever only compares the vector with the index embedded by that model.
+    """
+
+    prediction: IntentPrediction
+    vector: np.ndarray  # L2-normalised float32 (zeros for a blank message)
+    model: str
 
 
 class IntentClassifier(Protocol):
@@ -292,10 +311,12 @@ class TransformerIntentClassifier:
 
     def scores(self, texts: Sequence[str]) -> tuple[Any, Any]:
         """Calibrated class probabilities and the in-scope score of each text."""
+        return self._scores(self.embed(texts))
+
+    def _scores(self, emb: Any) -> tuple[Any, Any]:
         import torch
 
         m = self.manifest
-        emb = self.embed(texts)
         probs = torch.softmax(
             cosine_logits(emb, self._head.cpu(), m.cos_scale) / m.temperature, dim=-1
         )
@@ -314,11 +335,24 @@ class TransformerIntentClassifier:
 
     def predict(self, texts: Sequence[str]) -> list[IntentPrediction]:
         """Classify each text; empty or blank texts are out of scope with confidence 0."""
+        return self._predict(texts)[0]
+
+    def predict_encoded(self, texts: Sequence[str]) -> list[EncodedPrediction]:
+        """`predict`, with each text's normalised embedding (the same forward pass)."""
+        predictions, vectors = self._predict(texts)
+        model = SHARED_PREFIX + self.version
+        return [EncodedPrediction(p, v, model) for p, v in zip(predictions, vectors, strict=True)]
+
+    def _predict(self, texts: Sequence[str]) -> tuple[list[IntentPrediction], np.ndarray]:
         idx = [i for i, t in enumerate(texts) if t and t.strip()]
         results: list[IntentPrediction] = [IntentPrediction(OUT_OF_SCOPE, 0.0)] * len(texts)
+        self.warm_up()
+        vectors = np.zeros((len(texts), self._head.shape[1]), dtype=np.float32)
         if not idx:
-            return results
-        probs, in_scope = self.scores([texts[i] for i in idx])
+            return results, vectors
+        emb = self.embed([texts[i] for i in idx])
+        probs, in_scope = self._scores(emb)
+        vectors[idx] = normalized(emb)
         k = min(self._top_k, probs.shape[1])
         top_p, top_i = probs.topk(k, dim=-1)
         for row, i in enumerate(idx):
@@ -330,4 +364,33 @@ class TransformerIntentClassifier:
             results[i] = IntentPrediction(
                 intent=OUT_OF_SCOPE if oos else best, confidence=conf, ranking=ranking
             )
-        return results
+        return results, vectors
+
+
+def normalized(emb: Any) -> np.ndarray:
+    """Rows of a CPU tensor (or array) as L2-normalised float32 numpy rows."""
+    rows = np.asarray(emb, dtype=np.float32)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return np.ascontiguousarray(rows / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+class IntentSharedEncoder:
+    """The live intent model's encoder as the FAQ retriever's shared encoder.
+
+    With `knowledge.query_encoder: intents`, the classifier's embedding of a message is
+    also its FAQ query vector: one encoder pass per turn instead of two. `classifier`
+    is the model itself or a `ReloadingIntentClassifier` (then the model live at the
+    time of `snapshot`).
+    """
+
+    def __init__(self, classifier: Any) -> None:
+        self.classifier = classifier
+
+    def snapshot(self) -> tuple[str, Callable[[Sequence[str]], np.ndarray]]:
+        current = getattr(self.classifier, "current", None)
+        model = current() if callable(current) else self.classifier
+
+        def embed(texts: Sequence[str]) -> np.ndarray:
+            return normalized(model.embed(list(texts)))
+
+        return SHARED_PREFIX + str(model.version), embed

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from deskbot.bot.artifacts import LIVE, ModelRegistry
-from deskbot.bot.intents import TransformerIntentClassifier
+from deskbot.bot.intents import EncodedPrediction, TransformerIntentClassifier
 from deskbot.bot.types import IntentPrediction
 
 logger = logging.getLogger(__name__)
@@ -87,6 +87,16 @@ class ReloadingIntentClassifier:
         self.maybe_reload()
         current = self._current  # one read: a swap during the call does not affect it
         return list(current.predict(texts))
+
+    def predict_encoded(self, texts: Sequence[str]) -> list[EncodedPrediction]:
+        """`predict` with the embeddings, all from one model (see `EncodedPrediction`)."""
+        self.maybe_reload()
+        current = self._current
+        return list(current.predict_encoded(texts))
+
+    def current(self) -> Any:
+        """The model serving now."""
+        return self._current
 
     # -- following LIVE ------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ from deskbot.bot.actions import (
     tracker_for,
 )
 from deskbot.bot.errors import ComponentUnavailable, DeskbotError
-from deskbot.bot.intents import IntentClassifier
+from deskbot.bot.intents import EncodedPrediction, IntentClassifier
 from deskbot.bot.metrics import BotMetrics
 from deskbot.bot.policy import (
     Decision,
@@ -203,6 +203,11 @@ class TurnPipeline:
         self.actions = actions
         self.metrics = metrics
         self.policy = DialoguePolicy(self.settings.policy_settings())
+        # `knowledge.query_encoder: intents`: the classifier's embedding of the message is
+        # its FAQ query vector too (one encoder pass per turn instead of two).
+        self._shared_encoder = getattr(retriever, "shared_encoder", None) is not None and hasattr(
+            classifier, "predict_encoded"
+        )
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="deskbot-step")
         # The responder waits on a generator that may hang: its own threads, so that
         # stalled generator calls cannot leave classification and retrieval waiting for a
@@ -332,9 +337,10 @@ class TurnPipeline:
 
         smalltalk = detect_smalltalk(text)
         prediction: IntentPrediction | None = None
+        encoded: EncodedPrediction | None = None
         classify_failed = False
         picked = False
-        classifying: Future[IntentPrediction] | None = None
+        classifying: Future[IntentPrediction | EncodedPrediction] | None = None
         if smalltalk is None:
             clicked = self.policy.button_intent(state, text, set(self.classifier.labels))
             if clicked is not None:
@@ -345,8 +351,12 @@ class TurnPipeline:
                 # (on the other core: they release the GIL); nothing is answered before
                 # the message is stored.
                 classify_started = time.perf_counter()
-                classifying = self._pool.submit(lambda: self.classifier.predict([text])[0])
-            if state.form is None:
+                if self._shared_encoder:
+                    classify_encoded = self.classifier.predict_encoded  # type: ignore[attr-defined]
+                    classifying = self._pool.submit(lambda: classify_encoded([text])[0])
+                else:
+                    classifying = self._pool.submit(lambda: self.classifier.predict([text])[0])
+            if state.form is None and not (self._shared_encoder and classifying is not None):
                 # The query's embedding is computed while the classifier runs, where the
                 # embedder can (a micro-batching one): retrieval then only searches.
                 prefetch = getattr(getattr(self.retriever, "embedder", None), "prefetch", None)
@@ -366,7 +376,11 @@ class TurnPipeline:
                 remaining = self.settings.classify_timeout_s - (
                     time.perf_counter() - classify_started
                 )
-                prediction = self._result(classifying, remaining)
+                result = self._result(classifying, remaining)
+                if isinstance(result, EncodedPrediction):
+                    encoded, prediction = result, result.prediction
+                else:
+                    prediction = result
             except Exception:
                 classify_failed = True
                 self._fallback("classify", conversation_id)
@@ -387,7 +401,7 @@ class TurnPipeline:
             # match (tagged with a candidate intent, when there are candidates) answers.
             offered = decision.state.offered
             prefetched = self._retrieve(
-                conversation_id, text, offered[0] if offered else None, latency
+                conversation_id, text, offered[0] if offered else None, latency, encoded
             )
             best = prefetched[0] if prefetched else None
             if (
@@ -402,7 +416,15 @@ class TurnPipeline:
                 )
         if decision.route == "answer":
             answer = self._answer(
-                conversation_id, text, prediction, decision, latency, stream, prefetched, state
+                conversation_id,
+                text,
+                prediction,
+                decision,
+                latency,
+                stream,
+                prefetched,
+                state,
+                encoded,
             )
             for item in answer:
                 if isinstance(item, _Outcome):
@@ -497,10 +519,11 @@ class TurnPipeline:
         stream: bool,
         passages: list[Passage] | None = None,
         before: DialogueState | None = None,
+        encoded: EncodedPrediction | None = None,
     ) -> Iterator[str | _Outcome]:
         if passages is None:
             intent = prediction.intent if prediction is not None and prediction.in_scope else None
-            passages = self._retrieve(conversation_id, text, intent, latency)
+            passages = self._retrieve(conversation_id, text, intent, latency, encoded)
         best = passages[0] if passages else None
         state = decision.state
         # The answer route restarted the fallback counters, expecting an answer; without
@@ -579,14 +602,34 @@ class TurnPipeline:
         yield outcome
 
     def _retrieve(
-        self, conversation_id: str, text: str, intent: str | None, latency: dict[str, float]
+        self,
+        conversation_id: str,
+        text: str,
+        intent: str | None,
+        latency: dict[str, float],
+        encoded: EncodedPrediction | None = None,
     ) -> list[Passage]:
         t = time.perf_counter()
+        top_k = self.settings.top_k
+        retrieve: Callable[[], list[Passage]]
+        if encoded is not None and self._shared_encoder:
+            retrieve_shared = self.retriever.retrieve  # FaissRetriever's, with vectors
+
+            def retrieve() -> list[Passage]:
+                return retrieve_shared(  # type: ignore[call-arg]
+                    text,
+                    top_k=top_k,
+                    intent=intent,
+                    query_vector=encoded.vector,
+                    vector_model=encoded.model,
+                )
+        else:
+
+            def retrieve() -> list[Passage]:
+                return self.retriever.retrieve(text, top_k=top_k, intent=intent)
+
         try:
-            return self._with_timeout(
-                lambda: self.retriever.retrieve(text, top_k=self.settings.top_k, intent=intent),
-                self.settings.retrieve_timeout_s,
-            )
+            return self._with_timeout(retrieve, self.settings.retrieve_timeout_s)
         except Exception:
             self._fallback("retrieve", conversation_id)
             return []

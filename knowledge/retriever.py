@@ -9,7 +9,10 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -18,7 +21,14 @@ import numpy as np
 
 from deskbot.knowledge.embedder import Embedder
 from deskbot.knowledge.errors import IndexCorrupt
-from deskbot.knowledge.index import IndexedPassage, LoadedIndex, load_version, read_pointer
+from deskbot.knowledge.index import (
+    CURRENT,
+    IndexedPassage,
+    LoadedIndex,
+    load_version,
+    read_pointer,
+)
+from deskbot.knowledge.ingest import embedding_texts
 from deskbot.knowledge.lexical import Bm25Index
 from deskbot.knowledge.passage import Passage
 
@@ -28,6 +38,19 @@ logger = logging.getLogger(__name__)
 # alternatives, BM25 at 0.1 lifted top-1 from 92.1% to 92.9% (no routing) and 93.3% to
 # 93.5% (classifier routing); 0.2 gained little more and hurt on a question-only index.
 DEFAULT_LEXICAL_WEIGHT = 0.1
+
+
+class SharedEncoder(Protocol):
+    """Another model that embeds queries anyway (the intent classifier's encoder).
+
+    When the retriever has re-embedded the index with it, a query that model already
+    encoded is searched with that vector: no second encoder pass for the query.
+    """
+
+    def snapshot(self) -> tuple[str, Callable[[Sequence[str]], np.ndarray]]:
+        """The model's id and a function that embeds with that very model (normalised
+        float32 rows), fixed even if the live model changes meanwhile."""
+        ...
 
 
 class Retriever(Protocol):
@@ -45,6 +68,8 @@ class _Served:
     index: LoadedIndex
     starts: np.ndarray | None  # first vector row of each passage, when rows are grouped
     bm25: Bm25Index | None = None
+    # The index's texts embedded by the shared encoder: (its model id, the vectors).
+    shared: tuple[str, np.ndarray] | None = None
 
 
 def lexical_text(passage: IndexedPassage) -> str:
@@ -69,6 +94,12 @@ class FaissRetriever:
         min_score: under this cosine a passage is not `answerable`; None: all are.
         max_lexical_passages: BM25 is built in memory; above this many passages it is
             skipped (with a warning) rather than slowing every reload.
+        shared_encoder: the intent model's encoder (`knowledge.query_encoder: intents`):
+            the index's texts are embedded with it too, once per index version and
+            model version (in the background after a change), and `retrieve` then takes
+            the vector the classifier computed for the message (`vector_model` names its
+            model). Until those vectors are ready, queries are embedded by `embedder` as
+            usual. The search over them is exact (one matrix-vector product).
 
     Example:
         >>> r = FaissRetriever("var/indexes/faq", SentenceTransformerEmbedder(), min_score=0.5)  # doctest: +SKIP
@@ -86,6 +117,7 @@ class FaissRetriever:
         lexical_weight: float = DEFAULT_LEXICAL_WEIGHT,
         min_score: float | None = None,
         max_lexical_passages: int = 200_000,
+        shared_encoder: SharedEncoder | None = None,
     ) -> None:
         if not 0.0 <= lexical_weight <= 1.0:
             raise ValueError(f"lexical_weight must be within 0..1, got {lexical_weight}")
@@ -103,6 +135,13 @@ class FaissRetriever:
         )
         self._problem: str | None = None  # why `_refused` could not be loaded
         self._lock = threading.Lock()
+        self.shared_encoder = shared_encoder
+        self._pointer_path = str(self.index_dir / CURRENT)
+        # The live pointer as last read, with its file's (inode, mtime, size): a query
+        # costs one stat() instead of reading the file (ingest replaces it by a rename).
+        self._pointer: tuple[tuple[int, int, int], str | None] | None = None
+        self._sharing: threading.Thread | None = None
+        self._shared_failed: tuple[str, str] | None = None  # (index version, model) that failed
 
     @property
     def version(self) -> str | None:
@@ -123,9 +162,100 @@ class FaissRetriever:
         if hasattr(self.embedder, "warm_up"):
             self.embedder.warm_up()
         self._current()
+        if self.shared_encoder is not None:
+            self.share(wait=True)
+
+    @property
+    def shared_model(self) -> str | None:
+        """The shared encoder's model whose vectors of the index are ready, else None."""
+        served = self._served
+        return served.shared[0] if served is not None and served.shared else None
+
+    def share(self, *, wait: bool = False) -> None:
+        """Embed the served index with the shared encoder's live model, unless done.
+
+        In a background thread (one at a time); `wait` blocks until it is done. A model
+        that failed on an index version is not tried again on that version.
+        """
+        if self.shared_encoder is None:
+            return
+        with self._lock:
+            thread = self._sharing
+            if thread is None or not thread.is_alive():
+                served = self._served
+                model = self.shared_encoder.snapshot()[0]
+                if served is not None and (
+                    (served.shared is not None and served.shared[0] == model)
+                    or self._shared_failed == (served.index.manifest.version, model)
+                ):
+                    return
+                thread = threading.Thread(target=self._share, name="faq-share", daemon=True)
+                self._sharing = thread
+                thread.start()
+        if wait:
+            thread.join()
+
+    def _share(self) -> None:
+        assert self.shared_encoder is not None
+        served = self._current()
+        loaded = served.index
+        model, embed = self.shared_encoder.snapshot()
+        if served.shared is not None and served.shared[0] == model:
+            return
+        try:
+            texts = [
+                t for p in loaded.passages for t in embedding_texts(p, loaded.manifest.embedding)
+            ]
+            if len(texts) != len(loaded.vectors):
+                raise IndexCorrupt(
+                    f"index {loaded.manifest.version}: {len(texts)} texts for "
+                    f"{len(loaded.vectors)} vectors"
+                )
+            started = time.perf_counter()
+            logger.info(
+                "embedding index %s with %s (%d texts) for shared queries",
+                loaded.manifest.version,
+                model,
+                len(texts),
+            )
+            parts = [embed(texts[i : i + 256]) for i in range(0, len(texts), 256)]
+            vectors = (
+                np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+                if parts
+                else np.zeros((0, loaded.vectors.shape[1]), dtype=np.float32)
+            )
+            if vectors.shape[0] != len(texts):
+                raise ValueError(f"{model} returned {vectors.shape[0]} rows for {len(texts)} texts")
+        except Exception:
+            # Queries keep being embedded by the retriever's own embedder: slower, not wrong.
+            logger.exception("embedding index %s with %s failed", loaded.manifest.version, model)
+            self._shared_failed = (loaded.manifest.version, model)
+            return
+        served.shared = (model, vectors)
+        logger.info(
+            "index %s ready for %s queries (%.1f s)",
+            loaded.manifest.version,
+            model,
+            time.perf_counter() - started,
+        )
+
+    def _live(self) -> str | None:
+        """The live version's name (read again only when the pointer file changed)."""
+        try:
+            st = os.stat(self._pointer_path)
+        except FileNotFoundError:
+            self._pointer = None
+            return None
+        signature = (st.st_ino, st.st_mtime_ns, st.st_size)
+        known = self._pointer
+        if known is not None and known[0] == signature:
+            return known[1]
+        live = read_pointer(self.index_dir)
+        self._pointer = (signature, live)
+        return live
 
     def _current(self) -> _Served:
-        live = read_pointer(self.index_dir)
+        live = self._live()
         served = self._served
         if served is not None and live in (served.index.manifest.version, self._refused):
             return served
@@ -186,6 +316,7 @@ class FaissRetriever:
         top_k: int = 3,
         intent: str | None = None,
         query_vector: np.ndarray | None = None,
+        vector_model: str | None = None,
     ) -> list[Passage]:
         """The `top_k` passages for `query`, best first.
 
@@ -195,6 +326,9 @@ class FaissRetriever:
             intent: the predicted intent, if any: passages tagged with it get
                 `intent_bonus`.
             query_vector: `query` already embedded (normalised), to skip embedding it.
+            vector_model: the shared encoder's model that computed `query_vector`
+                (None: the retriever's own embedder did). When the index's vectors for
+                that model are not ready, `query` is embedded by the embedder instead.
         """
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
@@ -203,10 +337,23 @@ class FaissRetriever:
         n = len(loaded.passages)
         if not n:
             return []
+        shared = None
+        if vector_model is not None:
+            shared = served.shared
+            if shared is None or shared[0] != vector_model:
+                shared = query_vector = None
+                if self.shared_encoder is not None:
+                    self.share()  # the classifier's model changed, or the index did
         q = self.embedder.embed([query]) if query_vector is None else query_vector
         q = np.ascontiguousarray(q, dtype=np.float32).reshape(1, -1)
         dense = np.full(n, -np.inf, dtype=np.float32)
-        if loaded.exact and served.starts is not None:
+        if shared is not None:
+            sims = shared[1] @ q[0]
+            if served.starts is not None:
+                dense = np.maximum.reduceat(sims, served.starts)
+            else:
+                np.maximum.at(dense, loaded.owners, sims)
+        elif loaded.exact and served.starts is not None:
             dense = np.maximum.reduceat(loaded.vectors @ q[0], served.starts)
         else:
             # Search wider than top_k so that several vectors of one passage, and a tagged

@@ -167,6 +167,17 @@ class SqlConversationStore:
             .where(col(Conversation.id) == bindparam("cid"))
             .values(updated_at=bindparam("now"))
         )
+        self._by_token = select(Conversation).where(
+            col(Conversation.token_hash) == bindparam("token_hash")
+        )
+        self._state_of = select(col(DialogueStateRecord.state)).where(
+            col(DialogueStateRecord.conversation_id) == bindparam("cid")
+        )
+        self._label_user_turn = (
+            update(TurnRecord)
+            .where(col(TurnRecord.id) == bindparam("turn_id"))
+            .values(intent=bindparam("intent"), confidence=bindparam("confidence"))
+        )
         self._lock_conversation = (
             select(col(Conversation.id))
             .where(Conversation.id == bindparam("cid"))
@@ -216,9 +227,7 @@ class SqlConversationStore:
 
     def conversation_by_token(self, token: str) -> Conversation | None:
         with self.session() as s:
-            return s.exec(
-                select(Conversation).where(Conversation.token_hash == hash_token(token))
-            ).first()
+            return s.exec(self._by_token, params={"token_hash": hash_token(token)}).first()
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
         with self.session() as s:
@@ -375,9 +384,9 @@ class SqlConversationStore:
 
     def dialogue_state(self, conversation_id: str) -> dict[str, Any] | None:
         """The dialogue policy's stored state of the conversation (None before its first turn)."""
-        with self.session() as s:
-            row = s.get(DialogueStateRecord, conversation_id)
-            return dict(row.state or {}) if row is not None else None
+        with self.engine.connect() as conn:
+            row = conn.execute(self._state_of, {"cid": conversation_id}).first()
+        return dict(row.state or {}) if row is not None else None
 
     def save_dialogue_state(self, conversation_id: str, state: dict[str, Any]) -> None:
         with self._writing(), self.engine.begin() as conn:
@@ -417,11 +426,22 @@ class SqlConversationStore:
                 if self.engine.dialect.name != "sqlite":
                     conn.execute(self._lock_conversation, {"cid": conversation_id}).first()
                 if user_turn_id is not None and user_values:
-                    conn.execute(
-                        update(TurnRecord)
-                        .where(col(TurnRecord.id) == user_turn_id)
-                        .values(**user_values)
-                    )
+                    if set(user_values) <= {"intent", "confidence"}:
+                        conn.execute(
+                            self._label_user_turn,
+                            {
+                                "intent": None,
+                                "confidence": None,
+                                **user_values,
+                                "turn_id": user_turn_id,
+                            },
+                        )
+                    else:
+                        conn.execute(
+                            update(TurnRecord)
+                            .where(col(TurnRecord.id) == user_turn_id)
+                            .values(**user_values)
+                        )
                 row = self._insert(conn, values)
                 if state is not None:
                     self._upsert_state(conn, conversation_id, state)

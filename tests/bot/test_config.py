@@ -51,6 +51,7 @@ def test_a_folder_means_its_deskbot_yaml(tmp_path: Path) -> None:
         ("intents: 3\n", "section 'intents' must be a mapping"),
         ("limits:\n  inference_precision: fp16\n", "inference_precision must be 'fp32' or"),
         ("limits:\n  query_precision: int4\n", "query_precision must be 'fp32' or"),
+        ("knowledge:\n  query_encoder: bert\n", "query_encoder must be 'embedder' or"),
     ],
 )
 def test_bad_config_is_one_clear_error_naming_the_file(

@@ -320,3 +320,61 @@ def test_int8_serving_answers_what_fp32_answers(bot: Bot) -> None:
             assert ours.intent.intent == theirs.intent.intent
     finally:
         quantised.close()
+
+
+def test_the_intent_model_embeds_the_faq_query_in_the_same_pass(
+    bot: Bot, tmp_path: Path, embedder: object
+) -> None:
+    """`knowledge.query_encoder: intents`: the classifier's embedding of the message is
+    its FAQ query, so the FAQ embedder runs for no turn, and the answers are the ones the
+    embedder finds. A new index version is embedded with the intent model again; until
+    then the embedder answers."""
+    from deskbot.knowledge.ingest import ingest
+    from tests.conftest import DEMO_FAQ
+
+    index_dir = tmp_path / "faq"
+    shutil.copytree(bot.config.knowledge.index_dir, index_dir)
+    cfg = dataclasses.replace(
+        bot.config,
+        knowledge=dataclasses.replace(
+            bot.config.knowledge, index_dir=index_dir, query_encoder="intents"
+        ),
+    )
+    shared = build_bot(cfg, store=bot.store)
+    try:
+        shared.warm_up()  # embeds the index with the intent model, as the server does
+        retriever = shared.retriever
+        model = "intents:" + shared.classifier.version
+        assert retriever.shared_model == model
+        faq_embedder = retriever.embedder.batcher  # type: ignore[attr-defined]
+        embedded = faq_embedder.items
+        questions = (
+            "What exchange rates do you use?",
+            "my top up failed, why?",
+            "how old do I have to be to open an account?",
+        )
+        for question in questions:
+            (theirs,) = say(bot, new_conv(bot), question)
+            (ours,) = say(shared, new_conv(shared), question)
+            assert ours.kind == theirs.kind == "faq"
+            assert ours.citations == theirs.citations
+            assert ours.latency_ms["retrieve"] > 0
+        assert faq_embedder.items == embedded  # not one second encoder pass
+
+        encoded = shared.classifier.predict_encoded([questions[0]])[0]  # type: ignore[attr-defined]
+        assert encoded.model == model
+        assert encoded.prediction == shared.classifier.predict([questions[0]])[0]
+        assert abs(float((encoded.vector**2).sum()) - 1.0) < 1e-4
+
+        before = retriever.version
+        ingest([DEMO_FAQ], index_dir, embedder, show_progress=False)  # type: ignore[arg-type]
+        (reply,) = say(shared, new_conv(shared), questions[0])
+        assert reply.citations == ("exchange-rate",)
+        assert retriever.version != before
+        assert faq_embedder.items == embedded + 1  # the embedder answered this one
+        retriever.share(wait=True)
+        assert retriever.shared_model == model
+        say(shared, new_conv(shared), questions[1])
+        assert faq_embedder.items == embedded + 1
+    finally:
+        shared.close()
