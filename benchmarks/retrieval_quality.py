@@ -16,6 +16,12 @@ test utterances are used for nothing but evaluation.
 
     python benchmarks/retrieval_quality.py
     python benchmarks/retrieval_quality.py --model var/demo/var/models/intents/versions/V
+    python benchmarks/retrieval_quality.py --model DIR --query-encoder intents
+
+`--query-encoder intents` (`knowledge.query_encoder: intents`) embeds the index and the
+queries with the intent model given by `--model`, as the server does then: the
+classifier's own embedding of a message is its FAQ query. `--query-precision int8` then
+runs that model in int8 for both, as `limits.inference_precision: int8` serves it.
 
 Prints one JSON object on stdout (progress on stderr) and writes
 benchmarks/results/retrieval_quality.png (recall@k curves and top-1 per intent).
@@ -83,10 +89,35 @@ def read_csv(path: Path) -> tuple[list[str], list[str]]:
     return [r["text"] for r in rows], [r["category"] for r in rows]
 
 
+class IntentModelEmbedder:
+    """An intent model's encoder as an embedder, as `knowledge.query_encoder: intents`
+    uses it (`IntentSharedEncoder`)."""
+
+    def __init__(self, model_dir: Path, precision: str = "fp32") -> None:
+        from deskbot.bot.intents import IntentSharedEncoder, TransformerIntentClassifier
+
+        self.classifier = TransformerIntentClassifier(model_dir, precision=precision)
+        self._model_id, self._embed = IntentSharedEncoder(self.classifier).snapshot()
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def dim(self) -> int:
+        return int(self._embed(["dimension"]).shape[1])
+
+    def warm_up(self) -> None:
+        self.classifier.warm_up()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self._embed(texts)
+
+
 class CachedEmbedder:
     """The real embedder, remembering what it has embedded (variants share most texts)."""
 
-    def __init__(self, inner: SentenceTransformerEmbedder) -> None:
+    def __init__(self, inner: SentenceTransformerEmbedder | IntentModelEmbedder) -> None:
         self.inner = inner
         self.cache: dict[str, np.ndarray] = {}
         self.seconds = 0.0
@@ -196,6 +227,13 @@ def main() -> None:
         default="fp32",
         help="embed the test queries in int8 (limits.query_precision); indexes stay fp32",
     )
+    ap.add_argument(
+        "--query-encoder",
+        choices=["embedder", "intents"],
+        default="embedder",
+        help="intents: the --model intent model embeds index and queries "
+        "(knowledge.query_encoder: intents)",
+    )
     ap.add_argument("--logreg-c", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--limit", type=int, default=0, help="only the first N test utterances")
@@ -204,7 +242,7 @@ def main() -> None:
     ap.add_argument("--plot", type=Path, default=RESULTS / "retrieval_quality.png")
     ap.add_argument(
         "--cache",
-        type=Path,
+        type=lambda v: Path(v) if v else None,
         default=Path(tempfile.gettempdir()) / "deskbot-bench-embeddings.npz",
         help="embeddings kept between runs (keyed by embedder and text); '' for none",
     )
@@ -228,8 +266,15 @@ def main() -> None:
         log(f"note: {len(set(test_texts) & set(train[0]))} test texts also occur in train")
     gold_ids = [by_intent[label] for label in test_labels]
 
-    emb = CachedEmbedder(SentenceTransformerEmbedder(args.embedder))
-    if str(args.cache) and args.cache.is_file():
+    if args.query_encoder == "intents" and not args.model:
+        ap.error("--query-encoder intents embeds with the intent model: give --model DIR")
+    emb = CachedEmbedder(
+        # The server embeds index and queries with the live model, at its precision.
+        IntentModelEmbedder(args.model, precision=args.query_precision)
+        if args.query_encoder == "intents"
+        else SentenceTransformerEmbedder(args.embedder)
+    )
+    if args.cache is not None and args.cache.is_file():
         with np.load(args.cache, allow_pickle=False) as z:
             if str(z["model"]) == emb.model_id:
                 emb.cache = dict(zip(z["texts"].tolist(), z["vectors"], strict=True))
@@ -239,7 +284,7 @@ def main() -> None:
     query_embed_s = emb.seconds
 
     predicted, clf_info = classifier_intents(args, emb, train, test_texts, test_vecs)
-    if str(args.cache) and emb.embedded:
+    if args.cache is not None and emb.embedded:
         texts = list(emb.cache)
         np.savez(
             args.cache,
@@ -247,7 +292,7 @@ def main() -> None:
             texts=np.array(texts),
             vectors=np.stack([emb.cache[t] for t in texts]),
         )
-    if args.query_precision != "fp32":
+    if args.query_precision != "fp32" and args.query_encoder == "embedder":
         from deskbot.knowledge.embedder import OnnxEmbedder
 
         log(f"embedding the {len(test_texts)} test queries again in {args.query_precision}")
@@ -358,7 +403,8 @@ def main() -> None:
         "benchmark": "retrieval_quality",
         "queries": len(test_texts),
         "faq_entries": len(entries),
-        "embedder": args.embedder,
+        "embedder": emb.model_id if args.query_encoder == "intents" else args.embedder,
+        "query_encoder": args.query_encoder,
         "query_precision": args.query_precision,
         "classifier": clf_info,
         "best_index": best_name,
