@@ -196,6 +196,11 @@ class BatchingIntentClassifier:
         results = self.batcher(texts)
         return [r.prediction for r in results] if self._encoded else results
 
+    def submit(self, texts: Sequence[str]) -> Future[list[Any]]:
+        """Queue `texts` for a batch and return at once; the future holds what
+        `predict_encoded` returns when the inner classifier has it, else `predict`'s."""
+        return self.batcher.submit(texts)
+
     def predict_encoded(self, texts: Sequence[str]) -> list[EncodedPrediction]:
         if not self._encoded:
             raise AttributeError(f"{type(self.inner).__name__} has no predict_encoded")

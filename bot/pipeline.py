@@ -340,7 +340,7 @@ class TurnPipeline:
         encoded: EncodedPrediction | None = None
         classify_failed = False
         picked = False
-        classifying: Future[IntentPrediction | EncodedPrediction] | None = None
+        classifying: Future[Sequence[IntentPrediction | EncodedPrediction]] | None = None
         if smalltalk is None:
             clicked = self.policy.button_intent(state, text, set(self.classifier.labels))
             if clicked is not None:
@@ -351,11 +351,15 @@ class TurnPipeline:
                 # (on the other core: they release the GIL); nothing is answered before
                 # the message is stored.
                 classify_started = time.perf_counter()
-                if self._shared_encoder:
+                submit = getattr(self.classifier, "submit", None)
+                if submit is not None:
+                    # A micro-batching classifier queues it itself: no thread waits for it.
+                    classifying = submit([text])
+                elif self._shared_encoder:
                     classify_encoded = self.classifier.predict_encoded  # type: ignore[attr-defined]
-                    classifying = self._pool.submit(lambda: classify_encoded([text])[0])
+                    classifying = self._pool.submit(lambda: classify_encoded([text]))
                 else:
-                    classifying = self._pool.submit(lambda: self.classifier.predict([text])[0])
+                    classifying = self._pool.submit(lambda: self.classifier.predict([text]))
             if state.form is None and not (self._shared_encoder and classifying is not None):
                 # The query's embedding is computed while the classifier runs, where the
                 # embedder can (a micro-batching one): retrieval then only searches.
@@ -376,7 +380,7 @@ class TurnPipeline:
                 remaining = self.settings.classify_timeout_s - (
                     time.perf_counter() - classify_started
                 )
-                result = self._result(classifying, remaining)
+                result = self._result(classifying, remaining)[0]
                 if isinstance(result, EncodedPrediction):
                     encoded, prediction = result, result.prediction
                 else:
