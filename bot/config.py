@@ -85,7 +85,8 @@ class KnowledgeConfig:
     # a second encoder pass per turn), or "intents": the intent model's own embedding of
     # the message, computed by the classifier anyway (one pass per turn). The server then
     # also embeds the index's texts with the live intent model, at start-up and after a
-    # new model or index (in the background; the embedder answers meanwhile).
+    # new model or index (in the background; the embedder answers meanwhile). Its
+    # cosines run higher: use min_score 0.6 with it (benchmarks/retrieval_quality.py).
     query_encoder: str = "embedder"
 
     @property

@@ -119,3 +119,64 @@ def test_no_half_built_version_is_ever_visible(
     shutil.rmtree(index / "versions" / live)  # type: ignore[operator]
     with pytest.raises(IndexCorrupt, match="missing manifest.json"):
         load_version(index)
+
+
+class _Shared:
+    """A shared encoder over a real embedder (the bot passes the intent model's)."""
+
+    def __init__(self, embedder, model: str = "shared:v1", broken: bool = False) -> None:  # type: ignore[no-untyped-def]
+        self.embedder, self.model, self.broken, self.calls = embedder, model, broken, 0
+
+    def snapshot(self):  # type: ignore[no-untyped-def]
+        def embed(texts):  # type: ignore[no-untyped-def]
+            self.calls += 1
+            if self.broken:
+                raise RuntimeError("the shared model broke")
+            return self.embedder.embed(list(texts))
+
+        return self.model, embed
+
+
+def test_a_query_vector_from_the_shared_encoder_searches_its_own_vectors(
+    tmp_path: Path, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    index = tmp_path / "idx"
+    ingest([faq(tmp_path / "a.yaml", ENTRIES)], index, embedder, show_progress=False)
+    shared = _Shared(embedder)
+    retriever = FaissRetriever(index, embedder, shared_encoder=shared)
+    retriever.warm_up()
+    assert retriever.shared_model == "shared:v1"
+    q = embedder.embed(["my PIN is blocked"])[0]
+    ours = retriever.retrieve(
+        "my PIN is blocked", top_k=3, query_vector=q, vector_model="shared:v1"
+    )
+    plain = FaissRetriever(index, embedder).retrieve("my PIN is blocked", top_k=3)
+    assert [p.id for p in ours] == [p.id for p in plain] and ours[0].id == "pin"
+    assert ours[0].score == pytest.approx(plain[0].score, abs=1e-5)
+    # A vector from another model (a newer classifier) is not compared with these: the
+    # retriever's embedder answers, and the index is embedded with the new model.
+    shared.model = "shared:v2"
+    garbage = -q  # would rank "pin" last if it were used
+    other = retriever.retrieve(
+        "my PIN is blocked", top_k=1, query_vector=garbage, vector_model="shared:v2"
+    )
+    assert other[0].id == "pin"
+    retriever.share(wait=True)
+    assert retriever.shared_model == "shared:v2"
+
+
+def test_a_failing_shared_encoder_leaves_the_embedder_answering(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    index = tmp_path / "idx"
+    ingest([faq(tmp_path / "a.yaml", ENTRIES)], index, embedder, show_progress=False)
+    shared = _Shared(embedder, broken=True)
+    retriever = FaissRetriever(index, embedder, shared_encoder=shared)
+    retriever.warm_up()  # logs the failure; serving goes on
+    assert retriever.shared_model is None
+    q = embedder.embed(["my PIN is blocked"])[0]
+    for _ in range(3):
+        hits = retriever.retrieve(
+            "my PIN is blocked", top_k=1, query_vector=-q, vector_model="shared:v1"
+        )
+        assert hits[0].id == "pin"
+    retriever.share(wait=True)
+    assert shared.calls == 1  # not tried again on the same index version
