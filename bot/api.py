@@ -28,7 +28,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deskbot.bot import __version__
@@ -296,30 +295,19 @@ def _age_s(when: datetime) -> float:
     return (datetime.now(UTC) - when).total_seconds()
 
 
-AuthorizationHeader = Annotated[
-    str | None, Header(description="`Bearer TOKEN` from POST /api/sessions")
-]
-
-
-async def session_token(authorization: AuthorizationHeader = None) -> str:
-    """The caller's session token, checked for form only (401 when malformed)."""
+def session_conversation(
+    request: Request,
+    authorization: Annotated[
+        str | None, Header(description="`Bearer TOKEN` from POST /api/sessions")
+    ] = None,
+) -> Conversation:
+    """The caller's conversation, from its session token (401 when unknown or expired)."""
+    bot: Bot = request.app.state.bot
     if not authorization or not authorization.startswith("Bearer "):
         raise HTTPException(401, "send the session token as 'Authorization: Bearer TOKEN'")
     token = authorization.removeprefix("Bearer ").strip()
     if not token or len(token) > 256 or not token.isascii():
         raise HTTPException(401, "unknown or expired session token; create a new session")
-    return token
-
-
-def session_conversation(
-    request: Request, token: Annotated[str, Depends(session_token)]
-) -> Conversation:
-    """The caller's conversation, from its session token (401 when unknown or expired)."""
-    return conversation_for(request.app.state.bot, token)
-
-
-def conversation_for(bot: Bot, token: str) -> Conversation:
-    """The conversation of a well-formed session token (401 when unknown or expired)."""
     conv = bot.store.conversation_by_token(token)
     expiry_s = bot.config.dialogue.session_expiry_minutes * 60.0
     if conv is None or conv.status == "closed" or _age_s(conv.updated_at) > expiry_s:
@@ -491,20 +479,9 @@ def create_api(bot: Bot) -> FastAPI:
         return ErasureOut(**report.to_dict())
 
     @api.post("/api/messages", response_model=ReplyOut, tags=["chat"])
-    async def post_message(
-        body: MessageIn, token: Annotated[str, Depends(session_token)]
-    ) -> ReplyOut:
+    def post_message(body: MessageIn, conv: Conv) -> ReplyOut:
         """Send a message and get the bot's reply (empty while a person owns the chat)."""
-
-        def turn() -> ReplyOut:
-            # The token's lookup and the turn share one worker thread: a sync dependency
-            # would take a thread of its own, one more hand-over per turn.
-            conv = conversation_for(bot, token)
-            return reply_out(
-                bot.pipeline.handle(conv.id, check_length(body.text), conversation=conv)
-            )
-
-        return await run_in_threadpool(turn)
+        return reply_out(bot.pipeline.handle(conv.id, check_length(body.text), conversation=conv))
 
     @api.post(
         "/api/messages/stream",

@@ -197,7 +197,10 @@ class FaissRetriever:
 
     def _share(self) -> None:
         assert self.shared_encoder is not None
-        served = self._current()
+        try:
+            served = self._current()
+        except IndexCorrupt:
+            return  # nothing to serve: the query that follows reports it
         loaded = served.index
         model, embed = self.shared_encoder.snapshot()
         if served.shared is not None and served.shared[0] == model:
