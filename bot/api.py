@@ -28,6 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deskbot.bot import __version__
@@ -295,19 +296,30 @@ def _age_s(when: datetime) -> float:
     return (datetime.now(UTC) - when).total_seconds()
 
 
-def session_conversation(
-    request: Request,
-    authorization: Annotated[
-        str | None, Header(description="`Bearer TOKEN` from POST /api/sessions")
-    ] = None,
-) -> Conversation:
-    """The caller's conversation, from its session token (401 when unknown or expired)."""
-    bot: Bot = request.app.state.bot
+AuthorizationHeader = Annotated[
+    str | None, Header(description="`Bearer TOKEN` from POST /api/sessions")
+]
+
+
+async def session_token(authorization: AuthorizationHeader = None) -> str:
+    """The caller's session token, checked for form only (401 when malformed)."""
     if not authorization or not authorization.startswith("Bearer "):
         raise HTTPException(401, "send the session token as 'Authorization: Bearer TOKEN'")
     token = authorization.removeprefix("Bearer ").strip()
     if not token or len(token) > 256 or not token.isascii():
         raise HTTPException(401, "unknown or expired session token; create a new session")
+    return token
+
+
+def session_conversation(
+    request: Request, token: Annotated[str, Depends(session_token)]
+) -> Conversation:
+    """The caller's conversation, from its session token (401 when unknown or expired)."""
+    return conversation_for(request.app.state.bot, token)
+
+
+def conversation_for(bot: Bot, token: str) -> Conversation:
+    """The conversation of a well-formed session token (401 when unknown or expired)."""
     conv = bot.store.conversation_by_token(token)
     expiry_s = bot.config.dialogue.session_expiry_minutes * 60.0
     if conv is None or conv.status == "closed" or _age_s(conv.updated_at) > expiry_s:
@@ -316,6 +328,8 @@ def session_conversation(
 
 
 Conv = Annotated[Conversation, Depends(session_conversation)]
+# Routes that take `session_token` and look the conversation up themselves.
+TOKEN_CHECKED_INSIDE = frozenset({"/api/messages"})
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -373,7 +387,16 @@ def create_api(bot: Bot) -> FastAPI:
         return rejected(400, "the request body is not UTF-8")
 
     @api.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if request.url.path in TOKEN_CHECKED_INSIDE:
+            # Those routes look the token up on the turn's thread, after the body was
+            # read: an unknown or expired token is still refused (401) before the body
+            # is judged, as on every other route.
+            try:
+                token = await session_token(request.headers.get("authorization"))
+                await run_in_threadpool(conversation_for, bot, token)
+            except HTTPException as refused:
+                return await _http(request, refused)
         return rejected(422, _validation_message(exc))
 
     @api.exception_handler(HTTPException)
@@ -479,9 +502,20 @@ def create_api(bot: Bot) -> FastAPI:
         return ErasureOut(**report.to_dict())
 
     @api.post("/api/messages", response_model=ReplyOut, tags=["chat"])
-    def post_message(body: MessageIn, conv: Conv) -> ReplyOut:
+    async def post_message(
+        body: MessageIn, token: Annotated[str, Depends(session_token)]
+    ) -> ReplyOut:
         """Send a message and get the bot's reply (empty while a person owns the chat)."""
-        return reply_out(bot.pipeline.handle(conv.id, check_length(body.text), conversation=conv))
+
+        def turn() -> ReplyOut:
+            # The token's lookup and the turn share one worker thread: a sync dependency
+            # would take a thread of its own, one more hand-over per turn.
+            conv = conversation_for(bot, token)
+            return reply_out(
+                bot.pipeline.handle(conv.id, check_length(body.text), conversation=conv)
+            )
+
+        return await run_in_threadpool(turn)
 
     @api.post(
         "/api/messages/stream",

@@ -295,3 +295,19 @@ def test_bad_rest_bodies_are_422(client: TestClient, bot: Bot, body: dict[str, o
     before = counts(bot)
     assert client.post("/webhooks/rest/webhook", json=body).status_code == 422
     assert counts(bot) == before
+
+
+def test_an_unknown_token_is_refused_before_the_message_is_judged(
+    client: TestClient, bot: Bot
+) -> None:
+    """POST /api/messages looks its token up on the turn's thread; a bad body with an
+    unknown token is still 401, not 422, and a known token with a bad body is 422."""
+    token = client.post("/api/sessions").json()["session_token"]
+    before = counts(bot)
+    unknown = {"Authorization": "Bearer " + "x" * 43}
+    for body in (None, {"text": 3}, {"txt": "hi"}):
+        r = client.post("/api/messages", json=body, headers=unknown)
+        assert r.status_code == 401 and "token" in r.json()["detail"], (body, r.text)
+    r = client.post("/api/messages", json={"text": 3}, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 422 and "text" in r.json()["detail"]
+    assert counts(bot) == before

@@ -24,7 +24,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from starlette.routing import Mount, Route, WebSocketRoute
 
-from deskbot.bot.api import session_conversation
+from deskbot.bot.api import session_token
 from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
 from deskbot.ui.auth import COOKIE_NAME, SessionSigner, create_agent
 from deskbot.ui.login import add_login_routes
@@ -105,7 +105,9 @@ def needs_session(route: APIRoute) -> bool:
         for sub in dep.dependencies:
             yield from calls(sub)
 
-    return session_conversation in set(calls(route.dependant))
+    # `session_conversation` depends on it; POST /api/messages takes the token alone and
+    # looks it up on the turn's thread. Either way the requests below must get 401.
+    return session_token in set(calls(route.dependant))
 
 
 def cookie(value: str) -> dict[str, str]:
