@@ -328,8 +328,6 @@ def conversation_for(bot: Bot, token: str) -> Conversation:
 
 
 Conv = Annotated[Conversation, Depends(session_conversation)]
-# Routes that take `session_token` and look the conversation up themselves.
-TOKEN_CHECKED_INSIDE = frozenset({"/api/messages"})
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -386,9 +384,12 @@ def create_api(bot: Bot) -> FastAPI:
     async def _bad_encoding(_request: Request, _exc: UnicodeDecodeError) -> JSONResponse:
         return rejected(400, "the request body is not UTF-8")
 
+    # Endpoints that take `session_token` and look the conversation up themselves.
+    token_checked_inside: set[object] = set()
+
     @api.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        if request.url.path in TOKEN_CHECKED_INSIDE:
+        if request.scope.get("endpoint") in token_checked_inside:
             # Those routes look the token up on the turn's thread, after the body was
             # read: an unknown or expired token is still refused (401) before the body
             # is judged, as on every other route.
@@ -516,6 +517,8 @@ def create_api(bot: Bot) -> FastAPI:
             )
 
         return await run_in_threadpool(turn)
+
+    token_checked_inside.add(post_message)
 
     @api.post(
         "/api/messages/stream",
