@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import os
 import sys
@@ -103,7 +104,7 @@ class IntentModelEmbedder:
     def model_id(self) -> str:
         return self._model_id
 
-    @property
+    @functools.cached_property
     def dim(self) -> int:
         return int(self._embed(["dimension"]).shape[1])
 

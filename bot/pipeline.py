@@ -205,9 +205,7 @@ class TurnPipeline:
         self.policy = DialoguePolicy(self.settings.policy_settings())
         # `knowledge.query_encoder: intents`: the classifier's embedding of the message is
         # its FAQ query vector too (one encoder pass per turn instead of two).
-        self._shared_encoder = getattr(retriever, "shared_encoder", None) is not None and hasattr(
-            classifier, "predict_encoded"
-        )
+        self._shared_encoder = getattr(retriever, "shared_encoder", None) is not None
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="deskbot-step")
         # The responder waits on a generator that may hang: its own threads, so that
         # stalled generator calls cannot leave classification and retrieval waiting for a
@@ -355,11 +353,11 @@ class TurnPipeline:
                 if submit is not None:
                     # A micro-batching classifier queues it itself: no thread waits for it.
                     classifying = submit([text])
-                elif self._shared_encoder:
-                    classify_encoded = self.classifier.predict_encoded  # type: ignore[attr-defined]
-                    classifying = self._pool.submit(lambda: classify_encoded([text]))
                 else:
-                    classifying = self._pool.submit(lambda: self.classifier.predict([text]))
+                    predict = self.classifier.predict
+                    if self._shared_encoder:
+                        predict = getattr(self.classifier, "predict_encoded", predict)
+                    classifying = self._pool.submit(lambda: predict([text]))
             if state.form is None and not (self._shared_encoder and classifying is not None):
                 # The query's embedding is computed while the classifier runs, where the
                 # embedder can (a micro-batching one): retrieval then only searches.

@@ -173,11 +173,8 @@ class SqlConversationStore:
         self._state_of = select(col(DialogueStateRecord.state)).where(
             col(DialogueStateRecord.conversation_id) == bindparam("cid")
         )
-        self._label_user_turn = (
-            update(TurnRecord)
-            .where(col(TurnRecord.id) == bindparam("turn_id"))
-            .values(intent=bindparam("intent"), confidence=bindparam("confidence"))
-        )
+        # UPDATEs of a user turn's columns, one per set of columns (intent, confidence).
+        self._label_statements: dict[frozenset[str], Any] = {}
         self._lock_conversation = (
             select(col(Conversation.id))
             .where(Conversation.id == bindparam("cid"))
@@ -426,22 +423,10 @@ class SqlConversationStore:
                 if self.engine.dialect.name != "sqlite":
                     conn.execute(self._lock_conversation, {"cid": conversation_id}).first()
                 if user_turn_id is not None and user_values:
-                    if set(user_values) <= {"intent", "confidence"}:
-                        conn.execute(
-                            self._label_user_turn,
-                            {
-                                "intent": None,
-                                "confidence": None,
-                                **user_values,
-                                "turn_id": user_turn_id,
-                            },
-                        )
-                    else:
-                        conn.execute(
-                            update(TurnRecord)
-                            .where(col(TurnRecord.id) == user_turn_id)
-                            .values(**user_values)
-                        )
+                    conn.execute(
+                        self._label_statement(frozenset(user_values)),
+                        {**user_values, "turn_id": user_turn_id},
+                    )
                 row = self._insert(conn, values)
                 if state is not None:
                     self._upsert_state(conn, conversation_id, state)
@@ -449,6 +434,18 @@ class SqlConversationStore:
             raise StoreError(f"no conversation {conversation_id!r}") from exc
         values.update(id=row.id, seq=row.seq)
         return TurnRecord(**values)
+
+    def _label_statement(self, columns: frozenset[str]) -> Any:
+        """The UPDATE of a turn's `columns`, with bound parameters (built once a set)."""
+        statement = self._label_statements.get(columns)
+        if statement is None:
+            statement = (
+                update(TurnRecord)
+                .where(col(TurnRecord.id) == bindparam("turn_id"))
+                .values({name: bindparam(name) for name in columns})
+            )
+            self._label_statements[columns] = statement
+        return statement
 
     def conversation_turn(self, conversation_id: str, turn_id: int) -> TurnRecord | None:
         """Turn `turn_id` if it belongs to the conversation (else None: nothing leaks)."""
