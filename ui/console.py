@@ -284,7 +284,7 @@ def build_console(bot: Bot, signer: SessionSigner) -> gr.Blocks:
                 )
                 label_intent = gr.Dropdown(
                     label="Correct intent (type to search)",
-                    choices=svc.intents(),
+                    choices=svc.intent_choices(),
                     value=None,
                     filterable=True,
                     scale=2,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from deskbot.bot.store import SqlConversationStore
 from deskbot.bot.store.models import Agent, Handoff, TurnRecord
+from deskbot.bot.types import OUT_OF_SCOPE
 from deskbot.ui.render import agent_transcript
 
 if TYPE_CHECKING:  # the pipeline module loads the models' libraries; actions need none
@@ -28,6 +29,11 @@ logger = logging.getLogger(__name__)
 
 MAX_REPLY_CHARS = 4_000
 _NEW_INTENT = re.compile(r"[a-z][a-z0-9_]{1,63}")
+# What the agent sees for the out-of-scope label. Messages labelled so become `oos`
+# training examples: the next model refuses what lies nearer to them than to any intent
+# (benchmarks/intent_oos_scores.py measures what a few examples a topic give).
+OUT_OF_SCOPE_CHOICE = "Out of scope: a topic the bot must not answer"
+_RESERVED = {OUT_OF_SCOPE, "oos"}
 
 
 class ConsoleError(Exception):
@@ -76,8 +82,12 @@ class ConsoleService:
         return agent.display_name if agent is not None else username
 
     def intents(self) -> list[str]:
-        """The live model's intent labels (what an agent can pick when correcting)."""
+        """The live model's intent labels."""
         return sorted(self.labels())
+
+    def intent_choices(self) -> list[tuple[str, str]]:
+        """What an agent can pick when correcting: (shown, stored), out of scope first."""
+        return [(OUT_OF_SCOPE_CHOICE, OUT_OF_SCOPE)] + [(i, i) for i in self.intents()]
 
     def open_handoffs(self) -> list[Handoff]:
         return self.store.handoff_queue(statuses=("queued", "claimed"))
@@ -212,7 +222,9 @@ class ConsoleService:
                 "A new intent is 2 to 64 letters, digits or underscores, starting with a "
                 "letter, e.g. 'card_delivery_address'."
             )
-        if intent and intent not in self.intents():
+        if new in _RESERVED:
+            raise ConsoleError(f"For out of scope, pick {OUT_OF_SCOPE_CHOICE!r} in the list.")
+        if intent and intent != OUT_OF_SCOPE and intent not in self.intents():
             raise ConsoleError(f"{intent!r} is not one of the model's intents; type it as new.")
         chosen = new or intent or None
         answer = (correct_answer or "").strip() or None

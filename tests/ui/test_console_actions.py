@@ -11,9 +11,17 @@ from pathlib import Path
 import pytest
 
 from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
+from deskbot.bot.types import OUT_OF_SCOPE
+from deskbot.training.data import OOS_LABEL
+from deskbot.training.export import AGENT, export_examples
 from deskbot.ui.auth import create_agent
 from deskbot.ui.chat import ChatService
-from deskbot.ui.console_actions import ConsoleError, ConsoleService, waited
+from deskbot.ui.console_actions import (
+    OUT_OF_SCOPE_CHOICE,
+    ConsoleError,
+    ConsoleService,
+    waited,
+)
 from deskbot.ui.dashboard import build_figures, rates
 
 LABELS = ("card_arrival", "exchange_rate", "pin_blocked")
@@ -138,6 +146,37 @@ def test_labels_are_checked_and_stored_as_training_data(store: SqlConversationSt
         "new intent",
         None,
     )
+
+
+def test_out_of_scope_is_a_choice_and_becomes_an_oos_training_example(
+    store: SqlConversationStore,
+) -> None:
+    alice = create_agent(store, "alice", "password-1")
+    svc = ConsoleService(store, lambda: LABELS)
+    choices = svc.intent_choices()
+    assert choices[0] == (OUT_OF_SCOPE_CHOICE, OUT_OF_SCOPE)
+    assert [value for _, value in choices[1:]] == sorted(LABELS)
+    conv, _ = store.create_conversation()
+    store.append_turn(conv.id, "user", "can you recommend a good stock to buy", intent="x")
+    bot = store.append_turn(conv.id, "bot", "Here is how exchange rates work.", intent="x")
+    for typed in ("oos", "Out Of Scope"):  # the reserved names are not new intents
+        with pytest.raises(ConsoleError, match="pick 'Out of scope"):
+            svc.label(
+                alice,
+                bot.id,
+                intent=None,
+                new_intent=typed,
+                answer_wrong=False,
+                correct_answer=None,
+            )
+    assert store.labels() == []
+    svc.label(
+        alice, bot.id, intent=OUT_OF_SCOPE, new_intent=None, answer_wrong=False, correct_answer=None
+    )
+    (label,) = store.labels()
+    assert (label.intent, label.note) == (OUT_OF_SCOPE, None)
+    examples = {(e.text, e.intent, e.source) for e in export_examples(store).examples}
+    assert examples == {("can you recommend a good stock to buy", OOS_LABEL, AGENT)}
 
 
 def test_review_queue_lists_unlabelled_uncertain_and_disliked_turns(
