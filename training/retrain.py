@@ -94,7 +94,8 @@ class RetrainSettings:
         replay_ratio: replayed known examples per new example; None replays everything
             known (up to `replay_max`). The model's neighbour bank is built from what it
             is trained on, so a partial replay also leaves out of the new version's bank
-            what the live model's bank held.
+            what the live model's bank held. Out-of-scope (`oos`) examples are always
+            all replayed: they are the out-of-scope detector's bank.
         replay_min_per_intent: known examples of every intent replayed at least.
         replay_max: at most this many replayed examples.
         max_new: at most this many new examples per night (agents' first); the rest
@@ -767,6 +768,10 @@ class RetrainJob:
             items = by_label[label]
             share = round(target * len(items) / total) if total else 0
             n = min(len(items), max(s.replay_min_per_intent, share))
+            if label == OOS_LABEL:
+                # Out-of-scope examples are the detector's bank, not a class to learn:
+                # a sample would forget the topics agents marked on earlier nights.
+                n = len(items)
             replay.extend(rng.sample(items, n))
         texts = [e.text for e in plan["new"]] + [t for t, _ in replay]
         labels = [e.intent for e in plan["new"]] + [y for _, y in replay]

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from deskbot.bot.artifacts import read_manifest
+from deskbot.bot.artifacts import KNN_FILE, read_manifest
 from deskbot.bot.store import SqlConversationStore, create_store_engine
+from deskbot.bot.types import OUT_OF_SCOPE
+from deskbot.training.data import OOS_LABEL
 from deskbot.training.retrain import (
     NOTHING_NEW,
     PROMOTED,
@@ -138,6 +140,38 @@ def test_a_worse_candidate_is_rejected_and_live_is_untouched(setup, tmp_path: Pa
     assert outcome.metrics["candidate"]["accuracy"] < outcome.metrics["live"]["accuracy"]
     again = job.run()
     assert (again.decision, again.repeated) == (REJECTED, True)
+
+
+def out_of_scope_bank_rows(model_dir: Path) -> int:
+    from safetensors import safe_open
+
+    with safe_open(str(model_dir / KNN_FILE), "pt") as f:
+        names = set(f.keys())
+        return f.get_slice("oos_embeddings").get_shape()[0] if "oos_embeddings" in names else 0
+
+
+@pytest.mark.slow
+def test_out_of_scope_labels_fit_the_detector_and_later_nights_keep_them(  # type: ignore[no-untyped-def]
+    setup, tmp_path: Path
+) -> None:
+    registry, store, _, _, rows, train = setup
+    assert out_of_scope_bank_rows(registry.live_dir()) == 0
+    # agents mark messages of a topic the bot must not answer
+    unwanted = [t for t, y in zip(train.texts, train.labels, strict=True) if y == "card_swallowed"]
+    log_labels(store, [(t, OUT_OF_SCOPE) for t in unwanted[:8]] + rows[:8])
+    first = job_for(setup, tmp_path).run()
+    assert first.decision == PROMOTED
+    live = read_manifest(registry.live_dir())
+    assert live.oos_method == "knn_contrast" and OOS_LABEL not in live.labels
+    kept = out_of_scope_bank_rows(registry.live_dir())
+    assert 6 <= kept <= 8  # the rest validate the threshold
+
+    # a later night replays only part of what is known, but every marked message
+    log_labels(store, rows[8:12])
+    second = job_for(setup, tmp_path, replay_ratio=0.5).run()
+    assert second.decision == PROMOTED and registry.live_version() == second.candidate
+    assert read_manifest(registry.live_dir()).oos_method == "knn_contrast"
+    assert out_of_scope_bank_rows(registry.live_dir()) == kept
 
 
 def test_the_gate_rules() -> None:
