@@ -15,9 +15,13 @@ threshold is out of scope:
 - knn5_class_relative: knn5 minus how close the predicted intent's own training
   examples lie to each other (10th percentile of their leave-one-out knn5): a tight
   intent asks for a closer match than a loose one;
-- knn_contrast (uses out-of-scope examples): knn10 minus the similarity to the 10
-  nearest out-of-scope examples; half of the held-out intents' *train* messages (seed 1)
-  are those examples, the other half is their validation set. Nothing of test is seen.
+- knn_contrast (uses out-of-scope examples; `oos_method: knn_contrast`): knn10 minus
+  the mean similarity to the k nearest out-of-scope examples (k = the trainer's
+  `oos_k`); half of the held-out intents' *train* messages (seed 1) are those examples,
+  the other half is their validation set. Nothing of test is seen.
+  `knn_contrast n=N/intent k=K` keeps only the first N examples of each held-out intent
+  (`--oos-per-intent`; "all" is the whole half) and compares with the K nearest of
+  them: what an operator who marks a few messages a topic gets.
 
 For each score, on test (the held-out intents' test messages are out of scope):
 - auroc: in-scope against out-of-scope messages;
@@ -70,9 +74,7 @@ def trade_off(
     return drop, recall
 
 
-def score_functions(
-    clf: TransformerIntentClassifier, oos_fit: Any
-) -> dict[str, Callable[..., Any]]:
+def score_functions(clf: TransformerIntentClassifier) -> dict[str, Callable[..., Any]]:
     import torch
     import torch.nn.functional as F
 
@@ -100,9 +102,6 @@ def score_functions(
         density[start : start + 2048] = sim.topk(5, dim=1).values.mean(1)
     tightness = torch.stack([density[bank_labels == c].quantile(0.1) for c in range(n)])
 
-    def near(e: Any, rows: Any, k: int) -> Any:
-        return (e @ rows.t()).topk(min(k, rows.shape[0]), dim=1).values.mean(1)
-
     def logits(e: Any) -> Any:
         return m.cos_scale * e @ head.t()
 
@@ -113,15 +112,21 @@ def score_functions(
 
     return {
         "msp": lambda e: torch.softmax(logits(e) / m.temperature, -1).max(-1).values,
-        "knn1": lambda e: near(e, bank, 1),
-        "knn10": lambda e: near(e, bank, 10),
+        "knn1": lambda e: near_mean(e, bank, 1),
+        "knn10": lambda e: near_mean(e, bank, 10),
         "rel_mahalanobis": rel_mahalanobis,
-        "knn5_class_relative": lambda e: near(e, bank, 5) - tightness[logits(e).argmax(-1)],
-        "knn_contrast": lambda e: near(e, bank, 10) - near(e, oos_fit, 10),
+        "knn5_class_relative": lambda e: near_mean(e, bank, 5) - tightness[logits(e).argmax(-1)],
     }
 
 
-def run_seed(seed: int, models: Path, max_drop: float, curves: bool) -> dict[str, Any]:
+def near_mean(e: Any, rows: Any, k: int) -> Any:
+    """Mean cosine similarity of each row of `e` to its k nearest `rows` (all unit length)."""
+    return (e @ rows.t()).topk(min(k, rows.shape[0]), dim=1).values.mean(1)
+
+
+def run_seed(
+    seed: int, models: Path, max_drop: float, curves: bool, oos_per_intent: list[int]
+) -> dict[str, Any]:
     import torch
     import torch.nn.functional as F
 
@@ -150,7 +155,7 @@ def run_seed(seed: int, models: Path, max_drop: float, curves: bool) -> dict[str
     e_valid, e_test = embed(list(valid.texts)), embed(list(test.texts))
     e_oos_fit = embed([train.texts[i] for i in held_rows[:half]])
     e_oos_valid = embed([train.texts[i] for i in held_rows[half:]])
-    scores = score_functions(clf, e_oos_fit)
+    scores = score_functions(clf)
 
     index = {label: i for i, label in enumerate(labels)}
     test_in = np.array([i for i, y in enumerate(test.labels) if y not in held])
@@ -161,6 +166,19 @@ def run_seed(seed: int, models: Path, max_drop: float, curves: bool) -> dict[str
     correct_valid = pred_valid == np.array([index[y] for y in valid.labels])
     correct_test = pred_test[test_in] == np.array([index[test.labels[i]] for i in test_in])
     base = float(correct_test.mean())
+
+    # With out-of-scope examples: the first n of each held-out intent's fit half (or all
+    # of it), compared with their 1 or 10 nearest.
+    fit_rows = held_rows[:half]
+    knn10 = scores["knn10"]
+    scores["knn_contrast"] = lambda e: knn10(e) - near_mean(e, e_oos_fit, TrainingArgs().oos_k)
+    for n in [*oos_per_intent, None]:
+        some = [i for h in sorted(held) for i in [r for r in fit_rows if train.labels[r] == h][:n]]
+        e_some = e_oos_fit[[fit_rows.index(i) for i in some]]
+        for k in (1, 10):
+            scores[f"knn_contrast n={n or 'all'}/intent k={k}"] = lambda e, rows=e_some, k=k: (
+                knn10(e) - near_mean(e, rows, k)
+            )
 
     rows, plotted = [], {}
     per_intent: dict[str, Any] = {}
@@ -177,7 +195,7 @@ def run_seed(seed: int, models: Path, max_drop: float, curves: bool) -> dict[str
             rows.append(
                 {
                     "score": name,
-                    "uses_oos_examples": name == "knn_contrast",
+                    "uses_oos_examples": name.startswith("knn_contrast"),
                     "auroc": round(auroc(s_in, s_oos), 4),
                     "fair_valid_oos_recall": round(float((s_oos_valid < t).mean()), 4),
                     "fair_test_oos_recall": round(float((s_oos < t).mean()), 4),
@@ -188,7 +206,7 @@ def run_seed(seed: int, models: Path, max_drop: float, curves: bool) -> dict[str
                     "drop_points_for_80pct": round(float(drop80[0]), 1),
                 }
             )
-            if curves:
+            if curves and " " not in name:
                 grid = np.quantile(np.concatenate([s_in, s_oos]), np.linspace(0, 1, 400))
                 plotted[name] = trade_off(s_in, correct_test, s_oos, grid)
             if name == "knn10":
@@ -244,9 +262,13 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--models", type=Path, default=ROOT / "var" / "bench")
     ap.add_argument("--max-drop", type=float, default=TrainingArgs().oos_target_drop)
+    ap.add_argument("--oos-per-intent", type=int, nargs="*", default=[1, 3, 10, 30])
     ap.add_argument("--plot", type=Path, default=RESULTS / "intent_oos_scores.png")
     args = ap.parse_args()
-    results = [run_seed(s, args.models, args.max_drop, curves=bool(args.plot)) for s in args.seeds]
+    results = [
+        run_seed(s, args.models, args.max_drop, bool(args.plot), args.oos_per_intent)
+        for s in args.seeds
+    ]
     if args.plot:
         plot(results, args.plot)
     summary = {}

@@ -50,6 +50,8 @@ class IntentModelManifest:
             out-of-scope training examples; for data with `oos` examples) or "msp"
             (the calibrated top probability).
         oos_threshold: an in-scope score under this means out of scope.
+        oos_k: how many nearest out-of-scope examples "knn_contrast" averages (models
+            written before this field existed used 10).
         knn_alpha: weight of the nearest-neighbour vote in the probabilities.
         metrics: what the model scored when it was trained (validation, test).
         data: hashes of the files it was trained on.
@@ -65,6 +67,7 @@ class IntentModelManifest:
     knn_alpha: float = 0.0
     knn_k: int = 10
     knn_temp: float = 0.05
+    oos_k: int = 10
     base_model: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     data: dict[str, str] = field(default_factory=dict)

@@ -328,7 +328,7 @@ class TransformerIntentClassifier:
         if m.oos_method == "knn":
             in_scope = knn_sim
         elif m.oos_method == "knn_contrast":
-            in_scope = knn_sim - nearest_mean(emb, self._oos_bank, m.knn_k)
+            in_scope = knn_sim - nearest_mean(emb, self._oos_bank, m.oos_k)
         else:
             in_scope = probs.max(-1).values
         return probs, in_scope

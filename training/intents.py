@@ -76,6 +76,11 @@ class TrainingArgs:
     max_steps: int = 0
     oos_method: str = "knn"
     oos_target_drop: float = 0.008
+    # With `oos` examples, a message's similarity to the nearest out-of-scope examples is
+    # subtracted from its in-scope score. The single nearest one caught more of the
+    # marked topics than the mean of ten, with 1, 3, 10, 30 or all (about 60) examples a
+    # topic (median of three draws; benchmarks/intent_oos_scores.py).
+    oos_k: int = 1
     # None: chosen from the data (few examples per intent -> P x K batches, kNN vote).
     few_shot: bool | None = None
     knn_alpha: float | None = None
@@ -111,7 +116,9 @@ class TrainingArgs:
             problems.append(f"max_length must be within 8..512, got {self.max_length}")
         if self.oos_method not in ("knn", "msp"):
             problems.append(f"oos_method must be 'knn' or 'msp', got {self.oos_method!r}")
-        if not self.supcon >= 0 and not 0 <= self.word_dropout < 1:
+        if self.oos_k < 1:
+            problems.append(f"oos_k must be at least 1, got {self.oos_k}")
+        if not self.supcon >= 0 or not 0 <= self.word_dropout < 1:
             problems.append("supcon must be >= 0 and word_dropout within [0, 1)")
         if self.knn_alpha is not None and not 0 <= self.knn_alpha <= 1:
             problems.append(f"knn_alpha must be within [0, 1], got {self.knn_alpha}")
@@ -449,7 +456,7 @@ class IntentTrainer:
             if oos_method == "knn":
                 return knn_sim
             if oos_method == "knn_contrast":
-                return knn_sim - nearest_mean(emb, oos_bank, 10)
+                return knn_sim - nearest_mean(emb, oos_bank, args.oos_k)
             return probs.max(-1).values
 
         val_emb = embed_all(valid_ids)
@@ -516,6 +523,7 @@ class IntentTrainer:
             temperature=temperature,
             oos_method=oos_method,
             oos_threshold=threshold,
+            oos_k=args.oos_k,
             max_length=args.max_length,
             cos_scale=args.cos_scale,
             knn_alpha=alpha,

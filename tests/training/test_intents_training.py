@@ -126,6 +126,11 @@ def test_a_failed_training_leaves_no_model_directory(
 def test_bad_training_arguments_say_what_to_pass() -> None:
     with pytest.raises(DataError, match="epochs must be at least 1"):
         TrainingArgs(epochs=0)
+    with pytest.raises(DataError, match="oos_k must be at least 1, got 0"):
+        TrainingArgs(oos_k=0)
+    for bad in ({"supcon": -1.0}, {"word_dropout": 1.5}):
+        with pytest.raises(DataError, match="supcon must be >= 0 and word_dropout"):
+            TrainingArgs(**bad)  # type: ignore[arg-type]
     with pytest.raises(DataError, match=r"unknown training argument\(s\) \['epoch'\]"):
         TrainingArgs.from_dict({"epoch": 3})
 
@@ -177,6 +182,27 @@ def test_out_of_scope_examples_fit_the_detector(tmp_path: Path) -> None:
     right_in = [p.intent == y for p, y in zip(preds, test.labels, strict=True) if y in in_scope]
     assert sum(flagged_off) / len(flagged_off) > 0.5  # unseen messages of the off-topic intents
     assert sum(right_in) / len(right_in) > 0.7
+
+    # the served score: mean similarity to the 10 nearest in-scope examples minus the
+    # similarity to the single nearest out-of-scope one (oos_k)
+    import torch
+    import torch.nn.functional as F
+
+    assert manifest.oos_k == 1
+    clf = TransformerIntentClassifier(tmp_path / "m")
+    texts = list(test.texts[:16])
+    _, in_scope_score = clf.scores(texts)
+    emb = F.normalize(clf.embed(texts).float(), dim=-1)
+    banks = load_file(tmp_path / "m" / KNN_FILE)
+    near_in = (emb @ banks["embeddings"].float().t()).topk(10, dim=1).values.mean(1)
+    near_oos = (emb @ banks["oos_embeddings"].float().t()).max(1).values
+    assert torch.allclose(in_scope_score, near_in - near_oos, atol=1e-4)
+
+    # a model written before oos_k existed is served as it was trained: ten nearest
+    raw = json.loads((tmp_path / "m" / MANIFEST).read_text())
+    del raw["oos_k"]
+    (tmp_path / "m" / MANIFEST).write_text(json.dumps(raw))
+    assert read_manifest(tmp_path / "m").oos_k == 10
 
 
 def test_bf16_training_steps_move_the_weights_and_save_float32(
