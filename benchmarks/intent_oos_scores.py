@@ -263,14 +263,14 @@ def main() -> None:
     ap.add_argument("--models", type=Path, default=ROOT / "var" / "bench")
     ap.add_argument("--max-drop", type=float, default=TrainingArgs().oos_target_drop)
     ap.add_argument("--oos-per-intent", type=int, nargs="*", default=[1, 3, 10, 30])
-    ap.add_argument("--plot", type=Path, default=RESULTS / "intent_oos_scores.png")
+    ap.add_argument("--plot", default=str(RESULTS / "intent_oos_scores.png"), help="'' for none")
     args = ap.parse_args()
     results = [
         run_seed(s, args.models, args.max_drop, bool(args.plot), args.oos_per_intent)
         for s in args.seeds
     ]
     if args.plot:
-        plot(results, args.plot)
+        plot(results, Path(args.plot))
     summary = {}
     for name in scores_in(results):
         got = [r for res in results for r in res["rows"] if r["score"] == name]
