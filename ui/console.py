@@ -78,7 +78,9 @@ def build_console(bot: Bot, signer: SessionSigner) -> gr.Blocks:
         table, pick, qsig = queue_update(None)
         who = md_text(agent.display_name)
         header = f"Signed in as **{who}** ({md_text(agent.role)})"
-        return header, table, pick, qsig
+        # The live model can change while serving (a promoted version, new intents).
+        intents = gr.update(choices=svc.intent_choices())
+        return header, table, pick, qsig, intents
 
     def pick_conversation(handoff_id: int | None, request: gr.Request) -> tuple[Any, ...]:
         me(request)
@@ -302,7 +304,7 @@ def build_console(bot: Bot, signer: SessionSigner) -> gr.Blocks:
             label_notice = gr.Markdown("", elem_id="label-notice")
         timer = gr.Timer(REFRESH_SECONDS)
 
-        console.load(on_load, None, [header, queue, pick, qseen], **private)
+        console.load(on_load, None, [header, queue, pick, qseen, label_intent], **private)
         queue.select(queue_pick, None, [pick], **private)
         pick.change(pick_conversation, [pick], [transcript, label_turn, tseen, notice], **private)
         timer.tick(

@@ -232,6 +232,36 @@ def test_handoff_claim_live_reply_label_resolve_and_xss_shown_as_text(
         assert page.locator('img[src="x"]').count() == 0
 
 
+def test_an_agent_marks_a_reply_out_of_scope_from_the_review_queue(
+    live_app: LiveApp, new_page: Callable[..., Any]
+) -> None:
+    store = live_app.bot.store
+    conv, _ = store.create_conversation()
+    store.append_turn(conv.id, "user", "which shares should I buy this year", intent="x")
+    bot = store.append_turn(
+        conv.id, "bot", "Here is how to top up.", intent="top_up", confidence=0.05, kind="faq"
+    )
+    agent = log_in(new_page, live_app.url)
+    agent.get_by_role("tab", name="Review").click()
+    agent.get_by_role("button", name="Refresh").first.click()
+    least = agent.locator("#review-least")
+    cell = least.get_by_text("which shares should I buy").filter(visible=True).first
+    cell.wait_for()
+    cell.click()
+    pick_option(agent, "#label-turn", f"#{bot.id}", re.compile(f"^#{bot.id} "))
+    # "Out of scope" heads the list of intents, and a search finds it
+    box = agent.locator("#label-intent input")
+    box.click()
+    first = agent.locator("#label-intent").get_by_role("option").first
+    first.wait_for()
+    assert first.inner_text().startswith("Out of scope")
+    pick_option(agent, "#label-intent", "out of", "Out of scope: a topic the bot must not answer")
+    agent.get_by_role("button", name="Save label").click()
+    agent.get_by_text(f"Saved the label of turn #{bot.id}").wait_for()
+    label = next(x for x in store.labels() if x.turn_id == bot.id)
+    assert (label.agent, label.intent, label.note) == ("alice", "out_of_scope", None)
+
+
 def _join(fn_index: int) -> dict[str, Any]:
     return {"data": [], "fn_index": fn_index, "session_hash": "x1", "event_data": None}
 
