@@ -49,11 +49,11 @@ from typing import Any
 import numpy as np
 from _intent_common import RESULTS, banking, emit, log, machine
 
-from deskbot.bot.intents import TransformerIntentClassifier
+from deskbot.bot.intents import TransformerIntentClassifier, nearest_mean
 from deskbot.training.intents import IntentTrainer, TrainingArgs, choose_oos_threshold
 
 ROOT = Path(__file__).resolve().parents[1]
-NO_OOS_DATA = ("msp", "knn1", "knn10", "rel_mahalanobis", "knn5_class_relative")
+PLOTTED = ("msp", "knn1", "knn10", "rel_mahalanobis", "knn5_class_relative", "knn_contrast")
 
 
 def auroc(in_scope: np.ndarray, oos: np.ndarray) -> float:
@@ -112,16 +112,11 @@ def score_functions(clf: TransformerIntentClassifier) -> dict[str, Callable[...,
 
     return {
         "msp": lambda e: torch.softmax(logits(e) / m.temperature, -1).max(-1).values,
-        "knn1": lambda e: near_mean(e, bank, 1),
-        "knn10": lambda e: near_mean(e, bank, 10),
+        "knn1": lambda e: nearest_mean(e, bank, 1),
+        "knn10": lambda e: nearest_mean(e, bank, 10),
         "rel_mahalanobis": rel_mahalanobis,
-        "knn5_class_relative": lambda e: near_mean(e, bank, 5) - tightness[logits(e).argmax(-1)],
+        "knn5_class_relative": lambda e: nearest_mean(e, bank, 5) - tightness[logits(e).argmax(-1)],
     }
-
-
-def near_mean(e: Any, rows: Any, k: int) -> Any:
-    """Mean cosine similarity of each row of `e` to its k nearest `rows` (all unit length)."""
-    return (e @ rows.t()).topk(min(k, rows.shape[0]), dim=1).values.mean(1)
 
 
 def run_seed(
@@ -168,17 +163,18 @@ def run_seed(
     base = float(correct_test.mean())
 
     # With out-of-scope examples: the first n of each held-out intent's fit half (or all
-    # of it), compared with their 1 or 10 nearest.
+    # of it), compared with their 1 or 10 nearest; "knn_contrast" is the trainer's k.
     fit_rows = held_rows[:half]
     knn10 = scores["knn10"]
-    scores["knn_contrast"] = lambda e: knn10(e) - near_mean(e, e_oos_fit, TrainingArgs().oos_k)
+    served_k = TrainingArgs().oos_k
     for n in [*oos_per_intent, None]:
         some = [i for h in sorted(held) for i in [r for r in fit_rows if train.labels[r] == h][:n]]
         e_some = e_oos_fit[[fit_rows.index(i) for i in some]]
-        for k in (1, 10):
+        for k in sorted({1, 10, served_k}):
             scores[f"knn_contrast n={n or 'all'}/intent k={k}"] = lambda e, rows=e_some, k=k: (
-                knn10(e) - near_mean(e, rows, k)
+                knn10(e) - nearest_mean(e, rows, k)
             )
+    scores["knn_contrast"] = scores[f"knn_contrast n=all/intent k={served_k}"]
 
     rows, plotted = [], {}
     per_intent: dict[str, Any] = {}
@@ -206,7 +202,7 @@ def run_seed(
                     "drop_points_for_80pct": round(float(drop80[0]), 1),
                 }
             )
-            if curves and " " not in name:
+            if curves and name in PLOTTED:
                 grid = np.quantile(np.concatenate([s_in, s_oos]), np.linspace(0, 1, 400))
                 plotted[name] = trade_off(s_in, correct_test, s_oos, grid)
             if name == "knn10":

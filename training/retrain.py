@@ -767,11 +767,13 @@ class RetrainJob:
         for label in sorted(by_label):
             items = by_label[label]
             share = round(target * len(items) / total) if total else 0
-            n = min(len(items), max(s.replay_min_per_intent, share))
-            if label == OOS_LABEL:
-                # Out-of-scope examples are the detector's bank, not a class to learn:
-                # a sample would forget the topics agents marked on earlier nights.
-                n = len(items)
+            # Out-of-scope examples are the detector's bank, not a class to learn: a
+            # sample would forget the topics agents marked on earlier nights.
+            n = (
+                len(items)
+                if label == OOS_LABEL
+                else min(len(items), max(s.replay_min_per_intent, share))
+            )
             replay.extend(rng.sample(items, n))
         texts = [e.text for e in plan["new"]] + [t for t, _ in replay]
         labels = [e.intent for e in plan["new"]] + [y for _, y in replay]
