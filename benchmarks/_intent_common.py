@@ -14,7 +14,7 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from deskbot.training.data import IntentDataset, load_intents
+from deskbot.training.data.datasets import IntentDataset, load_intents
 
 DATA = Path(str(resources.files("deskbot.bot.demo"))) / "data" / "banking77"
 RESULTS = Path(__file__).resolve().parent / "results"

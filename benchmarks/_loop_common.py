@@ -19,13 +19,13 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from deskbot.bot.artifacts import ModelRegistry
-from deskbot.bot.intents import TransformerIntentClassifier
+from deskbot.bot.nlu.classifier import TransformerIntentClassifier
+from deskbot.bot.nlu.registry import ModelRegistry
 from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
-from deskbot.knowledge.fsutil import file_lock
-from deskbot.training.data import IntentDataset, load_intents
-from deskbot.training.export import text_key
-from deskbot.training.intents import IntentTrainer, TrainingArgs
+from deskbot.knowledge.files.fsutil import file_lock
+from deskbot.training.data.datasets import IntentDataset, load_intents
+from deskbot.training.data.export import text_key
+from deskbot.training.intents.trainer import IntentTrainer, TrainingArgs
 
 DATA = Path(str(resources.files("deskbot.bot.demo"))) / "data" / "banking77"
 # Full fine-tune on all of BANKING77's train split, 6 epochs (shared/MODELS.md, this machine kind).

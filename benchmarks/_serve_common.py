@@ -115,7 +115,7 @@ def prepare_project(work: Path, *, project: str | None = None, model: str | None
     """A bot project for the run in `work/bot`: a copy of `project` without its databases,
     or a new `deskbot init` project with `model` (an intent model version folder) live;
     its FAQ is indexed when it has no index yet."""
-    from deskbot.bot.artifacts import ModelRegistry
+    from deskbot.bot.nlu.registry import ModelRegistry
 
     out = work / "bot"
     if project:
@@ -478,7 +478,7 @@ def rate_limits_off() -> dict[str, Any]:
     and the benchmarks measure the turn, not the limiter (its own tests cover it)."""
     import dataclasses
 
-    from deskbot.bot.config import LimitsConfig
+    from deskbot.bot.core.config import LimitsConfig
 
     names = {f.name for f in dataclasses.fields(LimitsConfig)}
     return {

@@ -1,7 +1,7 @@
 """ANN at scale: HNSW over N x 384 vectors, single-thread query latency and recall@10.
 
 Builds the index type `deskbot ingest` picks for large collections (HNSW, with the
-parameters in `deskbot.knowledge.index`), then sweeps efSearch and reports, for each,
+parameters in `deskbot.knowledge.indexing.index`), then sweeps efSearch and reports, for each,
 the median/p95 single-query latency with ONE thread and recall@10 against exact search.
 Also reports build time, memory and exact search latency for comparison.
 
@@ -31,7 +31,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from deskbot.knowledge.index import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M
+from deskbot.knowledge.indexing.index import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -605,7 +605,7 @@ class RetrainKill(Fault):
             },
         )
         (ctx.project / "retrain.yaml").write_text("epochs: 2\naudit_margin: null\n")
-        from deskbot.bot.artifacts import ModelRegistry
+        from deskbot.bot.nlu.registry import ModelRegistry
 
         self.registry = ModelRegistry(ctx.project / "var" / "models" / "intents")
 
@@ -673,7 +673,7 @@ class RetrainKill(Fault):
         """Seconds until both the file lock and the database's advisory lock are free."""
         import psycopg
 
-        from deskbot.training.retrain import RetrainLock
+        from deskbot.training.nightly.job import RetrainLock
 
         key = RetrainLock("x").key
         lock = self.registry.root / ".retrain" / "lock"
@@ -723,7 +723,7 @@ class IndexCorrupt(Fault):
         return o.accepted and o.kind in ("faq", "generated")
 
     def inject(self, ctx: Context) -> None:
-        from deskbot.knowledge.index import read_pointer
+        from deskbot.knowledge.indexing.index import read_pointer
 
         index_dir = ctx.project / "var" / "indexes" / "faq"
         target = index_dir / "versions" / str(read_pointer(index_dir)) / "index.faiss"

@@ -36,11 +36,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 FILES = {
     "parsers": [
-        "tests/training/test_data_fuzz.py",
-        "tests/knowledge/test_sources_fuzz.py",
-        "tests/bot/test_config_fuzz.py",
+        "tests/training/data/test_datasets_fuzz.py",
+        "tests/knowledge/sources/test_sources_fuzz.py",
+        "tests/bot/core/test_config_fuzz.py",
     ],
-    "api": ["tests/bot/test_api_fuzz.py"],
+    "api": ["tests/bot/server/test_api_fuzz.py"],
 }
 
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import yaml
 
-from deskbot.bot.generator import TransformersGenerator
-from deskbot.bot.types import Passage, Turn
+from deskbot.bot.core.types import Passage, Turn
+from deskbot.bot.generation.generator import TransformersGenerator
 
 DEMO = Path(str(resources.files("deskbot.bot.demo")))
 

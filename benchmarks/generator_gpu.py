@@ -29,8 +29,8 @@ from typing import Any
 
 import yaml
 
-from deskbot.bot.generator import TransformersGenerator
-from deskbot.bot.types import Passage, Turn
+from deskbot.bot.core.types import Passage, Turn
+from deskbot.bot.generation.generator import TransformersGenerator
 
 QWEN25_05B: dict[str, Any] = {
     "model_type": "qwen2",

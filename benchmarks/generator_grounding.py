@@ -33,13 +33,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from deskbot.bot.generator import MicroBatchingGenerator, TransformersGenerator
-from deskbot.bot.guard import GroundingGuard
-from deskbot.bot.responder import GroundedResponder
-from deskbot.bot.types import Passage, Turn
-from deskbot.knowledge.embedder import SentenceTransformerEmbedder
-from deskbot.knowledge.ingest import ingest
-from deskbot.knowledge.retriever import FaissRetriever
+from deskbot.bot.core.types import Passage, Turn
+from deskbot.bot.generation.generator import MicroBatchingGenerator, TransformersGenerator
+from deskbot.bot.generation.guard import GroundingGuard
+from deskbot.bot.generation.responder import GroundedResponder
+from deskbot.knowledge.embedding.embedder import SentenceTransformerEmbedder
+from deskbot.knowledge.indexing.ingest import ingest
+from deskbot.knowledge.retrieval.retriever import FaissRetriever
 
 DEMO = Path(str(resources.files("deskbot.bot.demo")))
 

@@ -42,19 +42,19 @@ from typing import Any, ClassVar
 
 import yaml
 
-from deskbot.bot.generator import (
+from deskbot.bot.core.types import Passage, Turn
+from deskbot.bot.generation.generator import (
     Generator,
     MicroBatchingGenerator,
     OpenAICompatibleGenerator,
     TransformersGenerator,
 )
-from deskbot.bot.guard import GroundingGuard
-from deskbot.bot.prompting import SYSTEM_RULES
-from deskbot.bot.responder import GroundedResponder
-from deskbot.bot.types import Passage, Turn
-from deskbot.knowledge.embedder import SentenceTransformerEmbedder
-from deskbot.knowledge.ingest import ingest
-from deskbot.knowledge.retriever import FaissRetriever
+from deskbot.bot.generation.guard import GroundingGuard
+from deskbot.bot.generation.prompting import SYSTEM_RULES
+from deskbot.bot.generation.responder import GroundedResponder
+from deskbot.knowledge.embedding.embedder import SentenceTransformerEmbedder
+from deskbot.knowledge.indexing.ingest import ingest
+from deskbot.knowledge.retrieval.retriever import FaissRetriever
 
 DEMO = Path(str(resources.files("deskbot.bot.demo")))
 ATTACKS = Path(__file__).resolve().parents[1] / "tests" / "data" / "injections.yaml"
@@ -134,7 +134,7 @@ def main() -> None:
         generator: Generator
         if name == "obedient":
             sanitized: dict[str, list[str]] = {}
-            from deskbot.bot.prompting import sanitize_customer_text
+            from deskbot.bot.generation.prompting import sanitize_customer_text
 
             for a in attacks:
                 sanitized[sanitize_customer_text(a["text"])] = a["markers"]

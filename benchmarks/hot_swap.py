@@ -51,7 +51,7 @@ from _serve_common import (
 )
 from turn_latency import Session, start_server
 
-from deskbot.bot.artifacts import MANIFEST, ModelRegistry, read_manifest
+from deskbot.bot.nlu.registry import MANIFEST, ModelRegistry, read_manifest
 
 
 def second_version(registry: ModelRegistry, model: Path, name: str) -> None:

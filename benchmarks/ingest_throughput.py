@@ -26,9 +26,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from deskbot.knowledge.embedder import SentenceTransformerEmbedder
-from deskbot.knowledge.faq import load_faq
-from deskbot.knowledge.ingest import ingest
+from deskbot.knowledge.embedding.embedder import SentenceTransformerEmbedder
+from deskbot.knowledge.indexing.ingest import ingest
+from deskbot.knowledge.sources.faq import load_faq
 
 DEMO = Path(str(resources.files("deskbot.bot.demo")))
 PER_FILE = 50

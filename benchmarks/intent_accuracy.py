@@ -17,9 +17,9 @@ from pathlib import Path
 
 from _intent_common import banking, cpu_seconds, emit, log, machine
 
-from deskbot.bot.intents import TransformerIntentClassifier
-from deskbot.training.evaluate import evaluate, write_report
-from deskbot.training.intents import IntentTrainer, TrainingArgs
+from deskbot.bot.nlu.classifier import TransformerIntentClassifier
+from deskbot.training.intents.evaluation import evaluate, write_report
+from deskbot.training.intents.trainer import IntentTrainer, TrainingArgs
 
 
 def main() -> None:

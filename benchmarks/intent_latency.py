@@ -23,7 +23,7 @@ from pathlib import Path
 
 from _intent_common import banking, emit, machine
 
-from deskbot.bot.intents import TransformerIntentClassifier
+from deskbot.bot.nlu.classifier import TransformerIntentClassifier
 
 
 def main() -> None:

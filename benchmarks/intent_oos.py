@@ -31,10 +31,10 @@ from typing import Any
 
 from _intent_common import banking, emit, log, machine
 
-from deskbot.bot.intents import TransformerIntentClassifier
-from deskbot.bot.types import OUT_OF_SCOPE
-from deskbot.training.data import OOS_LABEL, IntentDataset
-from deskbot.training.intents import IntentTrainer, TrainingArgs
+from deskbot.bot.core.types import OUT_OF_SCOPE
+from deskbot.bot.nlu.classifier import TransformerIntentClassifier
+from deskbot.training.data.datasets import OOS_LABEL, IntentDataset
+from deskbot.training.intents.trainer import IntentTrainer, TrainingArgs
 
 
 def run_draw(draw: int, args: argparse.Namespace) -> dict[str, Any]:

@@ -49,8 +49,8 @@ from typing import Any
 import numpy as np
 from _intent_common import RESULTS, banking, emit, log, machine
 
-from deskbot.bot.intents import TransformerIntentClassifier, nearest_mean
-from deskbot.training.intents import IntentTrainer, TrainingArgs, choose_oos_threshold
+from deskbot.bot.nlu.classifier import TransformerIntentClassifier, nearest_mean
+from deskbot.training.intents.trainer import IntentTrainer, TrainingArgs, choose_oos_threshold
 
 ROOT = Path(__file__).resolve().parents[1]
 PLOTTED = ("msp", "knn1", "knn10", "rel_mahalanobis", "knn5_class_relative", "knn_contrast")

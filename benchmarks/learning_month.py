@@ -44,10 +44,10 @@ from _loop_common import (
     log_night,
 )
 
-from deskbot.bot.intents import TransformerIntentClassifier
-from deskbot.training.data import IntentDataset
-from deskbot.training.evaluate import evaluate
-from deskbot.training.retrain import PROMOTED, RetrainJob, RetrainSettings
+from deskbot.bot.nlu.classifier import TransformerIntentClassifier
+from deskbot.training.data.datasets import IntentDataset
+from deskbot.training.intents.evaluation import evaluate
+from deskbot.training.nightly.job import PROMOTED, RetrainJob, RetrainSettings
 
 RESULTS = Path(__file__).parent / "results"
 

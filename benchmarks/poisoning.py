@@ -24,11 +24,11 @@ from typing import Any
 from _loop_common import banking, base_model, fresh_registry, fresh_store, log, log_night
 from sqlalchemy import select
 
-from deskbot.bot.intents import TransformerIntentClassifier
+from deskbot.bot.nlu.classifier import TransformerIntentClassifier
 from deskbot.bot.store import TurnRecord
-from deskbot.training.data import IntentDataset
-from deskbot.training.export import text_key
-from deskbot.training.retrain import RetrainJob, RetrainOutcome, RetrainSettings
+from deskbot.training.data.datasets import IntentDataset
+from deskbot.training.data.export import text_key
+from deskbot.training.nightly.job import RetrainJob, RetrainOutcome, RetrainSettings
 
 
 def shuffled(rows: list[tuple[str, str]], fraction: float, seed: int) -> list[tuple[str, str]]:

@@ -30,7 +30,7 @@ from _loop_common import banking, base_model, fresh_registry, fresh_store, log
 from sqlalchemy import insert
 
 from deskbot.bot.store import AgentLabel, Conversation, TurnRecord
-from deskbot.training.retrain import RetrainJob, RetrainSettings
+from deskbot.training.nightly.job import RetrainJob, RetrainSettings
 
 SUFFIXES = ["", " please", " thanks", " asap", " ?", " help", " urgent", " again", " today", " now"]
 PREFIXES = ["", "hi ", "hello ", "hey ", "excuse me, ", "quick question: ", "sorry, ", "so "]

@@ -47,10 +47,10 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from deskbot.knowledge.embedder import SentenceTransformerEmbedder
-from deskbot.knowledge.faq import load_faq
-from deskbot.knowledge.ingest import ingest
-from deskbot.knowledge.retriever import DEFAULT_LEXICAL_WEIGHT, FaissRetriever
+from deskbot.knowledge.embedding.embedder import SentenceTransformerEmbedder
+from deskbot.knowledge.indexing.ingest import ingest
+from deskbot.knowledge.retrieval.retriever import DEFAULT_LEXICAL_WEIGHT, FaissRetriever
+from deskbot.knowledge.sources.faq import load_faq
 
 DEMO = Path(str(resources.files("deskbot.bot.demo")))
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -95,7 +95,7 @@ class IntentModelEmbedder:
     uses it (`IntentSharedEncoder`)."""
 
     def __init__(self, model_dir: Path, precision: str = "fp32") -> None:
-        from deskbot.bot.intents import IntentSharedEncoder, TransformerIntentClassifier
+        from deskbot.bot.nlu.classifier import IntentSharedEncoder, TransformerIntentClassifier
 
         self.classifier = TransformerIntentClassifier(model_dir, precision=precision)
         self._model_id, self._embed = IntentSharedEncoder(self.classifier).snapshot()
@@ -158,7 +158,7 @@ def classifier_intents(
     test_vecs: np.ndarray,
 ) -> tuple[list[str], dict[str, Any]]:
     if args.model:
-        from deskbot.bot.intents import TransformerIntentClassifier
+        from deskbot.bot.nlu.classifier import TransformerIntentClassifier
 
         clf = TransformerIntentClassifier(args.model, num_threads=args.threads)
         t = time.perf_counter()
@@ -294,7 +294,7 @@ def main() -> None:
             vectors=np.stack([emb.cache[t] for t in texts]),
         )
     if args.query_precision != "fp32" and args.query_encoder == "embedder":
-        from deskbot.knowledge.embedder import OnnxEmbedder
+        from deskbot.knowledge.embedding.embedder import OnnxEmbedder
 
         log(f"embedding the {len(test_texts)} test queries again in {args.query_precision}")
         quantised = OnnxEmbedder(args.embedder, precision=args.query_precision)

@@ -66,8 +66,8 @@ BANKING_TEST = DEMO / "data" / "banking77" / "test.csv"
 
 def live_model_version(project: Path) -> str:
     """The version name the project's live intent model calls itself."""
-    from deskbot.bot.artifacts import ModelRegistry, read_manifest
-    from deskbot.bot.config import load_config
+    from deskbot.bot.core.config import load_config
+    from deskbot.bot.nlu.registry import ModelRegistry, read_manifest
 
     registry = ModelRegistry(load_config(project).intents.registry)
     return read_manifest(registry.live_dir()).version
@@ -85,9 +85,9 @@ def serve(args: argparse.Namespace) -> None:
 
     import uvicorn
 
-    from deskbot.bot.api import create_api
-    from deskbot.bot.app import build_bot
-    from deskbot.bot.config import ActionsConfig, load_config
+    from deskbot.bot.core.config import ActionsConfig, load_config
+    from deskbot.bot.server.api import create_api
+    from deskbot.bot.server.container import build_bot
 
     cfg = load_config(args.serve)
     cfg = dataclasses.replace(

@@ -25,8 +25,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from deskbot.bot import __version__
-from deskbot.bot.config import ACTIONS_TOKEN_ENV, DEFAULT_CONFIG_NAME, BotConfig, load_config
-from deskbot.bot.errors import DeskbotError
+from deskbot.bot.core.config import ACTIONS_TOKEN_ENV, DEFAULT_CONFIG_NAME, BotConfig, load_config
+from deskbot.bot.core.errors import DeskbotError
 from deskbot.knowledge.errors import KnowledgeError
 
 app = typer.Typer(
@@ -173,8 +173,8 @@ def ingest(
     ] = 1000,
 ) -> None:
     """Embed knowledge files into a new version of the index (only what changed is re-embedded)."""
-    from deskbot.knowledge.embedder import build_embedder
-    from deskbot.knowledge.ingest import ingest as run_ingest
+    from deskbot.knowledge.embedding.embedder import build_embedder
+    from deskbot.knowledge.indexing.ingest import ingest as run_ingest
 
     cfg = load(config)
     sources = list(paths or cfg.knowledge.index_sources())
@@ -225,8 +225,8 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per hit.")] = False,
 ) -> None:
     """Print the passages closest to QUERY, with their scores (* = under min_score)."""
-    from deskbot.knowledge.embedder import build_embedder
-    from deskbot.knowledge.retriever import DEFAULT_LEXICAL_WEIGHT, FaissRetriever
+    from deskbot.knowledge.embedding.embedder import build_embedder
+    from deskbot.knowledge.retrieval.retriever import DEFAULT_LEXICAL_WEIGHT, FaissRetriever
 
     cfg = load(config)
     threshold = cfg.knowledge.min_score if min_score is None else min_score
@@ -286,7 +286,7 @@ def chat(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per reply.")] = False,
 ) -> None:
     """Talk to the bot in the terminal (every turn is stored like a web conversation)."""
-    from deskbot.bot.app import build_bot
+    from deskbot.bot.server.container import build_bot
 
     cfg = load(config)
     try:
@@ -343,7 +343,7 @@ def _stdin_lines() -> Any:
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOption = DEFAULT_CONFIG) -> None:
     """Apply the database migrations (run on every start as well)."""
-    from deskbot.bot.app import build_store
+    from deskbot.bot.server.container import build_store
 
     cfg = load(config)
     try:
@@ -366,8 +366,8 @@ def db_prune(
     labels, handoffs and dialogue state (run it daily, e.g. before `deskbot retrain`)."""
     from datetime import timedelta
 
-    from deskbot.bot.app import build_store
-    from deskbot.bot.privacy import Eraser
+    from deskbot.bot.privacy.erasure import Eraser
+    from deskbot.bot.server.container import build_store
 
     cfg = load(config)
     try:
@@ -403,8 +403,8 @@ def forget(
 ) -> None:
     """Erase a customer's data everywhere (GDPR): conversations, turns, feedback, handoffs,
     agents' labels, dialogue state, and the training rows derived from them."""
-    from deskbot.bot.app import build_store
-    from deskbot.bot.privacy import Eraser
+    from deskbot.bot.privacy.erasure import Eraser
+    from deskbot.bot.server.container import build_store
 
     if customer is None and not conversation:
         raise fail("name the customer: --customer ID (or --conversation ID)")
@@ -463,7 +463,7 @@ def actions_serve(
     cmd = [
         sys.executable,
         "-m",
-        "deskbot.bot.action_server",  # rasa-sdk's server with the token check
+        "deskbot.bot.actions.server",  # rasa-sdk's server with the token check
         "--actions",
         cfg.actions.module,
         "--port",
@@ -474,7 +474,7 @@ def actions_serve(
     # a signal to this command stops that whole group, with SIGKILL after a grace period:
     # nothing is left running, or holding the port, when `make demo` or a supervisor
     # stops the command.
-    from deskbot.bot.action_server import PARENT_ENV
+    from deskbot.bot.actions.server import PARENT_ENV
 
     # If this command is SIGKILLed, the server stops itself (`exit_with_parent`).
     env[PARENT_ENV] = str(os.getpid())

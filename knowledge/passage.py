@@ -1,4 +1,4 @@
-"""The retrieved unit of knowledge."""
+"""The units of knowledge: what the index stores (`IndexedPassage`) and what a search returns (`Passage`)."""
 
 from __future__ import annotations
 
@@ -40,3 +40,21 @@ class Passage:
     rank_score: float = 0.0
     lexical_score: float = 0.0
     answerable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedPassage:
+    """What the index stores about each vector (row i of the index is passages[i])."""
+
+    id: str
+    text: str
+    source: str
+    question: str = ""
+    intent: str | None = None
+    tags: tuple[str, ...] = ()
+    url: str | None = None
+    content_hash: str = ""
+    title: str = ""
+    line: int | None = None
+    position: int = 0
+    alternatives: tuple[str, ...] = ()

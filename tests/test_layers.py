@@ -17,4 +17,4 @@ def test_import_contracts_hold() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / ".typecheck")}
     result = subprocess.run([exe], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "4 kept, 0 broken" in result.stdout
+    assert "8 kept, 0 broken" in result.stdout

@@ -10,11 +10,11 @@ from typing import Annotated
 import typer
 import yaml
 
-from deskbot.bot.artifacts import ModelRegistry
 from deskbot.bot.cli import DEFAULT_CONFIG, fail, load
-from deskbot.bot.errors import DeskbotError
+from deskbot.bot.core.errors import DeskbotError
+from deskbot.bot.nlu.registry import ModelRegistry
 from deskbot.knowledge.errors import KnowledgeError
-from deskbot.knowledge.safe_yaml import load_yaml
+from deskbot.knowledge.files.safe_yaml import load_yaml
 
 train_app = typer.Typer(help="Train models.", no_args_is_help=True)
 eval_app = typer.Typer(help="Evaluate models.", no_args_is_help=True)
@@ -58,8 +58,8 @@ def train_intents(
     epochs: Annotated[int | None, typer.Option(help="Override the number of epochs.")] = None,
 ) -> None:
     """Fine-tune the intent classifier and write a model version directory."""
-    from deskbot.training.data import load_intents
-    from deskbot.training.intents import IntentTrainer, TrainingArgs
+    from deskbot.training.data.datasets import load_intents
+    from deskbot.training.intents.trainer import IntentTrainer, TrainingArgs
 
     cfg = load(config) if (data is None or out is None or config.exists()) else None
     raw_args = dict(cfg.training) if cfg else {}
@@ -127,9 +127,9 @@ def eval_intents(
     ] = "fp32",
 ) -> None:
     """Score a model on labelled data (accuracy, macro F1, out-of-scope recall and precision)."""
-    from deskbot.bot.intents import TransformerIntentClassifier
-    from deskbot.training.data import load_intents
-    from deskbot.training.evaluate import evaluate, write_report
+    from deskbot.bot.nlu.classifier import TransformerIntentClassifier
+    from deskbot.training.data.datasets import load_intents
+    from deskbot.training.intents.evaluation import evaluate, write_report
 
     cfg = load(config) if (model is None or data is None) else None
     try:

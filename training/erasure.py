@@ -1,6 +1,6 @@
 """The training layer's erasure hook: what the learning loop derived from a customer.
 
-Registered in the entry-point group `deskbot.erasure` (see `deskbot.bot.privacy`). While
+Registered in the entry-point group `deskbot.erasure` (see `deskbot.bot.privacy.erasure`). While
 the retraining lock is held (so no nightly run reads the store meanwhile), it removes,
 for the customer's messages (PII-redacted as the export redacts them):
 
@@ -27,16 +27,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from deskbot.bot.artifacts import KNN_FILE, ModelRegistry
-from deskbot.bot.config import BotConfig
-from deskbot.bot.privacy import ErasureError, ErasureScope
+from deskbot.bot.core.config import BotConfig
+from deskbot.bot.nlu.registry import KNN_FILE, ModelRegistry
+from deskbot.bot.privacy.erasure import ErasureError, ErasureScope
 from deskbot.bot.store import SqlConversationStore
-from deskbot.training.data import normalize_text
-from deskbot.training.export import text_key
-from deskbot.training.faq_proposals import FaqLoop
-from deskbot.training.pii import PiiRedactor
-from deskbot.training.quarantine import LabelQuarantine
-from deskbot.training.retrain import WORK_DIR, RetrainBusy, RetrainLock
+from deskbot.training.data.datasets import normalize_text
+from deskbot.training.data.export import text_key
+from deskbot.training.data.faq_proposals import FaqLoop
+from deskbot.training.data.pii import PiiRedactor
+from deskbot.training.nightly.job import WORK_DIR, RetrainBusy, RetrainLock
+from deskbot.training.nightly.quarantine import LabelQuarantine
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def scrub_neighbour_banks(registry: ModelRegistry, versions: list[str], texts: l
     import torch
     from safetensors.torch import load_file, save_file
 
-    from deskbot.bot.intents import TransformerIntentClassifier
+    from deskbot.bot.nlu.classifier import TransformerIntentClassifier
 
     removed = 0
     for version in versions:
@@ -178,14 +178,14 @@ def scrub_faq(loop: FaqLoop, turn_ids: set[int], config: BotConfig) -> dict[str,
     if loop.approved_file.is_file():
         import yaml
 
-        from deskbot.knowledge.safe_yaml import load_yaml
+        from deskbot.knowledge.files.safe_yaml import load_yaml
 
         raw = load_yaml(loop.approved_file.read_text(encoding="utf-8")) or {}
         rows = raw.get("entries", []) if isinstance(raw, dict) else []
         kept = [r for r in rows if not (isinstance(r, dict) and str(r.get("id")) in gone_ids)]
         approved = len(rows) - len(kept)
         if approved:
-            from deskbot.knowledge.fsutil import atomic_write_text
+            from deskbot.knowledge.files.fsutil import atomic_write_text
 
             atomic_write_text(
                 loop.approved_file,
@@ -202,15 +202,15 @@ def scrub_faq(loop: FaqLoop, turn_ids: set[int], config: BotConfig) -> dict[str,
 
 
 def _versions(index_dir: Path) -> list[str]:
-    from deskbot.knowledge.index import list_versions
+    from deskbot.knowledge.indexing.index import list_versions
 
     return list_versions(index_dir) if index_dir.is_dir() else []
 
 
 def _reindex_without(loop: FaqLoop, ids: set[str], config: BotConfig) -> None:
-    from deskbot.knowledge.embedder import SentenceTransformerEmbedder
-    from deskbot.knowledge.index import list_versions, read_pointer
-    from deskbot.knowledge.ingest import ingest
+    from deskbot.knowledge.embedding.embedder import SentenceTransformerEmbedder
+    from deskbot.knowledge.indexing.index import list_versions, read_pointer
+    from deskbot.knowledge.indexing.ingest import ingest
 
     index_dir = loop.index_dir
     if index_dir is None or read_pointer(index_dir) is None:

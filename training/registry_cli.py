@@ -10,9 +10,9 @@ from typing import Annotated, Any
 
 import typer
 
-from deskbot.bot.artifacts import ModelRegistry, read_manifest
 from deskbot.bot.cli import DEFAULT_CONFIG, fail, load
-from deskbot.bot.errors import DeskbotError
+from deskbot.bot.core.errors import DeskbotError
+from deskbot.bot.nlu.registry import ModelRegistry, read_manifest
 from deskbot.knowledge.errors import KnowledgeError
 
 models_app = typer.Typer(help="Model versions and the live pointer.", no_args_is_help=True)
@@ -31,7 +31,7 @@ def _registry(config: Path) -> ModelRegistry:
 
 
 def _runs_by_version(registry: ModelRegistry) -> dict[str, dict[str, Any]]:
-    from deskbot.training.retrain import WORK_DIR
+    from deskbot.training.nightly.job import WORK_DIR
 
     out: dict[str, dict[str, Any]] = {}
     try:
@@ -176,10 +176,10 @@ def retrain(
     Exits 0 whether the candidate was promoted or rejected (see the report), 2 on an
     error, 3 when another run holds the lock.
     """
-    from deskbot.bot.app import build_store
-    from deskbot.training.data import load_intents
-    from deskbot.training.faq_proposals import FaqLoop
-    from deskbot.training.retrain import RetrainBusy, RetrainJob, RetrainSettings
+    from deskbot.bot.server.container import build_store
+    from deskbot.training.data.datasets import load_intents
+    from deskbot.training.data.faq_proposals import FaqLoop
+    from deskbot.training.nightly.job import RetrainBusy, RetrainJob, RetrainSettings
 
     cfg = load(config)
     if cfg.intents.train_data is None or cfg.intents.test_data is None:
@@ -227,8 +227,8 @@ def retrain(
 
 
 def _quarantine(config: Path) -> Any:
-    from deskbot.training.quarantine import LabelQuarantine
-    from deskbot.training.retrain import WORK_DIR
+    from deskbot.training.nightly.job import WORK_DIR
+    from deskbot.training.nightly.quarantine import LabelQuarantine
 
     return LabelQuarantine(_registry(config).root / WORK_DIR / "quarantine.json")
 
@@ -289,8 +289,8 @@ def quarantine_withdraw(
     config: ConfigOpt = DEFAULT_CONFIG,
 ) -> None:
     """Keep every intent label AGENT gave (since --since) out of training until released."""
-    from deskbot.bot.app import build_store
-    from deskbot.training.quarantine import withdraw_agent
+    from deskbot.bot.server.container import build_store
+    from deskbot.training.nightly.quarantine import withdraw_agent
 
     try:
         n = withdraw_agent(

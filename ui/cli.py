@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from deskbot.bot.cli import DEFAULT_CONFIG, fail, load
-from deskbot.bot.errors import DeskbotError
+from deskbot.bot.core.errors import DeskbotError
 from deskbot.knowledge.errors import KnowledgeError
 
 agents_app = typer.Typer(help="Agents who may use the agent console.", no_args_is_help=True)
@@ -33,7 +33,7 @@ def serve(
     """Serve the customer chat (/), the agent console (/agent) and the HTTP API (/api)."""
     import uvicorn
 
-    from deskbot.bot.api import close_api
+    from deskbot.bot.server.api import close_api
     from deskbot.ui.server import create_app, server_config
 
     cfg = load(config)
@@ -68,8 +68,8 @@ def agents_add(
     ] = False,
 ) -> None:
     """Add an agent; the password is asked for (or read from stdin) and stored as an argon2 hash."""
-    from deskbot.bot.app import build_store
-    from deskbot.ui.auth import create_agent
+    from deskbot.bot.server.container import build_store
+    from deskbot.ui.accounts.auth import create_agent
 
     cfg = load(config)
     if password_stdin:
@@ -89,7 +89,7 @@ def agents_list(config: ConfigOption = DEFAULT_CONFIG) -> None:
     """List the console's agents (username, display name, role)."""
     from sqlmodel import select
 
-    from deskbot.bot.app import build_store
+    from deskbot.bot.server.container import build_store
     from deskbot.bot.store import Agent
 
     cfg = load(config)

@@ -19,14 +19,14 @@ import gradio as gr
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from deskbot.bot.api import create_api
-from deskbot.bot.app import Bot, build_bot
-from deskbot.bot.config import BotConfig
-from deskbot.ui.admin import add_admin_routes
-from deskbot.ui.auth import COOKIE_NAME, SessionSigner, secret_key
-from deskbot.ui.chat import CHAT_CSS, build_chat
-from deskbot.ui.console import CONSOLE_CSS, build_console
-from deskbot.ui.login import ConsoleGate, add_login_routes
+from deskbot.bot.core.config import BotConfig
+from deskbot.bot.server.api import create_api
+from deskbot.bot.server.container import Bot, build_bot
+from deskbot.ui.accounts.admin import add_admin_routes
+from deskbot.ui.accounts.auth import COOKIE_NAME, SessionSigner, secret_key
+from deskbot.ui.accounts.login import ConsoleGate, add_login_routes
+from deskbot.ui.console.page import CONSOLE_CSS, build_console
+from deskbot.ui.widget.chat import CHAT_CSS, build_chat
 
 CONSOLE_PATH = "/agent"
 

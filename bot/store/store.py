@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, col, create_engine, select
 
-from deskbot.bot.errors import StoreError
+from deskbot.bot.core.errors import StoreError
 from deskbot.bot.store.models import (
     Agent,
     AgentLabel,
@@ -44,7 +44,7 @@ from deskbot.bot.store.models import (
     TurnRecord,
     utcnow,
 )
-from deskbot.knowledge.fsutil import file_lock
+from deskbot.knowledge.files.fsutil import file_lock
 
 logger = logging.getLogger(__name__)
 
@@ -600,7 +600,7 @@ class SqlConversationStore:
             "top_intents": {str(i): int(n) for i, n in intents},
         }
 
-    # -- privacy: erasure and retention (see `deskbot.bot.privacy`) ----------------------
+    # -- privacy: erasure and retention (see `deskbot.bot.privacy.erasure`) ----------------------
 
     def customer_conversation_ids(self, customer_id: str) -> list[str]:
         """Ids of every conversation of `customer_id`, on every channel."""

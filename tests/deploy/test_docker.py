@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from deskbot.bot.config import LimitsConfig
+from deskbot.bot.core.config import LimitsConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"

@@ -30,7 +30,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.bot.action_server import free_port, make_project
+from tests.bot.actions.action_server import free_port, make_project
 from tests.conftest import BANKING_TEST, BANKING_TRAIN, TEST_INTENTS
 
 pytestmark = pytest.mark.postgres
@@ -141,8 +141,8 @@ def write_csv(path: Path, rows: list[tuple[str, str]]) -> None:
 @pytest.fixture
 def banking_rows(small_intents) -> dict[str, list[tuple[str, str]]]:  # type: ignore[no-untyped-def]
     """The live model's training data, a held-out set, and fresh messages for agents to label."""
-    from deskbot.training.data import load_intents
-    from deskbot.training.export import text_key
+    from deskbot.training.data.datasets import load_intents
+    from deskbot.training.data.export import text_key
 
     keep = set(TEST_INTENTS)
     test = load_intents(BANKING_TEST)
@@ -301,7 +301,7 @@ def live_version(replica: httpx.Client) -> str:
 def test_two_replicas_share_conversations_handoffs_and_the_promoted_model(
     topology: Topology, banking_rows: dict[str, list[tuple[str, str]]]
 ) -> None:
-    from deskbot.bot.artifacts import ModelRegistry
+    from deskbot.bot.nlu.registry import ModelRegistry
     from deskbot.bot.store import SqlConversationStore, create_store_engine
     from deskbot.ui.render import md_text
 

@@ -6,10 +6,10 @@ import functools
 import shutil
 from pathlib import Path
 
-from deskbot.bot.artifacts import ModelRegistry
+from deskbot.bot.nlu.registry import ModelRegistry
 from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
-from deskbot.training.data import IntentDataset, load_intents
-from deskbot.training.export import text_key
+from deskbot.training.data.datasets import IntentDataset, load_intents
+from deskbot.training.data.export import text_key
 from tests.conftest import BANKING_TEST, BANKING_TRAIN, TEST_INTENTS
 
 

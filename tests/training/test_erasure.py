@@ -13,20 +13,20 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from deskbot.bot.app import build_store
-from deskbot.bot.artifacts import KNN_FILE, ModelRegistry
 from deskbot.bot.cli import load_plugins
-from deskbot.bot.config import BotConfig, load_config
-from deskbot.bot.intents import TransformerIntentClassifier
+from deskbot.bot.core.config import BotConfig, load_config
+from deskbot.bot.nlu.classifier import TransformerIntentClassifier
+from deskbot.bot.nlu.registry import KNN_FILE, ModelRegistry
+from deskbot.bot.server.container import build_store
 from deskbot.bot.store import SqlConversationStore
-from deskbot.training.data import IntentDataset, load_intents
+from deskbot.training.data.datasets import IntentDataset, load_intents
+from deskbot.training.data.export import text_key
+from deskbot.training.data.faq_proposals import FaqLoop
 from deskbot.training.erasure import SAME_TEXT_COSINE, redacted_texts
-from deskbot.training.export import text_key
-from deskbot.training.faq_proposals import FaqLoop
-from deskbot.training.quarantine import LabelQuarantine, QuarantinedLabel
-from deskbot.training.retrain import PROMOTED, WORK_DIR, RetrainJob, RetrainSettings
-from tests.bot.action_server import make_project
-from tests.bot.test_privacy import dump_all_tables
+from deskbot.training.nightly.job import PROMOTED, WORK_DIR, RetrainJob, RetrainSettings
+from deskbot.training.nightly.quarantine import LabelQuarantine, QuarantinedLabel
+from tests.bot.actions.action_server import make_project
+from tests.bot.privacy.test_erasure import dump_all_tables
 from tests.conftest import BANKING_TEST, BANKING_TRAIN, TEST_INTENTS
 
 # A few optimiser steps and no gate: the point is what the night writes, not its quality.
@@ -204,7 +204,7 @@ def test_forget_leaves_nothing_of_the_customer_in_any_table_or_file(
     # The live model and the rebuilt index still serve.
     live = TransformerIntentClassifier(registry.live_dir())
     assert live.predict([kept[0][0]])[0].ranking
-    from deskbot.knowledge.index import load_version
+    from deskbot.knowledge.indexing.index import load_version
 
     passages = {p.id for p in load_version(cfg.knowledge.index_dir).passages}
     assert left["id"] in passages and gone_proposal not in passages

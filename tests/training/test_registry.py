@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from deskbot.bot.artifacts import ModelRegistry
 from deskbot.bot.cli import app, load_plugins
-from deskbot.bot.errors import ArtifactError
-from deskbot.bot.model_watch import ReloadingIntentClassifier
+from deskbot.bot.core.errors import ArtifactError
+from deskbot.bot.nlu.registry import ModelRegistry
+from deskbot.bot.nlu.reloading import ReloadingIntentClassifier
 
 
 @pytest.fixture

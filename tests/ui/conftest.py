@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from deskbot.bot.app import Bot
+from deskbot.bot.server.container import Bot
 
 CHROMIUM = os.environ.get("DESKBOT_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -41,10 +41,10 @@ def live_app(bot_project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Liv
     """`deskbot serve` of the test project (real model, real index, SQLite) on a free port."""
     import uvicorn
 
-    from deskbot.bot.api import close_api, create_api
-    from deskbot.bot.app import build_bot
-    from deskbot.bot.config import load_config
-    from deskbot.ui.auth import create_agent
+    from deskbot.bot.core.config import load_config
+    from deskbot.bot.server.api import close_api, create_api
+    from deskbot.bot.server.container import build_bot
+    from deskbot.ui.accounts.auth import create_agent
     from deskbot.ui.server import mount_ui, server_config
 
     monkeypatch.setenv("DESKBOT_SECRET_KEY", "test-secret-" + "x" * 32)

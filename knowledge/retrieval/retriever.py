@@ -1,0 +1,405 @@
+"""`FaissRetriever`: the FAQ answers closest to a query, optionally routed by intent.
+
+Example:
+    >>> r = FaissRetriever("var/indexes/faq", SentenceTransformerEmbedder())  # doctest: +SKIP
+    >>> [p.id for p in r.retrieve("my card hasn't arrived", top_k=1)]         # doctest: +SKIP
+    ['card-arrival']
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from deskbot.knowledge.embedding.embedder import Embedder
+from deskbot.knowledge.errors import IndexCorrupt
+from deskbot.knowledge.indexing.index import (
+    CURRENT,
+    LoadedIndex,
+    load_version,
+    read_pointer,
+)
+from deskbot.knowledge.indexing.ingest import embedding_texts
+from deskbot.knowledge.passage import IndexedPassage, Passage
+from deskbot.knowledge.retrieval.lexical import Bm25Index
+
+logger = logging.getLogger(__name__)
+
+# Measured on the demo FAQ by benchmarks/retrieval_quality.py: with train utterances as
+# alternatives, BM25 at 0.1 lifted top-1 from 92.1% to 92.9% (no routing) and 93.3% to
+# 93.5% (classifier routing); 0.2 gained little more and hurt on a question-only index.
+DEFAULT_LEXICAL_WEIGHT = 0.1
+
+
+class SharedEncoder(Protocol):
+    """Another model that embeds queries anyway (the intent classifier's encoder).
+
+    When the retriever has re-embedded the index with it, a query that model already
+    encoded is searched with that vector: no second encoder pass for the query.
+    """
+
+    def snapshot(self) -> tuple[str, Callable[[Sequence[str]], np.ndarray]]:
+        """The model's id and a function that embeds with that very model (normalised
+        float32 rows), fixed even if the live model changes meanwhile."""
+        ...
+
+
+class Retriever(Protocol):
+    """Finds the passages that answer a query."""
+
+    def retrieve(
+        self, query: str, *, top_k: int = 3, intent: str | None = None
+    ) -> list[Passage]: ...
+
+
+@dataclass
+class _Served:
+    """A loaded version with what retrieval derives from it once."""
+
+    index: LoadedIndex
+    starts: np.ndarray | None  # first vector row of each passage, when rows are grouped
+    bm25: Bm25Index | None = None
+    # The index's texts embedded by the shared encoder: (its model id, the vectors).
+    shared: tuple[str, np.ndarray] | None = None
+
+
+def lexical_text(passage: IndexedPassage) -> str:
+    """What BM25 reads for a passage: its question, alternatives, title and text."""
+    return " ".join((passage.question, *passage.alternatives, passage.title, passage.text))
+
+
+class FaissRetriever:
+    """Dense retrieval over a versioned faiss index directory, with intent routing and BM25.
+
+    A new live version (written by `deskbot ingest`) is picked up on the next query;
+    if it cannot be loaded, the version already in memory keeps serving.
+
+    Args:
+        index_dir: the index directory (see `deskbot.knowledge.indexing.index`).
+        embedder: must be the embedder the index was built with.
+        intent_bonus: added to the rank of passages tagged with the predicted intent:
+            enough to break near-ties, not enough to hide a clearly better match.
+        lexical_weight: weight of the BM25 score (0..1, by the query's best passage)
+            added to the rank; 0 turns BM25 off. The default is what
+            benchmarks/retrieval_quality.py found best on the demo FAQ.
+        min_score: under this cosine a passage is not `answerable`; None: all are.
+        max_lexical_passages: BM25 is built in memory; above this many passages it is
+            skipped (with a warning) rather than slowing every reload.
+        shared_encoder: the intent model's encoder (`knowledge.query_encoder: intents`):
+            the index's texts are embedded with it too, once per index version and
+            model version (in the background after a change), and `retrieve` then takes
+            the vector the classifier computed for the message (`vector_model` names its
+            model). Until those vectors are ready, queries are embedded by `embedder` as
+            usual. The search over them is exact (one matrix-vector product).
+
+    Example:
+        >>> r = FaissRetriever("var/indexes/faq", SentenceTransformerEmbedder(), min_score=0.5)  # doctest: +SKIP
+        >>> best = r.retrieve("my card hasn't arrived", top_k=3, intent="card_arrival")[0]  # doctest: +SKIP
+        >>> best.id, best.answerable                                                  # doctest: +SKIP
+        ('card-arrival', True)
+    """
+
+    def __init__(
+        self,
+        index_dir: str | Path,
+        embedder: Embedder,
+        *,
+        intent_bonus: float = 0.1,
+        lexical_weight: float = DEFAULT_LEXICAL_WEIGHT,
+        min_score: float | None = None,
+        max_lexical_passages: int = 200_000,
+        shared_encoder: SharedEncoder | None = None,
+    ) -> None:
+        if not 0.0 <= lexical_weight <= 1.0:
+            raise ValueError(f"lexical_weight must be within 0..1, got {lexical_weight}")
+        if min_score is not None and not -1.0 <= min_score <= 1.0:
+            raise ValueError(f"min_score is a cosine, within -1..1; got {min_score}")
+        self.index_dir = Path(index_dir)
+        self.embedder = embedder
+        self.intent_bonus = intent_bonus
+        self.lexical_weight = lexical_weight
+        self.min_score = min_score
+        self.max_lexical_passages = max_lexical_passages
+        self._served: _Served | None = None
+        self._refused: str | None = (
+            None  # a live version that failed to load: not retried per query
+        )
+        self._problem: str | None = None  # why `_refused` could not be loaded
+        self._lock = threading.Lock()
+        self.shared_encoder = shared_encoder
+        self._pointer_path = str(self.index_dir / CURRENT)
+        # The live pointer as last read, with its file's (inode, mtime, size): a query
+        # costs one stat() instead of reading the file (ingest replaces it by a rename).
+        self._pointer: tuple[tuple[int, int, int], str | None] | None = None
+        self._sharing: threading.Thread | None = None
+        self._shared_failed: tuple[str, str] | None = None  # (index version, model) that failed
+
+    @property
+    def version(self) -> str | None:
+        """The index version being served (None before the first load)."""
+        return self._served.index.manifest.version if self._served else None
+
+    @property
+    def problem(self) -> str | None:
+        """Why the live version is not the one served (it could not be loaded), else None."""
+        return self._problem
+
+    def warm_up(self) -> None:
+        """Load the embedder and the live version now rather than on the first query.
+
+        Raises:
+            IndexCorrupt: the live version cannot be loaded (the embedder is loaded anyway).
+        """
+        if hasattr(self.embedder, "warm_up"):
+            self.embedder.warm_up()
+        self._current()
+        if self.shared_encoder is not None:
+            self.share(wait=True)
+
+    @property
+    def shared_model(self) -> str | None:
+        """The shared encoder's model whose vectors of the index are ready, else None."""
+        served = self._served
+        return served.shared[0] if served is not None and served.shared else None
+
+    def share(self, *, wait: bool = False) -> None:
+        """Embed the served index with the shared encoder's live model, unless done.
+
+        In a background thread (one at a time); `wait` blocks until it is done. A model
+        that failed on an index version is not tried again on that version.
+        """
+        if self.shared_encoder is None:
+            return
+        with self._lock:
+            thread = self._sharing
+            if thread is None or not thread.is_alive():
+                served = self._served
+                model = self.shared_encoder.snapshot()[0]
+                if served is not None and (
+                    (served.shared is not None and served.shared[0] == model)
+                    or self._shared_failed == (served.index.manifest.version, model)
+                ):
+                    return
+                thread = threading.Thread(target=self._share, name="faq-share", daemon=True)
+                self._sharing = thread
+                thread.start()
+        if wait:
+            thread.join()
+
+    def _share(self) -> None:
+        assert self.shared_encoder is not None
+        try:
+            served = self._current()
+        except IndexCorrupt:
+            return  # nothing to serve: the query that follows reports it
+        loaded = served.index
+        model, embed = self.shared_encoder.snapshot()
+        if served.shared is not None and served.shared[0] == model:
+            return
+        try:
+            texts = [
+                t for p in loaded.passages for t in embedding_texts(p, loaded.manifest.embedding)
+            ]
+            if len(texts) != len(loaded.vectors):
+                raise IndexCorrupt(
+                    f"index {loaded.manifest.version}: {len(texts)} texts for "
+                    f"{len(loaded.vectors)} vectors"
+                )
+            started = time.perf_counter()
+            logger.info(
+                "embedding index %s with %s (%d texts) for shared queries",
+                loaded.manifest.version,
+                model,
+                len(texts),
+            )
+            parts = [embed(texts[i : i + 256]) for i in range(0, len(texts), 256)]
+            vectors = (
+                np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+                if parts
+                else np.zeros((0, loaded.vectors.shape[1]), dtype=np.float32)
+            )
+            if vectors.shape[0] != len(texts):
+                raise ValueError(f"{model} returned {vectors.shape[0]} rows for {len(texts)} texts")
+        except Exception:
+            # Queries keep being embedded by the retriever's own embedder: slower, not wrong.
+            logger.exception("embedding index %s with %s failed", loaded.manifest.version, model)
+            self._shared_failed = (loaded.manifest.version, model)
+            return
+        served.shared = (model, vectors)
+        logger.info(
+            "index %s ready for %s queries (%.1f s)",
+            loaded.manifest.version,
+            model,
+            time.perf_counter() - started,
+        )
+
+    def _live(self) -> str | None:
+        """The live version's name (read again only when the pointer file changed)."""
+        try:
+            st = os.stat(self._pointer_path)
+        except FileNotFoundError:
+            self._pointer = None
+            return None
+        signature = (st.st_ino, st.st_mtime_ns, st.st_size)
+        known = self._pointer
+        if known is not None and known[0] == signature:
+            return known[1]
+        live = read_pointer(self.index_dir)
+        self._pointer = (signature, live)
+        return live
+
+    def _current(self) -> _Served:
+        live = self._live()
+        served = self._served
+        if served is not None and live in (served.index.manifest.version, self._refused):
+            return served
+        if served is None and live is not None and live == self._refused:
+            # Nothing to serve and the live version is known to be broken: fail at once
+            # instead of reading it again on every query (a new version is picked up).
+            raise IndexCorrupt(self._problem or f"index version {live} cannot be loaded")
+        with self._lock:
+            if self._served is not None and self._served.index.manifest.version == live:
+                return self._served
+            try:
+                fresh = load_version(self.index_dir)
+            except IndexCorrupt as exc:
+                self._refused, self._problem = live, str(exc)
+                if self._served is None:
+                    logger.error("index version %s unreadable, nothing to serve: %s", live, exc)
+                    raise
+                logger.exception(
+                    "index version %s unreadable; still serving %s",
+                    live,
+                    self._served.index.manifest.version,
+                )
+                return self._served
+            if fresh.manifest.embedder != self.embedder.model_id:
+                raise IndexCorrupt(
+                    f"{fresh.path}: built with embedder {fresh.manifest.embedder!r}, "
+                    f"but the retriever uses {self.embedder.model_id!r}; re-ingest"
+                )
+            self._served = self._prepare(fresh)
+            self._refused = self._problem = None
+            logger.info("serving index version %s", fresh.manifest.version)
+            return self._served
+
+    def _prepare(self, loaded: LoadedIndex) -> _Served:
+        owners = loaded.owners
+        starts = None
+        if len(owners) and bool(np.all(np.diff(owners) >= 0)) and owners[0] == 0:
+            starts = np.flatnonzero(np.r_[True, np.diff(owners) > 0])
+            if len(starts) != len(loaded.passages):
+                starts = None
+        bm25 = None
+        if self.lexical_weight > 0:
+            if len(loaded.passages) <= self.max_lexical_passages:
+                bm25 = Bm25Index([lexical_text(p) for p in loaded.passages])
+            else:
+                logger.warning(
+                    "index %s has %d passages: BM25 off (max_lexical_passages=%d)",
+                    loaded.manifest.version,
+                    len(loaded.passages),
+                    self.max_lexical_passages,
+                )
+        return _Served(index=loaded, starts=starts, bm25=bm25)
+
+    def retrieve(
+        self,
+        query: str,
+        *,
+        top_k: int = 3,
+        intent: str | None = None,
+        query_vector: np.ndarray | None = None,
+        vector_model: str | None = None,
+    ) -> list[Passage]:
+        """The `top_k` passages for `query`, best first.
+
+        Args:
+            query: the customer's words.
+            top_k: how many passages.
+            intent: the predicted intent, if any: passages tagged with it get
+                `intent_bonus`.
+            query_vector: `query` already embedded (normalised), to skip embedding it.
+            vector_model: the shared encoder's model that computed `query_vector`
+                (None: the retriever's own embedder did). When the index's vectors for
+                that model are not ready, `query` is embedded by the embedder instead.
+        """
+        if top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {top_k}")
+        served = self._current()
+        loaded = served.index
+        n = len(loaded.passages)
+        if not n:
+            return []
+        shared = None
+        if vector_model is not None:
+            shared = served.shared
+            if shared is None or shared[0] != vector_model:
+                shared = query_vector = None
+                if self.shared_encoder is not None:
+                    self.share()  # the classifier's model changed, or the index did
+        q = self.embedder.embed([query]) if query_vector is None else query_vector
+        q = np.ascontiguousarray(q, dtype=np.float32).reshape(1, -1)
+        dense = np.full(n, -np.inf, dtype=np.float32)
+        if shared is not None:
+            sims = shared[1] @ q[0]
+            if served.starts is not None:
+                dense = np.maximum.reduceat(sims, served.starts)
+            else:
+                np.maximum.at(dense, loaded.owners, sims)
+        elif loaded.exact and served.starts is not None:
+            dense = np.maximum.reduceat(loaded.vectors @ q[0], served.starts)
+        else:
+            # Search wider than top_k so that several vectors of one passage, and a tagged
+            # passage just outside top_k, still leave top_k distinct candidates.
+            per_passage = -(-len(loaded.owners) // n)
+            k = min(len(loaded.owners), max(top_k * 4, 20) * per_passage, 4096)
+            scores, rows = loaded.index.search(q, k)
+            valid = rows[0] >= 0
+            np.maximum.at(dense, loaded.owners[rows[0][valid]], scores[0][valid])
+        rank = dense.astype(np.float64)
+        if intent is not None and self.intent_bonus:
+            tagged = np.fromiter((p.intent == intent for p in loaded.passages), bool, count=n)
+            rank = rank + self.intent_bonus * tagged
+        lexical = None
+        if served.bm25 is not None:
+            lexical = served.bm25.scores(query)
+            rank = rank + self.lexical_weight * lexical
+        k = min(top_k, int(np.isfinite(rank).sum()))
+        best = np.argpartition(-rank, k - 1)[:k] if k < n else np.arange(n)
+        best = best[np.argsort(-rank[best], kind="stable")][:k]
+        out = []
+        for row in best:
+            p = loaded.passages[int(row)]
+            score = float(dense[row])
+            out.append(
+                Passage(
+                    id=p.id,
+                    text=p.text,
+                    score=score,
+                    source=p.source,
+                    question=p.question,
+                    intent=p.intent,
+                    url=p.url,
+                    title=p.title,
+                    tags=p.tags,
+                    line=p.line,
+                    position=p.position,
+                    rank_score=float(rank[row]),
+                    lexical_score=float(lexical[row]) if lexical is not None else 0.0,
+                    answerable=self.min_score is None or score >= self.min_score,
+                )
+            )
+        return out
+
+    def vectors(self) -> np.ndarray:
+        """The live version's stored vectors (one row per vector, see `owners`)."""
+        return self._current().index.vectors

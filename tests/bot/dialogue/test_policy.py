@@ -1,0 +1,153 @@
+"""The dialogue policy's rules, decision by decision (no models: predictions are given)."""
+
+from __future__ import annotations
+
+from deskbot.bot.core.types import OUT_OF_SCOPE, IntentPrediction
+from deskbot.bot.dialogue.policy import (
+    BUTTON_OTHER,
+    DialoguePolicy,
+    DialogueState,
+    PolicySettings,
+    intent_title,
+)
+
+POLICY = DialoguePolicy(
+    PolicySettings(
+        intent_actions={
+            "lost_or_stolen_card": "action_freeze_card",
+            "card_arrival": "action_card_order_status",
+        },
+        required_slots={"action_card_order_status": ("order_number",)},
+        clarify_below=0.5,
+        bot_name="Northwind Bank",
+    )
+)
+
+
+def p(intent: str, conf: float = 0.9, *ranking: tuple[str, float]) -> IntentPrediction:
+    return IntentPrediction(intent, conf, ranking or ((intent, conf),))
+
+
+def decide(state: DialogueState, text: str, prediction: IntentPrediction | None, smalltalk=None):  # type: ignore[no-untyped-def]
+    return POLICY.decide(state, text=text, smalltalk=smalltalk, prediction=prediction)
+
+
+def test_confident_faq_intent_is_answered_and_counters_reset() -> None:
+    d = decide(DialogueState(oos_streak=1, clarify_streak=1), "exchange rate?", p("exchange_rate"))
+    assert (d.route, d.intent) == ("answer", "exchange_rate")
+    assert d.state.oos_streak == d.state.clarify_streak == 0
+
+
+def test_out_of_scope_twice_in_a_row_hands_off() -> None:
+    first = decide(DialogueState(), "weather?", p(OUT_OF_SCOPE, 0.2))
+    assert first.route == "out_of_scope" and "Northwind Bank" in first.text
+    second = decide(first.state, "football?", p(OUT_OF_SCOPE, 0.1))
+    assert (second.route, second.handoff_reason) == ("handoff", "out_of_scope")
+
+
+def test_out_of_scope_streak_is_broken_by_an_answer() -> None:
+    s = decide(DialogueState(), "weather?", p(OUT_OF_SCOPE, 0.2)).state
+    s = decide(s, "exchange rate?", p("exchange_rate")).state
+    assert decide(s, "football?", p(OUT_OF_SCOPE, 0.1)).route == "out_of_scope"
+
+
+def test_low_confidence_offers_the_top_two_intents_then_rephrase_then_a_person() -> None:
+    pred = p("card_arrival", 0.4, ("card_arrival", 0.4), ("card_delivery_estimate", 0.3))
+    first = decide(DialogueState(), "card?", pred)
+    assert first.route == "clarify"
+    assert first.buttons == ("Card arrival", "Card delivery estimate", BUTTON_OTHER)
+    assert first.state.offered == ("card_arrival", "card_delivery_estimate")
+    # Clicking a button names the intent.
+    picked = POLICY.button_intent(first.state, "Card delivery estimate", set())
+    assert picked == "card_delivery_estimate"
+    assert POLICY.button_intent(first.state, "/card_arrival", {"card_arrival"}) == "card_arrival"
+    assert POLICY.button_intent(first.state, "/unknown", {"card_arrival"}) is None
+    # "Something else": the second stage asks to rephrase; the third time, a person.
+    second = decide(first.state, BUTTON_OTHER, None)
+    assert second.route == "clarify" and "rephrase" in second.text
+    third = decide(second.state, "card?", pred)
+    assert (third.route, third.handoff_reason) == ("handoff", "unclear")
+
+
+def test_explicit_request_for_a_person_hands_off_even_inside_a_form() -> None:
+    s = DialogueState(form="action_card_order_status", form_intent="card_arrival")
+    d = decide(s, "I want to talk to a human", None, smalltalk="human")
+    assert (d.route, d.handoff_reason) == ("handoff", "customer_request")
+    assert d.state.form is None
+
+
+def test_repeated_negative_feedback_hands_off() -> None:
+    first = decide(DialogueState(), "that didn't help", None, smalltalk="negative")
+    assert first.route == "smalltalk" and first.buttons == ("Talk to a person",)
+    second = POLICY.on_negative(first.state)
+    assert (second.route, second.handoff_reason) == ("handoff", "negative_feedback")
+
+
+def test_greeting_thanks_goodbye() -> None:
+    assert "How can I help" in decide(DialogueState(), "hi", None, smalltalk="greet").text
+    assert "welcome" in decide(DialogueState(), "thanks", None, smalltalk="thanks").text
+    bye = decide(DialogueState(slots={"email": "a@b.cd"}), "bye", None, smalltalk="goodbye")
+    assert "Goodbye" in bye.text and bye.state == DialogueState()
+
+
+def test_action_without_slots_runs_at_once() -> None:
+    d = decide(DialogueState(), "I lost my card", p("lost_or_stolen_card"))
+    assert (d.route, d.action) == ("action", "action_freeze_card")
+
+
+def test_form_asks_validates_and_then_runs_the_action() -> None:
+    ask = decide(DialogueState(), "where is my card?", p("card_arrival"))
+    assert ask.route == "ask_slot" and "order number" in ask.text
+    assert ask.state.form == "action_card_order_status"
+    retry = decide(ask.state, "I don't know", p(OUT_OF_SCOPE, 0.1))
+    assert retry.route == "ask_slot" and "doesn't look like" in retry.text
+    done = decide(retry.state, "it is nw-123456", p(OUT_OF_SCOPE, 0.1))
+    assert (done.route, done.action) == ("action", "action_card_order_status")
+    assert done.state.slots == {"order_number": "NW123456"} and done.state.form is None
+
+
+def test_form_gives_up_after_too_many_attempts() -> None:
+    s = decide(DialogueState(), "where is my card?", p("card_arrival")).state
+    for _ in range(2):
+        s = decide(s, "hmm", p(OUT_OF_SCOPE, 0.1)).state
+    d = decide(s, "no idea", p(OUT_OF_SCOPE, 0.1))
+    assert (d.route, d.handoff_reason) == ("handoff", "form_failed")
+
+
+def test_a_slot_given_up_front_skips_the_question() -> None:
+    d = decide(DialogueState(), "where is card order NW654321?", p("card_arrival"))
+    assert (d.route, d.action) == ("action", "action_card_order_status")
+
+
+def test_the_customer_may_change_the_topic_during_a_form() -> None:
+    s = decide(DialogueState(), "where is my card?", p("card_arrival")).state
+    d = decide(s, "what is your exchange rate?", p("exchange_rate", 0.95))
+    assert (d.route, d.intent) == ("answer", "exchange_rate")
+    assert d.state.form is None
+
+
+def test_state_round_trips_through_json_and_survives_garbage() -> None:
+    s = DialogueState(slots={"email": "a@b.cd"}, form="f", offered=("a", "b"), oos_streak=1)
+    assert DialogueState.from_json(s.to_json()) == s
+    assert DialogueState.from_json({"oos_streak": "x", "unknown": 1}) == DialogueState()
+    assert DialogueState.from_json({"form": 3}) == DialogueState()
+    assert DialogueState.from_json({"oos_streak": 1, "unknown": 1}) == DialogueState(oos_streak=1)
+    assert DialogueState.from_json(None) == DialogueState()
+
+
+def test_action_events_update_slots() -> None:
+    s = DialogueState(slots={"order_number": "NW1"})
+    s = POLICY.after_action(
+        s,
+        [
+            {"event": "slot", "name": "order_number", "value": None},
+            {"event": "slot", "name": "card_frozen", "value": True},
+            {"event": "slot", "name": "amount", "value": 12.5},
+        ],
+    )
+    assert s.slots == {"amount": "12.5"}
+
+
+def test_intent_titles() -> None:
+    assert intent_title("Refund_not_showing_up") == "Refund not showing up"
+    assert intent_title("reverted_card_payment?") == "Reverted card payment"

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from deskbot.knowledge.errors import SourceError
+from deskbot.knowledge.sources.faq import load_faq, read_faq
+from tests.conftest import BANKING_TRAIN, DEMO_FAQ
+
+
+def test_demo_faq_has_one_entry_per_banking77_intent() -> None:
+    import csv
+
+    entries = load_faq(DEMO_FAQ)
+    with open(BANKING_TRAIN, encoding="utf-8") as fh:
+        intents = {row["category"] for row in csv.DictReader(fh)}
+    assert len(entries) == 77
+    assert {e.intent for e in entries} == intents
+    assert len({e.id for e in entries}) == 77
+    card = next(e for e in entries if e.intent == "card_arrival")
+    assert card.id == "card-arrival" and card.line is not None and card.url
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json", ".jsonl", ".yaml"])
+def test_every_format_reads_the_same_entries(tmp_path: Path, suffix: str) -> None:
+    rows = [
+        {
+            "id": "fees",
+            "question": "What are the fees?",
+            "answer": "No monthly fee.",
+            "intent": "fees",
+            "tags": ["a", "b"],
+        },
+        {"question": "How do I close my account?", "answer": "Tap Settings > Close account."},
+    ]
+    path = tmp_path / f"faq{suffix}"
+    if suffix == ".csv":
+        path.write_text(
+            "id,question,answer,intent,tags\nfees,What are the fees?,No monthly fee.,fees,a;b\n"
+            ",How do I close my account?,Tap Settings > Close account.,,\n",
+            encoding="utf-8",
+        )
+    elif suffix == ".json":
+        path.write_text(json.dumps({"entries": rows}), encoding="utf-8")
+    elif suffix == ".jsonl":
+        path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    else:
+        import yaml
+
+        path.write_text(yaml.safe_dump(rows), encoding="utf-8")
+    entries = load_faq(path)
+    assert [e.question for e in entries] == ["What are the fees?", "How do I close my account?"]
+    assert entries[0].id == "fees" and entries[0].tags == ("a", "b") and entries[0].intent == "fees"
+    assert entries[1].id.startswith("how-do-i-close-my-account-")  # a stable id from the question
+
+
+def test_bad_rows_are_reported_with_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "faq.csv"
+    path.write_text(
+        "id,question,answer\nok,Fine?,Yes.\nnoanswer,Where?,\nok,Twice?,Again.\n,,Answer without question\n",
+        encoding="utf-8",
+    )
+    entries, problems = read_faq(path)
+    assert [e.id for e in entries] == ["ok"]
+    assert [str(p) for p in problems] == [
+        f"{path}:3: missing 'answer'",
+        f"{path}:4: duplicate id 'ok' (first at line 2)",
+        f"{path}:5: missing 'question'",
+    ]
+    with pytest.raises(SourceError, match=r"faq.csv:3: missing 'answer' \(and 2 more\)"):
+        load_faq(path, strict=True)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "the file is empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00", "a binary file"),
+        (b"question,answer\ncaf\xe9,x\n", "not UTF-8"),
+        (b"q,a\nx,y\n", "must have columns 'question' and 'answer'"),
+    ],
+)
+def test_unusable_files_are_refused(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "faq.csv"
+    path.write_bytes(content)
+    with pytest.raises(SourceError, match=message):
+        read_faq(path)
+
+
+def test_huge_answers_are_rejected_per_row(tmp_path: Path) -> None:
+    path = tmp_path / "faq.jsonl"
+    path.write_text(
+        json.dumps({"question": "Big?", "answer": "x" * 10_000_000})
+        + "\n"
+        + json.dumps({"question": "Small?", "answer": "y"}),
+        encoding="utf-8",
+    )
+    entries, problems = read_faq(path)
+    assert [e.question for e in entries] == ["Small?"]
+    assert "the limit is 20000" in str(problems[0]) and ":1:" in str(problems[0])

@@ -1,0 +1,119 @@
+"""Agent accounts: argon2 hashes, signed session cookies, `deskbot agents add`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from deskbot.bot.cli import load_plugins
+from deskbot.bot.core.errors import StoreError
+from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
+from deskbot.ui.accounts.auth import (
+    AgentAccountError,
+    SessionSigner,
+    authenticate,
+    create_agent,
+    verify_password,
+)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqlConversationStore]:
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    migrate(engine)
+    yield SqlConversationStore(engine)
+    engine.dispose()
+
+
+def test_agents_are_stored_with_an_argon2_hash_and_authenticate(
+    store: SqlConversationStore,
+) -> None:
+    create_agent(store, "alice", "correct-horse", display_name="Alice")
+    stored = store.get_agent("alice")
+    assert stored is not None and stored.password_hash.startswith("$argon2id$")
+    assert "correct-horse" not in stored.password_hash
+    assert authenticate(store, "alice", "correct-horse") is not None
+    assert authenticate(store, "alice", "wrong-horse") is None
+    assert authenticate(store, "bob", "correct-horse") is None
+    with pytest.raises(StoreError, match="already exists"):
+        create_agent(store, "alice", "another-password")
+    with pytest.raises(AgentAccountError, match="at least 8"):
+        create_agent(store, "bob", "short")
+    with pytest.raises(AgentAccountError, match="without spaces"):
+        create_agent(store, "bob smith", "long-enough")
+
+
+def test_session_cookies_are_signed_expire_and_end_with_a_new_password(
+    store: SqlConversationStore,
+) -> None:
+    agent = create_agent(store, "alice", "correct-horse")
+    signer = SessionSigner(b"k" * 32, store, max_age=60)
+    cookie = signer.issue(agent, now=1000.0)
+    assert signer.check(cookie, now=1030.0).username == "alice"  # type: ignore[union-attr]
+    assert signer.check(cookie, now=1061.0) is None  # expired
+    assert SessionSigner(b"other" * 8, store).check(cookie, now=1030.0) is None
+    body, mac = cookie.rsplit(".", 1)
+    forged = SessionSigner(b"k" * 32, store).issue(agent, now=10_000.0).rsplit(".", 1)[0]
+    assert signer.check(f"{forged}.{mac}", now=1030.0) is None  # longer expiry, old MAC
+    assert signer.check(f"{body}.{mac[:-2]}", now=1030.0) is None
+    assert signer.check("garbage", now=1030.0) is None and signer.check(None) is None
+    with store.session() as s:
+        row = s.get(type(agent), "alice")
+        assert row is not None
+        row.password_hash = "$argon2id$changed"
+        s.add(row)
+        s.commit()
+    assert signer.check(cookie, now=1030.0) is None
+
+
+def test_cli_adds_an_agent_with_the_password_from_stdin(tmp_path: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(load_plugins(), ["init", str(tmp_path / "b")]).exit_code == 0
+    result = runner.invoke(
+        load_plugins(),
+        [
+            "agents",
+            "add",
+            "carol",
+            "-c",
+            str(tmp_path / "b"),
+            "--name",
+            "Carol",
+            "--password-stdin",
+        ],
+        input="s3cret-password\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "s3cret-password" not in result.output
+    result = runner.invoke(load_plugins(), ["agents", "list", "-c", str(tmp_path / "b")])
+    assert "carol\tCarol\tagent" in result.output
+    db = create_store_engine(f"sqlite:///{tmp_path / 'b' / 'var' / 'deskbot.db'}")
+    agent = SqlConversationStore(db).get_agent("carol")
+    assert agent is not None and verify_password(agent.password_hash, "s3cret-password")
+    again = runner.invoke(
+        load_plugins(),
+        ["agents", "add", "carol", "-c", str(tmp_path / "b"), "--password-stdin"],
+        input="s3cret-password\n",
+    )
+    assert again.exit_code != 0 and "already exists" in again.output
+
+
+def test_cli_prompts_for_the_password_twice(tmp_path: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(load_plugins(), ["init", str(tmp_path / "b")]).exit_code == 0
+    result = runner.invoke(
+        load_plugins(),
+        ["agents", "add", "dan", "-c", str(tmp_path / "b")],
+        input="long-password\nlong-password\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "long-password" not in result.output
+    short = runner.invoke(
+        load_plugins(),
+        ["agents", "add", "erin", "-c", str(tmp_path / "b")],
+        input="short\nshort\n",
+    )
+    assert short.exit_code != 0 and "at least 8 characters" in short.output

@@ -1,0 +1,246 @@
+"""Intent training data: CSV (`text,category`) or Rasa-style `nlu.yml`.
+
+The label `oos` marks out-of-scope examples. They fit the out-of-scope detector and
+are scored as out-of-scope, never learnt as an intent.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import random
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from deskbot.bot.core.errors import DataError
+from deskbot.knowledge.files.safe_yaml import brief, load_yaml
+
+OOS_LABEL = "oos"
+MAX_TEXT_CHARS = 2_000
+
+
+@dataclass(frozen=True)
+class IntentDataset:
+    """Texts with their labels (`oos` allowed), and where they came from."""
+
+    texts: tuple[str, ...]
+    labels: tuple[str, ...]
+    source: str = ""
+    sha256: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.texts) != len(self.labels):
+            raise ValueError("texts and labels differ in length")
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def intents(self) -> list[str]:
+        """The in-scope intents, sorted."""
+        return sorted({label for label in self.labels if label != OOS_LABEL})
+
+    @property
+    def has_oos(self) -> bool:
+        return OOS_LABEL in self.labels
+
+    def counts(self) -> Counter[str]:
+        return Counter(self.labels)
+
+    def subset(self, rows: Sequence[int]) -> IntentDataset:
+        return IntentDataset(
+            tuple(self.texts[i] for i in rows),
+            tuple(self.labels[i] for i in rows),
+            self.source,
+            self.sha256,
+        )
+
+    def without_intents(self, intents: set[str], *, as_oos: bool) -> IntentDataset:
+        """Drop `intents`, or (with `as_oos`) relabel their examples as out of scope."""
+        texts, labels = [], []
+        for t, label in zip(self.texts, self.labels, strict=True):
+            if label in intents:
+                if not as_oos:
+                    continue
+                label = OOS_LABEL
+            texts.append(t)
+            labels.append(label)
+        return IntentDataset(tuple(texts), tuple(labels), self.source, self.sha256)
+
+    def few_shot(self, per_intent: int, *, seed: int = 0) -> IntentDataset:
+        """`per_intent` examples of each intent (all of an intent with fewer), drawn with `seed`."""
+        rng = random.Random(seed)
+        by_label: dict[str, list[int]] = {}
+        for i, label in enumerate(self.labels):
+            by_label.setdefault(label, []).append(i)
+        rows: list[int] = []
+        for label in sorted(by_label):
+            idx = by_label[label]
+            rows.extend(rng.sample(idx, min(per_intent, len(idx))))
+        return self.subset(sorted(rows))
+
+    def split(self, valid_fraction: float, *, seed: int = 0) -> tuple[IntentDataset, IntentDataset]:
+        """A stratified split: every label with at least 2 examples has one in each part."""
+        rng = random.Random(seed)
+        by_label: dict[str, list[int]] = {}
+        for i, label in enumerate(self.labels):
+            by_label.setdefault(label, []).append(i)
+        train_rows: list[int] = []
+        valid_rows: list[int] = []
+        for label in sorted(by_label):
+            idx = by_label[label][:]
+            rng.shuffle(idx)
+            n_valid = max(1, round(len(idx) * valid_fraction)) if len(idx) >= 2 else 0
+            valid_rows.extend(idx[:n_valid])
+            train_rows.extend(idx[n_valid:])
+        return self.subset(sorted(train_rows)), self.subset(sorted(valid_rows))
+
+
+def load_intents(path: str | Path) -> IntentDataset:
+    """Read a CSV (`text,category`) or YAML (Rasa `nlu:` style) intents file.
+
+    Raises:
+        DataError: naming the file (and line) and what to fix.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise DataError(f"{file}: no such file")
+    raw = file.read_bytes()
+    if b"\x00" in raw[:8192]:
+        raise DataError(f"{file}: a binary file, not intents data (expected UTF-8 CSV or YAML)")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{file}: not UTF-8 text (bad byte at offset {exc.start}); re-save it as UTF-8"
+        ) from exc
+    if not text.strip():
+        raise DataError(f"{file}: the file is empty")
+    suffix = file.suffix.lower()
+    if suffix == ".csv":
+        texts, labels = _read_csv(text, file)
+    elif suffix in (".yml", ".yaml"):
+        texts, labels = _read_nlu_yaml(text, file)
+    else:
+        raise DataError(
+            f"{file}: unknown format {suffix!r}; use .csv (text,category) or .yml (Rasa nlu)"
+        )
+    if not texts:
+        raise DataError(f"{file}: no examples")
+    return IntentDataset(tuple(texts), tuple(labels), str(file), hashlib.sha256(raw).hexdigest())
+
+
+def _read_csv(text: str, file: Path) -> tuple[list[str], list[str]]:
+    # newline="": csv reads \r, \n and \r\n line ends itself; split lines would make it
+    # refuse a bare \r.
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+    except StopIteration:
+        raise DataError(f"{file}: the file is empty") from None
+    except csv.Error as exc:
+        raise DataError(f"{file}:{reader.line_num}: not readable as CSV: {exc}") from None
+    if "text" not in header or not ({"category", "intent", "label"} & set(header)):
+        shown = ",".join(brief(h, 40) if len(h) > 40 else h for h in header[:10])
+        raise DataError(
+            f"{file}: expected columns 'text,category', found {shown or 'none'}"
+            + (f" and {len(header) - 10} more" if len(header) > 10 else "")
+        )
+    ti = header.index("text")
+    li = next(header.index(c) for c in ("category", "intent", "label") if c in header)
+    texts, labels = [], []
+    while True:
+        try:
+            row = next(reader, None)
+        except csv.Error as exc:  # a cell past csv's 131,072-character limit
+            raise DataError(f"{file}:{reader.line_num}: not readable as CSV: {exc}") from None
+        if row is None:
+            break
+        line = reader.line_num
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise DataError(f"{file}:{line}: {len(row)} columns, the header has {len(header)}")
+        t, label = normalize_text(row[ti]), row[li].strip()
+        _check_row(t, label, file, line)
+        texts.append(t)
+        labels.append(label)
+    return texts, labels
+
+
+_ENTITY_MARKUP = re.compile(r"\[([^\]]+)\]\([^)]+\)|\[([^\]]+)\]\{[^}]+\}")
+
+
+def _read_nlu_yaml(text: str, file: Path) -> tuple[list[str], list[str]]:
+    try:
+        doc = load_yaml(text)
+    except yaml.YAMLError as exc:
+        raise DataError(f"{file}: not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("nlu"), list):
+        raise DataError(f"{file}: expected a mapping with an 'nlu:' list (Rasa nlu.yml style)")
+    texts, labels = [], []
+    for n, block in enumerate(doc["nlu"], start=1):
+        if not isinstance(block, dict) or "intent" not in block:
+            continue  # synonyms, regexes, lookups: not examples
+        if not isinstance(block["intent"], str | int | float):
+            raise DataError(
+                f"{file}: block {n}: 'intent' must be a name, got {brief(block['intent'])}"
+            )
+        label = str(block["intent"]).strip()
+        examples = block.get("examples")
+        if isinstance(examples, str):
+            items = [
+                ln.strip()[1:].strip() for ln in examples.splitlines() if ln.strip().startswith("-")
+            ]
+        elif isinstance(examples, list):
+            if not all(isinstance(x, str | int | float) for x in examples):
+                raise DataError(
+                    f"{file}: intent {brief(label)} (block {n}): each example must be text"
+                )
+            items = [str(x).strip() for x in examples]
+        else:
+            raise DataError(f"{file}: intent {brief(label)} (block {n}) has no 'examples'")
+        for item in items:
+            plain = normalize_text(_ENTITY_MARKUP.sub(lambda m: m.group(1) or m.group(2), item))
+            _check_row(plain, label, file, None)
+            texts.append(plain)
+            labels.append(label)
+    return texts, labels
+
+
+def normalize_text(text: str) -> str:
+    """Collapse runs of whitespace (newlines inside quoted CSV cells included) to one space."""
+    return " ".join(text.split())
+
+
+def _check_row(text: str, label: str, file: Path, line: int | None) -> None:
+    where = f"{file}:{line}" if line else str(file)
+    if not text:
+        raise DataError(f"{where}: empty text")
+    if not label:
+        raise DataError(f"{where}: empty category")
+    if len(text) > MAX_TEXT_CHARS:
+        raise DataError(f"{where}: text of {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
+    if any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in text):
+        raise DataError(f"{where}: control characters in the text")
+
+
+def check_trainable(data: IntentDataset, *, min_per_intent: int = 2) -> None:
+    """Refuse data a classifier cannot learn from, saying which labels are short."""
+    counts = data.counts()
+    intents = [label for label in counts if label != OOS_LABEL]
+    if len(intents) < 2:
+        raise DataError(f"{data.source}: at least 2 intents are needed, found {len(intents)}")
+    short = sorted(label for label in intents if counts[label] < min_per_intent)
+    if short:
+        shown = ", ".join(f"{s} ({counts[s]})" for s in short[:10])
+        raise DataError(
+            f"{data.source}: intents need at least {min_per_intent} examples each; too few: {shown}"
+            + (f" and {len(short) - 10} more" if len(short) > 10 else "")
+        )

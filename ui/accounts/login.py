@@ -1,0 +1,247 @@
+"""The agent console's login and logout pages, and the gate in front of the console.
+
+The pages are plain HTML forms served by FastAPI (no script). Nothing the visitor
+typed is ever written back into a page.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI, Form, Request
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
+from starlette.concurrency import run_in_threadpool
+
+from deskbot.bot.core.network import parse_networks
+from deskbot.bot.server.ratelimit import came_over_https
+from deskbot.bot.store import SqlConversationStore
+from deskbot.ui.accounts.auth import COOKIE_NAME, SessionSigner, authenticate
+
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[
+    [Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]
+]
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}: agent login</title>
+<style>
+body {{ font-family: system-ui, sans-serif; background: #f4f5f7; margin: 0; }}
+main {{ max-width: 340px; margin: 12vh auto; background: #fff; padding: 28px;
+        border-radius: 10px; box-shadow: 0 2px 10px rgba(0,0,0,.08); }}
+h1 {{ font-size: 1.2rem; margin: 0 0 18px; }}
+label {{ display: block; font-size: .9rem; margin: 12px 0 4px; }}
+input {{ width: 100%; box-sizing: border-box; padding: 8px; font-size: 1rem; }}
+button {{ margin-top: 18px; width: 100%; padding: 10px; font-size: 1rem; background: #f97316;
+          color: #fff; border: 0; border-radius: 6px; cursor: pointer; }}
+.error {{ color: #b91c1c; font-size: .9rem; }}
+</style></head>
+<body><main>
+<h1>{title}: agent console</h1>
+{error}
+<form method="post" action="login">
+<label for="username">Username</label>
+<input id="username" name="username" autocomplete="username" required maxlength="128" autofocus>
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required
+       maxlength="1024">
+<button type="submit">Log in</button>
+</form>
+</main></body></html>
+"""
+
+
+def login_page(title: str, *, failed: bool = False) -> str:
+    error = '<p class="error" role="alert">Wrong username or password.</p>' if failed else ""
+    return _PAGE.format(title=html.escape(title), error=error)
+
+
+def add_login_routes(
+    app: FastAPI,
+    path: str,
+    store: SqlConversationStore,
+    signer: SessionSigner,
+    title: str,
+    *,
+    secure_cookies: str = "auto",
+    trusted_proxies: tuple[str, ...] = (),
+) -> None:
+    """`GET/POST {path}/login` and `GET {path}/logout`; call before mounting the console.
+
+    `secure_cookies` ("auto", "always", "never", see `ServerConfig`) decides whether the
+    session cookie is marked Secure; with "auto", when the login came over HTTPS, to us
+    or to one of `trusted_proxies` (`X-Forwarded-Proto`).
+    """
+    proxies = parse_networks(trusted_proxies)
+
+    @app.get(f"{path}/login", include_in_schema=False)
+    def login_form(request: Request) -> Response:
+        if signer.check(request.cookies.get(COOKIE_NAME)) is not None:
+            return RedirectResponse("./", status_code=303)
+        failed = request.query_params.get("failed") == "1"
+        return HTMLResponse(login_page(title, failed=failed), headers=_NO_STORE)
+
+    @app.post(f"{path}/login", include_in_schema=False)
+    def login(
+        request: Request,
+        username: str = Form(max_length=128),
+        password: str = Form(max_length=1024),
+    ) -> Response:
+        agent = authenticate(store, username, password)
+        if agent is None:
+            logger.warning("failed console login")
+            return RedirectResponse("login?failed=1", status_code=303)
+        response = RedirectResponse("./", status_code=303)
+        response.set_cookie(
+            COOKIE_NAME,
+            signer.issue(agent),
+            max_age=signer.max_age,
+            path=path,
+            httponly=True,
+            samesite="strict",
+            secure=secure_cookies == "always"
+            or (
+                secure_cookies == "auto"
+                and came_over_https(
+                    request.url.scheme,
+                    request.client.host if request.client else None,
+                    request.headers.get("x-forwarded-proto"),
+                    proxies,
+                )
+            ),
+        )
+        logger.info("agent %s logged in", agent.username)
+        return response
+
+    @app.get(f"{path}/logout", include_in_schema=False)
+    def logout() -> Response:
+        response = RedirectResponse("login", status_code=303)
+        response.delete_cookie(COOKIE_NAME, path=path, httponly=True, samesite="strict")
+        return response
+
+
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def cross_site(scope: Scope) -> bool:
+    """Whether a browser sent this request from another site's page (a CSRF attempt).
+
+    Browsers name the page's origin on every POST, PUT, PATCH and DELETE (`Origin`) and,
+    in current ones, how the request relates to it (`Sec-Fetch-Site`). A request with
+    neither comes from no browser, and so carries no victim's cookie. The origin's host
+    is compared with the Host header (or the proxy's X-Forwarded-Host: a page cannot set
+    either), without the port, which a proxy in front may leave out of Host.
+    """
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    fetch_site = headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        return True
+    origin = headers.get("origin")
+    if origin is None:
+        return False
+    if origin == "null":
+        return True
+    origin_host = urlsplit(origin).hostname
+    hosts = {
+        urlsplit("//" + value.split(",")[0].strip()).hostname
+        for value in (headers.get("host", ""), headers.get("x-forwarded-host", ""))
+        if value
+    }
+    return origin_host is None or origin_host not in hosts
+
+
+class ConsoleGate:
+    """ASGI middleware in front of everything under the console's path.
+
+    - Without a valid session, nothing but the login and logout pages is served: the
+      console page redirects to the login form, every other path (Gradio's config,
+      queue, files, assets, any route a Gradio upgrade adds) answers 401. Gradio's own
+      `auth_dependency` check stays behind it as a second lock.
+    - No other site's page may send it a state-changing request (CSRF): any method but
+      GET, HEAD and OPTIONS from a cross-site page is refused with 403, login included.
+    - No page of the console may be shown in another site's frame (clickjacking).
+
+    Args:
+        app: the wrapped ASGI app.
+        path: where the console is mounted, e.g. "/agent".
+        signer: checks the session cookie.
+    """
+
+    def __init__(self, app: ASGIApp, path: str, signer: SessionSigner) -> None:
+        self.app = app
+        self.path = path.rstrip("/")
+        self.signer = signer
+        self.public = frozenset({f"{self.path}/login", f"{self.path}/logout"})
+
+    async def __call__(
+        self,
+        scope: Scope,
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        path = str(scope.get("path", ""))
+        inside = path == self.path or path.startswith(self.path + "/")
+        if scope["type"] not in ("http", "websocket") or not inside:
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            if not await self._signed_in(scope):
+                await send({"type": "websocket.close", "code": 4401})
+                return
+            await self.app(scope, receive, send)
+            return
+        method = scope.get("method")
+        if method not in ("GET", "HEAD", "OPTIONS") and cross_site(scope):
+            logger.warning("cross-site %s to the console refused", method)
+            await PlainTextResponse(
+                "cross-site requests to the agent console are refused", status_code=403
+            )(scope, receive, send)
+            return
+        if path not in self.public and not await self._signed_in(scope):
+            if method in ("GET", "HEAD") and path in (self.path, self.path + "/"):
+                target = f"{scope.get('root_path', '')}{self.path}/login"
+                response: Response = RedirectResponse(target, status_code=303)
+            else:
+                response = JSONResponse(
+                    {"detail": "log in to the agent console first"},
+                    status_code=401,
+                    headers=_NO_STORE,
+                )
+            await self._framing_denied(response)(scope, receive, send)
+            return
+
+        async def send_framing_denied(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-frame-options", b"DENY"))
+                headers.append((b"content-security-policy", b"frame-ancestors 'none'"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_framing_denied)
+
+    async def _signed_in(self, scope: Scope) -> bool:
+        cookie = Request(scope).cookies.get(COOKIE_NAME)
+        if not cookie:
+            return False
+        # The check reads the agent from the database: not on the event loop.
+        return await run_in_threadpool(self.signer.check, cookie) is not None
+
+    @staticmethod
+    def _framing_denied(response: Response) -> Response:
+        response.headers["x-frame-options"] = "DENY"
+        response.headers["content-security-policy"] = "frame-ancestors 'none'"
+        return response
