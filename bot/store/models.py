@@ -2,15 +2,50 @@
 
 The schema is owned by Alembic migrations (`deskbot.bot.store.migrations`); these
 classes must stay in step with the newest migration, which a test checks.
+
+Statuses, roles and kinds are `Literal`s of the strings stored: the columns stay plain
+strings (`AutoString` of the migrated length), so databases written before keep loading.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlmodel import AutoString, Field, SQLModel
+
+from deskbot.bot.core.types import Role
+
+__all__ = [
+    "Agent",
+    "AgentLabel",
+    "AgentRole",
+    "Conversation",
+    "ConversationStatus",
+    "DialogueStateRecord",
+    "ErasureKind",
+    "ErasureRecord",
+    "Handoff",
+    "HandoffStatus",
+    "Role",
+    "TurnFields",
+    "TurnKind",
+    "TurnRecord",
+    "utcnow",
+]
+
+# open -> handoff (an agent owns it) -> open again, or closed
+ConversationStatus = Literal["open", "handoff", "closed"]
+HandoffStatus = Literal["queued", "claimed", "resolved"]
+AgentRole = Literal["agent", "admin"]
+# forget: `deskbot forget`, `DELETE /api/me`, the admin route; prune: retention
+ErasureKind = Literal["forget", "prune"]
+# What a bot turn was: the values of `deskbot.bot.core.types.Reply.kind` (a test holds
+# the two in step).
+TurnKind = Literal[
+    "faq", "generated", "clarify", "handoff", "action", "smalltalk", "fallback", "form"
+]
 
 
 def utcnow() -> datetime:
@@ -27,8 +62,7 @@ class Conversation(SQLModel, table=True):
     token_hash: str = Field(index=True, max_length=64)
     customer_id: str | None = Field(default=None, index=True, max_length=128)
     channel: str = Field(default="web", max_length=32)
-    # open -> handoff (an agent owns it) -> open again, or closed
-    status: str = Field(default="open", max_length=16, index=True)
+    status: ConversationStatus = Field(default="open", index=True, sa_type=AutoString(16))
     created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -45,17 +79,30 @@ class TurnRecord(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: str = Field(foreign_key="conversations.id", index=True, max_length=32)
     seq: int
-    role: str = Field(max_length=16)
+    role: Role = Field(sa_type=AutoString(16))
     text: str
     author: str | None = Field(default=None, max_length=128)
     intent: str | None = Field(default=None, max_length=128, index=True)
     confidence: float | None = None
-    kind: str | None = Field(default=None, max_length=32)
+    kind: TurnKind | None = Field(default=None, sa_type=AutoString(32))
     passages: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
     model_versions: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON))
     latency_ms: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON))
     feedback: int | None = None  # +1 thumbs up, -1 thumbs down
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class TurnFields(TypedDict, total=False):
+    """What a turn may be stored with besides its conversation, role and text."""
+
+    author: str | None
+    intent: str | None
+    confidence: float | None
+    kind: TurnKind | None
+    passages: list[dict[str, Any]]
+    model_versions: dict[str, str]
+    latency_ms: dict[str, float]
+    feedback: int | None
 
 
 class DialogueStateRecord(SQLModel, table=True):
@@ -76,7 +123,7 @@ class Handoff(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: str = Field(foreign_key="conversations.id", index=True, max_length=32)
     reason: str = Field(max_length=64)
-    status: str = Field(default="queued", max_length=16, index=True)  # queued, claimed, resolved
+    status: HandoffStatus = Field(default="queued", index=True, sa_type=AutoString(16))
     intent: str | None = Field(default=None, max_length=128)
     claimed_by: str | None = Field(default=None, max_length=128)
     created_at: datetime = Field(default_factory=utcnow)
@@ -107,7 +154,7 @@ class Agent(SQLModel, table=True):
     username: str = Field(primary_key=True, max_length=128)
     display_name: str = Field(max_length=128)
     password_hash: str = Field(max_length=256)
-    role: str = Field(default="agent", max_length=16)  # agent, admin
+    role: AgentRole = Field(default="agent", sa_type=AutoString(16))
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -119,21 +166,7 @@ class ErasureRecord(SQLModel, table=True):
     __tablename__ = "erasures"
 
     id: int | None = Field(default=None, primary_key=True)
-    kind: str = Field(max_length=16)  # forget, prune
+    kind: ErasureKind = Field(sa_type=AutoString(16))
     requested_by: str = Field(max_length=160)  # cli, customer, admin:USERNAME, retention
     counts: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow, index=True)
-
-
-class ModelVersionRecord(SQLModel, table=True):
-    """A trained model or index version known to the store, with the figures it scored."""
-
-    __tablename__ = "model_versions"
-
-    id: int | None = Field(default=None, primary_key=True)
-    kind: str = Field(max_length=32, index=True)  # intents, faq-index
-    version: str = Field(max_length=64)
-    path: str
-    metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
-    live: bool = False
-    created_at: datetime = Field(default_factory=utcnow)

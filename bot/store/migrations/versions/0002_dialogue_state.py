@@ -6,24 +6,21 @@ Create Date: 2026-11-22 22:40:00
 """
 from __future__ import annotations
 
-from alembic import op
 import sqlalchemy as sa
-import sqlmodel
+from alembic import op
 
+from deskbot.bot.store.migrations.schema import create_table, text, when
 
 revision = '0002'
 down_revision = '0001'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table('dialogue_states',
-    sa.Column('conversation_id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-    sa.Column('state', sa.JSON(), nullable=True),
-    sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], ),
-    sa.PrimaryKeyConstraint('conversation_id')
+    create_table('dialogue_states',
+        text('conversation_id', 32), sa.Column('state', sa.JSON(), nullable=True),
+        when('updated_at', nullable=False),
+        sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id']),
+        primary_key='conversation_id',
     )
 
 

@@ -1,0 +1,257 @@
+"""Conversations, their turns and the dialogue state kept between turns.
+
+Every accepted customer message is written here *before* the bot works on it, so a
+crash in any later step never loses what the customer said.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Unpack
+
+from sqlalchemy import Connection, Insert, Update, bindparam, func, insert, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from deskbot.bot.core.errors import StoreError
+from deskbot.bot.core.types import Role
+from deskbot.bot.store.base import SqlRepository, set_conversation_status
+from deskbot.bot.store.models import (
+    Conversation,
+    ConversationStatus,
+    DialogueStateRecord,
+    TurnFields,
+    TurnRecord,
+    utcnow,
+)
+
+__all__ = ["ConversationRepository", "hash_token"]
+
+_TOKEN_BYTES = 32
+
+# A turn's statements, built once with bound parameters: building them per call (the
+# upsert's `excluded` alias above all) cost more CPU than running them.
+_NEXT_SEQ = (
+    select(func.coalesce(func.max(TurnRecord.seq), 0) + 1)
+    .where(TurnRecord.conversation_id == bindparam("cid"))
+    .scalar_subquery()
+)
+_INSERT_TURN = (
+    insert(TurnRecord).values(seq=_NEXT_SEQ).returning(col(TurnRecord.id), col(TurnRecord.seq))
+)
+_TOUCH_CONVERSATION = (
+    update(Conversation)
+    .where(col(Conversation.id) == bindparam("cid"))
+    .values(updated_at=bindparam("now"))
+)
+_BY_TOKEN = select(Conversation).where(col(Conversation.token_hash) == bindparam("token_hash"))
+_STATE_OF = select(col(DialogueStateRecord.state)).where(
+    col(DialogueStateRecord.conversation_id) == bindparam("cid")
+)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@functools.cache
+def _upsert_state(dialect: str) -> Insert:
+    """INSERT of a conversation's dialogue state that replaces the one stored."""
+    key = ["conversation_id"]
+    if dialect == "postgresql":
+        pg = postgresql.insert(DialogueStateRecord)
+        new = pg.excluded
+        return pg.on_conflict_do_update(
+            index_elements=key, set_={"state": new.state, "updated_at": new.updated_at}
+        )
+    lite = sqlite.insert(DialogueStateRecord)
+    new = lite.excluded
+    return lite.on_conflict_do_update(
+        index_elements=key, set_={"state": new.state, "updated_at": new.updated_at}
+    )
+
+
+@functools.cache
+def _update_turn(columns: frozenset[str]) -> Update:
+    """The UPDATE of a turn's `columns`, with bound parameters (built once a set)."""
+    return (
+        update(TurnRecord)
+        .where(col(TurnRecord.id) == bindparam("turn_id"))
+        .values({name: bindparam(name) for name in columns})
+    )
+
+
+def _turn_values(conversation_id: str, role: Role, text: str, meta: TurnFields) -> dict[str, Any]:
+    return {
+        "conversation_id": conversation_id,
+        "role": role,
+        "text": text,
+        "created_at": utcnow(),
+        "passages": [],
+        "model_versions": {},
+        "latency_ms": {},
+        **meta,
+    }
+
+
+class ConversationRepository(SqlRepository):
+    """Conversations (opened with a session token, stored hashed), their turns in order,
+    and the dialogue policy's state between turns."""
+
+    # -- conversations -------------------------------------------------------------------
+
+    def create_conversation(
+        self, *, customer_id: str | None = None, channel: str = "web"
+    ) -> tuple[Conversation, str]:
+        """Open a conversation; returns it with its session token (shown once, stored hashed)."""
+        token = secrets.token_urlsafe(_TOKEN_BYTES)
+        conv = Conversation(
+            id=secrets.token_hex(16),
+            token_hash=hash_token(token),
+            customer_id=customer_id,
+            channel=channel,
+        )
+        with self._write_session() as s:
+            s.add(conv)
+            s.commit()
+        return conv, token
+
+    def conversation_by_token(self, token: str) -> Conversation | None:
+        with self.session() as s:
+            return s.exec(_BY_TOKEN, params={"token_hash": hash_token(token)}).first()
+
+    def get_conversation(self, conversation_id: str) -> Conversation | None:
+        with self.session() as s:
+            return s.get(Conversation, conversation_id)
+
+    def conversation_for_customer(self, customer_id: str, *, channel: str) -> Conversation | None:
+        """The customer's newest conversation on `channel` (e.g. a Rasa REST sender)."""
+        with self.session() as s:
+            return s.exec(
+                select(Conversation)
+                .where(Conversation.customer_id == customer_id, Conversation.channel == channel)
+                .order_by(col(Conversation.created_at).desc())
+            ).first()
+
+    def set_status(self, conversation_id: str, status: ConversationStatus) -> None:
+        with self._write_session() as s:
+            s.execute(set_conversation_status(conversation_id, status))
+            s.commit()
+
+    # -- turns ---------------------------------------------------------------------------
+
+    def append_turn(
+        self, conversation_id: str, role: Role, text: str, **meta: Unpack[TurnFields]
+    ) -> TurnRecord:
+        """Store one message as the conversation's next turn and return it (with its id).
+
+        The sequence number is computed inside the INSERT itself. SQLite runs that
+        statement under its write lock; PostgreSQL first locks the conversation's row,
+        so concurrent writers to one conversation queue instead of colliding.
+        """
+        values = _turn_values(conversation_id, role, text, meta)
+        with self._turn_transaction(conversation_id) as conn:
+            if not self._lock_conversation(conn, conversation_id):
+                raise StoreError(f"no conversation {conversation_id!r}")
+            return self._insert(conn, values)
+
+    def record_bot_turn(
+        self,
+        conversation_id: str,
+        text: str,
+        *,
+        user_turn_id: int | None = None,
+        user_values: dict[str, Any] | None = None,
+        state: dict[str, Any] | None = None,
+        **meta: Unpack[TurnFields],
+    ) -> TurnRecord:
+        """Store the bot's reply, what the bot learnt about the customer's message
+        (`user_values` on turn `user_turn_id`) and the dialogue state, in one transaction."""
+        values = _turn_values(conversation_id, "bot", text, meta)
+        with self._turn_transaction(conversation_id) as conn:
+            self._lock_conversation(conn, conversation_id)
+            if user_turn_id is not None and user_values:
+                conn.execute(
+                    _update_turn(frozenset(user_values)), {**user_values, "turn_id": user_turn_id}
+                )
+            turn = self._insert(conn, values)
+            if state is not None:
+                self._save_state(conn, conversation_id, state)
+        return turn
+
+    @contextmanager
+    def _turn_transaction(self, conversation_id: str) -> Iterator[Connection]:
+        """The write transaction of a turn; a turn of no conversation is a StoreError."""
+        try:
+            with self._write_transaction() as conn:
+                yield conn
+        except IntegrityError as exc:
+            raise StoreError(f"no conversation {conversation_id!r}") from exc
+
+    def _insert(self, conn: Connection, values: dict[str, Any]) -> TurnRecord:
+        """Insert a turn (its `seq` the conversation's next) and touch its conversation."""
+        cid = values["conversation_id"]
+        row = conn.execute(_INSERT_TURN, {**values, "cid": cid}).one()
+        conn.execute(_TOUCH_CONVERSATION, {"cid": cid, "now": values["created_at"]})
+        return TurnRecord(**values, id=row.id, seq=row.seq)
+
+    def update_turn(self, turn_id: int, **values: Unpack[TurnFields]) -> None:
+        with self._write_session() as s:
+            s.execute(update(TurnRecord).where(col(TurnRecord.id) == turn_id).values(**values))
+            s.commit()
+
+    def set_feedback(self, turn_id: int, value: int) -> None:
+        if value not in (-1, 1):
+            raise ValueError("feedback is +1 or -1")
+        self.update_turn(turn_id, feedback=value)
+
+    def history(self, conversation_id: str, *, limit: int | None = None) -> list[TurnRecord]:
+        """The conversation's turns, oldest first (the newest `limit` if given)."""
+        with self.session() as s:
+            q = (
+                select(TurnRecord)
+                .where(TurnRecord.conversation_id == conversation_id)
+                .order_by(col(TurnRecord.seq).desc())
+            )
+            if limit is not None:
+                q = q.limit(limit)
+            return list(reversed(s.exec(q).all()))
+
+    def get_turn(self, turn_id: int) -> TurnRecord | None:
+        with self.session() as s:
+            return s.get(TurnRecord, turn_id)
+
+    def conversation_turn(self, conversation_id: str, turn_id: int) -> TurnRecord | None:
+        """Turn `turn_id` if it belongs to the conversation (else None: nothing leaks)."""
+        turn = self.get_turn(turn_id)
+        return turn if turn is not None and turn.conversation_id == conversation_id else None
+
+    def count_turns(self, *, role: Role | None = None) -> int:
+        with self.session() as s:
+            q = select(func.count()).select_from(TurnRecord)
+            if role is not None:
+                q = q.where(TurnRecord.role == role)
+            return int(s.exec(q).one())
+
+    # -- dialogue state ------------------------------------------------------------------
+
+    def dialogue_state(self, conversation_id: str) -> dict[str, Any] | None:
+        """The dialogue policy's stored state of the conversation (None before its first turn)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(_STATE_OF, {"cid": conversation_id}).first()
+        return dict(row.state or {}) if row is not None else None
+
+    def save_dialogue_state(self, conversation_id: str, state: dict[str, Any]) -> None:
+        with self._write_transaction() as conn:
+            self._save_state(conn, conversation_id, state)
+
+    def _save_state(self, conn: Connection, conversation_id: str, state: dict[str, Any]) -> None:
+        conn.execute(
+            _upsert_state(self.engine.dialect.name),
+            {"conversation_id": conversation_id, "state": state, "updated_at": utcnow()},
+        )

@@ -1,0 +1,94 @@
+"""Handoffs: conversations queued for a human agent, claimed by one, resolved."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
+
+from deskbot.bot.core.errors import StoreError
+from deskbot.bot.store.base import SqlRepository, set_conversation_status
+from deskbot.bot.store.models import Handoff, HandoffStatus, utcnow
+
+__all__ = ["HandoffRepository"]
+
+OPEN: tuple[HandoffStatus, ...] = ("queued", "claimed")
+
+
+def _open_handoffs(conversation_id: str) -> SelectOfScalar[Handoff]:
+    """The conversation's queued or claimed handoffs, newest first."""
+    return (
+        select(Handoff)
+        .where(Handoff.conversation_id == conversation_id, col(Handoff.status).in_(OPEN))
+        .order_by(col(Handoff.id).desc())
+    )
+
+
+class HandoffRepository(SqlRepository):
+    """The queue of conversations waiting for (or owned by) a person."""
+
+    def open_handoff(
+        self, conversation_id: str, reason: str, *, intent: str | None = None
+    ) -> Handoff:
+        """Queue the conversation for a human; an already open handoff is returned as is."""
+        with self._write_session() as s:
+            existing = s.exec(_open_handoffs(conversation_id)).first()
+            if existing is not None:
+                return existing
+            handoff = Handoff(conversation_id=conversation_id, reason=reason, intent=intent)
+            s.add(handoff)
+            s.execute(set_conversation_status(conversation_id, "handoff"))
+            s.commit()
+            return handoff
+
+    def get_handoff(self, handoff_id: int) -> Handoff | None:
+        with self.session() as s:
+            return s.get(Handoff, handoff_id)
+
+    def active_handoff(self, conversation_id: str) -> Handoff | None:
+        """The conversation's queued or claimed handoff, if it has one."""
+        with self.session() as s:
+            return s.exec(_open_handoffs(conversation_id)).first()
+
+    def handoff_queue(self, *, statuses: Sequence[HandoffStatus] = ("queued",)) -> list[Handoff]:
+        """The handoffs in any of `statuses`, oldest first."""
+        with self.session() as s:
+            return list(
+                s.exec(
+                    select(Handoff)
+                    .where(col(Handoff.status).in_(tuple(statuses)))
+                    .order_by(col(Handoff.created_at))
+                ).all()
+            )
+
+    def claim_handoff(self, handoff_id: int, agent: str) -> bool:
+        """Give the handoff to `agent`; False if someone else already has it.
+
+        One conditional UPDATE decides: of two agents (in any number of processes)
+        claiming at once, exactly one changes the row.
+        """
+        with self._write_transaction() as conn:
+            result = conn.execute(
+                update(Handoff)
+                .where(col(Handoff.id) == handoff_id, col(Handoff.status) == "queued")
+                .values(status="claimed", claimed_by=agent, claimed_at=utcnow())
+            )
+        return result.rowcount == 1
+
+    def resolve_handoff(self, handoff_id: int, *, back_to_bot: bool = True) -> None:
+        """Close the handoff; the conversation returns to the bot or is closed."""
+        with self._write_session() as s:
+            handoff = s.get(Handoff, handoff_id)
+            if handoff is None:
+                raise StoreError(f"no handoff {handoff_id}")
+            handoff.status = "resolved"
+            handoff.resolved_at = utcnow()
+            s.add(handoff)
+            s.execute(
+                set_conversation_status(
+                    handoff.conversation_id, "open" if back_to_bot else "closed"
+                )
+            )
+            s.commit()
