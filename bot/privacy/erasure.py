@@ -34,7 +34,7 @@ from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
-from typing import Any
+from typing import TypedDict
 
 from deskbot.bot.core.config import BotConfig
 from deskbot.bot.core.errors import DeskbotError
@@ -97,6 +97,14 @@ class ErasureScope:
         return not self.conversation_ids
 
 
+class ErasureCounts(TypedDict):
+    """An `ErasureReport` as JSON (`deskbot forget`, `DELETE /api/me`, the admin route)."""
+
+    conversations: int
+    rows: dict[str, int]
+    derived: dict[str, int]
+
+
 @dataclass
 class ErasureReport:
     """What an erasure or a prune removed: store rows per table, derived rows per hook."""
@@ -110,7 +118,7 @@ class ErasureReport:
             self.rows[name] = self.rows.get(name, 0) + n
         self.conversations = self.rows.get("conversations", 0)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ErasureCounts:
         return {
             "conversations": self.conversations,
             "rows": dict(sorted(self.rows.items())),
@@ -124,7 +132,7 @@ def load_erasure_hooks() -> list[tuple[str, ErasureHook]]:
     A hook that cannot be imported makes the erasure fail: it would otherwise leave
     derived copies behind without anyone noticing.
     """
-    hooks = []
+    hooks: list[tuple[str, ErasureHook]] = []
     for ep in sorted(metadata.entry_points(group=ERASURE_HOOKS), key=lambda e: e.name):
         try:
             hooks.append((ep.name, ep.load()))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Unpack
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from deskbot.bot.core.errors import StoreError
 from deskbot.bot.store.base import SqlRepository
-from deskbot.bot.store.models import Agent, AgentLabel
+from deskbot.bot.store.models import Agent, AgentLabel, LabelFields
 
 __all__ = ["AgentRepository"]
 
@@ -29,26 +30,10 @@ class AgentRepository(SqlRepository):
         with self.session() as s:
             return s.get(Agent, username)
 
-    def add_label(
-        self,
-        turn_id: int,
-        agent: str,
-        *,
-        intent: str | None = None,
-        answer_wrong: bool = False,
-        correct_answer: str | None = None,
-        note: str | None = None,
-    ) -> AgentLabel:
+    def add_label(self, turn_id: int, agent: str, **values: Unpack[LabelFields]) -> AgentLabel:
         """Store `agent`'s correction of turn `turn_id`: the right intent, and whether (and
         how) the answer was wrong."""
-        label = AgentLabel(
-            turn_id=turn_id,
-            agent=agent,
-            intent=intent,
-            answer_wrong=answer_wrong,
-            correct_answer=correct_answer,
-            note=note,
-        )
+        label = AgentLabel(turn_id=turn_id, agent=agent, **values)
         with self._write_session() as s:
             s.add(label)
             s.commit()
@@ -56,18 +41,14 @@ class AgentRepository(SqlRepository):
 
     def labels(self) -> list[AgentLabel]:
         """Every label, oldest first."""
-        with self.session() as s:
-            return list(s.exec(select(AgentLabel).order_by(col(AgentLabel.id))).all())
+        return self._all(select(AgentLabel).order_by(col(AgentLabel.id)))
 
     def labels_for(self, turn_ids: Sequence[int]) -> list[AgentLabel]:
         """The labels of the given turns, oldest first."""
         if not turn_ids:
             return []
-        with self.session() as s:
-            return list(
-                s.exec(
-                    select(AgentLabel)
-                    .where(col(AgentLabel.turn_id).in_(tuple(turn_ids)))
-                    .order_by(col(AgentLabel.id))
-                ).all()
-            )
+        return self._all(
+            select(AgentLabel)
+            .where(col(AgentLabel.turn_id).in_(tuple(turn_ids)))
+            .order_by(col(AgentLabel.id))
+        )

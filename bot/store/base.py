@@ -5,11 +5,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, Update, bindparam, update
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from deskbot.bot.store.models import Conversation, ConversationStatus, utcnow
+
+T = TypeVar("T")
 
 # The conversation's row, locked until the transaction ends (PostgreSQL): writers of one
 # conversation's turns, and its erasure, queue on it instead of colliding.
@@ -46,6 +50,11 @@ class SqlRepository:
     def session(self) -> Iterator[Session]:
         with Session(self.engine, expire_on_commit=False) as session:
             yield session
+
+    def _all(self, statement: SelectOfScalar[T]) -> list[T]:
+        """Every row `statement` selects."""
+        with self.session() as s:
+            return list(s.exec(statement).all())
 
     @contextmanager
     def _writing(self) -> Iterator[None]:

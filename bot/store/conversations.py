@@ -212,15 +212,12 @@ class ConversationRepository(SqlRepository):
 
     def history(self, conversation_id: str, *, limit: int | None = None) -> list[TurnRecord]:
         """The conversation's turns, oldest first (the newest `limit` if given)."""
-        with self.session() as s:
-            q = (
-                select(TurnRecord)
-                .where(TurnRecord.conversation_id == conversation_id)
-                .order_by(col(TurnRecord.seq).desc())
-            )
-            if limit is not None:
-                q = q.limit(limit)
-            return list(reversed(s.exec(q).all()))
+        q = (
+            select(TurnRecord)
+            .where(TurnRecord.conversation_id == conversation_id)
+            .order_by(col(TurnRecord.seq).desc())
+        )
+        return self._all(q if limit is None else q.limit(limit))[::-1]
 
     def get_turn(self, turn_id: int) -> TurnRecord | None:
         with self.session() as s:

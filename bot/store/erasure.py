@@ -52,40 +52,32 @@ class ErasureRepository(SqlRepository):
 
     def customer_conversation_ids(self, customer_id: str) -> list[str]:
         """Ids of every conversation of `customer_id`, on every channel."""
-        with self.session() as s:
-            return list(
-                s.exec(
-                    select(Conversation.id)
-                    .where(Conversation.customer_id == customer_id)
-                    .order_by(col(Conversation.created_at))
-                ).all()
-            )
+        return self._all(
+            select(Conversation.id)
+            .where(Conversation.customer_id == customer_id)
+            .order_by(col(Conversation.created_at))
+        )
 
     def conversation_ids_idle_since(self, before: datetime, *, limit: int = 500) -> list[str]:
         """Ids of conversations whose last activity is older than `before` (oldest first)."""
-        with self.session() as s:
-            return list(
-                s.exec(
-                    select(Conversation.id)
-                    .where(col(Conversation.updated_at) < before)
-                    .order_by(col(Conversation.updated_at))
-                    .limit(limit)
-                ).all()
-            )
+        return self._all(
+            select(Conversation.id)
+            .where(col(Conversation.updated_at) < before)
+            .order_by(col(Conversation.updated_at))
+            .limit(limit)
+        )
 
     def customer_turns(self, conversation_ids: Sequence[str]) -> list[TurnRecord]:
         """Every turn of the conversations, in order (what an erasure must find copies of)."""
-        out: list[TurnRecord] = []
-        with self.session() as s:
-            for chunk in _chunks(conversation_ids):
-                out.extend(
-                    s.exec(
-                        select(TurnRecord)
-                        .where(col(TurnRecord.conversation_id).in_(chunk))
-                        .order_by(col(TurnRecord.conversation_id), col(TurnRecord.seq))
-                    ).all()
-                )
-        return out
+        return [
+            turn
+            for chunk in _chunks(conversation_ids)
+            for turn in self._all(
+                select(TurnRecord)
+                .where(col(TurnRecord.conversation_id).in_(chunk))
+                .order_by(col(TurnRecord.conversation_id), col(TurnRecord.seq))
+            )
+        ]
 
     def erase_conversations(
         self,
@@ -131,5 +123,4 @@ class ErasureRepository(SqlRepository):
 
     def erasures(self) -> list[ErasureRecord]:
         """The record of erasures and prunes, oldest first."""
-        with self.session() as s:
-            return list(s.exec(select(ErasureRecord).order_by(col(ErasureRecord.id))).all())
+        return self._all(select(ErasureRecord).order_by(col(ErasureRecord.id)))

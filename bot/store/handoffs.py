@@ -54,14 +54,11 @@ class HandoffRepository(SqlRepository):
 
     def handoff_queue(self, *, statuses: Sequence[HandoffStatus] = ("queued",)) -> list[Handoff]:
         """The handoffs in any of `statuses`, oldest first."""
-        with self.session() as s:
-            return list(
-                s.exec(
-                    select(Handoff)
-                    .where(col(Handoff.status).in_(tuple(statuses)))
-                    .order_by(col(Handoff.created_at))
-                ).all()
-            )
+        return self._all(
+            select(Handoff)
+            .where(col(Handoff.status).in_(tuple(statuses)))
+            .order_by(col(Handoff.created_at))
+        )
 
     def claim_handoff(self, handoff_id: int, agent: str) -> bool:
         """Give the handoff to `agent`; False if someone else already has it.

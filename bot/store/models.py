@@ -17,24 +17,6 @@ from sqlmodel import AutoString, Field, SQLModel
 
 from deskbot.bot.core.types import Role
 
-__all__ = [
-    "Agent",
-    "AgentLabel",
-    "AgentRole",
-    "Conversation",
-    "ConversationStatus",
-    "DialogueStateRecord",
-    "ErasureKind",
-    "ErasureRecord",
-    "Handoff",
-    "HandoffStatus",
-    "Role",
-    "TurnFields",
-    "TurnKind",
-    "TurnRecord",
-    "utcnow",
-]
-
 # open -> handoff (an agent owns it) -> open again, or closed
 ConversationStatus = Literal["open", "handoff", "closed"]
 HandoffStatus = Literal["queued", "claimed", "resolved"]
@@ -103,6 +85,15 @@ class TurnFields(TypedDict, total=False):
     model_versions: dict[str, str]
     latency_ms: dict[str, float]
     feedback: int | None
+
+
+class LabelFields(TypedDict, total=False):
+    """What an agent's label of a turn may say (see `AgentLabel`)."""
+
+    intent: str | None
+    answer_wrong: bool
+    correct_answer: str | None
+    note: str | None
 
 
 class DialogueStateRecord(SQLModel, table=True):

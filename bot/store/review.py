@@ -41,15 +41,12 @@ class ReviewRepository(SqlRepository):
     ) -> list[TurnRecord]:
         """The review queue's base query: bot turns matching `condition` without a label."""
         labelled = select(AgentLabel.turn_id)
-        with self.session() as s:
-            return list(
-                s.exec(
-                    select(TurnRecord)
-                    .where(TurnRecord.role == "bot", condition, col(TurnRecord.id).not_in(labelled))
-                    .order_by(*order_by)
-                    .limit(limit)
-                ).all()
-            )
+        return self._all(
+            select(TurnRecord)
+            .where(TurnRecord.role == "bot", condition, col(TurnRecord.id).not_in(labelled))
+            .order_by(*order_by)
+            .limit(limit)
+        )
 
     def dashboard_counts(self, *, days: int = 14) -> dict[str, Any]:
         """Aggregates for the agent dashboard over the last `days` days (UTC).

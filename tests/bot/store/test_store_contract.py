@@ -5,13 +5,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 import pytest
 from sqlalchemy import text
 
 from deskbot.bot.core.errors import StoreError
-from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
+from deskbot.bot.core.types import Reply
+from deskbot.bot.store import SqlConversationStore, TurnKind, create_store_engine, migrate
 from deskbot.bot.store.store import hash_token
 
 
@@ -169,3 +170,7 @@ def test_sqlite_writers_in_one_process_take_turns_instead_of_meeting_the_lock(
     for conv in convs:
         seqs = [t.seq for t in store.history(conv)]
         assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_a_bot_turn_is_stored_with_the_kinds_a_reply_has() -> None:
+    assert get_args(TurnKind) == get_args(get_type_hints(Reply)["kind"])
