@@ -16,14 +16,14 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from deskbot.knowledge.errors import KnowledgeError
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +32,16 @@ class Embedder(Protocol):
     """Turns texts into float32, L2-normalised vectors."""
 
     @property
-    def model_id(self) -> str: ...
+    def model_id(self) -> str:
+        """Names the model: vectors of one id are comparable (an index records it)."""
+        ...
 
     @property
     def dim(self) -> int: ...
+
+    def warm_up(self) -> None:
+        """Load the model now rather than on the first `embed`."""
+        ...
 
     def embed(self, texts: list[str]) -> np.ndarray: ...
 
@@ -84,7 +90,7 @@ class SentenceTransformerEmbedder:
         self._model_ref = model
         self._device = device
         self._batch_size = batch_size
-        self._model: Any = None
+        self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
 
     @property
@@ -104,16 +110,20 @@ class SentenceTransformerEmbedder:
                     str(path), device=self._device, local_files_only=True
                 )
 
+    def _loaded(self) -> SentenceTransformer:
+        self.warm_up()
+        assert self._model is not None
+        return self._model
+
     @property
     def dim(self) -> int:
-        self.warm_up()
-        return int(self._model.get_embedding_dimension())
+        return int(self._loaded().get_embedding_dimension())
 
     def embed(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
-        self.warm_up()
+        model = self._loaded()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self._model.encode(
+        vectors = model.encode(
             texts,
             batch_size=self._batch_size,
             normalize_embeddings=True,

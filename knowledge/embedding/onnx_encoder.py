@@ -28,15 +28,16 @@ import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from deskbot.knowledge.errors import KnowledgeError
 from deskbot.knowledge.files.fsutil import file_lock
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
+    from transformers import PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
 
@@ -97,13 +98,18 @@ def export_onnx(model_dir: Path, out: Path) -> Path:
     ).eval()
 
     class MeanPooled(torch.nn.Module):
-        def __init__(self, inner: Any) -> None:
+        def __init__(self, inner: torch.nn.Module) -> None:
             super().__init__()
             self.inner = inner
 
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
+        def forward(
+            self,
+            input_ids: torch.Tensor,
+            attention_mask: torch.Tensor,
+            token_type_ids: torch.Tensor | None = None,
+        ) -> torch.Tensor:
             extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-            hidden = self.inner(
+            hidden: torch.Tensor = self.inner(
                 input_ids=input_ids, attention_mask=attention_mask, **extra
             ).last_hidden_state
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
@@ -265,9 +271,9 @@ class OnnxEncoder:
         self._callers = num_threads or max(1, min(os.cpu_count() or 1, 4))
         self._executor: ThreadPoolExecutor | None = None
         self._cache_dir = cache_dir
-        self._session: Any = None
+        self._session: InferenceSession | None = None
         self._token_types = True
-        self._tokenizer: Any = None
+        self._tokenizer: PreTrainedTokenizerBase | None = None
         self._dim = 0
         self._lock = threading.Lock()
 
@@ -323,15 +329,15 @@ class OnnxEncoder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Mean-pooled (not normalised) embeddings, float32, shape (len(texts), dim)."""
         self.warm_up()
+        session, tokenizer = self._session, self._tokenizer
+        assert session is not None and tokenizer is not None
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
-        enc = self._tokenizer(
-            list(texts), truncation=True, max_length=self.max_length, padding=False
-        )
+        enc = tokenizer(list(texts), truncation=True, max_length=self.max_length, padding=False)
         ids: list[list[int]] = enc["input_ids"]
         order = np.argsort([len(row) for row in ids], kind="stable")
         out = np.empty((len(ids), self._dim), dtype=np.float32)
-        pad = self._tokenizer.pad_token_id or 0
+        pad = tokenizer.pad_token_id or 0
 
         def run(chunk: np.ndarray) -> None:
             width = max(len(ids[i]) for i in chunk)
@@ -343,7 +349,7 @@ class OnnxEncoder:
             feeds = {"input_ids": input_ids, "attention_mask": mask}
             if self._token_types:
                 feeds["token_type_ids"] = np.zeros_like(input_ids)
-            out[chunk] = self._session.run(None, feeds)[0]
+            out[chunk] = session.run(None, feeds)[0]
 
         chunks = [order[s : s + self.sub_batch] for s in range(0, len(order), self.sub_batch)]
         if len(chunks) == 1 or self._callers < 2:

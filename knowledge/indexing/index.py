@@ -22,16 +22,16 @@ version or the new one, never half of one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import faiss
 import numpy as np
@@ -69,9 +69,9 @@ class IndexManifest:
     count: int
     created_at: float
     sources: dict[str, str] = field(default_factory=dict)
-    stats: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, float] = field(default_factory=dict)
     vector_count: int = -1  # -1: one vector per passage (format 1)
-    index_params: dict[str, Any] = field(default_factory=dict)
+    index_params: dict[str, int] = field(default_factory=dict)
     embedding: str = "question"
 
 
@@ -80,7 +80,7 @@ class LoadedIndex:
     """One version in memory."""
 
     manifest: IndexManifest
-    index: Any
+    index: faiss.Index
     vectors: np.ndarray
     passages: list[IndexedPassage]
     path: Path
@@ -93,8 +93,8 @@ class LoadedIndex:
 
 
 def choose_index(
-    vectors: np.ndarray, kind: str = "auto", *, params: dict[str, Any] | None = None
-) -> tuple[Any, str, dict[str, Any]]:
+    vectors: np.ndarray, kind: str = "auto", *, params: dict[str, int] | None = None
+) -> tuple[faiss.Index, str, dict[str, int]]:
     """Build the index for `vectors`: exact inner product when small, HNSW when large.
 
     Returns the index, its type name and the parameters it was built with (all three
@@ -103,17 +103,18 @@ def choose_index(
     if kind not in INDEX_TYPES:
         raise ValueError(f"index type {kind!r}: choose one of {', '.join(INDEX_TYPES)}")
     n, dim = vectors.shape
-    index: Any
+    used: dict[str, int] = {}
+    index: faiss.Index
     if kind == "flat" or (kind == "auto" and n <= EXACT_LIMIT):
         index = faiss.IndexFlatIP(dim)
-        name, used = "flat-ip", {}
+        name = "flat-ip"
     else:
         used = {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION, "efSearch": HNSW_EF_SEARCH}
         used.update(params or {})
-        index = faiss.IndexHNSWFlat(dim, int(used["M"]), faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = int(used["efConstruction"])
-        index.hnsw.efSearch = int(used["efSearch"])
-        name = f"hnsw{used['M']}-ip"
+        hnsw = faiss.IndexHNSWFlat(dim, int(used["M"]), faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = int(used["efConstruction"])
+        hnsw.hnsw.efSearch = int(used["efSearch"])
+        index, name = hnsw, f"hnsw{used['M']}-ip"
     if n:
         index.add(vectors)
     return index, name, used
@@ -139,9 +140,9 @@ def write_version(
     embedder: str,
     owners: np.ndarray | None = None,
     sources: dict[str, str] | None = None,
-    stats: dict[str, Any] | None = None,
+    stats: dict[str, float] | None = None,
     index_type: str = "auto",
-    index_params: dict[str, Any] | None = None,
+    index_params: dict[str, int] | None = None,
     embedding: str = "question",
     make_live: bool = True,
 ) -> IndexManifest:
@@ -155,30 +156,14 @@ def write_version(
         index_type: "auto" (by size), "flat" or "hnsw"; recorded in the manifest.
     """
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    if owners is None:
-        owners = np.arange(len(passages), dtype=np.int32)
-    owners = np.ascontiguousarray(owners, dtype=np.int32)
-    if len(vectors) != len(owners):
-        raise ValueError(f"{len(vectors)} vectors for {len(owners)} owners")
-    if len(owners) and (owners.min() < 0 or owners.max() >= len(passages)):
-        raise ValueError("owners must index into passages")
-    if len(passages) and len(np.unique(owners)) != len(passages):
-        raise ValueError("every passage needs at least one vector")
+    owners = _checked_owners(owners, len(vectors), len(passages))
     versions = index_dir / "versions"
     versions.mkdir(parents=True, exist_ok=True)
     version = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
-    tmp = versions / f".tmp-{version}"
-    tmp.mkdir()
-    try:
+    with _staged(versions / version) as tmp:
         t0 = time.perf_counter()
         index, kind, params = choose_index(vectors, index_type, params=index_params)
         build_s = time.perf_counter() - t0
-        faiss.write_index(index, str(tmp / "index.faiss"))
-        np.save(tmp / "vectors.npy", vectors)
-        np.save(tmp / "owners.npy", owners)
-        with open(tmp / "passages.jsonl", "w", encoding="utf-8") as fh:
-            for p in passages:
-                fh.write(json.dumps(asdict(p), ensure_ascii=False) + "\n")
         manifest = IndexManifest(
             format=FORMAT,
             version=version,
@@ -193,15 +178,7 @@ def write_version(
             index_params=params,
             embedding=embedding,
         )
-        (tmp / "manifest.json").write_text(json.dumps(asdict(manifest), indent=2), encoding="utf-8")
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        os.replace(tmp, versions / version)
-        fsync_dir(versions)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        _write_files(tmp, manifest, index, vectors, owners, passages)
     if make_live:
         write_pointer(index_dir, version)
     logger.info(
@@ -214,6 +191,56 @@ def write_version(
     return manifest
 
 
+@contextlib.contextmanager
+def _staged(folder: Path) -> Iterator[Path]:
+    """A temporary folder beside `folder`, renamed to it when the block completes (and
+    removed when it fails): readers never see half a version."""
+    tmp = folder.with_name(f".tmp-{folder.name}")
+    tmp.mkdir()
+    try:
+        yield tmp
+        os.replace(tmp, folder)
+        fsync_dir(folder.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _checked_owners(owners: np.ndarray | None, vectors: int, passages: int) -> np.ndarray:
+    """`owners` as int32 (default: one vector per passage), checked against the counts."""
+    if owners is None:
+        owners = np.arange(passages, dtype=np.int32)
+    owners = np.ascontiguousarray(owners, dtype=np.int32)
+    if vectors != len(owners):
+        raise ValueError(f"{vectors} vectors for {len(owners)} owners")
+    if len(owners) and (owners.min() < 0 or owners.max() >= passages):
+        raise ValueError("owners must index into passages")
+    if passages and len(np.unique(owners)) != passages:
+        raise ValueError("every passage needs at least one vector")
+    return owners
+
+
+def _write_files(
+    folder: Path,
+    manifest: IndexManifest,
+    index: faiss.Index,
+    vectors: np.ndarray,
+    owners: np.ndarray,
+    passages: Sequence[IndexedPassage],
+) -> None:
+    """A version's files in `folder`, each synced to disk."""
+    faiss.write_index(index, str(folder / "index.faiss"))
+    np.save(folder / "vectors.npy", vectors)
+    np.save(folder / "owners.npy", owners)
+    with open(folder / "passages.jsonl", "w", encoding="utf-8") as fh:
+        for p in passages:
+            fh.write(json.dumps(asdict(p), ensure_ascii=False) + "\n")
+    (folder / "manifest.json").write_text(json.dumps(asdict(manifest), indent=2), encoding="utf-8")
+    for f in folder.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+
+
 def load_version(index_dir: Path, version: str | None = None) -> LoadedIndex:
     """Load `version` (default: the live one), checking that it is complete and consistent.
 
@@ -224,15 +251,7 @@ def load_version(index_dir: Path, version: str | None = None) -> LoadedIndex:
     if version is None:
         raise IndexCorrupt(f"{index_dir}: no index yet (build one with `deskbot ingest`)")
     path = index_dir / "versions" / version
-    try:
-        raw = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-        manifest = IndexManifest(**raw)
-    except FileNotFoundError as exc:
-        raise IndexCorrupt(f"{path}: missing {Path(exc.filename or '').name}") from exc
-    except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
-        raise IndexCorrupt(f"{path}/manifest.json is corrupted: {exc}") from exc
-    if manifest.format not in READABLE_FORMATS:
-        raise IndexCorrupt(f"{path}: format {manifest.format!r}, this deskbot reads {FORMAT!r}")
+    manifest = _read_manifest(path)
     try:
         index = faiss.read_index(str(path / "index.faiss"))
         vectors = np.load(path / "vectors.npy")
@@ -240,13 +259,7 @@ def load_version(index_dir: Path, version: str | None = None) -> LoadedIndex:
             owners = np.arange(manifest.count, dtype=np.int32)
         else:
             owners = np.load(path / "owners.npy")
-        passages = []
-        with open(path / "passages.jsonl", encoding="utf-8") as fh:
-            for line in fh:
-                d = json.loads(line)
-                d["tags"] = tuple(d.get("tags") or ())
-                d["alternatives"] = tuple(d.get("alternatives") or ())
-                passages.append(IndexedPassage(**d))
+        passages = _read_passages(path / "passages.jsonl")
     except FileNotFoundError as exc:
         raise IndexCorrupt(
             f"{path}: missing {Path(exc.filename or '').name}; rebuild it with `deskbot ingest`"
@@ -255,18 +268,8 @@ def load_version(index_dir: Path, version: str | None = None) -> LoadedIndex:
         raise IndexCorrupt(
             f"{path}: cannot be read ({exc}); rebuild it with `deskbot ingest`"
         ) from exc
-    n_vectors = manifest.count if manifest.vector_count < 0 else manifest.vector_count
-    if not (
-        index.ntotal == len(vectors) == len(owners) == n_vectors
-        and len(passages) == manifest.count
-        and (not len(owners) or (owners.min() >= 0 and owners.max() < len(passages)))
-    ):
-        raise IndexCorrupt(
-            f"{path}: inconsistent ({index.ntotal} vectors in index, {len(vectors)} stored, "
-            f"{len(passages)} passages; manifest says {manifest.count} passages, "
-            f"{n_vectors} vectors); rebuild it with `deskbot ingest`"
-        )
-    if "efSearch" in manifest.index_params and hasattr(index, "hnsw"):
+    _check_counts(path, manifest, index, vectors, owners, len(passages))
+    if "efSearch" in manifest.index_params and isinstance(index, faiss.IndexHNSW):
         index.hnsw.efSearch = int(manifest.index_params["efSearch"])
     return LoadedIndex(
         manifest=manifest,
@@ -276,6 +279,52 @@ def load_version(index_dir: Path, version: str | None = None) -> LoadedIndex:
         path=path,
         owners=owners.astype(np.int64),
     )
+
+
+def _read_manifest(path: Path) -> IndexManifest:
+    try:
+        raw = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        manifest = IndexManifest(**raw)
+    except FileNotFoundError as exc:
+        raise IndexCorrupt(f"{path}: missing {Path(exc.filename or '').name}") from exc
+    except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
+        raise IndexCorrupt(f"{path}/manifest.json is corrupted: {exc}") from exc
+    if manifest.format not in READABLE_FORMATS:
+        raise IndexCorrupt(f"{path}: format {manifest.format!r}, this deskbot reads {FORMAT!r}")
+    return manifest
+
+
+def _read_passages(file: Path) -> list[IndexedPassage]:
+    passages = []
+    with open(file, encoding="utf-8") as fh:
+        for line in fh:
+            d = json.loads(line)
+            d["tags"] = tuple(d.get("tags") or ())
+            d["alternatives"] = tuple(d.get("alternatives") or ())
+            passages.append(IndexedPassage(**d))
+    return passages
+
+
+def _check_counts(
+    path: Path,
+    manifest: IndexManifest,
+    index: faiss.Index,
+    vectors: np.ndarray,
+    owners: np.ndarray,
+    passages: int,
+) -> None:
+    """`IndexCorrupt` unless the files of a version agree with each other and the manifest."""
+    n_vectors = manifest.count if manifest.vector_count < 0 else manifest.vector_count
+    if not (
+        index.ntotal == len(vectors) == len(owners) == n_vectors
+        and passages == manifest.count
+        and (not len(owners) or (owners.min() >= 0 and owners.max() < passages))
+    ):
+        raise IndexCorrupt(
+            f"{path}: inconsistent ({index.ntotal} vectors in index, {len(vectors)} stored, "
+            f"{passages} passages; manifest says {manifest.count} passages, "
+            f"{n_vectors} vectors); rebuild it with `deskbot ingest`"
+        )
 
 
 def list_versions(index_dir: Path) -> list[str]:

@@ -74,9 +74,22 @@ def _key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
+def _file_digest(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
 def _fail(problems: Sequence[RowProblem]) -> SourceError:
     more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
     return SourceError("; ".join(str(p) for p in problems[:5]) + more)
+
+
+@dataclass
+class _Gathered:
+    """What the sources gave: passages, the rows skipped, and a digest of each file read."""
+
+    passages: list[IndexedPassage] = field(default_factory=list)
+    problems: list[RowProblem] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
 
 
 def ingest(
@@ -118,73 +131,179 @@ def ingest(
         raise ValueError(f"embedding {embedding!r}: choose one of {', '.join(EMBEDDINGS)}")
     started = time.perf_counter()
     index_dir = Path(index_dir)
-    files = expand_paths(paths)
-    passages: list[IndexedPassage] = []
-    problems: list[RowProblem] = []
-    sources: dict[str, str] = {}
+    got = _gather(paths, strict, max_chars, examples, examples_per_intent)
+    previous, previous_ids = _previous_vectors(index_dir, embedder.model_id)
+    done = _embed(got.passages, embedding, embedder, previous, batch_size, show_progress)
+    manifest = _write(index_dir, got, done, embedder.model_id, index_type, embedding)
+    return IngestReport(
+        manifest,
+        embedded=done.embedded,
+        reused=done.reused,
+        removed=len(previous_ids - {p.id for p in got.passages}),
+        problems=got.problems,
+        passages=len(got.passages),
+        vectors=len(done.vectors),
+        embed_seconds=done.seconds,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _write(
+    index_dir: Path,
+    got: _Gathered,
+    done: _Embedded,
+    embedder_id: str,
+    index_type: str,
+    embedding: str,
+) -> IndexManifest:
+    """Write the new version and make it the live one."""
+    return write_version(
+        index_dir,
+        vectors=done.vectors,
+        passages=got.passages,
+        owners=done.owners,
+        embedder=embedder_id,
+        sources=got.sources,
+        stats=done.stats(problems=len(got.problems)),
+        index_type=index_type,
+        embedding=embedding,
+    )
+
+
+def _gather(
+    paths: Sequence[str | Path],
+    strict: bool,
+    max_chars: int,
+    examples: Sequence[str | Path],
+    per_intent: int | None,
+) -> _Gathered:
+    """The passages of `paths` (ids unique), with `examples` attached."""
+    got = _read_sources(expand_paths(paths), strict=strict, max_chars=max_chars)
+    got.passages = _unique(got.passages, got.problems, strict=strict)
+    if not got.passages:
+        raise SourceError(
+            f"no usable passage in {', '.join(map(str, paths))}"
+            + (f": {got.problems[0]}" if got.problems else "")
+        )
+    if examples:
+        _attach_examples(got, examples, per_intent, strict=strict)
+    return got
+
+
+def _read_sources(files: Sequence[Path], *, strict: bool, max_chars: int) -> _Gathered:
+    """Every file's passages; a file or row that cannot be read is a problem (with
+    `strict`, an error)."""
+    got = _Gathered()
     for path in files:
         try:
-            got, bad = read_source(path, max_chars=max_chars)
+            passages, bad = read_source(path, max_chars=max_chars)
         except SourceError as exc:
             if strict:
                 raise
-            problems.append(RowProblem(str(path), None, str(exc).removeprefix(f"{path}: ")))
+            got.problems.append(RowProblem(str(path), None, str(exc).removeprefix(f"{path}: ")))
             continue
         if strict and bad:
             raise _fail(bad)
-        passages.extend(got)
-        problems.extend(bad)
-        sources[str(path)] = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+        got.passages.extend(passages)
+        got.problems.extend(bad)
+        got.sources[str(path)] = _file_digest(path)
+    return got
 
+
+def _unique(
+    passages: list[IndexedPassage], problems: list[RowProblem], *, strict: bool
+) -> list[IndexedPassage]:
+    """`passages` without a second passage of an id (a problem each, or with `strict`
+    an error)."""
     seen: dict[str, IndexedPassage] = {}
-    unique: list[IndexedPassage] = []
     for p in passages:
-        if p.id in seen:
-            first = seen[p.id]
-            problems.append(
-                RowProblem(
-                    p.source,
-                    p.line,
-                    f"duplicate id {p.id!r} across files (first in {first.source}"
-                    + (f":{first.line})" if first.line else ")"),
-                )
-            )
-            if strict:
-                raise _fail(problems[-1:])
+        first = seen.get(p.id)
+        if first is None:
+            seen[p.id] = p
             continue
-        seen[p.id] = p
-        unique.append(p)
-    if not unique:
-        raise SourceError(
-            f"no usable passage in {', '.join(map(str, paths))}"
-            + (f": {problems[0]}" if problems else "")
+        where = f"{first.source}:{first.line}" if first.line else first.source
+        problems.append(
+            RowProblem(p.source, p.line, f"duplicate id {p.id!r} across files (first in {where})")
         )
+        if strict:
+            raise _fail(problems[-1:])
+    return list(seen.values())
 
-    if examples:
-        unique = _attach_examples(unique, examples, examples_per_intent, strict, problems, sources)
 
-    previous: dict[str, np.ndarray] = {}
-    previous_ids: set[str] = set()
-    if read_pointer(index_dir) is not None:
-        try:
-            old = load_version(index_dir)
-            previous_ids = {p.id for p in old.passages}
-            if old.manifest.embedder == embedder.model_id:
-                old_texts = [
-                    t for p in old.passages for t in embedding_texts(p, old.manifest.embedding)
-                ]
-                if len(old_texts) == len(old.vectors):
-                    previous = {_key(t): old.vectors[i] for i, t in enumerate(old_texts)}
-        except IndexCorrupt as exc:
-            logger.warning("previous index unreadable, re-embedding everything: %s", exc)
+def _previous_vectors(index_dir: Path, model_id: str) -> tuple[dict[str, np.ndarray], set[str]]:
+    """The live version's vectors by text key (when `model_id` made them), and its ids."""
+    if read_pointer(index_dir) is None:
+        return {}, set()
+    try:
+        old = load_version(index_dir)
+    except IndexCorrupt as exc:
+        logger.warning("previous index unreadable, re-embedding everything: %s", exc)
+        return {}, set()
+    ids = {p.id for p in old.passages}
+    if old.manifest.embedder != model_id:
+        return {}, ids
+    old_texts = [t for p in old.passages for t in embedding_texts(p, old.manifest.embedding)]
+    if len(old_texts) != len(old.vectors):
+        return {}, ids
+    return {_key(t): old.vectors[i] for i, t in enumerate(old_texts)}, ids
 
+
+@dataclass
+class _Embedded:
+    """The vectors of the passages, whose owners, and how many were embedded (not reused)."""
+
+    vectors: np.ndarray
+    owners: np.ndarray
+    embedded: int
+    seconds: float
+
+    @property
+    def reused(self) -> int:
+        return len(self.vectors) - self.embedded
+
+    def stats(self, *, problems: int) -> dict[str, float]:
+        """What the manifest records about this ingest."""
+        return {
+            "embedded": self.embedded,
+            "reused": self.reused,
+            "problems": problems,
+            "embed_s": round(self.seconds, 3),
+        }
+
+
+def _embed(
+    passages: list[IndexedPassage],
+    embedding: str,
+    embedder: Embedder,
+    previous: dict[str, np.ndarray],
+    batch_size: int,
+    show_progress: bool,
+) -> _Embedded:
+    """The vectors of `passages`, reused from `previous` where the text is the same."""
+    texts, owners = _texts(passages, embedding)
+    vectors, todo = _reused(texts, previous, embedder.dim)
+    started = time.perf_counter()
+    _embed_rows(embedder, texts, todo, vectors, batch_size=batch_size, show_progress=show_progress)
+    return _Embedded(vectors, owners, len(todo), time.perf_counter() - started)
+
+
+def _texts(passages: list[IndexedPassage], embedding: str) -> tuple[list[str], np.ndarray]:
+    """The texts to embed, and for each the row of its passage in `passages`."""
     texts: list[str] = []
     owners: list[int] = []
-    for i, p in enumerate(unique):
+    for i, p in enumerate(passages):
         for t in embedding_texts(p, embedding):
             texts.append(t)
             owners.append(i)
-    vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    return texts, np.array(owners, dtype=np.int32)
+
+
+def _reused(
+    texts: list[str], previous: dict[str, np.ndarray], dim: int
+) -> tuple[np.ndarray, list[int]]:
+    """A vector per text, filled from `previous` where it has the text; and the rows
+    still to embed."""
+    vectors = np.zeros((len(texts), dim), dtype=np.float32)
     todo: list[int] = []
     for row, t in enumerate(texts):
         cached = previous.get(_key(t))
@@ -192,66 +311,49 @@ def ingest(
             todo.append(row)
         else:
             vectors[row] = cached
-    t_embed = time.perf_counter()
-    with tqdm(total=len(todo), desc="embedding", unit="text", disable=not show_progress) as bar:
-        for start in range(0, len(todo), batch_size):
-            rows = todo[start : start + batch_size]
-            vectors[rows] = embedder.embed([texts[r] for r in rows])
-            bar.update(len(rows))
-    embed_s = time.perf_counter() - t_embed
-    manifest = write_version(
-        index_dir,
-        vectors=vectors,
-        passages=unique,
-        owners=np.array(owners, dtype=np.int32),
-        embedder=embedder.model_id,
-        sources=sources,
-        stats={
-            "embedded": len(todo),
-            "reused": len(texts) - len(todo),
-            "problems": len(problems),
-            "embed_s": round(embed_s, 3),
-        },
-        index_type=index_type,
-        embedding=embedding,
-    )
-    removed = len(previous_ids - set(seen))
-    return IngestReport(
-        manifest,
-        embedded=len(todo),
-        reused=len(texts) - len(todo),
-        removed=removed,
-        problems=problems,
-        passages=len(unique),
-        vectors=len(texts),
-        embed_seconds=embed_s,
-        seconds=time.perf_counter() - started,
-    )
+    return vectors, todo
+
+
+def _embed_rows(
+    embedder: Embedder,
+    texts: list[str],
+    rows: list[int],
+    vectors: np.ndarray,
+    *,
+    batch_size: int,
+    show_progress: bool,
+) -> None:
+    """Embed `texts[rows]` into `vectors[rows]`, `batch_size` texts a call."""
+    with tqdm(total=len(rows), desc="embedding", unit="text", disable=not show_progress) as bar:
+        for start in range(0, len(rows), batch_size):
+            batch = rows[start : start + batch_size]
+            vectors[batch] = embedder.embed([texts[r] for r in batch])
+            bar.update(len(batch))
 
 
 def _attach_examples(
-    passages: list[IndexedPassage],
+    got: _Gathered,
     examples: Sequence[str | Path],
     per_intent: int | None,
+    *,
     strict: bool,
-    problems: list[RowProblem],
-    sources: dict[str, str],
-) -> list[IndexedPassage]:
+) -> None:
+    """Give each FAQ passage with an intent that intent's utterances as alternatives."""
     by_intent: dict[str, list[str]] = {}
     for path in examples:
-        got, bad = read_examples(path, per_intent=per_intent)
+        found, bad = read_examples(path, per_intent=per_intent)
         if strict and bad:
             raise _fail(bad)
-        problems.extend(bad)
-        for intent, texts in got.items():
+        got.problems.extend(bad)
+        for intent, texts in found.items():
             by_intent.setdefault(intent, []).extend(texts)
-        sources[str(path)] = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+        got.sources[str(path)] = _file_digest(path)
     out = []
-    for p in passages:
+    for p in got.passages:
         extra = by_intent.get(p.intent or "") if p.question else None
         if extra:
             merged = tuple(dict.fromkeys((*p.alternatives, *extra)))
             merged = tuple(a for a in merged if a != p.question)
             p = dataclasses.replace(p, alternatives=merged)
         out.append(p)
-    return out
+    got.passages = out

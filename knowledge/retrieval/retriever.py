@@ -39,17 +39,27 @@ logger = logging.getLogger(__name__)
 DEFAULT_LEXICAL_WEIGHT = 0.1
 
 
-class SharedEncoder(Protocol):
-    """Another model that embeds queries anyway (the intent classifier's encoder).
+#: Embeds texts as normalised float32 rows, one per text.
+EmbedTexts = Callable[[Sequence[str]], np.ndarray]
 
-    When the retriever has re-embedded the index with it, a query that model already
+
+class QueryEncoder(Protocol):
+    """Another model that embeds the customer's message anyway: the intent classifier's
+    encoder (`knowledge.query_encoder: intents`; `deskbot.bot.nlu.classifier.
+    IntentSharedEncoder` is the one deskbot passes).
+
+    Once the retriever has embedded the index with it too, a query that model already
     encoded is searched with that vector: no second encoder pass for the query.
     """
 
-    def snapshot(self) -> tuple[str, Callable[[Sequence[str]], np.ndarray]]:
-        """The model's id and a function that embeds with that very model (normalised
-        float32 rows), fixed even if the live model changes meanwhile."""
+    def snapshot(self) -> tuple[str, EmbedTexts]:
+        """The live model's id and a function that embeds with that very model
+        (normalised float32 rows), fixed even if the live model changes meanwhile."""
         ...
+
+
+#: The first name of `QueryEncoder`.
+SharedEncoder = QueryEncoder
 
 
 class Retriever(Protocol):
@@ -57,6 +67,24 @@ class Retriever(Protocol):
 
     def retrieve(
         self, query: str, *, top_k: int = 3, intent: str | None = None
+    ) -> list[Passage]: ...
+
+
+class SharedQueryRetriever(Retriever, Protocol):
+    """A `Retriever` that can search with the vector a `QueryEncoder` computed for the
+    query (`FaissRetriever`); `shared_encoder` is None when it has none."""
+
+    @property
+    def shared_encoder(self) -> QueryEncoder | None: ...
+
+    def retrieve(
+        self,
+        query: str,
+        *,
+        top_k: int = 3,
+        intent: str | None = None,
+        query_vector: np.ndarray | None = None,
+        vector_model: str | None = None,
     ) -> list[Passage]: ...
 
 
@@ -116,7 +144,7 @@ class FaissRetriever:
         lexical_weight: float = DEFAULT_LEXICAL_WEIGHT,
         min_score: float | None = None,
         max_lexical_passages: int = 200_000,
-        shared_encoder: SharedEncoder | None = None,
+        shared_encoder: QueryEncoder | None = None,
     ) -> None:
         if not 0.0 <= lexical_weight <= 1.0:
             raise ValueError(f"lexical_weight must be within 0..1, got {lexical_weight}")
@@ -158,8 +186,7 @@ class FaissRetriever:
         Raises:
             IndexCorrupt: the live version cannot be loaded (the embedder is loaded anyway).
         """
-        if hasattr(self.embedder, "warm_up"):
-            self.embedder.warm_up()
+        self.embedder.warm_up()
         self._current()
         if self.shared_encoder is not None:
             self.share(wait=True)
@@ -335,71 +362,98 @@ class FaissRetriever:
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         served = self._current()
-        loaded = served.index
-        n = len(loaded.passages)
-        if not n:
+        passages = served.index.passages
+        if not passages:
             return []
-        shared = None
-        if vector_model is not None:
-            shared = served.shared
-            if shared is None or shared[0] != vector_model:
-                shared = query_vector = None
-                if self.shared_encoder is not None:
-                    self.share()  # the classifier's model changed, or the index did
+        shared = self._shared_vectors(served, vector_model)
+        if shared is None and vector_model is not None:
+            query_vector = None  # its model's vectors of the index are not ready
         q = self.embedder.embed([query]) if query_vector is None else query_vector
-        q = np.ascontiguousarray(q, dtype=np.float32).reshape(1, -1)
-        dense = np.full(n, -np.inf, dtype=np.float32)
-        if shared is not None:
-            sims = shared[1] @ q[0]
-            if served.starts is not None:
-                dense = np.maximum.reduceat(sims, served.starts)
-            else:
-                np.maximum.at(dense, loaded.owners, sims)
-        elif loaded.exact and served.starts is not None:
-            dense = np.maximum.reduceat(loaded.vectors @ q[0], served.starts)
-        else:
-            # Search wider than top_k so that several vectors of one passage, and a tagged
-            # passage just outside top_k, still leave top_k distinct candidates.
-            per_passage = -(-len(loaded.owners) // n)
-            k = min(len(loaded.owners), max(top_k * 4, 20) * per_passage, 4096)
-            scores, rows = loaded.index.search(q, k)
-            valid = rows[0] >= 0
-            np.maximum.at(dense, loaded.owners[rows[0][valid]], scores[0][valid])
+        q = np.ascontiguousarray(q, dtype=np.float32).reshape(-1)
+        dense = _dense_scores(served, q, shared, top_k)
         rank = dense.astype(np.float64)
         if intent is not None and self.intent_bonus:
-            tagged = np.fromiter((p.intent == intent for p in loaded.passages), bool, count=n)
+            tagged = np.fromiter((p.intent == intent for p in passages), bool, count=len(passages))
             rank = rank + self.intent_bonus * tagged
-        lexical = None
-        if served.bm25 is not None:
-            lexical = served.bm25.scores(query)
-            rank = rank + self.lexical_weight * lexical
-        k = min(top_k, int(np.isfinite(rank).sum()))
-        best = np.argpartition(-rank, k - 1)[:k] if k < n else np.arange(n)
-        best = best[np.argsort(-rank[best], kind="stable")][:k]
-        out = []
-        for row in best:
-            p = loaded.passages[int(row)]
-            score = float(dense[row])
-            out.append(
-                Passage(
-                    id=p.id,
-                    text=p.text,
-                    score=score,
-                    source=p.source,
-                    question=p.question,
-                    intent=p.intent,
-                    url=p.url,
-                    title=p.title,
-                    tags=p.tags,
-                    line=p.line,
-                    position=p.position,
-                    rank_score=float(rank[row]),
-                    lexical_score=float(lexical[row]) if lexical is not None else 0.0,
-                    answerable=self.min_score is None or score >= self.min_score,
-                )
+        lexical = np.zeros(len(passages)) if served.bm25 is None else served.bm25.scores(query)
+        rank = rank + self.lexical_weight * lexical
+        return [
+            _found(
+                passages[row],
+                float(dense[row]),
+                float(rank[row]),
+                float(lexical[row]),
+                self.min_score,
             )
-        return out
+            for row in _best(rank, top_k)
+        ]
+
+    def _shared_vectors(self, served: _Served, vector_model: str | None) -> np.ndarray | None:
+        """The index embedded by the shared encoder's `vector_model`, if ready; if not
+        (the classifier's model changed, or the index did), they are made meanwhile."""
+        if vector_model is None:
+            return None
+        if served.shared is not None and served.shared[0] == vector_model:
+            return served.shared[1]
+        if self.shared_encoder is not None:
+            self.share()
+        return None
 
     def vectors(self) -> np.ndarray:
         """The live version's stored vectors (one row per vector, see `owners`)."""
         return self._current().index.vectors
+
+
+def _dense_scores(
+    served: _Served, q: np.ndarray, shared: np.ndarray | None, top_k: int
+) -> np.ndarray:
+    """Each passage's best cosine with the query vector `q` (-inf: not searched)."""
+    loaded = served.index
+    n = len(loaded.passages)
+    dense = np.full(n, -np.inf, dtype=np.float32)
+    if shared is not None:
+        sims = shared @ q
+        if served.starts is not None:
+            return np.maximum.reduceat(sims, served.starts)
+        np.maximum.at(dense, loaded.owners, sims)
+        return dense
+    if loaded.exact and served.starts is not None:
+        return np.maximum.reduceat(loaded.vectors @ q, served.starts)
+    # Search wider than top_k so that several vectors of one passage, and a tagged
+    # passage just outside top_k, still leave top_k distinct candidates.
+    per_passage = -(-len(loaded.owners) // n)
+    k = min(len(loaded.owners), max(top_k * 4, 20) * per_passage, 4096)
+    scores, rows = loaded.index.search(q.reshape(1, -1), k)
+    valid = rows[0] >= 0
+    np.maximum.at(dense, loaded.owners[rows[0][valid]], scores[0][valid])
+    return dense
+
+
+def _best(rank: np.ndarray, top_k: int) -> np.ndarray:
+    """The rows of the `top_k` highest finite ranks, best first (ties: lower row first)."""
+    n = len(rank)
+    k = min(top_k, int(np.isfinite(rank).sum()))
+    best = np.argpartition(-rank, k - 1)[:k] if k < n else np.arange(n)
+    return best[np.argsort(-rank[best], kind="stable")][:k]
+
+
+def _found(
+    p: IndexedPassage, score: float, rank: float, lexical: float, min_score: float | None
+) -> Passage:
+    """What a search returns for the stored passage `p`."""
+    return Passage(
+        id=p.id,
+        text=p.text,
+        score=score,
+        source=p.source,
+        question=p.question,
+        intent=p.intent,
+        url=p.url,
+        title=p.title,
+        tags=p.tags,
+        line=p.line,
+        position=p.position,
+        rank_score=rank,
+        lexical_score=lexical,
+        answerable=min_score is None or score >= min_score,
+    )

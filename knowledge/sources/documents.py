@@ -25,86 +25,34 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from dataclasses import dataclass, field
-from html.parser import HTMLParser
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from deskbot.knowledge.errors import SourceError
-from deskbot.knowledge.files.safe_yaml import load_yaml
+from deskbot.knowledge.passage import IndexedPassage
 from deskbot.knowledge.sources.faq import MAX_ANSWER_CHARS, RowProblem, decode_text, slug
+from deskbot.knowledge.sources.markup import (
+    Block,
+    front_matter,
+    html_blocks,
+    markdown_blocks,
+    parse_meta,
+    text_blocks,
+)
 
 DOCUMENT_SUFFIXES = (".md", ".markdown", ".html", ".htm", ".txt", ".text")
 # About 250 word pieces: what the MiniLM encoder reads before it truncates.
 DEFAULT_MAX_CHARS = 1000
 MAX_FILE_BYTES = 50_000_000
 
-# An ATX heading's opening: the title and an optional closing "###" are taken apart by
-# `_atx` without a regex (one did it in time quadratic in a run of tabs in the title).
-_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]|$)")
-_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_META = re.compile(r"<!--(.*?)-->", re.S)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
-_HTML_BLOCK = frozenset(
-    [
-        "p",
-        "div",
-        "li",
-        "ul",
-        "ol",
-        "dl",
-        "dt",
-        "dd",
-        "tr",
-        "table",
-        "section",
-        "article",
-        "main",
-        "aside",
-        "header",
-        "footer",
-        "nav",
-        "blockquote",
-        "pre",
-        "br",
-        "hr",
-        "figure",
-        "figcaption",
-        "summary",
-        "details",
-        "form",
-    ]
-)
-_HTML_SKIP = frozenset(("script", "style", "noscript", "template", "svg", "head"))
 
-
-@dataclass(frozen=True, slots=True)
-class Section:
-    """One passage of a document (or one FAQ entry written in Markdown)."""
-
-    id: str
-    text: str
-    source: str
-    title: str = ""
-    question: str = ""
-    intent: str | None = None
-    tags: tuple[str, ...] = ()
-    url: str | None = None
-    line: int | None = None
-    position: int = 0
-
-
-@dataclass
-class _Block:
-    kind: str  # "heading" or "para"
-    text: str
-    line: int
-    level: int = 0
-    meta: dict[str, Any] = field(default_factory=dict)
+#: One passage of a document (or one FAQ entry written in Markdown): what the index
+#: stores, without alternatives or a content hash.
+Section = IndexedPassage
 
 
 def read_document(
@@ -131,239 +79,29 @@ def read_document(
         file.read_bytes(), name, "a document (expected UTF-8 Markdown, HTML or text)"
     )
     suffix = file.suffix.lower()
-    front: dict[str, Any] = {}
+    front: dict[str, object] = {}
     if suffix in (".md", ".markdown"):
-        text, front, offset = _front_matter(text, name)
-        blocks = _markdown_blocks(text, offset)
+        text, front, offset = front_matter(text, name)
+        blocks = markdown_blocks(text, offset)
     elif suffix in (".html", ".htm"):
-        parser = _HtmlBlocks()
-        parser.feed(_closed_at_eof(text))
-        parser.close()
-        blocks = parser.finish()
-        if parser.title and "title" not in front:
-            front["title"] = parser.title
+        blocks, title = html_blocks(text)
+        if title:
+            front["title"] = title
     elif suffix in (".txt", ".text"):
-        blocks = _text_blocks(text)
+        blocks = text_blocks(text)
     else:
         raise SourceError(
             f"{name}: unknown document format {suffix!r}; use {', '.join(DOCUMENT_SUFFIXES)}"
         )
-    return _sections(blocks, name, file.stem, front, max_chars)
+    return _sections(blocks, name, _Defaults.read(front, file.stem), max_chars)
 
 
-def _front_matter(text: str, name: str) -> tuple[str, dict[str, Any], int]:
-    lines = text.split("\n")
-    if not lines or lines[0].strip() != "---":
-        return text, {}, 0
-    for end in range(1, len(lines)):
-        if lines[end].strip() in ("---", "..."):
-            try:
-                raw = load_yaml("\n".join(lines[1:end])) or {}
-            except yaml.YAMLError as exc:
-                raise SourceError(f"{name}:1: bad front matter: {exc}") from exc
-            if not isinstance(raw, dict):
-                raise SourceError(f"{name}:1: front matter must be a mapping of keys to values")
-            for key in ("id", "title", "intent", "url"):
-                if key in raw and not isinstance(raw[key], str | int | float | None):
-                    raise SourceError(f"{name}:1: front matter '{key}' must be a single value")
-            tags = raw.get("tags")
-            if isinstance(tags, list) and not all(isinstance(t, str | int | float) for t in tags):
-                raise SourceError(f"{name}:1: front matter 'tags' must be a list of words")
-            # Keep the line numbers of the rest of the file.
-            return "\n".join(lines[end + 1 :]), raw, end + 1
-    return text, {}, 0
-
-
-def _markdown_blocks(text: str, offset: int) -> list[_Block]:
-    blocks: list[_Block] = []
-    para: list[str] = []
-    para_line = 0
-    fence: str | None = None
-    lines = text.split("\n")
-
-    def flush() -> None:
-        if para and any(p.strip() for p in para):
-            blocks.append(_Block("para", "\n".join(para).strip("\n"), para_line))
-        para.clear()
-
-    for i, raw in enumerate(lines):
-        lineno = i + 1 + offset
-        line = raw.rstrip()
-        if fence is not None:
-            para.append(line)
-            if line.lstrip().startswith(fence):
-                fence = None
-            continue
-        m = _FENCE.match(line)
-        if m:
-            if not para:
-                para_line = lineno
-            para.append(line)
-            fence = m.group(1)[:3]
-            continue
-        m = _ATX.match(line)
-        if m:
-            flush()
-            title = _atx_title(line[m.end(1) :])
-            blocks.append(_Block("heading", title, lineno, len(m.group(1))))
-            continue
-        # A setext underline turns the paragraph's single line above it into a heading.
-        if _SETEXT.match(line) and len(para) == 1 and para[0].strip():
-            title = para[0].strip()
-            para.clear()
-            blocks.append(_Block("heading", title, para_line, 1 if "=" in line else 2))
-            continue
-        if not line.strip():
-            flush()
-            continue
-        if not para:
-            para_line = lineno
-        para.append(line)
-    flush()
-    return blocks
-
-
-def _atx_title(rest: str) -> str:
-    """The title of an ATX heading from what follows its opening #s: without the
-    optional closing sequence of #s (which must follow a space) and the spaces around."""
-    title = rest.strip(" \t")
-    bare = title.rstrip("#")
-    if not bare:
-        return ""
-    if bare != title and bare[-1] in " \t":
-        title = bare.rstrip(" \t")
-    return title.strip()
-
-
-def _text_blocks(text: str) -> list[_Block]:
-    blocks: list[_Block] = []
-    para: list[str] = []
-    start = 0
-    for i, line in enumerate(text.split("\n"), start=1):
-        if line.strip():
-            if not para:
-                start = i
-            para.append(line.rstrip())
-        elif para:
-            blocks.append(_Block("para", "\n".join(para), start))
-            para = []
-    if para:
-        blocks.append(_Block("para", "\n".join(para), start))
-    return blocks
-
-
-class _HtmlBlocks(HTMLParser):
-    """Headings and text blocks of an HTML page, with the line each starts on."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.blocks: list[_Block] = []
-        self.title = ""
-        self._buf: list[str] = []
-        self._line = 1
-        self._heading = 0
-        self._skip = 0
-        self._in_title = False
-        self._pre = 0
-
-    def _flush(self) -> None:
-        text = "".join(self._buf)
-        text = text.strip("\n") if self._pre else re.sub(r"\s+", " ", text).strip()
-        if text:
-            if self._heading:
-                self.blocks.append(_Block("heading", text, self._line, self._heading))
-            else:
-                self.blocks.append(_Block("para", text, self._line))
-        self._buf = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "title":
-            self._in_title = True
-        if tag in _HTML_SKIP:
-            self._skip += 1
-            return
-        if re.fullmatch(r"h[1-6]", tag) or tag in _HTML_BLOCK:
-            self._flush()
-            if tag[0] == "h" and tag[1:].isdigit():
-                self._heading = int(tag[1])
-            if tag == "pre":
-                self._pre += 1
-            self._line = self.getpos()[0]
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "title":
-            self._in_title = False
-        if tag in _HTML_SKIP:
-            self._skip = max(0, self._skip - 1)
-            return
-        if re.fullmatch(r"h[1-6]", tag) or tag in _HTML_BLOCK:
-            self._flush()
-            if tag[0] == "h" and tag[1:].isdigit():
-                self._heading = 0
-            if tag == "pre":
-                self._pre = max(0, self._pre - 1)
-            self._line = self.getpos()[0]
-
-    def handle_data(self, data: str) -> None:
-        if self._in_title:
-            self.title += data.strip()
-            return
-        if self._skip:
-            return
-        if not "".join(self._buf).strip():
-            lead = data[: len(data) - len(data.lstrip())]
-            self._line = self.getpos()[0] + lead.count("\n")
-        self._buf.append(data)
-
-    def finish(self) -> list[_Block]:
-        self._flush()
-        return self.blocks
-
-
-_TAG_START = re.compile(r"<[A-Za-z/!?]")
-
-
-def _closed_at_eof(html: str) -> str:
-    """`html` without an unclosed comment or tag at its end (dropped, as HTML5 parsers do
-    at end of file): Python's HTMLParser (before 3.13.4 and 3.12.11) rescans the rest of
-    the text once per "<" after such a start, which takes minutes for 100 kB of "<a "."""
-    start = html.find("<!--")
-    while start >= 0:
-        end = html.find("-->", start + 4)
-        if end < 0:
-            html = html[:start]
-            break
-        start = html.find("<!--", end + 3)
-    last_close = html.rfind(">")
-    m = _TAG_START.search(html, last_close + 1)
-    return html[: m.start()] if m else html
-
-
-def _parse_meta(text: str) -> tuple[str, dict[str, str]]:
-    """Pull `<!-- key: value; key: value -->` comments out of a block's text."""
-    meta: dict[str, str] = {}
-
-    def take(m: re.Match[str]) -> str:
-        for part in re.split(r"[;\n]", m.group(1)):
-            if ":" in part:
-                key, _, value = part.partition(":")
-                meta[key.strip().lower()] = value.strip()
-        return ""
-
-    # Only up to the last "-->": past it, every "<!--" would scan to the end for a close
-    # that is not there (quadratic in the number of "<!--").
-    end = text.rfind("-->")
-    if end < 0:
-        return text.strip(), meta
-    return (_META.sub(take, text[: end + 3]) + text[end + 3 :]).strip(), meta
-
-
-def _one(value: Any) -> str | None:
+def _one(value: object) -> str | None:
     """A front matter value as text (YAML may have read `intent: 404` as a number)."""
     return str(value).strip() or None if value is not None else None
 
 
-def _tags(value: Any) -> tuple[str, ...]:
+def _tags(value: object) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(t.strip() for t in value.split(",") if t.strip())
     if isinstance(value, int | float):
@@ -373,99 +111,123 @@ def _tags(value: Any) -> tuple[str, ...]:
     return ()
 
 
-def _sections(
-    blocks: list[_Block], name: str, stem: str, front: dict[str, Any], max_chars: int
-) -> tuple[list[Section], list[RowProblem]]:
-    doc_id = slug(str(front.get("id") or stem), digest=False) or "doc"
-    doc_title = str(front.get("title") or "").strip()
-    defaults: dict[str, Any] = {
-        "intent": _one(front.get("intent")),
-        "tags": _tags(front.get("tags")),
-        "url": _one(front.get("url")),
-    }
-    # Group paragraphs under their heading path.
-    groups: list[tuple[list[str], int, list[_Block]]] = []
+@dataclass(frozen=True)
+class _Defaults:
+    """What the front matter (or the file's name) gives every section of a file."""
+
+    doc_id: str
+    title: str
+    intent: str | None
+    tags: tuple[str, ...]
+    url: str | None
+
+    @classmethod
+    def read(cls, front: dict[str, object], stem: str) -> _Defaults:
+        return cls(
+            doc_id=slug(str(front.get("id") or stem), digest=False) or "doc",
+            title=str(front.get("title") or "").strip(),
+            intent=_one(front.get("intent")),
+            tags=_tags(front.get("tags")),
+            url=_one(front.get("url")),
+        )
+
+
+@dataclass
+class _Group:
+    """The paragraphs under one heading path (`titles`, outermost first)."""
+
+    titles: list[str]
+    line: int
+    paras: list[Block]
+
+
+def _groups(blocks: list[Block]) -> Iterator[_Group]:
+    """The paragraphs grouped under their heading path, in order."""
     path: list[tuple[int, str]] = []
-    current: list[_Block] = []
+    current: list[Block] = []
     current_line = 1
     for block in blocks:
         if block.kind == "heading":
-            groups.append(([t for _, t in path], current_line, current))
+            yield _Group([t for _, t in path], current_line, current)
             path = [(lvl, t) for lvl, t in path if lvl < block.level] + [(block.level, block.text)]
             current, current_line = [], block.line
         else:
             current.append(block)
-    groups.append(([t for _, t in path], current_line, current))
+    yield _Group([t for _, t in path], current_line, current)
 
+
+def _sections(
+    blocks: list[Block], name: str, defaults: _Defaults, max_chars: int
+) -> tuple[list[Section], list[RowProblem]]:
     sections: list[Section] = []
     problems: list[RowProblem] = []
     used: dict[str, int] = {}
-    for titles, line, paras in groups:
-        body_parts: list[tuple[str, int]] = []
+    for group in _groups(blocks):
+        body: list[tuple[str, int]] = []
         meta: dict[str, str] = {}
-        for p in paras:
-            text, found = _parse_meta(p.text)
+        for p in group.paras:
+            text, found = parse_meta(p.text)
             meta.update(found)
             if text:
-                body_parts.append((text, p.line))
-        if not body_parts:
+                body.append((text, p.line))
+        if not body:
             continue  # a heading directly followed by a sub-heading, or an empty file part
-        heading = titles[-1] if titles else ""
-        title = " > ".join(titles) if titles else doc_title
-        base = meta.get("id") or (
-            f"{doc_id}:{slug(' '.join(titles), digest=False)}" if titles else doc_id
-        )
-        if base in used:
-            used[base] += 1
-            base = f"{base}-{used[base]}"
-        else:
-            used[base] = 1
-        intent = meta.get("intent") or defaults["intent"] or None
-        tags = _tags(meta["tags"]) if "tags" in meta else defaults["tags"]
-        url = meta.get("url") or defaults["url"] or None
-        if heading.endswith("?"):
-            answer = "\n\n".join(t for t, _ in body_parts)
-            if len(answer) > MAX_ANSWER_CHARS:
-                problems.append(
-                    RowProblem(
-                        name,
-                        line,
-                        f"answer has {len(answer)} characters; the limit is {MAX_ANSWER_CHARS}",
-                    )
-                )
-                continue
-            sections.append(
-                Section(
-                    id=base,
-                    text=answer,
-                    source=name,
-                    title=title,
-                    question=heading,
-                    intent=intent,
-                    tags=tags,
-                    url=url,
-                    line=line,
-                    position=len(sections),
-                )
-            )
+        section = _section(group, meta, name, defaults, used)
+        if not section.question:
+            sections.extend(_split(section, body, max_chars, first=len(sections)))
             continue
-        for k, (chunk, chunk_line) in enumerate(_chunks(body_parts, max_chars)):
-            sections.append(
-                Section(
-                    id=base if k == 0 else f"{base}:{k + 1}",
-                    text=chunk,
-                    source=name,
-                    title=title,
-                    intent=intent,
-                    tags=tags,
-                    url=url,
-                    line=chunk_line,
-                    position=len(sections),
-                )
-            )
+        answer = "\n\n".join(t for t, _ in body)
+        if len(answer) > MAX_ANSWER_CHARS:
+            message = f"answer has {len(answer)} characters; the limit is {MAX_ANSWER_CHARS}"
+            problems.append(RowProblem(name, group.line, message))
+            continue
+        sections.append(dataclasses.replace(section, text=answer, position=len(sections)))
     if not sections and not problems:
         problems.append(RowProblem(name, None, "no text to index (only headings or markup)"))
     return sections, problems
+
+
+def _section(
+    group: _Group, meta: dict[str, str], name: str, defaults: _Defaults, used: dict[str, int]
+) -> Section:
+    """The section of `group`, without its text: its id (unique in `used`), title, and
+    what its metadata comment or else the front matter says."""
+    titles = group.titles
+    base = meta.get("id") or (
+        f"{defaults.doc_id}:{slug(' '.join(titles), digest=False)}" if titles else defaults.doc_id
+    )
+    if base in used:
+        used[base] += 1
+        base = f"{base}-{used[base]}"
+    else:
+        used[base] = 1
+    heading = titles[-1] if titles else ""
+    return Section(
+        id=base,
+        text="",
+        source=name,
+        title=" > ".join(titles) if titles else defaults.title,
+        question=heading if heading.endswith("?") else "",
+        intent=meta.get("intent") or defaults.intent or None,
+        tags=_tags(meta["tags"]) if "tags" in meta else defaults.tags,
+        url=meta.get("url") or defaults.url or None,
+        line=group.line,
+    )
+
+
+def _split(
+    section: Section, body: list[tuple[str, int]], max_chars: int, *, first: int
+) -> Iterator[Section]:
+    """`section` with `body` as its text, in pieces of at most `max_chars`; the pieces
+    after the first get ids ending ":2", ":3", ..."""
+    for k, (chunk, line) in enumerate(_chunks(body, max_chars)):
+        yield dataclasses.replace(
+            section,
+            id=section.id if k == 0 else f"{section.id}:{k + 1}",
+            text=chunk,
+            line=line,
+            position=first + k,
+        )
 
 
 def _pieces(text: str, max_chars: int) -> list[str]:

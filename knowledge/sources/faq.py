@@ -21,12 +21,15 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Protocol, TypeVar
 
 import yaml
 
 from deskbot.knowledge.errors import SourceError
 from deskbot.knowledge.files.safe_yaml import brief, load_yaml_with_node
+from deskbot.knowledge.passage import IndexedPassage
+
+_Row = TypeVar("_Row", covariant=True)
 
 MAX_ANSWER_CHARS = 20_000
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -55,6 +58,22 @@ class FaqEntry:
             h.update(part.encode("utf-8"))
             h.update(b"\x00")
         return h.hexdigest()[:16]
+
+    def passage(self, *, position: int = 0) -> IndexedPassage:
+        """The entry as the index stores it; `position`: its place in the file."""
+        return IndexedPassage(
+            id=self.id,
+            text=self.answer,
+            source=self.source,
+            question=self.question,
+            intent=self.intent,
+            tags=self.tags,
+            url=self.url,
+            content_hash=self.content_hash,
+            line=self.line,
+            position=position,
+            alternatives=self.alternatives,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +135,7 @@ def decode_text(data: bytes, name: str, expected: str) -> str:
     return text
 
 
-def _yaml_rows(text: str, name: str) -> Iterator[tuple[int | None, Any]]:
+def _yaml_rows(text: str, name: str) -> Iterator[tuple[int | None, object]]:
     try:
         raw, doc = load_yaml_with_node(text)
     except yaml.YAMLError as exc:
@@ -124,20 +143,19 @@ def _yaml_rows(text: str, name: str) -> Iterator[tuple[int | None, Any]]:
     items = raw.get("entries") if isinstance(raw, dict) else raw
     if not isinstance(items, list):
         raise SourceError(f"{name}: expected a list of entries (or a mapping with 'entries:')")
-    nodes: list[Any] = []
+    nodes: list[yaml.Node] = []
     if doc is not None:
         top = doc
         if isinstance(raw, dict):
             top = next((v for k, v in doc.value if k.value == "entries"), doc)
-        nodes = list(getattr(top, "value", []))
-        if not isinstance(top, yaml.SequenceNode):
-            nodes = []
+        if isinstance(top, yaml.SequenceNode):
+            nodes = list(top.value)
     for i, item in enumerate(items):
         line = nodes[i].start_mark.line + 1 if i < len(nodes) else None
         yield line, item
 
 
-def _csv_rows(text: str, name: str) -> Iterator[tuple[int | None, Any]]:
+def _csv_rows(text: str, name: str) -> Iterator[tuple[int | None, object]]:
     # newline="": the csv module reads \r, \n and \r\n line ends itself (and keeps
     # line breaks inside quoted cells); a StringIO that split lines would refuse a bare \r.
     reader = csv.DictReader(io.StringIO(text, newline=""))
@@ -156,7 +174,16 @@ def _csv_rows(text: str, name: str) -> Iterator[tuple[int | None, Any]]:
         yield reader.line_num, row
 
 
-def csv_rows(name: str, reader: Iterator[Any]) -> Iterator[Any]:
+class CsvReader(Protocol[_Row]):
+    """What `csv_rows` needs of a `csv.reader` or `csv.DictReader`."""
+
+    @property
+    def line_num(self) -> int: ...
+
+    def __next__(self) -> _Row: ...
+
+
+def csv_rows(name: str, reader: CsvReader[_Row]) -> Iterator[_Row]:
     """The rows of a csv reader; a `SourceError` (with the line) for what csv refuses."""
     while True:
         with csv_errors(name, reader):
@@ -167,7 +194,7 @@ def csv_rows(name: str, reader: Iterator[Any]) -> Iterator[Any]:
 
 
 @contextmanager
-def csv_errors(name: str, reader: Any) -> Iterator[None]:
+def csv_errors(name: str, reader: CsvReader[object]) -> Iterator[None]:
     """Turn the csv module's errors (a cell past its 131,072-character limit) into a
     `SourceError` naming the file and line."""
     try:
@@ -184,7 +211,7 @@ def brief_header(header: Iterable[str | None]) -> str:
     return "[" + ", ".join(shown) + (f", and {len(names) - 10} more]" if len(names) > 10 else "]")
 
 
-def _json_rows(text: str, name: str) -> Iterator[tuple[int | None, Any]]:
+def _json_rows(text: str, name: str) -> Iterator[tuple[int | None, object]]:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -201,7 +228,7 @@ def _json_rows(text: str, name: str) -> Iterator[tuple[int | None, Any]]:
         yield (lines[i] if i < len(lines) else None), item
 
 
-def _json_item_lines(text: str, raw: Any) -> list[int]:
+def _json_item_lines(text: str, raw: object) -> list[int]:
     """The line each entry of the top-level (or `entries`) array starts on."""
     m = re.search(r'"entries"\s*:\s*\[', text) if isinstance(raw, dict) else re.search(r"\[", text)
     if m is None:
@@ -224,7 +251,7 @@ def _json_item_lines(text: str, raw: Any) -> list[int]:
             return lines
 
 
-def _jsonl_rows(text: str, name: str) -> Iterator[tuple[int | None, Any]]:
+def _jsonl_rows(text: str, name: str) -> Iterator[tuple[int | None, object]]:
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -239,91 +266,78 @@ def _jsonl_rows(text: str, name: str) -> Iterator[tuple[int | None, Any]]:
         yield n, row
 
 
+class _Refused(Exception):
+    """A row that is not an FAQ entry; the message says why."""
+
+
 def _validate(
-    rows: Iterable[tuple[int | None, Any]], name: str
+    rows: Iterable[tuple[int | None, object]], name: str
 ) -> tuple[list[FaqEntry], list[RowProblem]]:
     entries: list[FaqEntry] = []
     problems: list[RowProblem] = []
-    seen: dict[str, int | None] = {}
+    seen: dict[str, int] = {}
     for index, (line, row) in enumerate(rows, start=1):
         where = line if line is not None else index
-        if isinstance(row, Exception):
-            problems.append(RowProblem(name, where, str(row)))
+        try:
+            entry = _entry(row, name, where, seen)
+        except _Refused as exc:
+            problems.append(RowProblem(name, where, str(exc)))
             continue
-        if not isinstance(row, dict):
-            problems.append(
-                RowProblem(name, where, f"an entry must be a mapping, got {type(row).__name__}")
-            )
-            continue
-        question = _text(row.get("question"))
-        answer = _text(row.get("answer"))
-        if not question:
-            problems.append(RowProblem(name, where, "missing 'question'"))
-            continue
-        if not answer:
-            problems.append(RowProblem(name, where, "missing 'answer'"))
-            continue
-        if len(answer) > MAX_ANSWER_CHARS:
-            problems.append(
-                RowProblem(
-                    name,
-                    where,
-                    f"answer has {len(answer)} characters; the limit is {MAX_ANSWER_CHARS}",
-                )
-            )
-            continue
-        entry_id = _text(row.get("id")) or slug(question)
-        if not _ID_RE.match(entry_id):
-            problems.append(
-                RowProblem(
-                    name,
-                    where,
-                    f"id {brief(entry_id)} must be letters, digits, '_', '.', ':' or '-' "
-                    "(at most 128)",
-                )
-            )
-            continue
-        if entry_id in seen:
-            problems.append(
-                RowProblem(
-                    name, where, f"duplicate id {entry_id!r} (first at line {seen[entry_id]})"
-                )
-            )
-            continue
-        tags = row.get("tags") or ()
-        if isinstance(tags, str):
-            tags = [tags]
-        if not isinstance(tags, list | tuple) or not all(isinstance(t, str) for t in tags):
-            problems.append(RowProblem(name, where, "'tags' must be a list of strings"))
-            continue
-        alternatives = row.get("alternatives") or ()
-        if isinstance(alternatives, str):
-            alternatives = [alternatives]
-        if not isinstance(alternatives, list | tuple) or not all(
-            isinstance(a, str) for a in alternatives
-        ):
-            problems.append(RowProblem(name, where, "'alternatives' must be a list of strings"))
-            continue
-        seen[entry_id] = where
-        entries.append(
-            FaqEntry(
-                id=entry_id,
-                question=question,
-                answer=answer,
-                source=name,
-                intent=_text(row.get("intent")) or None,
-                tags=tuple(tags),
-                url=_text(row.get("url")) or None,
-                line=where,
-                alternatives=tuple(
-                    dict.fromkeys(a.strip() for a in alternatives if a.strip() and a != question)
-                ),
-            )
-        )
+        seen[entry.id] = where
+        entries.append(entry)
     return entries, problems
 
 
-def _text(value: Any) -> str:
+def _entry(row: object, name: str, where: int, seen: dict[str, int]) -> FaqEntry:
+    """The entry in `row` (read from `name` at `where`), or `_Refused`."""
+    if isinstance(row, Exception):
+        raise _Refused(str(row))
+    if not isinstance(row, dict):
+        raise _Refused(f"an entry must be a mapping, got {type(row).__name__}")
+    question = _text(row.get("question"))
+    answer = _text(row.get("answer"))
+    if not question:
+        raise _Refused("missing 'question'")
+    if not answer:
+        raise _Refused("missing 'answer'")
+    if len(answer) > MAX_ANSWER_CHARS:
+        raise _Refused(f"answer has {len(answer)} characters; the limit is {MAX_ANSWER_CHARS}")
+    entry_id = _text(row.get("id")) or slug(question)
+    if not _ID_RE.match(entry_id):
+        raise _Refused(
+            f"id {brief(entry_id)} must be letters, digits, '_', '.', ':' or '-' (at most 128)"
+        )
+    if entry_id in seen:
+        raise _Refused(f"duplicate id {entry_id!r} (first at line {seen[entry_id]})")
+    tags = _strings(row.get("tags"), "tags")
+    alternatives = _strings(row.get("alternatives"), "alternatives")
+    return FaqEntry(
+        id=entry_id,
+        question=question,
+        answer=answer,
+        source=name,
+        intent=_text(row.get("intent")) or None,
+        tags=tags,
+        url=_text(row.get("url")) or None,
+        line=where,
+        alternatives=tuple(
+            dict.fromkeys(a.strip() for a in alternatives if a.strip() and a != question)
+        ),
+    )
+
+
+def _strings(value: object, key: str) -> tuple[str, ...]:
+    """A string or a list of strings as a tuple (empty when absent), or `_Refused`."""
+    if isinstance(value, str):
+        return (value,) if value else ()
+    if not value:
+        return ()
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise _Refused(f"'{key}' must be a list of strings")
+
+
+def _text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, int | float) and not isinstance(value, bool):

@@ -69,39 +69,9 @@ def read_source(
     suffix = file.suffix.lower()
     if suffix in FAQ_SUFFIXES:
         entries, problems = read_faq(file)
-        return [
-            IndexedPassage(
-                id=e.id,
-                text=e.answer,
-                source=e.source,
-                question=e.question,
-                intent=e.intent,
-                tags=e.tags,
-                url=e.url,
-                content_hash=e.content_hash,
-                line=e.line,
-                position=i,
-                alternatives=e.alternatives,
-            )
-            for i, e in enumerate(entries)
-        ], problems
+        return [e.passage(position=i) for i, e in enumerate(entries)], problems
     if suffix in DOCUMENT_SUFFIXES:
-        sections, problems = read_document(file, max_chars=max_chars)
-        return [
-            IndexedPassage(
-                id=s.id,
-                text=s.text,
-                source=s.source,
-                question=s.question,
-                intent=s.intent,
-                tags=s.tags,
-                url=s.url,
-                title=s.title,
-                line=s.line,
-                position=s.position,
-            )
-            for s in sections
-        ], problems
+        return read_document(file, max_chars=max_chars)
     if not file.is_file():
         raise SourceError(f"{file}: no such file")
     raise SourceError(

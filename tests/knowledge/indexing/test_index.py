@@ -4,40 +4,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from deskbot.knowledge.errors import IndexCorrupt
 from deskbot.knowledge.indexing.index import list_versions, load_version, read_pointer
 from deskbot.knowledge.indexing.ingest import ingest
 from deskbot.knowledge.retrieval.retriever import FaissRetriever
 from tests.conftest import DEMO_FAQ
-
-
-def faq(path: Path, entries: list[dict[str, str]]) -> Path:
-    path.write_text(yaml.safe_dump({"entries": entries}), encoding="utf-8")
-    return path
-
-
-ENTRIES = [
-    {
-        "id": "card-arrival",
-        "question": "My new card has not arrived yet",
-        "answer": "Cards arrive in 3 to 5 days.",
-        "intent": "card_arrival",
-    },
-    {
-        "id": "exchange",
-        "question": "What exchange rate do you use?",
-        "answer": "The interbank rate.",
-        "intent": "exchange_rate",
-    },
-    {
-        "id": "pin",
-        "question": "My PIN is blocked",
-        "answer": "Unblock it at an ATM.",
-        "intent": "pin_blocked",
-    },
-]
+from tests.knowledge.indexing.conftest import ENTRIES, write_faq
 
 
 def test_retrieval_finds_the_demo_answer(faq_index_dir: Path, embedder) -> None:  # type: ignore[no-untyped-def]
@@ -49,13 +22,17 @@ def test_retrieval_finds_the_demo_answer(faq_index_dir: Path, embedder) -> None:
 
 def test_reingest_embeds_only_what_changed_and_drops_deleted(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     index = tmp_path / "idx"
-    first = ingest([faq(tmp_path / "faq.yaml", ENTRIES)], index, embedder, show_progress=False)
+    first = ingest(
+        [write_faq(tmp_path / "faq.yaml", ENTRIES)], index, embedder, show_progress=False
+    )
     assert (first.embedded, first.reused) == (3, 0)
     changed = [
         dict(ENTRIES[0], question="Where is my new card?", answer="Cards arrive in 2 days."),
         ENTRIES[1],
     ]  # edit one, delete "pin"
-    second = ingest([faq(tmp_path / "faq.yaml", changed)], index, embedder, show_progress=False)
+    second = ingest(
+        [write_faq(tmp_path / "faq.yaml", changed)], index, embedder, show_progress=False
+    )
     assert (second.embedded, second.reused, second.removed) == (1, 1, 1)
     retriever = FaissRetriever(index, embedder)
     ids = [p.id for p in retriever.retrieve("my PIN is blocked", top_k=5)]
@@ -64,7 +41,7 @@ def test_reingest_embeds_only_what_changed_and_drops_deleted(tmp_path: Path, emb
     assert len(list_versions(index)) == 2
     # Only what is embedded (the question) costs an embedding; a new answer is reused.
     third = ingest(
-        [faq(tmp_path / "faq.yaml", [dict(changed[0], answer="Two days."), ENTRIES[1]])],
+        [write_faq(tmp_path / "faq.yaml", [dict(changed[0], answer="Two days."), ENTRIES[1]])],
         index,
         embedder,
         show_progress=False,
@@ -75,10 +52,10 @@ def test_reingest_embeds_only_what_changed_and_drops_deleted(tmp_path: Path, emb
 
 def test_a_running_retriever_picks_up_a_new_version(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     index = tmp_path / "idx"
-    ingest([faq(tmp_path / "a.yaml", ENTRIES[:1])], index, embedder, show_progress=False)
+    ingest([write_faq(tmp_path / "a.yaml", ENTRIES[:1])], index, embedder, show_progress=False)
     retriever = FaissRetriever(index, embedder)
     assert [p.id for p in retriever.retrieve("PIN blocked", top_k=5)] == ["card-arrival"]
-    ingest([faq(tmp_path / "a.yaml", ENTRIES)], index, embedder, show_progress=False)
+    ingest([write_faq(tmp_path / "a.yaml", ENTRIES)], index, embedder, show_progress=False)
     assert retriever.retrieve("PIN blocked", top_k=1)[0].id == "pin"
 
 
@@ -86,12 +63,12 @@ def test_a_corrupted_version_is_refused_and_the_previous_keeps_serving(
     tmp_path: Path, embedder
 ) -> None:  # type: ignore[no-untyped-def]
     index = tmp_path / "idx"
-    ingest([faq(tmp_path / "a.yaml", ENTRIES)], index, embedder, show_progress=False)
+    ingest([write_faq(tmp_path / "a.yaml", ENTRIES)], index, embedder, show_progress=False)
     retriever = FaissRetriever(index, embedder)
     assert retriever.retrieve("PIN blocked", top_k=1)[0].id == "pin"
     good = retriever.version
     assert good is not None
-    ingest([faq(tmp_path / "a.yaml", ENTRIES[:2])], index, embedder, show_progress=False)
+    ingest([write_faq(tmp_path / "a.yaml", ENTRIES[:2])], index, embedder, show_progress=False)
     bad = read_pointer(index)
     (index / "versions" / bad / "index.faiss").write_bytes(b"garbage")  # type: ignore[operator]
     with pytest.raises(IndexCorrupt, match="cannot be read"):
@@ -104,7 +81,7 @@ def test_no_half_built_version_is_ever_visible(
     tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
     index = tmp_path / "idx"
-    ingest([faq(tmp_path / "a.yaml", ENTRIES)], index, embedder, show_progress=False)
+    ingest([write_faq(tmp_path / "a.yaml", ENTRIES)], index, embedder, show_progress=False)
     live = read_pointer(index)
 
     def crash(*_a: object, **_k: object) -> None:
@@ -112,7 +89,7 @@ def test_no_half_built_version_is_ever_visible(
 
     monkeypatch.setattr("deskbot.knowledge.indexing.index.np.save", crash)
     with pytest.raises(RuntimeError, match="disk full"):
-        ingest([faq(tmp_path / "a.yaml", ENTRIES[:1])], index, embedder, show_progress=False)
+        ingest([write_faq(tmp_path / "a.yaml", ENTRIES[:1])], index, embedder, show_progress=False)
     assert read_pointer(index) == live
     assert list_versions(index) == [live]
     assert not [p for p in (index / "versions").iterdir() if p.name.startswith(".")]
@@ -141,7 +118,7 @@ def test_a_query_vector_from_the_shared_encoder_searches_its_own_vectors(
     tmp_path: Path, embedder
 ) -> None:  # type: ignore[no-untyped-def]
     index = tmp_path / "idx"
-    ingest([faq(tmp_path / "a.yaml", ENTRIES)], index, embedder, show_progress=False)
+    ingest([write_faq(tmp_path / "a.yaml", ENTRIES)], index, embedder, show_progress=False)
     shared = _Shared(embedder)
     retriever = FaissRetriever(index, embedder, shared_encoder=shared)
     retriever.warm_up()
@@ -167,7 +144,7 @@ def test_a_query_vector_from_the_shared_encoder_searches_its_own_vectors(
 
 def test_a_failing_shared_encoder_leaves_the_embedder_answering(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     index = tmp_path / "idx"
-    ingest([faq(tmp_path / "a.yaml", ENTRIES)], index, embedder, show_progress=False)
+    ingest([write_faq(tmp_path / "a.yaml", ENTRIES)], index, embedder, show_progress=False)
     shared = _Shared(embedder, broken=True)
     retriever = FaissRetriever(index, embedder, shared_encoder=shared)
     retriever.warm_up()  # logs the failure; serving goes on

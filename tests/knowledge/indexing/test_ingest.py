@@ -5,33 +5,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from deskbot.knowledge.errors import IndexCorrupt, SourceError
 from deskbot.knowledge.indexing.index import load_version, read_pointer, write_version
 from deskbot.knowledge.indexing.ingest import ingest
 from deskbot.knowledge.retrieval.retriever import FaissRetriever
+from tests.knowledge.indexing.conftest import ENTRIES, write_faq
 
-FAQ = [
-    {
-        "id": "card-arrival",
-        "question": "My new card has not arrived yet",
-        "answer": "Cards arrive in 3 to 5 days.",
-        "intent": "card_arrival",
-    },
-    {
-        "id": "exchange",
-        "question": "What exchange rate do you use?",
-        "answer": "The interbank rate.",
-        "intent": "exchange_rate",
-    },
-    {
-        "id": "pin",
-        "question": "My PIN is blocked",
-        "answer": "Unblock it at an ATM.",
-        "intent": "pin_blocked",
-    },
-]
 DOC = """# Travel
 
 ## Using your card abroad
@@ -44,16 +24,11 @@ Premium accounts include luggage insurance; claim within 30 days with your airli
 """
 
 
-def write_faq(path: Path, entries: list[dict[str, str]]) -> Path:
-    path.write_text(yaml.safe_dump({"entries": entries}), encoding="utf-8")
-    return path
-
-
 @pytest.fixture
 def knowledge(tmp_path: Path) -> Path:
     folder = tmp_path / "kb"
     folder.mkdir()
-    write_faq(folder / "faq.yaml", FAQ)
+    write_faq(folder / "faq.yaml", ENTRIES)
     (folder / "travel.md").write_text(DOC, encoding="utf-8")
     (folder / ".hidden.md").write_text("# Secret\n\nnot indexed\n", encoding="utf-8")
     return folder
@@ -108,7 +83,7 @@ def test_bad_files_are_skipped_and_reported_unless_strict(
 
 
 def test_alternative_questions_from_examples_are_extra_vectors(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    faq = write_faq(tmp_path / "faq.yaml", FAQ)
+    faq = write_faq(tmp_path / "faq.yaml", ENTRIES)
     examples = tmp_path / "train.csv"
     examples.write_text(
         "text,category\n"
@@ -143,7 +118,7 @@ def test_alternative_questions_from_examples_are_extra_vectors(tmp_path: Path, e
 
 
 def test_scores_routing_lexical_and_min_score(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    faq = write_faq(tmp_path / "faq.yaml", FAQ)
+    faq = write_faq(tmp_path / "faq.yaml", ENTRIES)
     ingest([faq], tmp_path / "idx", embedder, show_progress=False)
     plain = FaissRetriever(tmp_path / "idx", embedder, min_score=0.5, lexical_weight=0.0)
     hits = plain.retrieve("my PIN got blocked", top_k=3)
@@ -167,7 +142,7 @@ def test_scores_routing_lexical_and_min_score(tmp_path: Path, embedder) -> None:
 
 
 def test_hnsw_choice_and_parameters_are_recorded(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    faq = write_faq(tmp_path / "faq.yaml", FAQ)
+    faq = write_faq(tmp_path / "faq.yaml", ENTRIES)
     report = ingest([faq], tmp_path / "idx", embedder, index_type="hnsw", show_progress=False)
     raw = json.loads(
         (tmp_path / "idx" / "versions" / report.manifest.version / "manifest.json").read_text()
@@ -179,7 +154,7 @@ def test_hnsw_choice_and_parameters_are_recorded(tmp_path: Path, embedder) -> No
 
 
 def test_damaged_versions_are_refused_with_what_to_do(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    faq = write_faq(tmp_path / "faq.yaml", FAQ)
+    faq = write_faq(tmp_path / "faq.yaml", ENTRIES)
     index = tmp_path / "idx"
     ingest([faq], index, embedder, show_progress=False)
     retriever = FaissRetriever(index, embedder)
@@ -201,7 +176,7 @@ def test_damaged_versions_are_refused_with_what_to_do(tmp_path: Path, embedder) 
             load_version(index)
         (version_dir / name).write_bytes(original)
     # A new live version that is damaged: the running retriever keeps its old one.
-    ingest([write_faq(tmp_path / "faq.yaml", FAQ[:2])], index, embedder, show_progress=False)
+    ingest([write_faq(tmp_path / "faq.yaml", ENTRIES[:2])], index, embedder, show_progress=False)
     (index / "versions" / str(read_pointer(index)) / "owners.npy").unlink()
     assert retriever.retrieve("PIN blocked", top_k=1)[0].id == "pin"
     assert retriever.version == good
@@ -210,7 +185,7 @@ def test_damaged_versions_are_refused_with_what_to_do(tmp_path: Path, embedder) 
 
 
 def test_format_1_indexes_still_load(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    faq = write_faq(tmp_path / "faq.yaml", FAQ)
+    faq = write_faq(tmp_path / "faq.yaml", ENTRIES)
     ingest([faq], tmp_path / "src", embedder, show_progress=False)
     old = load_version(tmp_path / "src")
     manifest = write_version(
