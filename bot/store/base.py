@@ -15,8 +15,8 @@ from deskbot.bot.store.models import Conversation, ConversationStatus, utcnow
 
 T = TypeVar("T")
 
-# The conversation's row, locked until the transaction ends (PostgreSQL): writers of one
-# conversation's turns, and its erasure, queue on it instead of colliding.
+# The conversation's row, locked until the transaction ends (PostgreSQL): concurrent
+# writers of one conversation's turns queue on it instead of colliding.
 LOCK_CONVERSATION = (
     select(col(Conversation.id)).where(Conversation.id == bindparam("cid")).with_for_update()
 )
