@@ -32,13 +32,14 @@ import logging
 import re
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from deskbot.bot.core.types import Passage
-from deskbot.bot.generation.prompting import SYSTEM_RULES, strip_citations
+from deskbot.bot.generation.facts import clean_text, extract_facts, missing_facts
+from deskbot.bot.generation.prompting import SYSTEM_RULES
 from deskbot.knowledge.embedding.embedder import Embedder, resolve_model_path
 
 logger = logging.getLogger(__name__)
@@ -76,48 +77,8 @@ class SentenceCheck:
     similarity: float = 0.0
 
 
-# -- fact extraction ------------------------------------------------------------------------
+# -- sentences and names ---------------------------------------------------------------------
 
-_NUMBER_WORDS = {
-    "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14,
-    "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
-    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
-    "eighty": 80, "ninety": 90, "hundred": 100, "thousand": 1000, "million": 1000000,
-    "a": 1, "an": 1, "one": 1, "single": 1,
-}  # fmt: skip
-# "one", "a" and "an" count only before a unit ("a day", "one week"), never alone.
-_WEAK_NUMBER_WORDS = {"a", "an", "one", "single"}
-_NUM = r"(?:\d[\d,]*(?:\.\d+)?|" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + r")"
-_UNITS = {
-    "second": "second", "sec": "second", "minute": "minute", "min": "minute", "hour": "hour",
-    "hr": "hour", "day": "day", "week": "week", "month": "month", "year": "year",
-    "night": "night", "weekday": "day",
-}  # fmt: skip
-_DURATION = re.compile(
-    rf"\b(?P<num>{_NUM})(?:(?:\s*(?:-|–|to|or|and)\s*)(?P<num2>{_NUM}))?"
-    r"\s*(?:-\s*)?(?P<qual>working|business|calendar|banking|full)?\s*(?:-\s*)?"
-    r"(?P<unit>seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weekdays?|weeks?|months?|years?|nights?)\b",
-    re.IGNORECASE,
-)
-_MONEY = re.compile(
-    r"(?P<cur>[£$€])\s?(?P<val>\d[\d,]*(?:\.\d+)?)\s?(?P<mult>k|m|bn|million|billion)?\b"
-    r"|\b(?P<val2>\d[\d,]*(?:\.\d+)?)\s?(?P<cur2>gbp|eur|usd|chf|pounds?|euros?|dollars?|pence|p)\b",
-    re.IGNORECASE,
-)
-_PERCENT = re.compile(r"(?P<val>\d+(?:\.\d+)?)\s?(?:%|per\s?cent\b)", re.IGNORECASE)
-_TIME = re.compile(
-    r"\b(?P<h>\d{1,2})[:.](?P<m>\d{2})\s?(?P<ampm>am|pm)?\b|\b(?P<h2>\d{1,2})\s?(?P<ampm2>am|pm)\b",
-    re.IGNORECASE,
-)
-_URL = re.compile(
-    r"\b(?:https?://|www\.)[^\s<>\"')\]]+"
-    r"|\b[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:com|net|org|io|co\.uk|uk|eu|example|bank|app|help)\b(?:/[^\s<>\"')\]]*)?",
-    re.IGNORECASE,
-)
-_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
-_PHONE = re.compile(r"(?<![\w.])\+?\d[\d ()-]{6,}\d(?![\w.])")
-_BARE_NUMBER = re.compile(rf"\b{_NUM}\b", re.IGNORECASE)
 _CAPITALISED = re.compile(r"\b[A-Z][A-Za-z0-9&'’+-]*\b")
 _WORD = re.compile(r"[a-z0-9']+")
 # Capitalised words any reply may use without a passage saying them.
@@ -143,116 +104,6 @@ _TEMPLATE_MARKERS = re.compile(
     r"<\|[^|<>]{1,40}\|>|\bpassages:|\[/?inst\]|<</?sys>>|system prompt|my instructions",
     re.IGNORECASE,
 )
-
-
-def _num(token: str) -> str:
-    t = token.lower().replace(",", "")
-    if t in _NUMBER_WORDS:
-        return str(_NUMBER_WORDS[t])
-    try:
-        value = float(t)
-    except ValueError:
-        return t
-    return str(int(value)) if value == int(value) else repr(value)
-
-
-def _norm_url(url: str) -> str:
-    u = url.lower().rstrip(".,;:!?/")
-    u = re.sub(r"^https?://", "", u)
-    return u.removeprefix("www.")
-
-
-def _clean(text: str) -> str:
-    text = strip_citations(text)
-    return (
-        text.replace("\u00a0", " ")
-        .replace("\u2013", "-")
-        .replace("\u2014", "-")
-        .replace("\u2019", "'")
-    )
-
-
-@dataclass
-class _Facts:
-    durations: set[tuple[str, str, str]] = field(default_factory=set)
-    money: set[tuple[str, str]] = field(default_factory=set)
-    percents: set[str] = field(default_factory=set)
-    times: set[str] = field(default_factory=set)
-    urls: set[str] = field(default_factory=set)
-    emails: set[str] = field(default_factory=set)
-    phones: set[str] = field(default_factory=set)
-    numbers: set[str] = field(default_factory=set)
-    # Display forms, for messages.
-    shown: dict[tuple[str, object], str] = field(default_factory=dict)
-
-
-_CURRENCY = {
-    "£": "gbp", "gbp": "gbp", "pound": "gbp", "pounds": "gbp", "p": "gbp-p", "pence": "gbp-p",
-    "€": "eur", "eur": "eur", "euro": "eur", "euros": "eur",
-    "$": "usd", "usd": "usd", "dollar": "usd", "dollars": "usd", "chf": "chf",
-}  # fmt: skip
-_MULT = {"k": 1000, "m": 1000000, "million": 1000000, "bn": 10**9, "billion": 10**9}
-
-
-def extract_facts(text: str) -> _Facts:
-    """The checkable facts of `text` (numbers normalised: "£1,000" -> ("gbp", "1000"))."""
-    facts = _Facts()
-    text = _clean(text)
-    masked = text
-    for m in _EMAIL.finditer(text):
-        facts.emails.add(m.group(0).lower())
-        facts.shown[("email", m.group(0).lower())] = m.group(0)
-        masked = masked.replace(m.group(0), " ")
-    for m in _URL.finditer(masked):
-        if "@" in m.group(0):
-            continue
-        facts.urls.add(_norm_url(m.group(0)))
-        facts.shown[("url", _norm_url(m.group(0)))] = m.group(0)
-        masked = masked.replace(m.group(0), " ")
-    for m in _PHONE.finditer(masked):
-        digits = re.sub(r"\D", "", m.group(0))
-        if len(digits) >= 7:
-            facts.phones.add(digits)
-            facts.shown[("phone", digits)] = m.group(0)
-    for m in _MONEY.finditer(masked):
-        cur = (m.group("cur") or m.group("cur2") or "").lower()
-        raw = m.group("val") or m.group("val2")
-        value = float(raw.replace(",", ""))
-        if m.group("mult"):
-            value *= _MULT[m.group("mult").lower()]
-        key = (_CURRENCY.get(cur, cur), _num(str(value)))
-        facts.money.add(key)
-        facts.shown[("money", key)] = m.group(0).strip()
-    for m in _PERCENT.finditer(masked):
-        facts.percents.add(_num(m.group("val")))
-        facts.shown[("percent", _num(m.group("val")))] = m.group(0)
-    for m in _TIME.finditer(masked):
-        h = int(m.group("h") or m.group("h2"))
-        minutes = m.group("m") or "00"
-        ampm = (m.group("ampm") or m.group("ampm2") or "").lower()
-        if ampm == "pm" and h < 12:
-            h += 12
-        if ampm == "am" and h == 12:
-            h = 0
-        key_t = f"{h:02d}:{minutes}"
-        facts.times.add(key_t)
-        facts.shown[("time", key_t)] = m.group(0)
-    for m in _DURATION.finditer(masked):
-        unit = m.group("unit").lower().rstrip("s")
-        unit = _UNITS.get(unit, unit)
-        qual = (m.group("qual") or "").lower().replace("business", "working")
-        for g in ("num", "num2"):
-            if m.group(g):
-                key_d = (_num(m.group(g)), qual, unit)
-                facts.durations.add(key_d)
-                facts.shown[("duration", key_d)] = m.group(0)
-    for m in _BARE_NUMBER.finditer(masked):
-        word = m.group(0).lower()
-        if word in _WEAK_NUMBER_WORDS:
-            continue
-        facts.numbers.add(_num(word))
-        facts.shown[("number", _num(word))] = m.group(0)
-    return facts
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=\S)|\n+")
@@ -364,7 +215,7 @@ class GroundingGuard:
         echo = self.check_echo(sentence, passages)
         if not echo.ok:
             return SentenceCheck(echo)
-        credential = _CREDENTIAL_REQUEST.search(_clean(sentence))
+        credential = _CREDENTIAL_REQUEST.search(clean_text(sentence))
         if credential and not any(credential.group(0).lower() in p.text.lower() for p in passages):
             return SentenceCheck(
                 GuardDecision(False, "asks for credentials", (credential.group(0),))
@@ -395,47 +246,7 @@ class GroundingGuard:
     def unsupported_facts(self, text: str, passages: Sequence[Passage]) -> list[str]:
         """The facts of `text` that no passage states, as written in `text`."""
         source = "\n".join(p.text + (f"\n{p.url}" if p.url else "") for p in passages)
-        have = extract_facts(source)
-        got = extract_facts(text)
-        missing: list[str] = []
-        passage_numbers = (
-            have.numbers
-            | {d[0] for d in have.durations}
-            | {m[1] for m in have.money}
-            | have.percents
-        )
-        passage_digits = {re.sub(r"\D", "", n) for n in passage_numbers}
-        time_numbers = {t.split(":")[0].lstrip("0") or "0" for t in have.times} | {
-            t.split(":")[1] for t in have.times
-        }
-
-        def miss(kind: str, key: object) -> None:
-            missing.append(got.shown.get((kind, key), str(key)))
-
-        for d in got.durations:
-            if d not in have.durations:
-                miss("duration", d)
-        for mo in got.money:
-            if mo not in have.money:
-                miss("money", mo)
-        for pc in got.percents:
-            if pc not in have.percents:
-                miss("percent", pc)
-        for t in got.times:
-            if t not in have.times:
-                miss("time", t)
-        for u in got.urls:
-            if not any(u == h or h.startswith(u + "/") or u.startswith(h) for h in have.urls):
-                miss("url", u)
-        for e in got.emails:
-            if e not in have.emails:
-                miss("email", e)
-        for ph in got.phones:
-            if ph not in have.phones and ph not in passage_digits:
-                miss("phone", ph)
-        for n in got.numbers:
-            if n not in passage_numbers and n not in passage_digits and n not in time_numbers:
-                miss("number", n)
+        missing = missing_facts(extract_facts(text), extract_facts(source))
         missing.extend(self._unsupported_names(text, source))
         # Keep the first mention of each, in order.
         return list(dict.fromkeys(missing))
@@ -444,7 +255,7 @@ class GroundingGuard:
         """The passage whose sentence is closest to `sentence`, and the cosine similarity."""
         assert self.embedder is not None
         _, vectors, owners = self._passage_vectors(passages)
-        v = self.embedder.embed([_clean(sentence)])[0]
+        v = self.embedder.embed([clean_text(sentence)])[0]
         sims = vectors @ v
         best = int(np.argmax(sims))
         return passages[owners[best]].id, float(sims[best])
@@ -496,7 +307,7 @@ class GroundingGuard:
         source_caps = set(re.findall(r"\b[A-Z0-9]{2,}\b", source))
         common = self._common_words()
         out: list[str] = []
-        for sentence in split_sentences(_clean(text)):
+        for sentence in split_sentences(clean_text(text)):
             # After a sentence start, a colon or a menu arrow a capital is grammar.
             starts = {0} | {m.end() for m in re.finditer(r"(?:^|[:;>\-(\"]\s*|\n)\s*", sentence)}
             for m in _CAPITALISED.finditer(sentence):
@@ -518,7 +329,8 @@ class GroundingGuard:
         return out
 
 
-_STOP = set(
+# Words too common to say what a sentence claims.
+_STOP = frozenset(
     [
         "this",
         "that",
@@ -598,7 +410,7 @@ def _stems(text: str) -> set[str]:
 
 def content_coverage(sentence: str, source: str) -> float:
     """The share of `sentence`'s content words (crudely stemmed) that `source` contains."""
-    words = _stems(_clean(sentence))
+    words = _stems(clean_text(sentence))
     if not words:
         return 1.0
     return len(words & _stems(source)) / len(words)
@@ -610,5 +422,5 @@ def _ngrams(text: str, n: int) -> set[tuple[str, ...]]:
 
 
 def _is_courtesy(sentence: str) -> bool:
-    s = _clean(sentence).strip()
+    s = clean_text(sentence).strip()
     return bool(_COURTESY.match(s)) and len(_WORD.findall(s.lower())) <= 14

@@ -24,11 +24,13 @@ from collections.abc import Callable, Sequence
 from deskbot.bot.core.types import Passage, Turn
 
 __all__ = [
+    "CITATION",
     "SYSTEM_RULES",
     "ChatMessage",
     "approx_tokens",
     "build_messages",
     "cited_passage_ids",
+    "drop_invalid_citations",
     "sanitize_customer_text",
     "strip_citations",
     "system_prompt",
@@ -60,7 +62,9 @@ _CONTROL_TOKENS = re.compile(
     re.IGNORECASE,
 )
 _INVISIBLE = re.compile(r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u200b-\u200f\u2060\ufeff]")
-_CITATION = re.compile(r"\s?\[(\d{1,2})\]")
+# A citation of passage n as the rules ask for it ("[1]"), with the space before it:
+# group 1 is n.
+CITATION = re.compile(r"\s?\[(\d{1,2})\]")
 
 
 def approx_tokens(text: str) -> int:
@@ -137,7 +141,7 @@ def build_messages(
 def cited_passage_ids(text: str, passages: Sequence[Passage]) -> tuple[str, ...]:
     """The ids of the passages a reply cites as [n], in order of first citation."""
     out: list[str] = []
-    for match in _CITATION.finditer(text):
+    for match in CITATION.finditer(text):
         n = int(match.group(1))
         if 1 <= n <= len(passages) and passages[n - 1].id not in out:
             out.append(passages[n - 1].id)
@@ -146,4 +150,9 @@ def cited_passage_ids(text: str, passages: Sequence[Passage]) -> tuple[str, ...]
 
 def strip_citations(text: str) -> str:
     """The text without its [n] markers (their digits are not claims)."""
-    return _CITATION.sub("", text)
+    return CITATION.sub("", text)
+
+
+def drop_invalid_citations(text: str, n_passages: int) -> str:
+    """The text without citations of passages it was not given (`[7]` of 3 passages)."""
+    return CITATION.sub(lambda m: m.group(0) if 1 <= int(m.group(1)) <= n_passages else "", text)

@@ -21,7 +21,7 @@ from deskbot.bot.generation.generator import (
     OpenAICompatibleGenerator,
 )
 from deskbot.bot.generation.guard import GroundingGuard
-from deskbot.bot.generation.responder import CLARIFY_TEXT, GroundedResponder, ResponderResult
+from deskbot.bot.generation.responder import GroundedResponder, ResponderResult
 from tests.bot.generation.conftest import FakeOpenAI, stall, status, stream
 
 DELIVERY = Passage(
@@ -295,18 +295,17 @@ def test_generator_down_answers_from_the_faq_silently(guard: GroundingGuard) -> 
     assert "sorry" not in result.text.lower() and "error" not in result.text.lower()
 
 
-def test_weak_retrieval_asks_to_clarify_without_calling_the_generator(
+def test_weak_retrieval_never_calls_the_generator(
     openai_server: FakeOpenAI, guard: GroundingGuard
 ) -> None:
+    # Clarifying is the dialogue policy's decision; the responder refuses to answer.
     openai_server.script(stream("Anything."))
     weak = Passage(id="x", text=DELIVERY.text, score=0.2, source="faq")
     responder = GroundedResponder(client(openai_server.url), guard, min_score=0.35)
-    shown, result = collect(responder, [weak])
-    assert shown == result.text == CLARIFY_TEXT
-    assert result.kind == "clarify" and result.citations == ()
+    for passages in ([weak], []):
+        with pytest.raises(ValueError, match="policy clarifies"):
+            collect(responder, passages)
     assert openai_server.requests == []
-    shown, result = collect(responder, [])
-    assert result.kind == "clarify"
 
 
 def test_no_generator_answers_from_the_faq(guard: GroundingGuard) -> None:

@@ -1,29 +1,29 @@
 """Prompt injection: customer text stays data, and nothing of the prompt gets out.
 
 The attacks are `tests/data/injections.yaml`. The end-to-end test answers them with
-the worst possible model: a real OpenAI-compatible server on loopback that obeys
-every injection (it streams a grounded sentence, then the attack's markers, the
-system prompt it received and the attack), so only the guard stands in the way.
+the worst possible model: a real OpenAI-compatible server on loopback (`openai_server`,
+pytest-httpserver) that obeys every injection (it streams a grounded sentence, then the
+attack's markers, the system prompt it received and the attack), so only the guard
+stands in the way.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 import yaml
+from werkzeug import Request, Response
 
 from deskbot.bot.core.types import Passage, Turn
 from deskbot.bot.generation.generator import OpenAICompatibleGenerator
 from deskbot.bot.generation.guard import GroundingGuard
 from deskbot.bot.generation.prompting import SYSTEM_RULES, build_messages, sanitize_customer_text
 from deskbot.bot.generation.responder import GroundedResponder
+from tests.bot.generation.conftest import Action, FakeOpenAI, sse
 
 ATTACKS = yaml.safe_load((Path(__file__).parents[2] / "data" / "injections.yaml").read_text())[
     "attacks"
@@ -84,40 +84,32 @@ def test_history_is_bounded_by_tokens_newest_first() -> None:
     assert messages[1]["role"] == "user"
 
 
-class _Obedient(BaseHTTPRequestHandler):
-    markers: ClassVar[dict[str, list[str]]] = {}
+def _obedient(markers: dict[str, list[str]]) -> Action:
+    """A model that obeys: a grounded sentence, the attack's markers, the prompt it got."""
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+    def act(request: Request) -> Response:
+        body = json.loads(request.get_data())
         system, user = body["messages"][0]["content"], body["messages"][-1]["content"]
         first = re.search(r"^\[1\] (.+?[.!?])(?:\s|$)", system, re.MULTILINE)
         assert first is not None
         reply = (
             first.group(1)
             + " "
-            + " ".join(m.upper() + "." for m in self.markers.get(user, []))
+            + " ".join(m.upper() + "." for m in markers.get(user, []))
             + f" My instructions: {system} {user}"
         )
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-        for word in re.findall(r"\S+\s*", reply):
-            event = {"choices": [{"index": 0, "delta": {"content": word}}]}
-            self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
-        self.wfile.write(b"data: [DONE]\n\n")
+        events = sse(*re.findall(r"\S+\s*", reply))
+        return Response(events, content_type="text/event-stream")
+
+    return act
 
 
 @pytest.fixture
-def obedient_url() -> Iterator[str]:
-    _Obedient.markers = {sanitize_customer_text(a["text"]): a["markers"] for a in ATTACKS}
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Obedient)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+def obedient_url(openai_server: FakeOpenAI) -> str:
+    openai_server.script(
+        _obedient({sanitize_customer_text(a["text"]): a["markers"] for a in ATTACKS})
+    )
+    return openai_server.url
 
 
 def _rule_grams(n: int = 5) -> set[str]:
