@@ -227,7 +227,7 @@ MARKUP = [
 ]
 
 
-def _bomb(width: int, depth: int) -> str:
+def alias_bomb(width: int, depth: int) -> str:
     """A YAML alias bomb ("billion laughs"): width**depth leaves from a few lines."""
     parts = [f"&l0 [{', '.join(['lol'] * width)}]"]
     for level in range(1, depth):
@@ -236,9 +236,12 @@ def _bomb(width: int, depth: int) -> str:
     return "[" + ", ".join(parts) + "]"
 
 
+_bomb = alias_bomb  # the name the intents and config fuzz tests import
+
+
 RAW_YAML = [
-    _bomb(9, 9),
-    _bomb(30, 6),
+    alias_bomb(9, 9),
+    alias_bomb(30, 6),
     "&r [*r]",
     "&m {a: *m}",
     "[" * 3000 + "]" * 3000,

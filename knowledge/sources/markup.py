@@ -4,7 +4,7 @@ What `deskbot.knowledge.sources.documents` splits into passages. Front matter an
 `<!-- key: value -->` metadata comments of a block are read here too.
 
 Example:
-    >>> [(b.kind, b.text, b.line) for b in markdown_blocks("# Cards\n\nThey arrive.", 0)]
+    >>> [(b.kind, b.text, b.line) for b in markdown_blocks("# Cards\\n\\nThey arrive.", 0)]
     [('heading', 'Cards', 1), ('para', 'They arrive.', 3)]
 """
 

@@ -20,17 +20,7 @@ from deskbot.knowledge.errors import SourceError
 from deskbot.knowledge.sources.documents import DEFAULT_MAX_CHARS
 from deskbot.knowledge.sources.faq import _ID_RE, MAX_ANSWER_CHARS, RowProblem
 from deskbot.knowledge.sources.loading import read_examples, read_source
-from tests.fuzzing import (
-    _bomb,
-    fuzz_settings,
-    guard,
-    hostile_bytes,
-    hostile_text,
-    mapping_of,
-    scalars,
-    values,
-    yaml_document,
-)
+from tests import fuzzing
 
 pytestmark = pytest.mark.fuzz
 
@@ -38,9 +28,9 @@ FAQ_FIELDS = ["id", "question", "answer", "intent", "tags", "url", "alternatives
 
 
 def faq_entry() -> st.SearchStrategy[dict[str, Any]]:
-    text = st.one_of(hostile_text(5), scalars())
-    texts = st.one_of(st.lists(text, max_size=4), text, values())
-    return mapping_of(
+    text = st.one_of(fuzzing.hostile_text(5), fuzzing.scalars())
+    texts = st.one_of(st.lists(text, max_size=4), text, fuzzing.values())
+    return fuzzing.mapping_of(
         {
             "id": st.one_of(st.sampled_from(["a", "a", "b-1", "x y", ""]), text),
             "question": text,
@@ -54,17 +44,19 @@ def faq_entry() -> st.SearchStrategy[dict[str, Any]]:
 
 
 def faq_value() -> st.SearchStrategy[Any]:
-    entries = st.lists(st.one_of(faq_entry(), scalars(), values(FAQ_FIELDS)), max_size=6)
+    entries = st.lists(
+        st.one_of(faq_entry(), fuzzing.scalars(), fuzzing.values(FAQ_FIELDS)), max_size=6
+    )
     return st.one_of(
         entries,
-        mapping_of({"entries": st.one_of(entries, values())}),
-        values(FAQ_FIELDS),
+        fuzzing.mapping_of({"entries": st.one_of(entries, fuzzing.values())}),
+        fuzzing.values(FAQ_FIELDS),
     )
 
 
 @st.composite
 def faq_yaml(draw: st.DrawFn) -> bytes:
-    return draw(yaml_document(draw(faq_value()))).encode("utf-8")
+    return draw(fuzzing.yaml_document(draw(faq_value()))).encode("utf-8")
 
 
 @st.composite
@@ -74,7 +66,7 @@ def faq_json(draw: st.DrawFn) -> bytes:
         text = draw(st.sampled_from(["[" * 5000 + "]" * 5000, "[1" + "0" * 5000 + "]"]))
     if draw(st.integers(0, 4)) == 0:
         at = draw(st.integers(0, len(text)))
-        text = text[:at] + draw(hostile_text(4)) + text[at:]
+        text = text[:at] + draw(fuzzing.hostile_text(4)) + text[at:]
     return text.encode("utf-8")
 
 
@@ -85,7 +77,7 @@ def faq_jsonl(draw: st.DrawFn) -> bytes:
             st.one_of(
                 faq_entry().map(json.dumps),
                 st.sampled_from(["[" * 5000, "1" * 5000, "{", "", "null", "[]"]),
-                hostile_text(4),
+                fuzzing.hostile_text(4),
             ),
             max_size=6,
         )
@@ -98,10 +90,10 @@ def table_csv(draw: st.DrawFn, columns: list[str]) -> bytes:
     header = draw(
         st.one_of(
             st.lists(st.sampled_from(columns), min_size=1, max_size=len(columns)),
-            st.lists(hostile_text(3), max_size=3),
+            st.lists(fuzzing.hostile_text(3), max_size=3),
         )
     )
-    rows = draw(st.lists(st.lists(hostile_text(5), max_size=len(header) + 1), max_size=6))
+    rows = draw(st.lists(st.lists(fuzzing.hostile_text(5), max_size=len(header) + 1), max_size=6))
     if draw(st.booleans()):
         out = io.StringIO()
         csv.writer(out).writerows([header, *rows])
@@ -115,21 +107,22 @@ def table_csv(draw: st.DrawFn, columns: list[str]) -> bytes:
 def markdown(draw: st.DrawFn) -> bytes:
     front = ""
     if draw(st.booleans()):
-        meta = mapping_of(
+        meta = fuzzing.mapping_of(
             {
-                k: st.one_of(hostile_text(3), scalars(), values())
+                k: st.one_of(fuzzing.hostile_text(3), fuzzing.scalars(), fuzzing.values())
                 for k in ("id", "title", "intent", "tags", "url")
             }
         )
-        front = "---\n" + draw(yaml_document(draw(meta))) + "---\n"
+        front = "---\n" + draw(fuzzing.yaml_document(draw(meta))) + "---\n"
     lines = draw(
         st.lists(
             st.one_of(
                 st.tuples(
-                    st.sampled_from(["#", "##", "######", "#######", "   #"]), hostile_text(3)
+                    st.sampled_from(["#", "##", "######", "#######", "   #"]),
+                    fuzzing.hostile_text(3),
                 ).map(lambda t: f"{t[0]} {t[1]}"),
                 st.sampled_from(["", "===", "---", "```", "~~~", "<!-- id: q; tags: a -->"]),
-                hostile_text(6),
+                fuzzing.hostile_text(6),
             ),
             max_size=12,
         )
@@ -146,7 +139,7 @@ def html(draw: st.DrawFn) -> bytes:
                 st.tuples(st.sampled_from(tags), st.booleans()).map(
                     lambda t: f"<{'/' if t[1] else ''}{t[0]}>"
                 ),
-                hostile_text(4),
+                fuzzing.hostile_text(4),
             ),
             max_size=16,
         )
@@ -178,23 +171,23 @@ def check_source(path: Path, data: bytes) -> None:
 
 
 FAQ = {
-    "faq-yaml": ("faq.yaml", st.one_of(faq_yaml(), hostile_bytes())),
-    "faq-csv": ("faq.csv", st.one_of(table_csv(FAQ_FIELDS), hostile_bytes())),
-    "faq-json": ("faq.json", st.one_of(faq_json(), hostile_bytes())),
-    "faq-jsonl": ("faq.jsonl", st.one_of(faq_jsonl(), hostile_bytes())),
-    "documents-markdown": ("help.md", st.one_of(markdown(), hostile_bytes())),
-    "documents-html": ("help.html", st.one_of(html(), hostile_bytes())),
-    "documents-text": ("help.txt", hostile_bytes()),
+    "faq-yaml": ("faq.yaml", st.one_of(faq_yaml(), fuzzing.hostile_bytes())),
+    "faq-csv": ("faq.csv", st.one_of(table_csv(FAQ_FIELDS), fuzzing.hostile_bytes())),
+    "faq-json": ("faq.json", st.one_of(faq_json(), fuzzing.hostile_bytes())),
+    "faq-jsonl": ("faq.jsonl", st.one_of(faq_jsonl(), fuzzing.hostile_bytes())),
+    "documents-markdown": ("help.md", st.one_of(markdown(), fuzzing.hostile_bytes())),
+    "documents-html": ("help.html", st.one_of(html(), fuzzing.hostile_bytes())),
+    "documents-text": ("help.txt", fuzzing.hostile_bytes()),
 }
 
 
 def _target(target: str) -> Any:
     name, strategy = FAQ[target]
 
-    @fuzz_settings("parser")
+    @fuzzing.fuzz_settings("parser")
     @given(data=strategy)
     def run(tmp_path: Path, data: bytes) -> None:
-        with guard(target, "parser"):
+        with fuzzing.guard(target, "parser"):
             check_source(tmp_path / name, data)
 
     return run
@@ -209,10 +202,10 @@ test_html_documents_never_crash = _target("documents-html")
 test_text_documents_never_crash = _target("documents-text")
 
 
-@fuzz_settings("parser")
-@given(data=st.one_of(table_csv(["text", "category", "intent", "label"]), hostile_bytes()))
+@fuzzing.fuzz_settings("parser")
+@given(data=st.one_of(table_csv(["text", "category", "intent", "label"]), fuzzing.hostile_bytes()))
 def test_intent_examples_csv_never_crashes(tmp_path: Path, data: bytes) -> None:
-    with guard("examples-csv", "parser"):
+    with fuzzing.guard("examples-csv", "parser"):
         path = tmp_path / "train.csv"
         path.write_bytes(data)
         try:
@@ -240,11 +233,11 @@ def test_intent_examples_csv_never_crashes(tmp_path: Path, data: bytes) -> None:
             ":2: not readable",
             id="csv-cell",
         ),
-        pytest.param("faq.yaml", b"- " + _bomb(9, 9).encode(), "expand", id="yaml-bomb"),
+        pytest.param("faq.yaml", b"- " + fuzzing.alias_bomb(9, 9).encode(), "expand", id="yaml-bomb"),
         pytest.param("faq.yaml", b"- question: 2001-13-45\n  answer: a\n", "month", id="yaml-date"),
         pytest.param(
             "help.md",
-            b"---\ntitle: " + _bomb(9, 9).encode() + b"\n---\n# T\nx\n",
+            b"---\ntitle: " + fuzzing.alias_bomb(9, 9).encode() + b"\n---\n# T\nx\n",
             "expand",
             id="front-matter-bomb",
         ),
