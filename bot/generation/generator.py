@@ -24,7 +24,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from deskbot.bot.generation.batching import MicroBatchingGenerator
 from deskbot.bot.generation.breaker import CircuitBreaker
@@ -54,34 +54,35 @@ __all__ = [
 ]
 
 
+class _PromptSettings(TypedDict):
+    """What every backend takes alike: the reply's and the history's lengths, the name."""
+
+    max_new_tokens: int
+    max_history_tokens: int
+    bot_name: str
+
+
 def build_generator(config: GeneratorConfig, *, bot_name: str = "our company") -> Generator | None:
     """The generator `config` describes (None for backend "none"); models load lazily.
 
     Example:
         >>> build_generator(config.generator, bot_name=config.name)  # doctest: +SKIP
     """
+    prompt = _PromptSettings(
+        max_new_tokens=config.max_new_tokens,
+        max_history_tokens=config.max_history_tokens,
+        bot_name=bot_name,
+    )
     if config.backend == "transformers":
         return TransformersGenerator(
-            config.model,
-            device=config.device,
-            max_new_tokens=config.max_new_tokens,
-            max_history_tokens=config.max_history_tokens,
-            cache_dir=config.cache_dir,
-            compile=config.compile,
-            bot_name=bot_name,
-        )
+            config.model, device=config.device, cache_dir=config.cache_dir,
+            compile=config.compile, **prompt,
+        )  # fmt: skip
     if config.backend == "openai":
         assert config.url is not None  # checked by GeneratorConfig
+        breaker = CircuitBreaker(config.breaker_failures, config.breaker_reset_s)
         return OpenAICompatibleGenerator(
-            config.url,
-            model=config.model,
-            api_key=config.api_key,
-            timeout_s=config.timeout_s,
-            retries=config.retries,
-            backoff_s=config.backoff_s,
-            max_new_tokens=config.max_new_tokens,
-            max_history_tokens=config.max_history_tokens,
-            breaker=CircuitBreaker(config.breaker_failures, config.breaker_reset_s),
-            bot_name=bot_name,
-        )
+            config.url, model=config.model, api_key=config.api_key, timeout_s=config.timeout_s,
+            retries=config.retries, backoff_s=config.backoff_s, breaker=breaker, **prompt,
+        )  # fmt: skip
     return None

@@ -34,7 +34,7 @@ import time
 from collections.abc import Generator, Iterator, Sequence
 
 import httpx
-from httpx_sse import SSEError, connect_sse
+from httpx_sse import EventSource, SSEError, connect_sse
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -47,7 +47,7 @@ from tenacity.stop import stop_base
 from deskbot.bot.core.errors import ConfigError
 from deskbot.bot.core.types import Passage, Turn
 from deskbot.bot.generation.breaker import CircuitBreaker
-from deskbot.bot.generation.prompting import ChatMessage, approx_tokens, build_messages
+from deskbot.bot.generation.prompting import ChatMessage, build_messages
 from deskbot.bot.generation.protocol import GeneratorUnavailable
 
 logger = logging.getLogger(__name__)
@@ -129,12 +129,9 @@ class OpenAICompatibleGenerator:
 
     def compose(self, history: Sequence[Turn], passages: Sequence[Passage]) -> Iterator[str]:
         """Yield the reply's text as the server streams it (see `Generator.compose`)."""
+        # No tokenizer here: the history is counted in `approx_tokens` (the default).
         messages = build_messages(
-            history,
-            passages,
-            count_tokens=approx_tokens,
-            max_history_tokens=self.max_history_tokens,
-            bot_name=self.bot_name,
+            history, passages, max_history_tokens=self.max_history_tokens, bot_name=self.bot_name
         )
         return self.stream_messages(messages)
 
@@ -202,17 +199,7 @@ class OpenAICompatibleGenerator:
             request = {"json": body, "headers": dict(self._headers), "timeout": timeout}
             with connect_sse(self._http(), "POST", self.endpoint, **request) as source:
                 self._check_status(source.response)
-                for event in source.iter_sse():
-                    if time.monotonic() > deadline:
-                        raise _Transient(f"{self.name}: timed out after {self.timeout_s}s")
-                    if event.data == "[DONE]":
-                        return
-                    piece, finished = self._parse(event.data)
-                    if piece:
-                        yield piece
-                    if finished:
-                        return
-            raise _Transient(f"{self.name}: stream ended without [DONE]")
+                yield from self._read(source, deadline)
         except SSEError as exc:  # a TransportError, but no connection trouble
             raise GeneratorUnavailable(f"{self.name}: not an event stream: {exc}") from exc
         except httpx.TimeoutException as exc:
@@ -221,6 +208,19 @@ class OpenAICompatibleGenerator:
             raise _Transient(f"{self.name}: {type(exc).__name__}: {exc}") from exc
         except httpx.HTTPError as exc:
             raise GeneratorUnavailable(f"{self.name}: {type(exc).__name__}: {exc}") from exc
+
+    def _read(self, source: EventSource, deadline: float) -> _Pieces:
+        for event in source.iter_sse():
+            if time.monotonic() > deadline:
+                raise _Transient(f"{self.name}: timed out after {self.timeout_s}s")
+            if event.data == "[DONE]":
+                return
+            piece, finished = self._parse(event.data)
+            if piece:
+                yield piece
+            if finished:
+                return
+        raise _Transient(f"{self.name}: stream ended without [DONE]")
 
     def _check_status(self, response: httpx.Response) -> None:
         code = response.status_code
