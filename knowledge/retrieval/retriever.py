@@ -63,28 +63,12 @@ SharedEncoder = QueryEncoder
 
 
 class Retriever(Protocol):
-    """Finds the passages that answer a query."""
+    """Finds the passages that answer a query. (`FaissRetriever.retrieve` also takes
+    the vector a `QueryEncoder` computed for the query; a caller that passes it declares
+    that signature itself, as the turn pipeline's `TurnRetriever` does.)"""
 
     def retrieve(
         self, query: str, *, top_k: int = 3, intent: str | None = None
-    ) -> list[Passage]: ...
-
-
-class SharedQueryRetriever(Retriever, Protocol):
-    """A `Retriever` that can search with the vector a `QueryEncoder` computed for the
-    query (`FaissRetriever`); `shared_encoder` is None when it has none."""
-
-    @property
-    def shared_encoder(self) -> QueryEncoder | None: ...
-
-    def retrieve(
-        self,
-        query: str,
-        *,
-        top_k: int = 3,
-        intent: str | None = None,
-        query_vector: np.ndarray | None = None,
-        vector_model: str | None = None,
     ) -> list[Passage]: ...
 
 

@@ -56,21 +56,73 @@ def test_every_format_reads_the_same_entries(tmp_path: Path, suffix: str) -> Non
     assert entries[1].id.startswith("how-do-i-close-my-account-")  # a stable id from the question
 
 
-def test_bad_rows_are_reported_with_file_and_line(tmp_path: Path) -> None:
-    path = tmp_path / "faq.csv"
-    path.write_text(
-        "id,question,answer\nok,Fine?,Yes.\nnoanswer,Where?,\nok,Twice?,Again.\n,,Answer without question\n",
-        encoding="utf-8",
-    )
+BAD_CSV = (
+    "id,question,answer\nok,Fine?,Yes.\nnoanswer,Where?,\nok,Twice?,Again.\n"
+    ",,Answer without question\n"
+)
+BAD_JSON_ROWS = [{"question": "Ok?", "answer": "Yes."}, {"question": "No answer?"}, {"answer": "x"}]
+BAD_YAML = """\
+- {question: Tags?, answer: a, tags: 5}
+- {question: Alternatives?, answer: b, alternatives: [1]}
+- {question: Id?, answer: c, id: "no spaces"}
+- 7
+- {question: Fine?, answer: d, tags: x, alternatives: y}
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        pytest.param(
+            "faq.csv",
+            BAD_CSV,
+            [
+                (3, "missing 'answer'"),
+                (4, "duplicate id 'ok' (first at line 2)"),
+                (5, "missing 'question'"),
+            ],
+            id="csv",
+        ),
+        pytest.param(
+            "faq.json",
+            json.dumps({"entries": BAD_JSON_ROWS}, indent=2),
+            [(7, "missing 'answer'"), (10, "missing 'question'")],
+            id="json",
+        ),
+        pytest.param(
+            "faq.yaml",
+            BAD_YAML,
+            [
+                (1, "'tags' must be a list of strings"),
+                (2, "'alternatives' must be a list of strings"),
+                (3, "id 'no spaces' must be letters, digits, '_', '.', ':' or '-' (at most 128)"),
+                (4, "an entry must be a mapping, got int"),
+            ],
+            id="yaml",
+        ),
+    ],
+)
+def test_bad_rows_are_reported_with_file_and_line(
+    tmp_path: Path, name: str, text: str, expected: list[tuple[int, str]]
+) -> None:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
     entries, problems = read_faq(path)
-    assert [e.id for e in entries] == ["ok"]
-    assert [str(p) for p in problems] == [
-        f"{path}:3: missing 'answer'",
-        f"{path}:4: duplicate id 'ok' (first at line 2)",
-        f"{path}:5: missing 'question'",
-    ]
+    assert [str(p) for p in problems] == [f"{path}:{line}: {message}" for line, message in expected]
+    assert len(entries) == 1
+
+
+def test_a_strict_load_fails_on_the_first_bad_row(tmp_path: Path) -> None:
+    path = tmp_path / "faq.csv"
+    path.write_text(BAD_CSV, encoding="utf-8")
     with pytest.raises(SourceError, match=r"faq.csv:3: missing 'answer' \(and 2 more\)"):
         load_faq(path, strict=True)
+    yaml_path = tmp_path / "faq.yaml"
+    yaml_path.write_text(BAD_YAML, encoding="utf-8")
+    fine = load_faq(yaml_path, strict=False)
+    assert [(e.id.split("-")[0], e.tags, e.alternatives) for e in fine] == [
+        ("fine", ("x",), ("y",))
+    ]
 
 
 def test_huge_answers_are_rejected_per_row(tmp_path: Path) -> None:
@@ -86,7 +138,7 @@ def test_huge_answers_are_rejected_per_row(tmp_path: Path) -> None:
     assert "the limit is 20000" in str(problems[0]) and ":1:" in str(problems[0])
 
 
-def test_faq_alternatives_and_json_lines(tmp_path: Path) -> None:
+def test_faq_alternatives_from_a_csv_column(tmp_path: Path) -> None:
     csv_path = tmp_path / "faq.csv"
     csv_path.write_text(
         "id,question,answer,alternatives\nfee,Any fees?,None.,is it free| what does it cost \n",
@@ -94,11 +146,3 @@ def test_faq_alternatives_and_json_lines(tmp_path: Path) -> None:
     )
     entries, _ = read_faq(csv_path)
     assert entries[0].alternatives == ("is it free", "what does it cost")
-    json_path = tmp_path / "faq.json"
-    rows = [{"question": "Ok?", "answer": "Yes."}, {"question": "No answer?"}, {"answer": "x"}]
-    json_path.write_text(json.dumps({"entries": rows}, indent=2), encoding="utf-8")
-    _, problems = read_faq(json_path)
-    assert [str(p) for p in problems] == [
-        f"{json_path}:7: missing 'answer'",
-        f"{json_path}:10: missing 'question'",
-    ]

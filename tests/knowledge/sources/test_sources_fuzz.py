@@ -233,7 +233,9 @@ def test_intent_examples_csv_never_crashes(tmp_path: Path, data: bytes) -> None:
             ":2: not readable",
             id="csv-cell",
         ),
-        pytest.param("faq.yaml", b"- " + fuzzing.alias_bomb(9, 9).encode(), "expand", id="yaml-bomb"),
+        pytest.param(
+            "faq.yaml", b"- " + fuzzing.alias_bomb(9, 9).encode(), "expand", id="yaml-bomb"
+        ),
         pytest.param("faq.yaml", b"- question: 2001-13-45\n  answer: a\n", "month", id="yaml-date"),
         pytest.param(
             "help.md",
