@@ -15,6 +15,7 @@ from deskbot.bot.core.errors import DeskbotError
 from deskbot.bot.nlu.registry import ModelRegistry
 from deskbot.knowledge.errors import KnowledgeError
 from deskbot.knowledge.files.safe_yaml import load_yaml
+from deskbot.training.registry_cli import ConfigOpt
 
 train_app = typer.Typer(help="Train models.", no_args_is_help=True)
 eval_app = typer.Typer(help="Evaluate models.", no_args_is_help=True)
@@ -42,9 +43,7 @@ def train_intents(
             "--out", help="Write the model here (default: a new version in the registry)."
         ),
     ] = None,
-    config: Annotated[
-        Path, typer.Option("--config", "-c", envvar="DESKBOT_CONFIG")
-    ] = DEFAULT_CONFIG,
+    config: ConfigOpt = DEFAULT_CONFIG,
     args_file: Annotated[
         Path | None,
         typer.Option("--args", help="YAML file of training arguments (overrides the config's)."),
@@ -111,9 +110,7 @@ def eval_intents(
     data: Annotated[
         Path | None, typer.Option("--data", help="Labelled file (default: intents.test_data).")
     ] = None,
-    config: Annotated[
-        Path, typer.Option("--config", "-c", envvar="DESKBOT_CONFIG")
-    ] = DEFAULT_CONFIG,
+    config: ConfigOpt = DEFAULT_CONFIG,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     report: Annotated[
         Path | None, typer.Option("--report", help="Write the full report here.")

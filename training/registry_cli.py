@@ -31,19 +31,14 @@ def _registry(config: Path) -> ModelRegistry:
 
 
 def _runs_by_version(registry: ModelRegistry) -> dict[str, dict[str, Any]]:
+    from deskbot.knowledge.files.fsutil import read_jsonl
     from deskbot.training.nightly.job import WORK_DIR
 
-    out: dict[str, dict[str, Any]] = {}
-    try:
-        lines = (registry.root / WORK_DIR / "runs.jsonl").read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return out
-    for line in lines:
-        if line.strip():
-            run = json.loads(line)
-            if run.get("candidate") and run.get("decision") == "promoted":
-                out[run["candidate"]] = run
-    return out
+    return {
+        run["candidate"]: run
+        for run in read_jsonl(registry.root / WORK_DIR / "runs.jsonl")
+        if run.get("candidate") and run.get("decision") == "promoted"
+    }
 
 
 @models_app.command("list")

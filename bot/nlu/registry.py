@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from deskbot.bot.core.errors import ArtifactError
-from deskbot.knowledge.files.fsutil import atomic_write_text
+from deskbot.knowledge.files.fsutil import append_jsonl, atomic_write_text, read_jsonl
 
 MODEL_FORMAT = "deskbot.intent-model/2"
 OOS_METHODS = ("knn", "knn_contrast", "msp")
@@ -169,20 +169,13 @@ class ModelRegistry:
         previous = self.live_version()
         self.root.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.root / LIVE, version + "\n")
-        with open(self.root / "history.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(
-                json.dumps(
-                    {"at": time.time(), "live": version, "previous": previous, "reason": reason}
-                )
-                + "\n"
-            )
+        append_jsonl(
+            self.root / "history.jsonl",
+            {"at": time.time(), "live": version, "previous": previous, "reason": reason},
+        )
 
     def history(self) -> list[dict[str, Any]]:
-        try:
-            lines = (self.root / "history.jsonl").read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return []
-        return [json.loads(line) for line in lines if line.strip()]
+        return read_jsonl(self.root / "history.jsonl")
 
     def rollback_target(self) -> str | None:
         """The version that was live before the current one was promoted (None if none).

@@ -1,27 +1,30 @@
-"""Atomic file replacement and cross-process file locks, shared by every versioned
-directory and cache deskbot writes."""
+"""Atomic file replacement, cross-process file locks and append-only JSON-lines logs,
+shared by every versioned directory and cache deskbot writes."""
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import json
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
 
 
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive `flock` on `path` (created if missing) for the block: one process
-    at a time, on this host; the kernel releases it if the holder dies."""
+    """Hold an exclusive lock on `path` (created if missing) for the block, waiting for it:
+    one process at a time, on this host.
+
+    `filelock`'s `flock` on Linux, its soft fallback off, so the kernel releases the lock
+    if the holder dies; the file stays (unlinking it would let two waiters lock two inodes).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    with FileLock(path, fallback_to_soft=False, preserve_lock_file=True):
+        yield
 
 
 def fsync_dir(path: Path) -> None:
@@ -42,3 +45,18 @@ def atomic_write_text(path: Path, text: str) -> None:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    """Append `record` as one JSON line to `path` (an append-only log, created if missing)."""
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines log, oldest first ([] if there is none yet)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in lines if line.strip()]

@@ -23,21 +23,15 @@ from deskbot.training.data.datasets import IntentDataset, load_intents
 from deskbot.training.data.export import text_key
 from deskbot.training.data.faq_proposals import FaqLoop
 from deskbot.training.erasure import SAME_TEXT_COSINE, redacted_texts
-from deskbot.training.nightly.job import PROMOTED, WORK_DIR, RetrainJob, RetrainSettings
+from deskbot.training.nightly.job import PROMOTED, WORK_DIR, RetrainJob
 from deskbot.training.nightly.quarantine import LabelQuarantine, QuarantinedLabel
 from tests.bot.actions.action_server import make_project
 from tests.bot.privacy.test_erasure import dump_all_tables
-from tests.conftest import BANKING_TEST, BANKING_TRAIN, TEST_INTENTS
+from tests.conftest import BANKING_TEST, TEST_INTENTS
+from tests.training.conftest import labelled, tiny_night, unseen_rows
 
-# A few optimiser steps and no gate: the point is what the night writes, not its quality.
-NIGHT = RetrainSettings(
-    epochs=1,
-    train_args={"max_steps": 3, "batch_size": 16, "patience": 0},
-    accuracy_tolerance=1.0,
-    f1_margin=1.0,
-    oos_tolerance=1.0,
-    audit_margin=None,
-)
+# No label audit: the point is what the night writes, not its quality.
+NIGHT = tiny_night(audit_margin=None)
 
 
 def log_customer(
@@ -47,15 +41,17 @@ def log_customer(
     first label also carries the right answer (an FAQ proposal). Returns bot turn ids."""
     bot_turns = []
     for i, (text, intent) in enumerate(rows):
-        conv, _ = store.create_conversation(customer_id=customer, channel="api")
-        store.append_turn(conv.id, "user", text, intent="out_of_scope", confidence=0.1)
-        bot = store.append_turn(conv.id, "bot", "Sorry?", intent="out_of_scope", confidence=0.1)
-        assert bot.id is not None
         answer = f"Here is how it works for {customer}." if i == 0 else None
-        store.add_label(
-            bot.id, "ann", intent=intent, answer_wrong=answer is not None, correct_answer=answer
+        *_, bot = labelled(
+            store,
+            text,
+            intent,
+            customer_id=customer,
+            channel="api",
+            answer_wrong=answer is not None,
+            correct_answer=answer,
         )
-        bot_turns.append(bot.id)
+        bot_turns.append(bot)
     return bot_turns
 
 
@@ -105,13 +101,7 @@ def test_forget_leaves_nothing_of_the_customer_in_any_table_or_file(
     root, cfg = project
     store = build_store(cfg)
     keep = set(TEST_INTENTS)
-    train = load_intents(BANKING_TRAIN)
-    used = {text_key(t) for t in small_intents.texts}
-    pool = [
-        (t, y)
-        for t, y in zip(train.texts, train.labels, strict=True)
-        if y in keep and text_key(t) not in used
-    ]
+    pool = unseen_rows(small_intents)
     # Marked so that a byte search of the whole project finds any copy; one has PII.
     gone = [(f"{t} xqzgone{i}", y) for i, (t, y) in enumerate(pool[:6])]
     gone[0] = (f"{gone[0][0]} write to me at zoe.xqzgone@example.com", gone[0][1])

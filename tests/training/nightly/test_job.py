@@ -8,6 +8,7 @@ import random
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,18 +28,10 @@ from deskbot.training.nightly.job import (
     gate,
 )
 from tests.conftest import TEST_INTENTS
-from tests.training.conftest import banking_splits, retrain_world
+from tests.training.conftest import TINY_NIGHT, banking_splits, labelled, retrain_world
 
-# Tiny nights: a few optimiser steps, no gate on accuracy (a 4-step model is noise).
-LENIENT = dict(
-    epochs=1,
-    train_args={"max_steps": 3, "batch_size": 16, "patience": 0},
-    accuracy_tolerance=1.0,
-    f1_margin=1.0,
-    oos_tolerance=1.0,
-    audit_margin=None,
-    min_new_intent_examples=5,
-)
+# Tiny nights, no label audit; a new intent is learnt from 5 examples.
+LENIENT: dict[str, Any] = {**TINY_NIGHT, "audit_margin": None, "min_new_intent_examples": 5}
 
 
 @pytest.fixture
@@ -55,11 +48,7 @@ def log_labels(
 ) -> None:
     """Customer messages, the bot's replies, and an agent's label on each."""
     for text, intent in rows:
-        conv, _ = store.create_conversation()
-        store.append_turn(conv.id, "user", text, intent="out_of_scope", confidence=0.1)
-        bot = store.append_turn(conv.id, "bot", "reply", intent="out_of_scope", confidence=0.1)
-        assert bot.id is not None
-        store.add_label(bot.id, agent, intent=intent)
+        labelled(store, text, intent, agent)
 
 
 def job_for(setup, tmp_path: Path, **settings) -> RetrainJob:  # type: ignore[no-untyped-def]
@@ -102,7 +91,18 @@ def test_a_night_promotes_reports_and_is_idempotent(setup, tmp_path: Path) -> No
         assert (report / name).is_file(), name
     saved = json.loads((report / "report.json").read_text())
     assert saved["decision"] == PROMOTED and saved["per_intent_changes"]
-    assert "confusion_matrix.png" in (report / "report.md").read_text()
+    md, page = (report / "report.md").read_text(), (report / "report.html").read_text()
+    assert md.startswith(f"# Retraining run {first.run_id}: promoted\n")
+    assert f"- live before: `v1`; live after: `{first.candidate}`" in md
+    assert "![confusion matrix](candidate/confusion_matrix.png)" in md
+    for check in first.metrics["checks"]:
+        line = f"- {'PASS' if check['passed'] else 'FAIL'} {check['name']}: {check['detail']}"
+        assert line in md
+    assert '"new_examples": 24' in md and "## Per-intent F1 (largest drops first)" in md
+    for change in saved["per_intent_changes"]:
+        assert f"| {change['intent']} | " in md
+        assert f"<tr><td>{change['intent']}</td>" in page
+    assert f"<h1>Retraining run {first.run_id}: promoted</h1>" in page
     assert not any((registry.root / ".retrain" / "candidates").iterdir())
 
     # nothing new since: no training, no new version; asking again repeats the decision
@@ -111,6 +111,10 @@ def test_a_night_promotes_reports_and_is_idempotent(setup, tmp_path: Path) -> No
     assert second.decision == NOTHING_NEW
     third = job.run()
     assert (third.decision, third.run_id, third.repeated) == (NOTHING_NEW, second.run_id, True)
+    assert second.report_dir is not None
+    md = (second.report_dir / "report.md").read_text()
+    assert md.startswith(f"# Retraining run {second.run_id}: nothing-new\n")
+    assert "- reason: 0 new examples (at least 1 needed)" in md and "## Gate" not in md
     assert registry.versions() == versions
 
     # enough examples of the new intent now: it is learnt

@@ -10,7 +10,7 @@ import pytest
 from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
 from deskbot.training.data.datasets import IntentDataset
 from deskbot.training.data.export import AGENT, CONFIRMED, Example, export_examples, text_key
-from deskbot.training.nightly.job import PROMOTED, REJECTED, RetrainJob, RetrainSettings
+from deskbot.training.nightly.job import PROMOTED, REJECTED, RetrainJob
 from deskbot.training.nightly.quarantine import (
     LabelQuarantine,
     QuarantinedLabel,
@@ -18,7 +18,7 @@ from deskbot.training.nightly.quarantine import (
     withdraw_agent,
 )
 from tests.conftest import TEST_INTENTS
-from tests.training.conftest import retrain_world
+from tests.training.conftest import labelled, retrain_world, tiny_night
 
 
 def entry(label_id: int, agent: str, run_id: str | None = "r1") -> QuarantinedLabel:
@@ -84,23 +84,12 @@ def store(database_url: str) -> SqlConversationStore:
     return SqlConversationStore(engine)
 
 
-def labelled(store: SqlConversationStore, text: str, intent: str, agent: str) -> tuple[int, int]:
-    """A customer message, the bot's reply, an agent's label on the reply: (label, user turn)."""
-    conv, _ = store.create_conversation()
-    user = store.append_turn(conv.id, "user", text, intent="out_of_scope", confidence=0.1)
-    bot = store.append_turn(conv.id, "bot", "reply", intent="out_of_scope", confidence=0.1)
-    assert bot.id is not None and user.id is not None
-    label = store.add_label(bot.id, agent, intent=intent)
-    assert label.id is not None
-    return label.id, user.id
-
-
 def test_export_skips_quarantined_labels_and_withdraw(
     store: SqlConversationStore, tmp_path: Path
 ) -> None:
-    a1, _ = labelled(store, "my card has not arrived", "card_arrival", "ann")
-    a2, _ = labelled(store, "my card has not arrived", "card_arrival", "mal")  # same text
-    m1, m1_turn = labelled(store, "what is the age limit", "card_arrival", "mal")
+    a1, _, _ = labelled(store, "my card has not arrived", "card_arrival", "ann")
+    a2, _, _ = labelled(store, "my card has not arrived", "card_arrival", "mal")  # same text
+    m1, m1_turn, _ = labelled(store, "what is the age limit", "card_arrival", "mal")
     ids = {a1, a2, m1}
     assert len(ids) == 3
     full = export_examples(store)
@@ -136,16 +125,7 @@ def test_a_rejected_nights_bad_labels_are_quarantined_and_the_next_night_trains_
         labelled(store, text, intent, "ann")
     mallory = rows[30:70]
     mallory_ids = {labelled(store, text, shift[intent], "mallory")[0] for text, intent in mallory}
-    settings = RetrainSettings(
-        epochs=1,
-        train_args={"max_steps": 3, "batch_size": 16, "patience": 0},
-        accuracy_tolerance=1.0,
-        f1_margin=1.0,
-        f1_min_support=5,
-        oos_tolerance=1.0,
-        audit_margin=0.1,
-        audit_min_examples=20,
-    )
+    settings = tiny_night(f1_min_support=5, audit_margin=0.1, audit_min_examples=20)
     job = RetrainJob(
         store=store,
         registry=registry,
@@ -168,8 +148,13 @@ def test_a_rejected_nights_bad_labels_are_quarantined_and_the_next_night_trains_
     assert report is not None
     saved = json.loads((report / "report.json").read_text())
     assert {q["label_id"] for q in saved["quarantined_labels"]} == {q.label_id for q in held}
-    assert "Labels quarantined for review" in (report / "report.md").read_text()
-    assert "mallory" in (report / "report.html").read_text()
+    md, page = (report / "report.md").read_text(), (report / "report.html").read_text()
+    assert "## Labels quarantined for review" in md
+    for q in held:
+        row = f"| {q.label_id} | mallory | {q.turn_id} | {q.intent} | {q.live_prediction or '–'} |"
+        assert row in md
+        assert f"<tr><td>{q.label_id}</td><td>mallory</td><td>{q.turn_id}</td>" in page
+    assert "- FAIL label_audit: the live model agrees with" in md
     gated = [c for c in saved["per_intent_changes"] if c["intent"] in keep]
     assert len(gated) == len(keep) and all(c["allowed_drop"] >= 1.0 for c in gated)
 
@@ -191,7 +176,7 @@ def test_quarantine_commands(bot_project: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv("DESKBOT_DATABASE_URL", raising=False)
     load_plugins()
     store = build_store(load_config(bot_project))
-    mal, mal_turn = labelled(store, "what is the age limit", "card_arrival", "mal")
+    mal, mal_turn, _ = labelled(store, "what is the age limit", "card_arrival", "mal")
     labelled(store, "my card has not arrived", "card_arrival", "ann")
     runner = CliRunner()
     cfg = ["-c", str(bot_project)]
