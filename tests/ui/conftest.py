@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from deskbot.bot.server.container import Bot
+from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
 
 CHROMIUM = os.environ.get("DESKBOT_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -28,6 +29,17 @@ class LiveApp:
     url: str
     bot: Bot
     app: Any = None  # the ASGI app (its routes are enumerated by the security tests)
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[SqlConversationStore]:
+    """A migrated store on SQLite, and on PostgreSQL where one runs."""
+    engine = create_store_engine(database_url)
+    migrate(engine)
+    try:
+        yield SqlConversationStore(engine)
+    finally:
+        engine.dispose()
 
 
 def _free_port() -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from deskbot.bot.privacy.erasure import Eraser, ErasureError, ErasureReport, check_customer_id
@@ -22,13 +22,24 @@ from deskbot.ui.accounts.auth import COOKIE_NAME, SessionSigner
 logger = logging.getLogger(__name__)
 
 ADMIN = "admin"
+MAX_CONVERSATION_ID_CHARS = 64  # ids are 32 hex digits; never cut one to fit
 
 
-def add_admin_routes(app: FastAPI, path: str, bot: Bot, signer: SessionSigner) -> None:
-    """Add the admin routes under `path` (call before mounting the console there)."""
+class AdminRoutes:
+    """The erasure routes' work: who may call them, and the erasure itself.
 
-    def admin(request: Request) -> Agent:
-        agent = signer.check(request.cookies.get(COOKIE_NAME))
+    Args:
+        bot: the running bot (its store and config).
+        signer: checks the console session cookie.
+    """
+
+    def __init__(self, bot: Bot, signer: SessionSigner) -> None:
+        self.bot = bot
+        self.signer = signer
+
+    def admin(self, request: Request) -> Agent:
+        """The admin of this request's session: 401 without a session, 403 for an agent."""
+        agent = self.signer.check(request.cookies.get(COOKIE_NAME))
         if agent is None:
             raise HTTPException(401, "log in to the agent console first")
         if agent.role != ADMIN:
@@ -36,39 +47,56 @@ def add_admin_routes(app: FastAPI, path: str, bot: Bot, signer: SessionSigner) -
             raise HTTPException(403, "only an admin may erase customer data")
         return agent
 
-    def answer(run: ErasureReport) -> JSONResponse:
-        return JSONResponse(run.to_dict(), headers={"Cache-Control": "no-store"})
-
     def erase(
-        agent: Agent, *, customer_id: str | None = None, conversation_ids: tuple[str, ...] = ()
-    ) -> ErasureReport:
+        self,
+        agent: Agent,
+        *,
+        customer_id: str | None = None,
+        conversation_ids: tuple[str, ...] = (),
+        not_found: str,
+    ) -> JSONResponse:
+        """Erase as `agent`; 404 with `not_found` when nothing was stored."""
         try:
-            return Eraser(bot.store, bot.config).forget(
+            report: ErasureReport = Eraser(self.bot.store, self.bot.config).forget(
                 customer_id=customer_id,
                 conversation_ids=conversation_ids,
                 requested_by=f"admin:{agent.username}",
             )
         except ErasureError as exc:
             raise HTTPException(503, str(exc), {"Retry-After": "300"}) from None
+        if not report.conversations:
+            raise HTTPException(404, not_found)
+        return JSONResponse(report.to_dict(), headers={"Cache-Control": "no-store"})
 
-    @app.delete(f"{path}/admin/customers/{{customer_id}}", include_in_schema=False)
-    def erase_customer(customer_id: str, request: Request) -> JSONResponse:
-        agent = admin(request)
+    def erase_customer(self, customer_id: str, request: Request) -> JSONResponse:
+        """`DELETE .../admin/customers/{customer_id}`."""
+        agent = self.admin(request)
         try:
             check_customer_id(customer_id)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
-        report = erase(agent, customer_id=customer_id)
-        if not report.conversations:
-            raise HTTPException(404, "nothing is stored for that customer id")
-        return answer(report)
+        return self.erase(
+            agent, customer_id=customer_id, not_found="nothing is stored for that customer id"
+        )
 
-    @app.delete(f"{path}/admin/conversations/{{conversation_id}}", include_in_schema=False)
-    def erase_conversation(conversation_id: str, request: Request) -> JSONResponse:
-        agent = admin(request)
-        if len(conversation_id) > 64:  # ids are 32 hex digits; never cut one to fit
-            raise HTTPException(422, "a conversation id has at most 64 characters")
-        report = erase(agent, conversation_ids=(conversation_id,))
-        if not report.conversations:
-            raise HTTPException(404, "no such conversation")
-        return answer(report)
+    def erase_conversation(self, conversation_id: str, request: Request) -> JSONResponse:
+        """`DELETE .../admin/conversations/{conversation_id}`."""
+        agent = self.admin(request)
+        if len(conversation_id) > MAX_CONVERSATION_ID_CHARS:
+            raise HTTPException(
+                422, f"a conversation id has at most {MAX_CONVERSATION_ID_CHARS} characters"
+            )
+        return self.erase(
+            agent, conversation_ids=(conversation_id,), not_found="no such conversation"
+        )
+
+
+def add_admin_routes(app: FastAPI, path: str, bot: Bot, signer: SessionSigner) -> None:
+    """Add the admin routes under `path` (call before mounting the console there)."""
+    routes = AdminRoutes(bot, signer)
+    router = APIRouter(prefix=f"{path}/admin", include_in_schema=False)
+    router.add_api_route("/customers/{customer_id}", routes.erase_customer, methods=["DELETE"])
+    router.add_api_route(
+        "/conversations/{conversation_id}", routes.erase_conversation, methods=["DELETE"]
+    )
+    app.include_router(router)

@@ -22,6 +22,7 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -35,6 +36,8 @@ SECRET_ENV = "DESKBOT_SECRET_KEY"
 COOKIE_NAME = "deskbot_agent"
 SESSION_SECONDS = 12 * 3600
 MIN_PASSWORD_CHARS = 8
+# The roles an agent account may have, by the name the CLI is given.
+_ROLES: dict[str, Literal["agent", "admin"]] = {"agent": "agent", "admin": "admin"}
 
 _hasher = PasswordHasher()
 # Verified against when the username is unknown, so a wrong name costs as long as a wrong password.
@@ -81,13 +84,14 @@ def create_agent(
         raise AgentAccountError(
             f"the password must have at least {MIN_PASSWORD_CHARS} characters; choose a longer one"
         )
-    if role not in ("agent", "admin"):
+    checked_role = _ROLES.get(role)
+    if checked_role is None:
         raise AgentAccountError(f"the role is 'agent' or 'admin', not {role!r}")
     agent = Agent(
         username=username,
         display_name=(display_name or username).strip()[:128] or username,
         password_hash=hash_password(password),
-        role=role,
+        role=checked_role,
     )
     store.add_agent(agent)
     logger.info("agent %s added (role %s)", username, role)

@@ -2,7 +2,9 @@
 
 It is mounted behind `ui.login`: Gradio's `auth_dependency` rejects every request of
 this app (page, config, API, queue) without a valid agent session cookie, and each
-handler takes the agent's name from that cookie, never from what the browser sends.
+handler (`ui.console.handlers`) takes the agent's name from that cookie, never from what
+the browser sends. This module lays out the components, one builder per tab, and wires
+the handlers to them.
 
 Example:
     >>> console = build_console(bot, signer)   # doctest: +SKIP
@@ -11,18 +13,20 @@ Example:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
 from deskbot.bot.server.container import Bot
-from deskbot.bot.store.models import Agent
-from deskbot.ui.accounts.auth import COOKIE_NAME, SessionSigner
-from deskbot.ui.console.actions import MAX_REPLY_CHARS, ConsoleError, ConsoleService
-from deskbot.ui.console.dashboard import build_figures
-from deskbot.ui.render import md_text, turn_choice
+from deskbot.ui.accounts.auth import SessionSigner
+from deskbot.ui.console.actions import MAX_REPLY_CHARS
+from deskbot.ui.console.handlers import DASHBOARD_DAYS, ConsoleHandlers
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["CONSOLE_CSS", "DASHBOARD_DAYS", "REFRESH_SECONDS", "build_console"]
 
 REFRESH_SECONDS = 3.0
 # The chat component's "Clear" only empties the browser's copy of a transcript; hide it.
@@ -30,313 +34,240 @@ CONSOLE_CSS = (
     '#console-transcript button[aria-label="Clear"] { display: none !important; }\n'
     "#console-logout-box { text-align: right; }\n"
 )
-DASHBOARD_DAYS = 14
 QUEUE_HEADERS = ["#", "status", "reason", "waiting", "predicted intent", "agent", "last message"]
 REVIEW_HEADERS = ["turn", "confidence", "intent", "customer wrote", "bot answered"]
+
+# A Gradio component (gradio is not type-checked here).
+Component = Any
+
+
+@dataclass
+class QueueTab:
+    """The queue tab: the handoff queue, the picked conversation and the agent's actions."""
+
+    queue: Component
+    pick: Component
+    claim: Component
+    notice: Component
+    transcript: Component
+    reply: Component
+    send: Component
+    hand_back: Component
+    resolve: Component
+
+
+@dataclass
+class ReviewTab:
+    """The review tab: the least confident and the disliked bot turns."""
+
+    refresh: Component
+    least: Component
+    down: Component
+    context: Component
+
+
+@dataclass
+class DashboardTab:
+    """The dashboard tab: a headline and four figures, drawn when the tab is opened."""
+
+    tab: Component
+    refresh: Component
+    outputs: list[Component]
+
+
+@dataclass
+class LabelForm:
+    """The form under the tabs that labels a bot turn."""
+
+    turn: Component
+    intent: Component
+    new_intent: Component
+    wrong: Component
+    answer: Component
+    save: Component
+    notice: Component
+
+
+def _on(
+    trigger: Callable[..., Any],
+    fn: Callable[..., Any],
+    inputs: Sequence[Component] | None,
+    outputs: Sequence[Component],
+    **options: Any,
+) -> None:
+    # Agents' actions are short database calls; let them run side by side. No handler is
+    # part of the public API.
+    trigger(
+        fn,
+        list(inputs) if inputs is not None else None,
+        list(outputs),
+        api_visibility="private",
+        concurrency_limit=None,
+        **options,
+    )
+
+
+def _header() -> Component:
+    with gr.Row(equal_height=True):
+        header = gr.Markdown("", elem_id="console-header")
+        # A fixed link (nothing dynamic in it); Markdown links would open a new tab.
+        gr.HTML(
+            '<a href="logout" target="_self" id="console-logout">Log out</a>',
+            elem_id="console-logout-box",
+        )
+    return header
+
+
+def _queue_tab() -> QueueTab:
+    with gr.Tab("Queue", id="queue"):
+        queue = gr.Dataframe(
+            headers=QUEUE_HEADERS,
+            datatype=["number", "str", "str", "str", "str", "str", "str"],
+            interactive=False,
+            column_widths=["6%", "10%", "15%", "9%", "15%", "9%", "36%"],
+            label="Handoff queue",
+            elem_id="console-queue",
+            wrap=True,
+        )
+        with gr.Row(equal_height=True):
+            pick = gr.Dropdown(label="Conversation", choices=[], scale=3, elem_id="console-pick")
+            claim = gr.Button("Claim", variant="primary", scale=1)
+        notice = gr.Markdown("", elem_id="console-notice")
+        transcript = gr.Chatbot(
+            label="Transcript (intents, confidences, retrieved passages)",
+            height=420,
+            group_consecutive_messages=False,
+            sanitize_html=True,
+            allow_tags=False,
+            latex_delimiters=[],
+            feedback_options=None,
+            elem_id="console-transcript",
+        )
+        reply = gr.Textbox(
+            label="Reply to the customer",
+            lines=2,
+            max_length=MAX_REPLY_CHARS,
+            elem_id="console-reply",
+        )
+        with gr.Row():
+            send = gr.Button("Send reply", variant="primary")
+            hand_back = gr.Button("Hand back to the bot")
+            resolve = gr.Button("Resolve and close", variant="stop")
+    return QueueTab(queue, pick, claim, notice, transcript, reply, send, hand_back, resolve)
+
+
+def _review_table(label: str, elem_id: str) -> Component:
+    return gr.Dataframe(
+        headers=REVIEW_HEADERS, interactive=False, label=label, elem_id=elem_id, wrap=True
+    )
+
+
+def _review_tab() -> ReviewTab:
+    with gr.Tab("Review", id="review"):
+        gr.Markdown(
+            "Turns the bot was least sure about, and turns customers gave a "
+            "thumbs-down; pick a row to label it below."
+        )
+        refresh = gr.Button("Refresh", size="sm")
+        least = _review_table("Least confident", "review-least")
+        down = _review_table("Thumbs down", "review-down")
+        context = gr.Markdown("")
+    return ReviewTab(refresh, least, down, context)
+
+
+def _plots(*labels: str) -> list[Component]:
+    """A row of figures, side by side."""
+    with gr.Row():
+        return [gr.Plot(label=label, format="png", show_label=False) for label in labels]
+
+
+def _dashboard_tab() -> DashboardTab:
+    with gr.Tab("Dashboard", id="dashboard") as tab:
+        refresh = gr.Button("Refresh", size="sm")
+        headline = gr.Markdown("", elem_id="dashboard-headline")
+        plots = _plots("Messages per day", "Automation and fallback")
+        plots += _plots("Handoff reasons", "Top intents")
+    return DashboardTab(tab, refresh, [headline, *plots])
+
+
+def _label_form(intent_choices: list[tuple[str, str]]) -> LabelForm:
+    with gr.Accordion("Label a bot turn", open=True, elem_id="console-label"):
+        with gr.Row():
+            turn = gr.Dropdown(
+                label="Bot turn", choices=[], scale=2, filterable=True, elem_id="label-turn"
+            )
+            intent = gr.Dropdown(
+                label="Correct intent (type to search)",
+                choices=intent_choices,
+                value=None,
+                filterable=True,
+                scale=2,
+                elem_id="label-intent",
+            )
+            new_intent = gr.Textbox(
+                label="…or a new intent", placeholder="new intent name", scale=2
+            )
+        with gr.Row():
+            wrong = gr.Checkbox(label="The answer was wrong", scale=1)
+            answer = gr.Textbox(label="The right answer", lines=2, scale=4, elem_id="label-answer")
+        save = gr.Button("Save label", variant="primary")
+        notice = gr.Markdown("", elem_id="label-notice")
+    return LabelForm(turn, intent, new_intent, wrong, answer, save, notice)
+
+
+def _wire_queue(
+    h: ConsoleHandlers, q: QueueTab, form: LabelForm, seen: tuple[Component, Component]
+) -> None:
+    qseen, tseen = seen
+    queue_out = [q.queue, q.pick, qseen]
+    transcript_out = [q.transcript, form.turn, tseen]
+    _on(q.queue.select, h.queue_pick, None, [q.pick])
+    _on(q.pick.change, h.pick_conversation, [q.pick], [*transcript_out, q.notice])
+    _on(
+        gr.Timer(REFRESH_SECONDS).tick,
+        h.tick,
+        [q.pick, qseen, tseen],
+        [*queue_out, *transcript_out],
+        show_progress="hidden",
+    )
+    _on(q.claim.click, h.claim, [q.pick], [q.notice, *queue_out, *transcript_out])
+    for trigger in (q.send.click, q.reply.submit):
+        _on(trigger, h.send, [q.pick, q.reply], [q.notice, q.reply, *transcript_out])
+    _on(q.hand_back.click, h.closer(back_to_bot=True), [q.pick], [q.notice, *queue_out])
+    _on(q.resolve.click, h.closer(back_to_bot=False), [q.pick], [q.notice, *queue_out])
+
+
+def _wire_label(h: ConsoleHandlers, form: LabelForm) -> None:
+    fields = [form.intent, form.new_intent, form.wrong, form.answer]
+    _on(form.save.click, h.label, [form.turn, *fields], [form.notice, *fields])
+
+
+def _wire_review(h: ConsoleHandlers, r: ReviewTab, form: LabelForm) -> None:
+    _on(r.refresh.click, h.review_update, None, [r.least, r.down])
+    for table in (r.least, r.down):
+        _on(table.select, h.review_pick, None, [form.turn, r.context])
+
+
+def _wire_dashboard(h: ConsoleHandlers, d: DashboardTab) -> None:
+    for trigger in (d.tab.select, d.refresh.click):
+        _on(trigger, h.dashboard, None, d.outputs)
 
 
 def build_console(bot: Bot, signer: SessionSigner) -> gr.Blocks:
     """The agent console's Gradio app (mount it with `auth_dependency`, see `ui.server`)."""
-    svc = ConsoleService(bot.store, lambda: bot.classifier.labels, bot.pipeline)
-
-    def me(request: gr.Request) -> Agent:
-        agent = signer.check(request.cookies.get(COOKIE_NAME))
-        if agent is None:
-            # auth_dependency already refuses such requests; this is the second lock.
-            raise gr.Error("Your session ended; log in again.")
-        return agent
-
-    def ok(text: str) -> str:
-        return md_text(text)
-
-    def err(text: str) -> str:
-        return f"**Not done:** {md_text(text)}"
-
-    def queue_update(selected: int | None) -> tuple[Any, Any, str]:
-        handoffs = svc.open_handoffs()
-        rows = svc.queue_rows(handoffs)
-        choices = [(f"#{h.id} {h.status} · {h.reason}", int(h.id or 0)) for h in handoffs]
-        ids = [c[1] for c in choices]
-        value = selected if selected in ids else None
-        sig = repr(
-            [(r[0], r[1], r[5]) for r in rows]
-        )  # waiting times change every second; do not redraw for them alone
-        return gr.update(value=rows), gr.update(choices=choices, value=value), sig
-
-    def transcript_update(handoff_id: int | None) -> tuple[Any, Any, str]:
-        if not handoff_id:
-            return [], gr.update(choices=[], value=None), ""
-        try:
-            messages, bot_turns = svc.transcript(int(handoff_id))
-        except ConsoleError:
-            return [], gr.update(choices=[], value=None), ""
-        choices = [turn_choice(t) for t in bot_turns]
-        return messages, gr.update(choices=choices), repr(messages)
-
-    def on_load(request: gr.Request) -> tuple[Any, ...]:
-        agent = me(request)
-        table, pick, qsig = queue_update(None)
-        who = md_text(agent.display_name)
-        header = f"Signed in as **{who}** ({md_text(agent.role)})"
-        # The live model can change while serving (a promoted version, new intents).
-        intents = gr.update(choices=svc.intent_choices())
-        return header, table, pick, qsig, intents
-
-    def pick_conversation(handoff_id: int | None, request: gr.Request) -> tuple[Any, ...]:
-        me(request)
-        messages, label_pick, tsig = transcript_update(handoff_id)
-        return messages, label_pick, tsig, ""
-
-    def tick(
-        handoff_id: int | None, qseen: str, tseen: str, request: gr.Request
-    ) -> tuple[Any, ...]:
-        me(request)
-        table, pick, qsig = queue_update(handoff_id)
-        messages, label_pick, tsig = transcript_update(handoff_id)
-        q_changed = qsig != qseen
-        t_changed = tsig != tseen
-        return (
-            table,  # waiting times tick on every refresh
-            pick if q_changed else gr.skip(),
-            qsig,
-            messages if t_changed else gr.skip(),
-            label_pick if t_changed else gr.skip(),
-            tsig,
-        )
-
-    def act_claim(handoff_id: int | None, request: gr.Request) -> tuple[Any, ...]:
-        agent = me(request)
-        try:
-            note = ok(svc.claim(agent, int(handoff_id or 0)))
-        except ConsoleError as exc:
-            note = err(str(exc))
-        table, pick, qsig = queue_update(handoff_id)
-        messages, label_pick, tsig = transcript_update(handoff_id)
-        return note, table, pick, qsig, messages, label_pick, tsig
-
-    def act_send(handoff_id: int | None, text: str, request: gr.Request) -> tuple[Any, ...]:
-        agent = me(request)
-        try:
-            note = ok(svc.send(agent, int(handoff_id or 0), text or ""))
-            text = ""
-        except ConsoleError as exc:
-            note = err(str(exc))
-        messages, label_pick, tsig = transcript_update(handoff_id)
-        return note, text, messages, label_pick, tsig
-
-    def act_close(back_to_bot: bool) -> Any:
-        def close(handoff_id: int | None, request: gr.Request) -> tuple[Any, ...]:
-            agent = me(request)
-            try:
-                note = ok(svc.close(agent, int(handoff_id or 0), back_to_bot=back_to_bot))
-            except ConsoleError as exc:
-                note = err(str(exc))
-            table, pick, qsig = queue_update(handoff_id)
-            return note, table, pick, qsig
-
-        return close
-
-    def act_label(
-        turn_id: int | None,
-        intent: str | None,
-        new_intent: str,
-        wrong: bool,
-        answer: str,
-        request: gr.Request,
-    ) -> tuple[Any, ...]:
-        agent = me(request)
-        try:
-            note = ok(
-                svc.label(
-                    agent,
-                    turn_id,
-                    intent=intent,
-                    new_intent=new_intent,
-                    answer_wrong=wrong,
-                    correct_answer=answer,
-                )
-            )
-        except ConsoleError as exc:
-            return (err(str(exc)),) + (gr.skip(),) * 4
-        return note, None, "", False, ""
-
-    def queue_pick(evt: gr.SelectData, request: gr.Request) -> Any:
-        me(request)
-        row = evt.row_value or []
-        return int(row[0]) if row and row[0] is not None else gr.skip()
-
-    def review_update(request: gr.Request) -> tuple[Any, Any]:
-        me(request)
-        return svc.review("least_confident"), svc.review("thumbs_down")
-
-    def review_pick(evt: gr.SelectData, request: gr.Request) -> tuple[Any, Any]:
-        me(request)
-        row = evt.row_value or []
-        turn = bot.store.get_turn(int(row[0])) if row and row[0] is not None else None
-        if turn is None:
-            return gr.skip(), gr.skip()
-        context = (
-            f"**Customer:** {md_text(svc.customer_text(turn))}\n\n"
-            f"**Bot** `#{turn.id}` ({md_text(turn.intent or '-')}, "
-            f"{turn.confidence or 0:.2f}): {md_text(turn.text)}"
-        )
-        return gr.update(choices=[turn_choice(turn)], value=int(turn.id or 0)), context
-
-    def dashboard(request: gr.Request) -> tuple[Any, ...]:
-        me(request)
-        counts = bot.store.dashboard_counts(days=DASHBOARD_DAYS)
-        figs = build_figures(
-            counts,
-            model_version=bot.classifier.version,
-            index_version=str(bot.retriever.version or "") or None,
-            days=DASHBOARD_DAYS,
-        )
-        return (
-            figs.headline,
-            figs.turns_per_day,
-            figs.automation,
-            figs.handoff_reasons,
-            figs.top_intents,
-        )
-
-    # Agents' actions are short database calls; let them run side by side.
-    private: dict[str, Any] = {"api_visibility": "private", "concurrency_limit": None}
+    h = ConsoleHandlers(bot, signer)
     with gr.Blocks(title=f"{bot.config.name}: agent console") as console:
-        with gr.Row(equal_height=True):
-            header = gr.Markdown("", elem_id="console-header")
-            # A fixed link (nothing dynamic in it); Markdown links would open a new tab.
-            gr.HTML(
-                '<a href="logout" target="_self" id="console-logout">Log out</a>',
-                elem_id="console-logout-box",
-            )
-        qseen, tseen = gr.State(""), gr.State("")
+        header = _header()
+        seen = (gr.State(""), gr.State(""))  # what the last refresh drew: queue, transcript
         with gr.Tabs():
-            with gr.Tab("Queue", id="queue"):
-                queue = gr.Dataframe(
-                    headers=QUEUE_HEADERS,
-                    datatype=["number", "str", "str", "str", "str", "str", "str"],
-                    interactive=False,
-                    column_widths=["6%", "10%", "15%", "9%", "15%", "9%", "36%"],
-                    label="Handoff queue",
-                    elem_id="console-queue",
-                    wrap=True,
-                )
-                with gr.Row(equal_height=True):
-                    pick = gr.Dropdown(
-                        label="Conversation", choices=[], scale=3, elem_id="console-pick"
-                    )
-                    claim = gr.Button("Claim", variant="primary", scale=1)
-                notice = gr.Markdown("", elem_id="console-notice")
-                transcript = gr.Chatbot(
-                    label="Transcript (intents, confidences, retrieved passages)",
-                    height=420,
-                    group_consecutive_messages=False,
-                    sanitize_html=True,
-                    allow_tags=False,
-                    latex_delimiters=[],
-                    feedback_options=None,
-                    elem_id="console-transcript",
-                )
-                reply = gr.Textbox(
-                    label="Reply to the customer",
-                    lines=2,
-                    max_length=MAX_REPLY_CHARS,
-                    elem_id="console-reply",
-                )
-                with gr.Row():
-                    send = gr.Button("Send reply", variant="primary")
-                    hand_back = gr.Button("Hand back to the bot")
-                    resolve = gr.Button("Resolve and close", variant="stop")
-            with gr.Tab("Review", id="review"):
-                gr.Markdown(
-                    "Turns the bot was least sure about, and turns customers gave a "
-                    "thumbs-down; pick a row to label it below."
-                )
-                refresh_review = gr.Button("Refresh", size="sm")
-                least = gr.Dataframe(
-                    headers=REVIEW_HEADERS,
-                    interactive=False,
-                    label="Least confident",
-                    elem_id="review-least",
-                    wrap=True,
-                )
-                down = gr.Dataframe(
-                    headers=REVIEW_HEADERS,
-                    interactive=False,
-                    label="Thumbs down",
-                    elem_id="review-down",
-                    wrap=True,
-                )
-                review_context = gr.Markdown("")
-            with gr.Tab("Dashboard", id="dashboard") as dash_tab:
-                refresh_dash = gr.Button("Refresh", size="sm")
-                headline = gr.Markdown("", elem_id="dashboard-headline")
-                with gr.Row():
-                    plot_days = gr.Plot(label="Messages per day", format="png", show_label=False)
-                    plot_rates = gr.Plot(
-                        label="Automation and fallback", format="png", show_label=False
-                    )
-                with gr.Row():
-                    plot_reasons = gr.Plot(label="Handoff reasons", format="png", show_label=False)
-                    plot_intents = gr.Plot(label="Top intents", format="png", show_label=False)
-        with gr.Accordion("Label a bot turn", open=True, elem_id="console-label"):
-            with gr.Row():
-                label_turn = gr.Dropdown(
-                    label="Bot turn", choices=[], scale=2, filterable=True, elem_id="label-turn"
-                )
-                label_intent = gr.Dropdown(
-                    label="Correct intent (type to search)",
-                    choices=svc.intent_choices(),
-                    value=None,
-                    filterable=True,
-                    scale=2,
-                    elem_id="label-intent",
-                )
-                new_intent = gr.Textbox(
-                    label="…or a new intent", placeholder="new intent name", scale=2
-                )
-            with gr.Row():
-                wrong = gr.Checkbox(label="The answer was wrong", scale=1)
-                right = gr.Textbox(
-                    label="The right answer", lines=2, scale=4, elem_id="label-answer"
-                )
-            save_label = gr.Button("Save label", variant="primary")
-            label_notice = gr.Markdown("", elem_id="label-notice")
-        timer = gr.Timer(REFRESH_SECONDS)
-
-        console.load(on_load, None, [header, queue, pick, qseen, label_intent], **private)
-        queue.select(queue_pick, None, [pick], **private)
-        pick.change(pick_conversation, [pick], [transcript, label_turn, tseen, notice], **private)
-        timer.tick(
-            tick,
-            [pick, qseen, tseen],
-            [queue, pick, qseen, transcript, label_turn, tseen],
-            show_progress="hidden",
-            **private,
-        )
-        claim.click(
-            act_claim,
-            [pick],
-            [notice, queue, pick, qseen, transcript, label_turn, tseen],
-            **private,
-        )
-        for trigger in (send.click, reply.submit):
-            trigger(
-                act_send, [pick, reply], [notice, reply, transcript, label_turn, tseen], **private
-            )
-        hand_back.click(act_close(True), [pick], [notice, queue, pick, qseen], **private)
-        resolve.click(act_close(False), [pick], [notice, queue, pick, qseen], **private)
-        save_label.click(
-            act_label,
-            [label_turn, label_intent, new_intent, wrong, right],
-            [label_notice, label_intent, new_intent, wrong, right],
-            **private,
-        )
-        refresh_review.click(review_update, None, [least, down], **private)
-        least.select(review_pick, None, [label_turn, review_context], **private)
-        down.select(review_pick, None, [label_turn, review_context], **private)
-        dash_outputs = [headline, plot_days, plot_rates, plot_reasons, plot_intents]
-        dash_tab.select(dashboard, None, dash_outputs, **private)
-        refresh_dash.click(dashboard, None, dash_outputs, **private)
-        console.load(review_update, None, [least, down], **private)
+            queue = _queue_tab()
+            review = _review_tab()
+            dashboard = _dashboard_tab()
+        form = _label_form(h.svc.intent_choices())
+        _on(console.load, h.on_load, None, [header, queue.queue, queue.pick, seen[0], form.intent])
+        _wire_queue(h, queue, form, seen)
+        _wire_label(h, form)
+        _wire_review(h, review, form)
+        _wire_dashboard(h, dashboard)
+        _on(console.load, h.review_update, None, [review.least, review.down])
     return console

@@ -5,13 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from deskbot.bot.core.types import OUT_OF_SCOPE
 from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
+from deskbot.bot.store.models import Agent
 from deskbot.training.data.datasets import OOS_LABEL
 from deskbot.training.data.export import AGENT, export_examples
 from deskbot.ui.accounts.auth import create_agent
@@ -25,14 +26,6 @@ from deskbot.ui.console.dashboard import build_figures, rates
 from deskbot.ui.widget.chat import ChatService
 
 LABELS = ("card_arrival", "exchange_rate", "pin_blocked")
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[SqlConversationStore]:
-    engine = create_store_engine(database_url)
-    migrate(engine)
-    yield SqlConversationStore(engine)
-    engine.dispose()
 
 
 def _conversation(store: SqlConversationStore, confidence: float = 0.9) -> tuple[str, int]:
@@ -84,58 +77,66 @@ def test_only_one_agent_gets_a_claim_and_only_they_may_answer(
     assert not chat.status(conv_id).poll
 
 
-def test_labels_are_checked_and_stored_as_training_data(store: SqlConversationStore) -> None:
+def _label(
+    svc: ConsoleService,
+    agent: Agent,
+    turn_id: int | None,
+    *,
+    intent: str | None = None,
+    new_intent: str | None = None,
+    answer_wrong: bool = False,
+    correct_answer: str | None = None,
+) -> str:
+    """`svc.label` with the form's empty fields as defaults."""
+    return svc.label(
+        agent,
+        turn_id,
+        intent=intent,
+        new_intent=new_intent,
+        answer_wrong=answer_wrong,
+        correct_answer=correct_answer,
+    )
+
+
+@pytest.mark.parametrize(
+    ("user_turn", "form", "refusal"),
+    [
+        (True, {"intent": "pin_blocked"}, "Pick a bot turn"),
+        (False, {"intent": "made_up"}, "not one of the model's intents"),
+        (False, {"answer_wrong": True, "correct_answer": " "}, "Write the right answer"),
+        (False, {"new_intent": "<script>"}, "new intent is"),
+    ],
+)
+def test_bad_labels_are_refused_and_not_stored(
+    store: SqlConversationStore, user_turn: bool, form: dict[str, Any], refusal: str
+) -> None:
     alice = create_agent(store, "alice", "password-1")
     svc = ConsoleService(store, lambda: LABELS)
     conv_id, bot_turn = _conversation(store)
-    user_turn = store.history(conv_id)[0].id
+    turn_id = store.history(conv_id)[0].id if user_turn else bot_turn
+    with pytest.raises(ConsoleError, match=refusal):
+        _label(svc, alice, turn_id, **form)
+    assert store.labels() == []
 
-    with pytest.raises(ConsoleError, match="Pick a bot turn"):
-        svc.label(
-            alice,
-            user_turn,
-            intent="pin_blocked",
-            new_intent=None,
-            answer_wrong=False,
-            correct_answer=None,
-        )
-    with pytest.raises(ConsoleError, match="not one of the model's intents"):
-        svc.label(
-            alice,
-            bot_turn,
-            intent="made_up",
-            new_intent=None,
-            answer_wrong=False,
-            correct_answer=None,
-        )
-    with pytest.raises(ConsoleError, match="Write the right answer"):
-        svc.label(
-            alice, bot_turn, intent=None, new_intent=None, answer_wrong=True, correct_answer=" "
-        )
-    with pytest.raises(ConsoleError, match="new intent is"):
-        svc.label(
-            alice,
-            bot_turn,
-            intent=None,
-            new_intent="<script>",
-            answer_wrong=False,
-            correct_answer=None,
-        )
 
-    svc.label(
+def test_labels_are_stored_as_training_data(store: SqlConversationStore) -> None:
+    alice = create_agent(store, "alice", "password-1")
+    svc = ConsoleService(store, lambda: LABELS)
+    _, bot_turn = _conversation(store)
+    _label(
+        svc,
         alice,
         bot_turn,
         intent="pin_blocked",
-        new_intent=None,
         answer_wrong=True,
         correct_answer="Unblock it in the app.",
     )
-    svc.label(
+    _label(
+        svc,
         alice,
         bot_turn,
         intent="pin_blocked",
         new_intent="Card Delivery Address",
-        answer_wrong=False,
         correct_answer="ignored",
     )
     first, second = store.labels()
@@ -161,18 +162,9 @@ def test_out_of_scope_is_a_choice_and_becomes_an_oos_training_example(
     bot = store.append_turn(conv.id, "bot", "Here is how exchange rates work.", intent="x")
     for typed in ("oos", "Out Of Scope"):  # the reserved names are not new intents
         with pytest.raises(ConsoleError, match="pick 'Out of scope"):
-            svc.label(
-                alice,
-                bot.id,
-                intent=None,
-                new_intent=typed,
-                answer_wrong=False,
-                correct_answer=None,
-            )
+            _label(svc, alice, bot.id, new_intent=typed)
     assert store.labels() == []
-    svc.label(
-        alice, bot.id, intent=OUT_OF_SCOPE, new_intent=None, answer_wrong=False, correct_answer=None
-    )
+    _label(svc, alice, bot.id, intent=OUT_OF_SCOPE)
     (label,) = store.labels()
     assert (label.intent, label.note) == (OUT_OF_SCOPE, None)
     examples = {(e.text, e.intent, e.source) for e in export_examples(store).examples}
@@ -191,14 +183,7 @@ def test_review_queue_lists_unlabelled_uncertain_and_disliked_turns(
     assert svc.review("least_confident")[0][3] == "where is my card"
     store.set_feedback(sure, -1)
     assert [r[0] for r in svc.review("thumbs_down")] == [sure]
-    svc.label(
-        alice,
-        unsure,
-        intent="exchange_rate",
-        new_intent=None,
-        answer_wrong=False,
-        correct_answer=None,
-    )
+    _label(svc, alice, unsure, intent="exchange_rate")
     assert unsure not in [r[0] for r in svc.review("least_confident")]
 
 

@@ -1,0 +1,221 @@
+"""The console's Gradio event handlers: each takes the agent from the session cookie first.
+
+They turn `ConsoleService` answers into Gradio updates; `ui.console.page` lays out the
+components and wires these handlers to them.
+
+Example:
+    >>> handlers = ConsoleHandlers(bot, signer)   # doctest: +SKIP
+    >>> console.load(handlers.on_load, None, [...])   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+
+from deskbot.bot.server.container import Bot
+from deskbot.bot.store.models import Agent
+from deskbot.ui.accounts.auth import COOKIE_NAME, SessionSigner
+from deskbot.ui.console.actions import ConsoleError, ConsoleService
+from deskbot.ui.console.dashboard import build_figures
+from deskbot.ui.render import md_text, turn_choice
+
+DASHBOARD_DAYS = 14
+
+# What Gradio takes as a component's new value: a plain value, `gr.update(...)` or `gr.skip()`.
+Update = Any
+
+
+def _err(text: str) -> str:
+    return f"**Not done:** {md_text(text)}"
+
+
+def _picked_id(evt: gr.SelectData) -> int | None:
+    """The id in the first column of the table row the agent clicked, if any."""
+    row = evt.row_value or []
+    return int(row[0]) if row and row[0] is not None else None
+
+
+class ConsoleHandlers:
+    """The console's event handlers, bound to one bot and one session signer.
+
+    Args:
+        bot: the running bot (its store, classifier, retriever and pipeline).
+        signer: checks the agent session cookie of each request.
+    """
+
+    def __init__(self, bot: Bot, signer: SessionSigner) -> None:
+        self.bot = bot
+        self.signer = signer
+        self.svc = ConsoleService(bot.store, lambda: bot.classifier.labels, bot.pipeline)
+
+    def me(self, request: gr.Request) -> Agent:
+        """The agent of this request's session cookie."""
+        agent = self.signer.check(request.cookies.get(COOKIE_NAME))
+        if agent is None:
+            # auth_dependency already refuses such requests; this is the second lock.
+            raise gr.Error("Your session ended; log in again.")
+        return agent
+
+    def _act(self, action: Callable[[], str]) -> tuple[str, bool]:
+        """Run an agent's action: (the notice to show, whether it was done)."""
+        try:
+            return md_text(action()), True
+        except ConsoleError as exc:
+            return _err(str(exc)), False
+
+    # -- what the queue tab shows ------------------------------------------------------
+
+    def queue_update(self, selected: int | None) -> tuple[Update, Update, str]:
+        """The queue table, the conversation picker, and a signature of what changed."""
+        handoffs = self.svc.open_handoffs()
+        rows = self.svc.queue_rows(handoffs)
+        choices = [(f"#{h.id} {h.status} · {h.reason}", int(h.id or 0)) for h in handoffs]
+        value = selected if selected in [c[1] for c in choices] else None
+        # Waiting times change every second; do not redraw the picker for them alone.
+        sig = repr([(r[0], r[1], r[5]) for r in rows])
+        return gr.update(value=rows), gr.update(choices=choices, value=value), sig
+
+    def transcript_update(self, handoff_id: int | None) -> tuple[Update, Update, str]:
+        """The transcript, the bot turns to label, and a signature of the transcript."""
+        empty: tuple[Update, Update, str] = ([], gr.update(choices=[], value=None), "")
+        if not handoff_id:
+            return empty
+        try:
+            messages, bot_turns = self.svc.transcript(int(handoff_id))
+        except ConsoleError:
+            return empty
+        choices = [turn_choice(t) for t in bot_turns]
+        return messages, gr.update(choices=choices), repr(messages)
+
+    def on_load(self, request: gr.Request) -> tuple[Update, ...]:
+        """Header, queue, picker, queue signature and the live model's intents."""
+        agent = self.me(request)
+        table, pick, qsig = self.queue_update(None)
+        header = f"Signed in as **{md_text(agent.display_name)}** ({md_text(agent.role)})"
+        # The live model can change while serving (a promoted version, new intents).
+        intents = gr.update(choices=self.svc.intent_choices())
+        return header, table, pick, qsig, intents
+
+    def pick_conversation(self, handoff_id: int | None, request: gr.Request) -> tuple[Update, ...]:
+        """Show the picked conversation (and clear the last notice)."""
+        self.me(request)
+        return (*self.transcript_update(handoff_id), "")
+
+    def tick(
+        self, handoff_id: int | None, qseen: str, tseen: str, request: gr.Request
+    ) -> tuple[Update, ...]:
+        """The timer's refresh: redraw only what changed since the last one."""
+        self.me(request)
+        table, pick, qsig = self.queue_update(handoff_id)
+        messages, label_pick, tsig = self.transcript_update(handoff_id)
+        q_changed = qsig != qseen
+        t_changed = tsig != tseen
+        return (
+            table,  # waiting times tick on every refresh
+            pick if q_changed else gr.skip(),
+            qsig,
+            messages if t_changed else gr.skip(),
+            label_pick if t_changed else gr.skip(),
+            tsig,
+        )
+
+    def queue_pick(self, evt: gr.SelectData, request: gr.Request) -> Update:
+        """A click on a queue row picks its conversation."""
+        self.me(request)
+        handoff_id = _picked_id(evt)
+        return gr.skip() if handoff_id is None else handoff_id
+
+    # -- the agent's actions on a conversation -----------------------------------------
+
+    def claim(self, handoff_id: int | None, request: gr.Request) -> tuple[Update, ...]:
+        """Claim the picked conversation; redraw the queue and the transcript."""
+        agent = self.me(request)
+        note, _ = self._act(lambda: self.svc.claim(agent, int(handoff_id or 0)))
+        return (note, *self.queue_update(handoff_id), *self.transcript_update(handoff_id))
+
+    def send(self, handoff_id: int | None, text: str, request: gr.Request) -> tuple[Update, ...]:
+        """Send the agent's reply; empty the reply box once it is sent."""
+        agent = self.me(request)
+        note, done = self._act(lambda: self.svc.send(agent, int(handoff_id or 0), text or ""))
+        return (note, "" if done else text, *self.transcript_update(handoff_id))
+
+    def closer(
+        self, *, back_to_bot: bool
+    ) -> Callable[[int | None, gr.Request], tuple[Update, ...]]:
+        """The handler of "Hand back to the bot" (`back_to_bot`) or "Resolve and close"."""
+
+        def close(handoff_id: int | None, request: gr.Request) -> tuple[Update, ...]:
+            agent = self.me(request)
+            note, _ = self._act(
+                lambda: self.svc.close(agent, int(handoff_id or 0), back_to_bot=back_to_bot)
+            )
+            return (note, *self.queue_update(handoff_id))
+
+        return close
+
+    def label(
+        self,
+        turn_id: int | None,
+        intent: str | None,
+        new_intent: str,
+        wrong: bool,
+        answer: str,
+        request: gr.Request,
+    ) -> tuple[Update, ...]:
+        """Save a label of a bot turn; empty the form once it is saved."""
+        agent = self.me(request)
+        note, done = self._act(
+            lambda: self.svc.label(
+                agent,
+                turn_id,
+                intent=intent,
+                new_intent=new_intent,
+                answer_wrong=wrong,
+                correct_answer=answer,
+            )
+        )
+        if not done:
+            return (note,) + (gr.skip(),) * 4
+        return note, None, "", False, ""
+
+    # -- review and dashboard tabs -----------------------------------------------------
+
+    def review_update(self, request: gr.Request) -> tuple[Update, Update]:
+        """The least confident turns and the turns customers disliked."""
+        self.me(request)
+        return self.svc.review("least_confident"), self.svc.review("thumbs_down")
+
+    def review_pick(self, evt: gr.SelectData, request: gr.Request) -> tuple[Update, Update]:
+        """A click on a review row puts its turn in the label form, with its context."""
+        self.me(request)
+        turn_id = _picked_id(evt)
+        turn = self.bot.store.get_turn(turn_id) if turn_id is not None else None
+        if turn is None:
+            return gr.skip(), gr.skip()
+        context = (
+            f"**Customer:** {md_text(self.svc.customer_text(turn))}\n\n"
+            f"**Bot** `#{turn.id}` ({md_text(turn.intent or '-')}, "
+            f"{turn.confidence or 0:.2f}): {md_text(turn.text)}"
+        )
+        return gr.update(choices=[turn_choice(turn)], value=int(turn.id or 0)), context
+
+    def dashboard(self, request: gr.Request) -> tuple[Update, ...]:
+        """The dashboard's headline and four figures over the last `DASHBOARD_DAYS`."""
+        self.me(request)
+        counts = self.bot.store.dashboard_counts(days=DASHBOARD_DAYS)
+        figs = build_figures(
+            counts,
+            model_version=self.bot.classifier.version,
+            index_version=str(self.bot.retriever.version or "") or None,
+            days=DASHBOARD_DAYS,
+        )
+        return (
+            figs.headline,
+            figs.turns_per_day,
+            figs.automation,
+            figs.handoff_reasons,
+            figs.top_intents,
+        )
