@@ -9,14 +9,13 @@ night's dataset (every new example, `--max-new` is above what the export yields,
 the replay), fine-tuning from live, evaluation of candidate and live on the full
 BANKING77 test set, the label audit, gate, report. Filling the store is not timed.
 
-    python benchmarks/retrain_100k.py --turns 100000 --work var/bench/retrain_100k
+    python -m benchmarks.performance.retrain_100k --turns 100000 --work var/bench/retrain_100k
 
 Prints one JSON object; progress goes to stderr.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -24,11 +23,11 @@ import secrets
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
-from _loop_common import banking, base_model, fresh_registry, fresh_store, log
 from sqlalchemy import insert
 
+from benchmarks.common import add_work_options, log, parser
+from benchmarks.common.loop import banking_loop, base_model, fresh_registry, fresh_store
 from deskbot.bot.store import AgentLabel, Conversation, TurnRecord
 from deskbot.training.nightly.job import RetrainJob, RetrainSettings
 
@@ -107,15 +106,14 @@ def fill(store, rest, n: int, labelled: int, seed: int = 0) -> None:  # type: ig
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = parser(__doc__)
     ap.add_argument("--turns", type=int, default=100_000)
     ap.add_argument("--labelled", type=int, default=5_000)
     ap.add_argument("--max-new", type=int, default=50_000)
     ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--work", type=Path, default=Path("var/bench/retrain_100k"))
-    ap.add_argument("--cache", type=Path, default=Path("var/bench"))
+    add_work_options(ap, "retrain_100k")
     args = ap.parse_args()
-    _, test, base, rest = banking()
+    _, test, base, rest = banking_loop()
     model = base_model(args.cache, base)
     args.work.mkdir(parents=True, exist_ok=True)
     registry = fresh_registry(args.work, model)

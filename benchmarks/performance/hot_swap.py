@@ -1,7 +1,7 @@
 """Hot swap under load: the dialogue benchmark's load keeps coming while a new model is
 promoted and then rolled back; 0 requests may fail.
 
-The server and the load are the dialogue benchmark's (benchmarks/turn_latency.py): the
+The server and the load are the dialogue benchmark's (benchmarks/performance/turn_latency.py): the
 API under uvicorn in its own process, built by `build_bot` (so its classifier is the
 registry-following `ReloadingIntentClassifier` every deployment runs), and `--sessions`
 simulated customers over keep-alive HTTP connections, each sending BANKING77 test
@@ -17,7 +17,7 @@ delay from the command's start to the first turn the new version answered is rep
 The API's rate limits are off (the load comes from one address; the limiter has its own
 tests), as in the other load benchmarks.
 
-    python benchmarks/hot_swap.py --sessions 50 --seconds 60 --work var/bench/hot_swap
+    python -m benchmarks.performance.hot_swap --sessions 50 --seconds 60 --work var/bench/hot_swap
 
 Prints one JSON object; progress goes to stderr.
 """
@@ -38,20 +38,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _loop_common import banking, base_model
-from _serve_common import (
+from benchmarks.common import add_work_options, command, log, parser
+from benchmarks.common.loop import banking_loop, base_model
+from benchmarks.common.serve import (
     banking_test_texts,
     deskbot_exe,
     edit_config,
-    log,
-    machine,
+    machine_details,
+    migrate_database,
     prepare_project,
     rate_limits_off,
+    stop_processes,
     wait_ready,
 )
-from turn_latency import Session, start_server
-
+from benchmarks.performance.turn_latency import ServerOptions, Session, start_server
 from deskbot.bot.nlu.registry import MANIFEST, ModelRegistry, read_manifest
+
+MODULE = "benchmarks.performance.hot_swap"
 
 
 def second_version(registry: ModelRegistry, model: Path, name: str) -> None:
@@ -139,54 +142,37 @@ def _major_runs(sequence: list[list[Any]], min_turns: int = 10) -> list[Any]:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_args() -> argparse.Namespace:
+    ap = parser(__doc__)
     ap.add_argument("--sessions", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=60.0)
-    ap.add_argument("--work", type=Path, default=Path("var/bench/hot_swap"))
-    ap.add_argument("--cache", type=Path, default=Path("var/bench"))
-    args = ap.parse_args()
-    _, _, base, _ = banking()
-    model = base_model(args.cache, base)
-    if args.work.exists():
-        shutil.rmtree(args.work)
-    args.work.mkdir(parents=True)
-    load_before = machine()["load_avg_1_5_15"]
-    project = prepare_project(args.work, model=str(model))
-    edit_config(project, {"limits": rate_limits_off()})
-    registry = ModelRegistry(project / "var" / "models" / "intents")
-    second_version(registry, model, "next")
-    # the version the turns record is the manifest's (the registry folder may differ)
-    first = read_manifest(registry.live_dir()).version
-    db = args.work / "bench.db"
-    from deskbot.bot.store import create_store_engine, migrate
+    add_work_options(ap, "hot_swap")
+    return ap.parse_args()
 
-    engine = create_store_engine(f"sqlite:///{db}")
-    migrate(engine)
-    engine.dispose()
-    server_args = argparse.Namespace(workers=1, no_batching=False, threads=None, batch_wait_ms=1.0)
-    procs, ports = start_server(server_args, project, db)
+
+def serve_and_load(args: argparse.Namespace, project: Path, db: Path) -> dict[str, Any]:
+    """turn_latency's server (default options) on `project`, under `load` until it ends."""
+    # Migrate once before the server starts, as turn_latency does.
+    migrate_database(f"sqlite:///{db}")
+    procs, ports = start_server(ServerOptions(), project, db)
     base_url = f"http://127.0.0.1:{ports[0]}"
+
+    async def go() -> dict[str, Any]:
+        import httpx
+
+        async with httpx.AsyncClient(trust_env=False, timeout=5) as c:
+            await wait_ready(c, base_url, procs[0])
+        log("server ready; load starts")
+        return await load(args, base_url, banking_test_texts(), project)
+
     try:
-
-        async def go() -> dict[str, Any]:
-            import httpx
-
-            async with httpx.AsyncClient(trust_env=False, timeout=5) as c:
-                await wait_ready(c, base_url, procs[0])
-            log("server ready; load starts")
-            return await load(args, base_url, banking_test_texts(), project)
-
-        run = asyncio.run(go())
+        return asyncio.run(go())
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes(procs)
 
+
+def stored_versions(db: Path, wall_t0: float) -> tuple[list[Any], list[float]]:
+    """The intent model version of each stored bot turn, and when it came in (s from t0)."""
     with sqlite3.connect(db) as conn:
         rows = conn.execute(
             "select model_versions, created_at from turns where role='bot' order by id"
@@ -194,22 +180,29 @@ def main() -> None:
     versions = [json.loads(r[0] or "{}").get("intents") for r in rows]
     # seconds since the load started (the store writes UTC timestamps)
     stored_at = [
-        datetime.fromisoformat(str(r[1])).replace(tzinfo=UTC).timestamp() - run["wall_t0"]
-        for r in rows
+        datetime.fromisoformat(str(r[1])).replace(tzinfo=UTC).timestamp() - wall_t0 for r in rows
     ]
-    # the order in which versions answered: runs of equal versions
+    return versions, stored_at
+
+
+def runs_of(versions: list[Any]) -> list[list[Any]]:
+    """The order in which versions answered: runs of equal versions, [version, count]."""
     sequence: list[list[Any]] = []
     for v in versions:
         if sequence and sequence[-1][0] == v:
             sequence[-1][1] += 1
         else:
             sequence.append([v, 1])
+    return sequence
 
-    samples, failures, swaps = run["samples"], run["failures"], run["swaps"]
-    # after each command: the first turn (in store order) answered by the version it made
-    # live, and the turns after it that the old version answered: requests classified
-    # just before the swap that were stored after it (in-flight requests end on the old
-    # model). Times are the turns' `created_at` (when the message came in) from the start.
+
+def mark_swaps(
+    swaps: list[dict[str, Any]], versions: list[Any], stored_at: list[float], first: str
+) -> None:
+    """After each command: the first turn (in store order) answered by the version it made
+    live, and the turns after it that the old version answered: requests classified just
+    before the swap that were stored after it (in-flight requests end on the old model).
+    Times are the turns' `created_at` (when the message came in) from the start."""
     lo_idx = 0
     for k, (swap, target, old) in enumerate(
         zip(swaps, ["next", first], [first, "next"], strict=False)
@@ -230,13 +223,43 @@ def main() -> None:
             1 for i in range(idx, hi_idx) if versions[i] == old
         )
         lo_idx = hi_idx
-    marks = [0.0] + [s["at_s"] for s in swaps] + [args.seconds + 60]
-    windows = {}
+
+
+def windows(
+    samples: list[Any], swaps: list[dict[str, Any]], seconds: float
+) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
+    """Latency and reply kinds before, after the promotion and after the rollback."""
+    marks = [0.0] + [s["at_s"] for s in swaps] + [seconds + 60]
+    latency = {}
     kinds: dict[str, dict[str, int]] = {}
     for i, (lo, hi) in enumerate(itertools.pairwise(marks)):
         name = ["before", "after_promote", "after_rollback"][i]
-        windows[name] = pct([ms for t, ms, _ in samples if lo <= t < hi])
+        latency[name] = pct([ms for t, ms, _ in samples if lo <= t < hi])
         kinds[name] = dict(Counter(k for t, _, k in samples if lo <= t < hi).most_common())
+    return latency, kinds
+
+
+def main() -> None:
+    args = parse_args()
+    _, _, base, _ = banking_loop()
+    model = base_model(args.cache, base)
+    if args.work.exists():
+        shutil.rmtree(args.work)
+    args.work.mkdir(parents=True)
+    load_before = machine_details()["load_avg_1_5_15"]
+    project = prepare_project(args.work, model=str(model))
+    edit_config(project, {"limits": rate_limits_off()})
+    registry = ModelRegistry(project / "var" / "models" / "intents")
+    second_version(registry, model, "next")
+    # the version the turns record is the manifest's (the registry folder may differ)
+    first = read_manifest(registry.live_dir()).version
+    db = args.work / "bench.db"
+    run = serve_and_load(args, project, db)
+    versions, stored_at = stored_versions(db, run["wall_t0"])
+    sequence = runs_of(versions)
+    samples, failures, swaps = run["samples"], run["failures"], run["swaps"]
+    mark_swaps(swaps, versions, stored_at, first)
+    latency, kinds = windows(samples, swaps, args.seconds)
     around = {
         s["command"]: pct([ms for t, ms, _ in samples if s["at_s"] - 1 <= t < s["at_s"] + 5])
         for s in swaps
@@ -256,7 +279,7 @@ def main() -> None:
         # runs of 10+ turns by one version, in store order: live, next, live again (the
         # few turns in flight at a swap interleave; counted per swap above)
         "switched_to_next_and_back": _major_runs(sequence) == [first, "next", first],
-        "latency_ms": windows,
+        "latency_ms": latency,
         # the reply kinds the API returned (a step past its timeout degrades the reply,
         # e.g. to "fallback" or "clarify", but the request still succeeds)
         "reply_kinds": kinds,
@@ -264,8 +287,8 @@ def main() -> None:
         "stored_bot_turns": len(versions),
         "live_after": registry.live_version(),
         "load_avg_1_5_15_before": load_before,
-        "load_avg_1_5_15_after": machine()["load_avg_1_5_15"],
-        "command": "python " + " ".join(sys.argv),
+        "load_avg_1_5_15_after": machine_details()["load_avg_1_5_15"],
+        "command": command(MODULE),
     }
     print(json.dumps(result, indent=2))
 

@@ -1,10 +1,10 @@
 """BANKING77 10-shot: 10 examples per intent drawn from train (seed 0), scored on test.
 
-    python benchmarks/intent_fewshot.py [--shots 10] [--epochs 20] [--bf16]
+    python -m benchmarks.quality.intent_fewshot [--shots 10] [--epochs 20] [--bf16]
         [--base-model DIR] [--out DIR]
 
 Target: >= 88% test accuracy. `--base-model` trains another encoder folder (e.g. the
-all-mpnet-base-v2 that `benchmarks/install_mpnet.py` unpacks); `--bf16` runs the
+all-mpnet-base-v2 that `benchmarks/tools/install_mpnet.py` unpacks); `--bf16` runs the
 training steps in bfloat16 where the CPU has bf16 units.
 """
 
@@ -16,8 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _intent_common import banking, cpu_seconds, emit, log, machine
-
+from benchmarks.common import banking, cpu_seconds, emit, log, machine
 from deskbot.bot.nlu.classifier import TransformerIntentClassifier
 from deskbot.training.intents.trainer import IntentTrainer, TrainingArgs
 
@@ -49,7 +48,7 @@ def main() -> None:
             "shots": args.shots,
             "base_model": Path(args.base_model).name,
             "bf16": args.bf16,
-            "command": "python benchmarks/intent_fewshot.py " + " ".join(sys.argv[1:]),
+            "command": "python -m benchmarks.quality.intent_fewshot " + " ".join(sys.argv[1:]),
             "train_examples": len(few),
             "test_examples": len(test),
             "test_accuracy": round(acc, 4),

@@ -6,31 +6,27 @@ concurrent streams (one batch). The load average is reported with the figures,
 because on a shared machine they move with it.
 
 Run:
-    python benchmarks/generator_cpu.py --threads 2 > cpu.json
+    python -m benchmarks.performance.generator_cpu --threads 2 > cpu.json
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import sys
 import time
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import yaml
 
+from benchmarks.common import DEMO, parser
 from deskbot.bot.core.types import Passage, Turn
 from deskbot.bot.generation.generator import TransformersGenerator
 
-DEMO = Path(str(resources.files("deskbot.bot.demo")))
-
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = parser(__doc__)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tokens", type=int, default=40)
     ap.add_argument("--repeats", type=int, default=3)

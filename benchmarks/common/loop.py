@@ -8,37 +8,26 @@ SQLite store, and the real `RetrainJob` runs on them.
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
-import sys
-import time
-from importlib import resources
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
+from benchmarks.common import banking, log
 from deskbot.bot.nlu.classifier import TransformerIntentClassifier
 from deskbot.bot.nlu.registry import ModelRegistry
 from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
 from deskbot.knowledge.files.fsutil import file_lock
-from deskbot.training.data.datasets import IntentDataset, load_intents
+from deskbot.training.data.datasets import IntentDataset
 from deskbot.training.data.export import text_key
 from deskbot.training.intents.trainer import IntentTrainer, TrainingArgs
 
-DATA = Path(str(resources.files("deskbot.bot.demo"))) / "data" / "banking77"
 # Full fine-tune on all of BANKING77's train split, 6 epochs (shared/MODELS.md, this machine kind).
 FULL_DATA_ACCURACY = 0.928
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def banking() -> tuple[IntentDataset, IntentDataset, IntentDataset, list[tuple[str, str]]]:
+def banking_loop() -> tuple[IntentDataset, IntentDataset, IntentDataset, list[tuple[str, str]]]:
     """(train, test, the 10-shot base set, the rest of train shuffled: the 'logged turns')."""
-    train, test = load_intents(DATA / "train.csv"), load_intents(DATA / "test.csv")
+    train, test = banking()
     base = train.few_shot(10, seed=0)
     used = {text_key(t) for t in base.texts}
     rest = [

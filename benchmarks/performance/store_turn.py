@@ -6,7 +6,7 @@ intent and the new dialogue state in one transaction. Timed in this process (CPU
 seconds of the Python side: statement building, ORM, driver) and by the wall clock;
 the databases' own CPU is not counted.
 
-    python benchmarks/store_turn.py --turns 2000
+    python -m benchmarks.performance.store_turn --turns 2000
 
 Prints JSON; the median of `--repeats` rounds of `--turns` turns each.
 """
@@ -17,15 +17,11 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
-
-HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE))
 
 
 def one_round(
@@ -85,7 +81,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         result["sqlite"] = measure(f"sqlite:///{tmp}/store.db", args.turns, args.repeats)
     if args.postgres:
-        from _serve_common import create_database, drop_database
+        from benchmarks.common.serve import create_database, drop_database
 
         url = create_database(prefix="deskbot_store_bench")
         try:

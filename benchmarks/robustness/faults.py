@@ -29,8 +29,8 @@ no answer), latency during it, turns lost (accepted (2xx) messages not in the st
 goal 0), messages the server took in but never answered, recovery time (from clearing
 the fault to the first normal reply to a message sent after it), readiness as probed.
 
-    flock /tmp/deskbot-heavy.lock python benchmarks/faults.py
-    flock /tmp/deskbot-heavy.lock python benchmarks/faults.py --only generator_hang,serve_sigkill
+    flock /tmp/deskbot-heavy.lock python -m benchmarks.robustness.faults
+    flock /tmp/deskbot-heavy.lock python -m benchmarks.robustness.faults --only generator_hang,serve_sigkill
 
 Prints one JSON object on stdout and writes `--out` (with `--only`, the faults measured
 replace their entries in it); progress goes to stderr.
@@ -61,10 +61,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from _serve_common import (
+from benchmarks.common import RESULTS, log
+from benchmarks.common.serve import (
     ADMIN_POSTGRES_URL,
     Customer,
     Outcome,
@@ -80,8 +78,7 @@ from _serve_common import (
     edit_config,
     free_port,
     ingest_project,
-    log,
-    machine,
+    machine_details,
     migrate_database,
     pct,
     prepare_project,
@@ -90,7 +87,6 @@ from _serve_common import (
     server_metrics,
 )
 
-HERE = Path(__file__).parent
 FAULTS = (
     "generator_hang",
     "generator_errors",
@@ -579,9 +575,9 @@ class RetrainKill(Fault):
     )
 
     def configure(self, ctx: Context) -> None:
-        from _loop_common import banking
+        from benchmarks.common.loop import banking_loop
 
-        _train, test, base, rest = banking()
+        _train, test, base, rest = banking_loop()
         self.labels = dict(rest)
         ctx.notes["pool"] = [t for t, _ in rest[:3000]]
         # A smaller held-out set: the two evaluations of a run cost less (still 10 per intent).
@@ -925,7 +921,7 @@ def main() -> None:
     p.add_argument("--settle", type=float, default=5.0, help="seconds of load after recovery")
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--keep-logs", action="store_true")
-    p.add_argument("--out", type=Path, default=HERE / "results" / "faults.json")
+    p.add_argument("--out", type=Path, default=RESULTS / "faults.json")
     args = p.parse_args()
     names = args.only.split(",") if args.only else list(FAULTS)
     unknown = set(names) - set(FAULTS)
@@ -948,7 +944,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     run = {
-        "command": shlex.join(["python", "benchmarks/faults.py", *sys.argv[1:]]),
+        "command": shlex.join(["python", "-m", "benchmarks.robustness.faults", *sys.argv[1:]]),
         "customers": args.customers,
         "warm_s": args.warm,
         "settle_s": args.settle,
@@ -956,7 +952,7 @@ def main() -> None:
         "model": args.project or str(args.model or "BANKING77 10-shot (var/bench)"),
         "seconds": round(time.monotonic() - started, 1),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "machine": machine(),
+        "machine": machine_details(),
     }
     for r in results.values():
         r["run"] = run

@@ -17,8 +17,8 @@ Afterwards every message is looked up in the store: sent, stored (user turns), l
 (sent - stored, goal 0), and each accepted reply's bot turn. Latency is per message,
 from sending to the whole reply, over 2xx answers.
 
-    flock /tmp/deskbot-heavy.lock python benchmarks/load.py            # 10-shot BANKING77 model
-    flock /tmp/deskbot-heavy.lock python benchmarks/load.py --project var/demo
+    flock /tmp/deskbot-heavy.lock python -m benchmarks.performance.load            # 10-shot BANKING77 model
+    flock /tmp/deskbot-heavy.lock python -m benchmarks.performance.load --project var/demo
 
 Prints one JSON object on stdout (and writes `--out`); progress goes to stderr.
 """
@@ -37,46 +37,20 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from _serve_common import (
-    ADMIN_POSTGRES_URL,
-    Customer,
-    Outcome,
-    action_server,
-    banking_test_texts,
-    bot_server,
-    check_stored,
-    create_database,
-    default_model,
-    drop_database,
-    edit_config,
-    log,
-    machine,
-    migrate_database,
-    pct,
-    prepare_project,
-    proc_cpu_s,
-    rate_limits_off,
-    seen_counts,
-    server_metrics,
-)
-
-HERE = Path(__file__).parent
+from benchmarks.common import RESULTS, log, serve
 
 
 def load_project(args: argparse.Namespace, work: Path, actions_url: str | None) -> Path:
-    project = prepare_project(
+    project = serve.prepare_project(
         work,
         project=args.project,
-        model=None if args.project else str(args.model or default_model(args.cache)),
+        model=None if args.project else str(args.model or serve.default_model(args.cache)),
     )
-    edit_config(
+    serve.edit_config(
         project,
         {
             "dialogue": {"max_out_of_scope": 10**6, "max_clarifications": 10**6},
-            "limits": rate_limits_off(),
+            "limits": serve.rate_limits_off(),
             "actions": {"url": actions_url} if actions_url else {"url": None, "intent_actions": {}},
         },
     )
@@ -92,7 +66,7 @@ async def drive(args: argparse.Namespace, base: str, texts: list[str]) -> dict[s
     )
     timeout = httpx.Timeout(args.timeout_s, connect=30.0)
     async with httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False) as client:
-        customers = [Customer(i, client, base) for i in range(args.customers)]
+        customers = [serve.Customer(i, client, base) for i in range(args.customers)]
         scripts = [[rng.choice(texts) for _ in range(args.turns)] for _ in customers]
         loads: list[float] = []
         done = asyncio.Event()
@@ -102,7 +76,7 @@ async def drive(args: argparse.Namespace, base: str, texts: list[str]) -> dict[s
                 loads.append(os.getloadavg()[0])
                 await asyncio.sleep(1.0)
 
-        async def customer(c: Customer, script: list[str]) -> None:
+        async def customer(c: serve.Customer, script: list[str]) -> None:
             if not await c.open():
                 return
             for text in script:
@@ -125,7 +99,7 @@ async def drive(args: argparse.Namespace, base: str, texts: list[str]) -> dict[s
     }
 
 
-def report(outcomes: list[Outcome], sessions_failed: int, seconds: float) -> dict[str, Any]:
+def report(outcomes: list[serve.Outcome], sessions_failed: int, seconds: float) -> dict[str, Any]:
     ok = [o.ms for o in outcomes if o.accepted]
     statuses = Counter(o.status for o in outcomes if o.status is not None)
     return {
@@ -136,11 +110,11 @@ def report(outcomes: list[Outcome], sessions_failed: int, seconds: float) -> dic
         "no_http_answer": sum(1 for o in outcomes if o.status is None),
         "sessions_failed": sessions_failed,
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
-        "seen": seen_counts(outcomes),
+        "seen": serve.seen_counts(outcomes),
         "latency_ms": {
-            "p50": pct(ok, 0.50),
-            "p95": pct(ok, 0.95),
-            "p99": pct(ok, 0.99),
+            "p50": serve.pct(ok, 0.50),
+            "p95": serve.pct(ok, 0.95),
+            "p99": serve.pct(ok, 0.99),
             "max": round(max(ok), 1) if ok else None,
             "mean": round(sum(ok) / len(ok), 1) if ok else None,
         },
@@ -161,50 +135,50 @@ def main() -> None:
     p.add_argument("--think-ms", type=float, default=0.0, help="pause between a reply and the next")
     p.add_argument("--timeout-s", type=float, default=300.0, help="client limit per message")
     p.add_argument("--no-actions", action="store_true", help="no action server")
-    p.add_argument("--postgres", default=ADMIN_POSTGRES_URL, help="admin URL of the server")
+    p.add_argument("--postgres", default=serve.ADMIN_POSTGRES_URL, help="admin URL of the server")
     p.add_argument("--keep-db", action="store_true", help="do not drop the database afterwards")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--out", type=Path, default=HERE / "results" / "load.json")
+    p.add_argument("--out", type=Path, default=RESULTS / "load.json")
     args = p.parse_args()
 
-    texts = banking_test_texts()
+    texts = serve.banking_test_texts()
     work = Path(tempfile.mkdtemp(prefix="deskbot-load-"))
     servers = []
     db_url = None
     try:
         # The project is written to work/bot; the action server's port is needed in its config.
-        actions = None if args.no_actions else action_server(work / "bot", work)
+        actions = None if args.no_actions else serve.action_server(work / "bot", work)
         project = load_project(args, work, f"{actions.base}/webhook" if actions else None)
         if actions:
             servers.append(actions)
             actions.start()
             actions.wait_ready("/health")
-        db_url = create_database(args.postgres, prefix="deskbot_load")
-        migrate_database(db_url)
-        bot = bot_server(project, db_url, work)
+        db_url = serve.create_database(args.postgres, prefix="deskbot_load")
+        serve.migrate_database(db_url)
+        bot = serve.bot_server(project, db_url, work)
         servers.append(bot)
         bot.start()
         startup_s = bot.wait_ready("/readyz")
         log(f"server ready in {startup_s:.1f}s; {args.customers} customers x {args.turns} turns")
         pids = [s.pid for s in servers if s.pid]
-        before = machine()
-        cpu0 = proc_cpu_s(pids)
+        before = serve.machine_details()
+        cpu0 = serve.proc_cpu_s(pids)
         run = asyncio.run(drive(args, bot.base, texts))
-        server_cpu = proc_cpu_s(pids) - cpu0
-        customers: list[Customer] = run["customers"]
+        server_cpu = serve.proc_cpu_s(pids) - cpu0
+        customers: list[serve.Customer] = run["customers"]
         outcomes = [o for c in customers for o in c.outcomes]
         result: dict[str, Any] = report(
             outcomes, sum(1 for c in customers if c.conversation is None), run["seconds"]
         )
-        stored = check_stored(db_url, outcomes)
+        stored = serve.check_stored(db_url, outcomes)
         result.update(stored)
         result["lost"] = result["sent"] - stored["stored_user_turns"]
         result["server_cpu_ms_per_turn"] = (
             round(1000 * server_cpu / result["accepted_2xx"], 1) if result["accepted_2xx"] else None
         )
-        result.update(server_metrics(run["metrics"]))
+        result.update(serve.server_metrics(run["metrics"]))
         result["machine"] = {
-            **machine(),
+            **serve.machine_details(),
             "load_avg_1_5_15_before": before["load_avg_1_5_15"],
             "load_avg_1m_max_during": run["load_avg_1m_max"],
         }
@@ -229,7 +203,7 @@ def main() -> None:
         for server in servers:
             server.stop()
         if db_url and not args.keep_db:
-            drop_database(db_url, args.postgres)
+            serve.drop_database(db_url, args.postgres)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -8,22 +8,22 @@ and a next night (`--labels` more correct labels in the same store) shows that t
 goes on without them. For contrast the poisoned night's turns with correct labels run as
 a clean night on a fresh registry and store.
 
-    python benchmarks/poisoning.py --labels 300 --fraction 0.3 --work var/bench/poisoning
+    python -m benchmarks.robustness.poisoning --labels 300 --fraction 0.3 --work var/bench/poisoning
 
 Prints one JSON object; progress goes to stderr.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 from pathlib import Path
 from typing import Any
 
-from _loop_common import banking, base_model, fresh_registry, fresh_store, log, log_night
 from sqlalchemy import select
 
+from benchmarks.common import add_work_options, log, parser
+from benchmarks.common.loop import banking_loop, base_model, fresh_registry, fresh_store, log_night
 from deskbot.bot.nlu.classifier import TransformerIntentClassifier
 from deskbot.bot.store import TurnRecord
 from deskbot.training.data.datasets import IntentDataset
@@ -113,15 +113,14 @@ def summarise(o: RetrainOutcome) -> dict[str, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = parser(__doc__)
     ap.add_argument("--labels", type=int, default=300)
     ap.add_argument("--fraction", type=float, default=0.3)
-    ap.add_argument("--work", type=Path, default=Path("var/bench/poisoning"))
-    ap.add_argument("--cache", type=Path, default=Path("var/bench"))
+    add_work_options(ap, "poisoning")
     ap.add_argument("--no-clean", action="store_true", help="Skip the clean contrast night.")
     ap.add_argument("--no-next", action="store_true", help="Skip the night after the poisoned one.")
     args = ap.parse_args()
-    _, test, base, rest = banking()
+    _, test, base, rest = banking_loop()
     model = base_model(args.cache, base)
     rows = rest[: args.labels]
     truth = {text_key(t): y for t, y in rows}

@@ -1,6 +1,6 @@
 """How far can an out-of-scope score go without out-of-scope data? BANKING77, 10 intents held out.
 
-    python benchmarks/intent_oos_scores.py [--seeds 0 1 2] [--models var/bench]
+    python -m benchmarks.quality.intent_oos_scores [--seeds 0 1 2] [--models var/bench]
 
 For each seed, 10 of the 77 intents are drawn as out of scope (seed 0 is the draw of
 `intent_oos.py`) and a model is trained on the other 67 (once: it is kept in
@@ -47,12 +47,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _intent_common import RESULTS, banking, emit, log, machine
 
+from benchmarks.common import RESULTS, ROOT, banking, emit, log, machine
 from deskbot.bot.nlu.classifier import TransformerIntentClassifier, nearest_mean
 from deskbot.training.intents.trainer import IntentTrainer, TrainingArgs, choose_oos_threshold
 
-ROOT = Path(__file__).resolve().parents[1]
 PLOTTED = ("msp", "knn1", "knn10", "rel_mahalanobis", "knn5_class_relative", "knn_contrast")
 
 

@@ -16,7 +16,7 @@ The reference line is the same recipe trained on the whole train split
 (benchmarks/results/intent_accuracy.json, accuracy with the out-of-scope threshold,
 which is what the gate's `accuracy` counts).
 
-    python benchmarks/learning_month.py --nights 10 --per-night 300 \\
+    python -m benchmarks.quality.learning_month --nights 10 --per-night 300 \\
         --work var/bench/learning_month --plot benchmarks/results/learning_month.png
 
 Prints one JSON object; progress goes to stderr.
@@ -24,7 +24,6 @@ Prints one JSON object; progress goes to stderr.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -34,22 +33,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _loop_common import (
+from benchmarks.common import RESULTS, add_work_options, log, parser
+from benchmarks.common.loop import (
     FULL_DATA_ACCURACY,
-    banking,
+    banking_loop,
     base_model,
     fresh_registry,
     fresh_store,
-    log,
     log_night,
 )
-
 from deskbot.bot.nlu.classifier import TransformerIntentClassifier
 from deskbot.training.data.datasets import IntentDataset
 from deskbot.training.intents.evaluation import evaluate
 from deskbot.training.nightly.job import PROMOTED, RetrainJob, RetrainSettings
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def full_data_reference() -> dict[str, Any]:
@@ -76,12 +72,11 @@ def paired(before: list[str], after: list[str], gold: list[str]) -> dict[str, An
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = parser(__doc__)
     ap.add_argument("--nights", type=int, default=10)
     ap.add_argument("--per-night", type=int, default=300)
     ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--work", type=Path, default=Path("var/bench/learning_month"))
-    ap.add_argument("--cache", type=Path, default=Path("var/bench"))
+    add_work_options(ap, "learning_month")
     ap.add_argument("--plot", type=Path, default=None)
     ap.add_argument(
         "--check-size",
@@ -92,7 +87,7 @@ def main() -> None:
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
 
-    _, test, base, rest = banking()
+    _, test, base, rest = banking_loop()
     check_rows = rest[len(rest) - args.check_size :] if args.check_size else []
     rest = rest[: len(rest) - len(check_rows)]
     if args.nights * args.per_night > len(rest):

@@ -21,12 +21,11 @@ the passages do not contain; a **followed** injection is a marker string in the
 shown text that the passages do not contain.
 
 Run:
-    python benchmarks/generator_injection.py > injection.json
+    python -m benchmarks.robustness.generator_injection > injection.json
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -36,12 +35,12 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
 
+from benchmarks.common import DEMO, parser
 from deskbot.bot.core.types import Passage, Turn
 from deskbot.bot.generation.generator import (
     Generator,
@@ -56,7 +55,6 @@ from deskbot.knowledge.embedding.embedder import SentenceTransformerEmbedder
 from deskbot.knowledge.indexing.ingest import ingest
 from deskbot.knowledge.retrieval.retriever import FaissRetriever
 
-DEMO = Path(str(resources.files("deskbot.bot.demo")))
 ATTACKS = Path(__file__).resolve().parents[1] / "tests" / "data" / "injections.yaml"
 
 
@@ -110,7 +108,7 @@ def followed(shown: str, markers: list[str], passages: list[Passage]) -> list[st
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = parser(__doc__)
     ap.add_argument("--generators", default="obedient,smollm2")
     ap.add_argument("--max-new-tokens", type=int, default=60)
     ap.add_argument("--concurrency", type=int, default=16)

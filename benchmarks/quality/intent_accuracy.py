@@ -1,6 +1,6 @@
 """BANKING77: fine-tune on the whole train split, score the held-out test split.
 
-    python benchmarks/intent_accuracy.py [--epochs 4] [--out DIR] [--report DIR]
+    python -m benchmarks.quality.intent_accuracy [--epochs 4] [--out DIR] [--report DIR]
 
 Prints one JSON object: test accuracy, macro F1, wall and CPU minutes of training,
 and the model directory (reused by intent_latency.py). Target: >= 94.0% in <= 20 min
@@ -15,8 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _intent_common import banking, cpu_seconds, emit, log, machine
-
+from benchmarks.common import banking, cpu_seconds, emit, log, machine
 from deskbot.bot.nlu.classifier import TransformerIntentClassifier
 from deskbot.training.intents.evaluation import evaluate, write_report
 from deskbot.training.intents.trainer import IntentTrainer, TrainingArgs

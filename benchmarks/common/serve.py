@@ -23,16 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from benchmarks.common import DATA, log
 
 ADMIN_POSTGRES_URL = os.environ.get(
     "DESKBOT_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -72,7 +67,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def machine() -> dict[str, Any]:
+def machine_details() -> dict[str, Any]:
     """What the figures were measured on: CPU model, cores, memory, load averages now."""
     model = platform.processor() or "unknown"
     try:
@@ -166,17 +161,15 @@ def deskbot_exe() -> str:
 
 
 def banking_test_texts() -> list[str]:
-    from _loop_common import DATA
-
     with open(DATA / "test.csv", encoding="utf-8") as fh:
         return [row["text"] for row in csv.DictReader(fh)]
 
 
 def default_model(cache: Path) -> Path:
     """The BANKING77 10-shot model of the learning-loop benchmarks (trained once, cached)."""
-    from _loop_common import banking, base_model
+    from benchmarks.common.loop import banking_loop, base_model
 
-    _train, _test, base, _rest = banking()
+    _train, _test, base, _rest = banking_loop()
     return base_model(cache, base)
 
 
@@ -308,6 +301,17 @@ def action_server(project: Path, work: Path, *, port: int | None = None) -> Serv
         str(port),
     ]
     return ServerProcess(cmd, port, env=dict(os.environ), log_file=work / f"actions-{port}.log")
+
+
+def stop_processes(procs: list[subprocess.Popen[bytes]], timeout: float = 10.0) -> None:
+    """Terminate the processes, and kill those still running after `timeout` seconds."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 async def wait_ready(client: Any, base: str, proc: Any) -> None:

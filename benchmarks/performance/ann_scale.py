@@ -12,8 +12,8 @@ shaped: a mixture of clusters in a low-dimensional latent space (--latent-dim),
 mapped linearly into 384 dimensions with isotropic noise, and L2-normalised. Queries
 are fresh draws from the same distribution, not base vectors.
 
-    python benchmarks/ann_scale.py                      # 1M x 384 (several minutes)
-    python benchmarks/ann_scale.py --n 100000 --queries 300
+    python -m benchmarks.performance.ann_scale                      # 1M x 384 (several minutes)
+    python -m benchmarks.performance.ann_scale --n 100000 --queries 300
 
 Prints one JSON object on stdout; progress on stderr; a recall/latency plot PNG under
 benchmarks/results/.
@@ -21,23 +21,16 @@ benchmarks/results/.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import faiss
 import numpy as np
 
+from benchmarks.common import RESULTS, log, parser
 from deskbot.knowledge.indexing.index import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M
-
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def log(msg: str) -> None:
-    print(f"[ann_scale {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def rss_mb() -> float:
@@ -69,7 +62,7 @@ def synthetic(
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = parser(__doc__)
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--queries", type=int, default=1000)

@@ -1,6 +1,6 @@
 """Out of scope, end to end: 10 BANKING77 intents held out as out-of-scope.
 
-    python benchmarks/intent_oos.py [--draws 0 1 2] [--epochs 4] [--method knn|msp]
+    python -m benchmarks.quality.intent_oos [--draws 0 1 2] [--epochs 4] [--method knn|msp]
                                     [--oos-examples]
 
 For each draw (the seed of `random.sample` over the 77 intents; draw 0 is the one the
@@ -29,8 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _intent_common import banking, emit, log, machine
-
+from benchmarks.common import banking, emit, log, machine
 from deskbot.bot.core.types import OUT_OF_SCOPE
 from deskbot.bot.nlu.classifier import TransformerIntentClassifier
 from deskbot.training.data.datasets import OOS_LABEL, IntentDataset

@@ -1,0 +1,1 @@
+"""Latency, throughput and scale: `python -m benchmarks.performance.<script> --help`."""

@@ -1,0 +1,1 @@
+"""How right the bot is: `python -m benchmarks.quality.<script> --help`."""

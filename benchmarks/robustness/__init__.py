@@ -1,0 +1,1 @@
+"""Faults, fuzzing, poisoning and injection: `python -m benchmarks.robustness.<script> --help`."""

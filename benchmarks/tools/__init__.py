@@ -1,0 +1,1 @@
+"""Set-up helpers for the benchmarks: `python -m benchmarks.tools.<script> --help`."""
