@@ -1,26 +1,31 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from deskbot.knowledge.embedding.embedder import Embedder
 from deskbot.knowledge.errors import IndexCorrupt
 from deskbot.knowledge.indexing.index import list_versions, load_version, read_pointer
 from deskbot.knowledge.indexing.ingest import ingest
-from deskbot.knowledge.retrieval.retriever import FaissRetriever
+from deskbot.knowledge.retrieval.retriever import EmbedTexts, FaissRetriever
 from tests.conftest import DEMO_FAQ
 from tests.knowledge.indexing.conftest import ENTRIES, write_faq
 
 
-def test_retrieval_finds_the_demo_answer(faq_index_dir: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_retrieval_finds_the_demo_answer(faq_index_dir: Path, embedder: Embedder) -> None:
     hits = FaissRetriever(faq_index_dir, embedder).retrieve("my card hasn't arrived yet", top_k=3)
     assert hits[0].id == "card-arrival"
     assert hits[0].score > hits[1].score > 0
     assert Path(hits[0].source) == DEMO_FAQ and hits[0].question
 
 
-def test_reingest_embeds_only_what_changed_and_drops_deleted(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_reingest_embeds_only_what_changed_and_drops_deleted(
+    tmp_path: Path, embedder: Embedder
+) -> None:
     index = tmp_path / "idx"
     first = ingest(
         [write_faq(tmp_path / "faq.yaml", ENTRIES)], index, embedder, show_progress=False
@@ -50,7 +55,7 @@ def test_reingest_embeds_only_what_changed_and_drops_deleted(tmp_path: Path, emb
     assert retriever.retrieve("card not arrived", top_k=1)[0].text == "Two days."
 
 
-def test_a_running_retriever_picks_up_a_new_version(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_a_running_retriever_picks_up_a_new_version(tmp_path: Path, embedder: Embedder) -> None:
     index = tmp_path / "idx"
     ingest([write_faq(tmp_path / "a.yaml", ENTRIES[:1])], index, embedder, show_progress=False)
     retriever = FaissRetriever(index, embedder)
@@ -60,8 +65,8 @@ def test_a_running_retriever_picks_up_a_new_version(tmp_path: Path, embedder) ->
 
 
 def test_a_corrupted_version_is_refused_and_the_previous_keeps_serving(
-    tmp_path: Path, embedder
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, embedder: Embedder
+) -> None:
     index = tmp_path / "idx"
     ingest([write_faq(tmp_path / "a.yaml", ENTRIES)], index, embedder, show_progress=False)
     retriever = FaissRetriever(index, embedder)
@@ -70,7 +75,8 @@ def test_a_corrupted_version_is_refused_and_the_previous_keeps_serving(
     assert good is not None
     ingest([write_faq(tmp_path / "a.yaml", ENTRIES[:2])], index, embedder, show_progress=False)
     bad = read_pointer(index)
-    (index / "versions" / bad / "index.faiss").write_bytes(b"garbage")  # type: ignore[operator]
+    assert bad is not None
+    (index / "versions" / bad / "index.faiss").write_bytes(b"garbage")
     with pytest.raises(IndexCorrupt, match="cannot be read"):
         load_version(index)
     assert retriever.retrieve("PIN blocked", top_k=1)[0].id == "pin"
@@ -78,11 +84,12 @@ def test_a_corrupted_version_is_refused_and_the_previous_keeps_serving(
 
 
 def test_no_half_built_version_is_ever_visible(
-    tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     index = tmp_path / "idx"
     ingest([write_faq(tmp_path / "a.yaml", ENTRIES)], index, embedder, show_progress=False)
     live = read_pointer(index)
+    assert live is not None
 
     def crash(*_a: object, **_k: object) -> None:
         raise RuntimeError("disk full")
@@ -93,7 +100,7 @@ def test_no_half_built_version_is_ever_visible(
     assert read_pointer(index) == live
     assert list_versions(index) == [live]
     assert not [p for p in (index / "versions").iterdir() if p.name.startswith(".")]
-    shutil.rmtree(index / "versions" / live)  # type: ignore[operator]
+    shutil.rmtree(index / "versions" / live)
     with pytest.raises(IndexCorrupt, match="missing manifest.json"):
         load_version(index)
 
@@ -101,11 +108,11 @@ def test_no_half_built_version_is_ever_visible(
 class _Shared:
     """A shared encoder over a real embedder (the bot passes the intent model's)."""
 
-    def __init__(self, embedder, model: str = "shared:v1", broken: bool = False) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, embedder: Embedder, model: str = "shared:v1", broken: bool = False) -> None:
         self.embedder, self.model, self.broken, self.calls = embedder, model, broken, 0
 
-    def snapshot(self):  # type: ignore[no-untyped-def]
-        def embed(texts):  # type: ignore[no-untyped-def]
+    def snapshot(self) -> tuple[str, EmbedTexts]:
+        def embed(texts: Sequence[str]) -> np.ndarray:
             self.calls += 1
             if self.broken:
                 raise RuntimeError("the shared model broke")
@@ -115,8 +122,8 @@ class _Shared:
 
 
 def test_a_query_vector_from_the_shared_encoder_searches_its_own_vectors(
-    tmp_path: Path, embedder
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, embedder: Embedder
+) -> None:
     index = tmp_path / "idx"
     ingest([write_faq(tmp_path / "a.yaml", ENTRIES)], index, embedder, show_progress=False)
     shared = _Shared(embedder)
@@ -142,7 +149,9 @@ def test_a_query_vector_from_the_shared_encoder_searches_its_own_vectors(
     assert retriever.shared_model == "shared:v2"
 
 
-def test_a_failing_shared_encoder_leaves_the_embedder_answering(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_a_failing_shared_encoder_leaves_the_embedder_answering(
+    tmp_path: Path, embedder: Embedder
+) -> None:
     index = tmp_path / "idx"
     ingest([write_faq(tmp_path / "a.yaml", ENTRIES)], index, embedder, show_progress=False)
     shared = _Shared(embedder, broken=True)

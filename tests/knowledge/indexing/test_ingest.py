@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from deskbot.knowledge.embedding.embedder import Embedder
 from deskbot.knowledge.errors import IndexCorrupt, SourceError
 from deskbot.knowledge.indexing.index import load_version, read_pointer, write_version
 from deskbot.knowledge.indexing.ingest import ingest
@@ -35,8 +37,8 @@ def knowledge(tmp_path: Path) -> Path:
 
 
 def test_a_folder_of_faqs_and_documents_is_cited_by_file_and_line(
-    knowledge: Path, tmp_path: Path, embedder
-) -> None:  # type: ignore[no-untyped-def]
+    knowledge: Path, tmp_path: Path, embedder: Embedder
+) -> None:
     report = ingest([knowledge], tmp_path / "idx", embedder, show_progress=False)
     assert report.passages == 5 and report.problems == []
     manifest = report.manifest
@@ -50,8 +52,8 @@ def test_a_folder_of_faqs_and_documents_is_cited_by_file_and_line(
 
 
 def test_bad_files_are_skipped_and_reported_unless_strict(
-    knowledge: Path, tmp_path: Path, embedder
-) -> None:  # type: ignore[no-untyped-def]
+    knowledge: Path, tmp_path: Path, embedder: Embedder
+) -> None:
     (knowledge / "scan.md").write_bytes(b"\x00\x01binary")
     (knowledge / "empty.csv").write_text("", encoding="utf-8")
     bad_rows = knowledge / "more.jsonl"
@@ -82,7 +84,9 @@ def test_bad_files_are_skipped_and_reported_unless_strict(
         ingest([knowledge / "scan.md"], tmp_path / "idx", embedder, show_progress=False)
 
 
-def test_alternative_questions_from_examples_are_extra_vectors(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_alternative_questions_from_examples_are_extra_vectors(
+    tmp_path: Path, embedder: Embedder
+) -> None:
     faq = write_faq(tmp_path / "faq.yaml", ENTRIES)
     examples = tmp_path / "train.csv"
     examples.write_text(
@@ -117,7 +121,7 @@ def test_alternative_questions_from_examples_are_extra_vectors(tmp_path: Path, e
     assert (again.embedded, again.vectors) == (0, 4)
 
 
-def test_scores_routing_lexical_and_min_score(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_scores_routing_lexical_and_min_score(tmp_path: Path, embedder: Embedder) -> None:
     faq = write_faq(tmp_path / "faq.yaml", ENTRIES)
     ingest([faq], tmp_path / "idx", embedder, show_progress=False)
     plain = FaissRetriever(tmp_path / "idx", embedder, min_score=0.5, lexical_weight=0.0)
@@ -141,7 +145,7 @@ def test_scores_routing_lexical_and_min_score(tmp_path: Path, embedder) -> None:
         FaissRetriever(tmp_path / "idx", embedder, min_score=2.0)
 
 
-def test_hnsw_choice_and_parameters_are_recorded(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_hnsw_choice_and_parameters_are_recorded(tmp_path: Path, embedder: Embedder) -> None:
     faq = write_faq(tmp_path / "faq.yaml", ENTRIES)
     report = ingest([faq], tmp_path / "idx", embedder, index_type="hnsw", show_progress=False)
     raw = json.loads(
@@ -153,7 +157,7 @@ def test_hnsw_choice_and_parameters_are_recorded(tmp_path: Path, embedder) -> No
     assert hits[0].id == "pin" and len(hits) == 2
 
 
-def test_damaged_versions_are_refused_with_what_to_do(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_damaged_versions_are_refused_with_what_to_do(tmp_path: Path, embedder: Embedder) -> None:
     faq = write_faq(tmp_path / "faq.yaml", ENTRIES)
     index = tmp_path / "idx"
     ingest([faq], index, embedder, show_progress=False)
@@ -162,7 +166,7 @@ def test_damaged_versions_are_refused_with_what_to_do(tmp_path: Path, embedder) 
     good = retriever.version
     assert good is not None
     version_dir = index / "versions" / str(read_pointer(index))
-    damage = {
+    damage: dict[str, Callable[[Path], object]] = {
         "owners.npy": lambda p: p.write_bytes(b"not numpy"),
         "passages.jsonl": lambda p: p.write_text(
             p.read_text().splitlines()[0] + "\n", encoding="utf-8"
@@ -184,7 +188,7 @@ def test_damaged_versions_are_refused_with_what_to_do(tmp_path: Path, embedder) 
         FaissRetriever(index, embedder).warm_up()
 
 
-def test_format_1_indexes_still_load(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_format_1_indexes_still_load(tmp_path: Path, embedder: Embedder) -> None:
     faq = write_faq(tmp_path / "faq.yaml", ENTRIES)
     ingest([faq], tmp_path / "src", embedder, show_progress=False)
     old = load_version(tmp_path / "src")

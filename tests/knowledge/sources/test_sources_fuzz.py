@@ -155,8 +155,8 @@ def check_source(path: Path, data: bytes) -> None:
         message = str(exc)
         assert str(path) in message and len(message) < 2000, message[:300]
         return
-    for p in problems:
-        assert isinstance(p, RowProblem) and p.message and len(str(p)) < 2000
+    for problem in problems:
+        assert isinstance(problem, RowProblem) and problem.message and len(str(problem)) < 2000
     ids = [p.id for p in passages]
     assert len(set(ids)) == len(ids)
     for p in passages:
