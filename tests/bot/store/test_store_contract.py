@@ -25,6 +25,12 @@ def run_together(target: Callable[..., None], calls: list[tuple[Any, ...]]) -> N
         t.join()
 
 
+def status_of(store: SqlConversationStore, conversation_id: str) -> str:
+    conv = store.get_conversation(conversation_id)
+    assert conv is not None
+    return conv.status
+
+
 @pytest.fixture
 def store(database_url: str) -> Iterator[SqlConversationStore]:
     engine = create_store_engine(database_url)
@@ -37,7 +43,8 @@ def test_session_token_finds_the_conversation_and_is_stored_hashed(
     store: SqlConversationStore,
 ) -> None:
     conv, token = store.create_conversation(customer_id="c-1")
-    assert store.conversation_by_token(token).id == conv.id  # type: ignore[union-attr]
+    found = store.conversation_by_token(token)
+    assert found is not None and found.id == conv.id
     assert store.conversation_by_token(token + "x") is None
     assert conv.token_hash == hash_token(token) != token
     with store.engine.connect() as conn:
@@ -98,31 +105,34 @@ def test_exactly_one_of_many_agents_claims_a_handoff(store: SqlConversationStore
     assert (
         store.open_handoff(conv.id, "again").id == handoff.id
     )  # one open handoff per conversation
-    assert store.get_conversation(conv.id).status == "handoff"  # type: ignore[union-attr]
+    assert handoff.id is not None and status_of(store, conv.id) == "handoff"
+    hid = handoff.id
     barrier = threading.Barrier(6)
     wins: list[str] = []
 
     def claim(agent: str) -> None:
         barrier.wait()
-        if store.claim_handoff(handoff.id, agent):  # type: ignore[arg-type]
+        if store.claim_handoff(hid, agent):
             wins.append(agent)
 
     run_together(claim, [(f"agent{i}",) for i in range(6)])
     assert len(wins) == 1
     assert [h.claimed_by for h in store.handoff_queue(statuses=("claimed",))] == wins
-    store.resolve_handoff(handoff.id)  # type: ignore[arg-type]
-    assert store.get_conversation(conv.id).status == "open"  # type: ignore[union-attr]
+    store.resolve_handoff(hid)
+    assert status_of(store, conv.id) == "open"
     assert store.handoff_queue() == []
 
 
 def test_labels_and_feedback_are_kept(store: SqlConversationStore) -> None:
     conv, _ = store.create_conversation()
     turn = store.append_turn(conv.id, "bot", "answer", intent="exchange_rate")
-    store.set_feedback(turn.id, -1)  # type: ignore[arg-type]
+    assert turn.id is not None
+    store.set_feedback(turn.id, -1)
     store.add_label(
         turn.id, "ann", intent="card_arrival", answer_wrong=True, correct_answer="Try X"
-    )  # type: ignore[arg-type]
-    assert store.get_turn(turn.id).feedback == -1  # type: ignore[arg-type,union-attr]
+    )
+    stored = store.get_turn(turn.id)
+    assert stored is not None and stored.feedback == -1
     [label] = store.labels()
     assert (label.intent, label.answer_wrong, label.correct_answer) == (
         "card_arrival",
@@ -130,7 +140,7 @@ def test_labels_and_feedback_are_kept(store: SqlConversationStore) -> None:
         "Try X",
     )
     with pytest.raises(ValueError):
-        store.set_feedback(turn.id, 5)  # type: ignore[arg-type]
+        store.set_feedback(turn.id, 5)
 
 
 def test_sqlite_writers_in_one_process_take_turns_instead_of_meeting_the_lock(
