@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import yaml
@@ -63,18 +63,9 @@ def train_intents(
     cfg = load(config) if (data is None or out is None or config.exists()) else None
     raw_args = dict(cfg.training) if cfg else {}
     try:
-        if args_file is not None:
-            try:
-                loaded = load_yaml(args_file.read_text(encoding="utf-8")) or {}
-            except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-                raise fail(f"{args_file}: cannot read training arguments: {exc}") from None
-            if not isinstance(loaded, dict):
-                raise fail(f"{args_file}: expected a mapping of training arguments")
-            raw_args.update(loaded)
-        if max_steps is not None:
-            raw_args["max_steps"] = max_steps
-        if epochs is not None:
-            raw_args["epochs"] = epochs
+        raw_args.update(_read_training_args(args_file) if args_file is not None else {})
+        overrides = {"max_steps": max_steps, "epochs": epochs}
+        raw_args.update({k: v for k, v in overrides.items() if v is not None})
         args = TrainingArgs.from_dict(raw_args)
         data_path = data or (cfg.intents.train_data if cfg else None)
         if data_path is None:
@@ -82,10 +73,9 @@ def train_intents(
         dataset = load_intents(data_path)
         valid_set = load_intents(valid) if valid else None
         registry = ModelRegistry(cfg.intents.registry) if cfg and out is None else None
-        version = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         if out is None:
             assert registry is not None
-            out = registry.versions_dir / version
+            out = registry.versions_dir / time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         typer.echo(f"training on {len(dataset)} examples, {len(dataset.intents)} intents -> {out}")
         result = IntentTrainer(args).train(dataset, out, valid=valid_set, version=out.name)
     except (DeskbotError, KnowledgeError) as exc:
@@ -100,6 +90,17 @@ def train_intents(
             raise fail("--promote needs the registry of a config (drop --out)")
         registry.set_live(m.version, reason="train --promote")
         typer.echo(f"{m.version} is live")
+
+
+def _read_training_args(path: Path) -> dict[str, Any]:
+    """A YAML mapping of `TrainingArgs` fields (`--args`)."""
+    try:
+        loaded = load_yaml(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise fail(f"{path}: cannot read training arguments: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise fail(f"{path}: expected a mapping of training arguments")
+    return loaded
 
 
 @eval_app.command("intents")

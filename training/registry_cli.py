@@ -6,7 +6,7 @@ import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,6 +19,10 @@ models_app = typer.Typer(help="Model versions and the live pointer.", no_args_is
 quarantine_app = typer.Typer(
     help="Agent labels kept out of training until reviewed.", no_args_is_help=True
 )
+
+if TYPE_CHECKING:
+    from deskbot.bot.core.config import BotConfig
+    from deskbot.training.nightly.job import RetrainJob, RetrainOutcome
 
 ConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", envvar="DESKBOT_CONFIG", help="The bot's config.")
@@ -171,35 +175,19 @@ def retrain(
     Exits 0 whether the candidate was promoted or rejected (see the report), 2 on an
     error, 3 when another run holds the lock.
     """
-    from deskbot.bot.server.container import build_store
-    from deskbot.training.data.datasets import load_intents
     from deskbot.training.data.faq_proposals import FaqLoop
-    from deskbot.training.nightly.job import RetrainBusy, RetrainJob, RetrainSettings
+    from deskbot.training.nightly.job import RetrainBusy
 
     cfg = load(config)
     if cfg.intents.train_data is None or cfg.intents.test_data is None:
         raise fail("retrain needs intents.train_data and intents.test_data (the held-out set)")
     try:
-        path = settings_file or (cfg.root / RETRAIN_SETTINGS)
-        settings = RetrainSettings.from_file(path) if path.is_file() else RetrainSettings()
-        if settings_file is not None and not settings_file.is_file():
-            raise fail(f"{settings_file}: no such settings file")
-        store = build_store(cfg)
-        job = RetrainJob(
-            store=store,
-            registry=ModelRegistry(cfg.intents.registry),
-            base_data=load_intents(cfg.intents.train_data),
-            heldout=load_intents(cfg.intents.test_data),
-            settings=settings,
-            base_training=dict(cfg.training),
-            reports_dir=reports or (cfg.root / "var" / "reports" / "retrain"),
-            progress=progress,
-        )
+        job = _retrain_job(cfg, settings_file, reports, progress)
         started = time.perf_counter()
         outcome = job.run(
             since=since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
         )
-        faq = FaqLoop.from_config(cfg).run(store)
+        faq = FaqLoop.from_config(cfg).run(job.store)
     except RetrainBusy as exc:
         raise fail(str(exc), code=3) from None
     except (DeskbotError, KnowledgeError) as exc:
@@ -207,9 +195,38 @@ def retrain(
     if as_json:
         typer.echo(json.dumps({**outcome.to_dict(), "faq": faq}, default=str))
         return
+    _print_outcome(outcome, faq, time.perf_counter() - started)
+
+
+def _retrain_job(
+    cfg: BotConfig, settings_file: Path | None, reports: Path | None, progress: bool
+) -> RetrainJob:
+    from deskbot.bot.server.container import build_store
+    from deskbot.training.data.datasets import load_intents
+    from deskbot.training.nightly.job import RetrainJob, RetrainSettings
+
+    assert cfg.intents.train_data is not None and cfg.intents.test_data is not None
+    path = settings_file or (cfg.root / RETRAIN_SETTINGS)
+    settings = RetrainSettings.from_file(path) if path.is_file() else RetrainSettings()
+    if settings_file is not None and not settings_file.is_file():
+        raise fail(f"{settings_file}: no such settings file")
+    return RetrainJob(
+        store=build_store(cfg),
+        registry=ModelRegistry(cfg.intents.registry),
+        base_data=load_intents(cfg.intents.train_data),
+        heldout=load_intents(cfg.intents.test_data),
+        settings=settings,
+        base_training=dict(cfg.training),
+        reports_dir=reports or (cfg.root / "var" / "reports" / "retrain"),
+        progress=progress,
+    )
+
+
+def _print_outcome(outcome: RetrainOutcome, faq: dict[str, Any], seconds: float) -> None:
+    repeat = " (repeat of an earlier run)" if outcome.repeated else ""
     typer.echo(
-        f"run {outcome.run_id}: {outcome.decision}{' (repeat of an earlier run)' if outcome.repeated else ''}"
-        f"; live {outcome.live_before} -> {outcome.live_after} ({time.perf_counter() - started:.0f} s)"
+        f"run {outcome.run_id}: {outcome.decision}{repeat}"
+        f"; live {outcome.live_before} -> {outcome.live_after} ({seconds:.0f} s)"
     )
     for reason in outcome.reasons:
         typer.echo(f"  {reason}")

@@ -1,7 +1,10 @@
 """Intent training data: CSV (`text,category`) or Rasa-style `nlu.yml`.
 
 The label `oos` marks out-of-scope examples. They fit the out-of-scope detector and
-are scored as out-of-scope, never learnt as an intent.
+are scored as out-of-scope, never learnt as an intent. `out_of_scope` (what the
+classifier predicts, `deskbot.bot.core.types.OUT_OF_SCOPE`) means the same wherever a
+label is read: `as_label` turns either spelling into `OOS_LABEL`, the one name the
+training code uses.
 """
 
 from __future__ import annotations
@@ -19,15 +22,28 @@ from pathlib import Path
 import yaml
 
 from deskbot.bot.core.errors import DataError
+from deskbot.bot.core.types import OUT_OF_SCOPE
 from deskbot.knowledge.files.safe_yaml import brief, load_yaml
 
 OOS_LABEL = "oos"
 MAX_TEXT_CHARS = 2_000
 
 
+def as_label(label: str) -> str:
+    """A label as the training code names it: out of scope, however spelt, is `OOS_LABEL`.
+
+    Used where labels come in: data files, the store's labels and predictions, a
+    classifier's predictions. Nothing past those readers compares against both spellings.
+    """
+    return OOS_LABEL if label == OUT_OF_SCOPE else label
+
+
 @dataclass(frozen=True)
 class IntentDataset:
-    """Texts with their labels (`oos` allowed), and where they came from."""
+    """Texts with their labels (`oos` allowed), and where they came from.
+
+    Labels `out_of_scope` become `oos` on creation (see `as_label`).
+    """
 
     texts: tuple[str, ...]
     labels: tuple[str, ...]
@@ -37,6 +53,8 @@ class IntentDataset:
     def __post_init__(self) -> None:
         if len(self.texts) != len(self.labels):
             raise ValueError("texts and labels differ in length")
+        if OUT_OF_SCOPE in self.labels:  # a dataset holds one name for out of scope
+            object.__setattr__(self, "labels", tuple(as_label(y) for y in self.labels))
 
     def __len__(self) -> int:
         return len(self.texts)

@@ -33,9 +33,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import col
 
-from deskbot.bot.core.types import OUT_OF_SCOPE
 from deskbot.bot.store import AgentLabel, Conversation, Handoff, SqlConversationStore, TurnRecord
-from deskbot.training.data.datasets import OOS_LABEL, IntentDataset, normalize_text
+from deskbot.training.data.datasets import OOS_LABEL, IntentDataset, as_label, normalize_text
 from deskbot.training.data.pii import PiiRedactor
 
 logger = logging.getLogger(__name__)
@@ -139,10 +138,6 @@ class _Turn:
     feedback: int | None
 
 
-def _label(intent: str) -> str:
-    return OOS_LABEL if intent in (OUT_OF_SCOPE, OOS_LABEL) else intent
-
-
 def export_examples(
     store: SqlConversationStore,
     *,
@@ -163,12 +158,36 @@ def export_examples(
         exclude_labels: ids of agent labels to ignore (the quarantine): as if never given.
     """
     settings = settings or ExportSettings()
-    redactor = redactor or PiiRedactor()
-    heldout = frozenset(heldout)
-    excluded = frozenset(exclude_labels)
-    stats: Counter[str] = Counter()
-    redacted: Counter[str] = Counter()
+    result = ExportResult([])
+    rows = _read_store(store, since)
+    log = _Log.from_rows(rows.turns, since)
+    _read_labels(log, rows.labels, frozenset(exclude_labels), result.stats)
+    _read_feedback(log)
+    candidates = _agent_candidates(log, result.stats) + _confirmed_candidates(
+        log, rows, settings, result.stats
+    )
+    result.examples = _choose(
+        candidates, log, redactor or PiiRedactor(), frozenset(heldout), result
+    )
+    logger.info(
+        "exported %d examples (%d from agents) from %d turns and %d labels",
+        len(result.examples),
+        sum(e.source == AGENT for e in result.examples),
+        len(log.turns),
+        len(rows.labels),
+    )
+    return result
 
+
+@dataclass
+class _StoreRows:
+    turns: list[Any]
+    labels: list[Any]
+    statuses: dict[str, str]
+    handed_off: set[str]
+
+
+def _read_store(store: SqlConversationStore, since: datetime | None) -> _StoreRows:
     with store.engine.connect() as conn:
         q = select(
             col(TurnRecord.id),
@@ -181,7 +200,7 @@ def export_examples(
             col(TurnRecord.feedback),
             col(TurnRecord.created_at),
         ).order_by(col(TurnRecord.conversation_id), col(TurnRecord.seq))
-        turn_rows = conn.execute(q).all()
+        turn_rows = list(conn.execute(q).all())
         label_q = select(
             col(AgentLabel.id),
             col(AgentLabel.turn_id),
@@ -191,101 +210,142 @@ def export_examples(
         ).order_by(col(AgentLabel.id))
         if since is not None:
             label_q = label_q.where(col(AgentLabel.created_at) >= since)
-        label_rows = conn.execute(label_q).all()
+        label_rows = list(conn.execute(label_q).all())
         statuses: dict[str, str] = {
             r[0]: r[1] for r in conn.execute(select(col(Conversation.id), col(Conversation.status)))
         }
         handed_off = {r[0] for r in conn.execute(select(col(Handoff.conversation_id)).distinct())}
+    return _StoreRows(turn_rows, label_rows, statuses, handed_off)
 
-    # The customer's message each turn is about: a user turn itself, or the last user
-    # turn before a bot (or agent) turn in the same conversation.
-    turns: dict[int, _Turn] = {}
-    customer_of: dict[int, int] = {}
-    last_user: dict[str, int] = {}
-    recent: set[int] = set()
-    for r in turn_rows:
-        t = _Turn(r.id, r.conversation_id, r.role, r.text, r.intent, r.confidence, r.feedback)
-        turns[t.id] = t
-        if t.role == "user":
-            last_user[t.conversation_id] = t.id
-            customer_of[t.id] = t.id
-        elif t.conversation_id in last_user:
-            customer_of[t.id] = last_user[t.conversation_id]
-        if since is None or r.created_at is None or _aware(r.created_at) >= _aware(since):
-            recent.add(t.id)
 
-    # 1. agent labels, grouped by the customer message they are about
-    agent_intents: dict[int, set[str]] = defaultdict(set)
-    label_refs: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
-    answer_disputed: set[int] = set()
+@dataclass
+class _Log:
+    """The store's turns, and what agents and customers said about each customer message."""
+
+    turns: dict[int, _Turn]
+    customer_of: dict[int, int]  # turn id -> the customer message it is about
+    recent: set[int]  # turns since `since`
+    agent_intents: dict[int, set[str]] = field(default_factory=lambda: defaultdict(set))
+    label_refs: dict[int, list[tuple[int, str, str]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    answer_disputed: set[int] = field(default_factory=set)
+    thumbs: dict[int, set[int]] = field(default_factory=lambda: defaultdict(set))
+    prediction: dict[int, tuple[str, float]] = field(default_factory=dict)
+
+    @classmethod
+    def from_rows(cls, turn_rows: list[Any], since: datetime | None) -> _Log:
+        """The customer's message each turn is about: a user turn itself, or the last user
+        turn before a bot (or agent) turn in the same conversation."""
+        log = cls({}, {}, set())
+        last_user: dict[str, int] = {}
+        for r in turn_rows:
+            t = _Turn(r.id, r.conversation_id, r.role, r.text, r.intent, r.confidence, r.feedback)
+            log.turns[t.id] = t
+            if t.role == "user":
+                last_user[t.conversation_id] = t.id
+                log.customer_of[t.id] = t.id
+            elif t.conversation_id in last_user:
+                log.customer_of[t.id] = last_user[t.conversation_id]
+            if since is None or r.created_at is None or _aware(r.created_at) >= _aware(since):
+                log.recent.add(t.id)
+        return log
+
+
+def _read_labels(
+    log: _Log, label_rows: list[Any], excluded: frozenset[int], stats: Counter[str]
+) -> None:
+    """1. agent labels, grouped by the customer message they are about."""
     for label_id, turn_id, agent, intent, answer_wrong in label_rows:
         assert label_id is not None  # a primary key
         if label_id in excluded:
             stats["quarantined_labels"] += 1
             continue
-        cid = customer_of.get(turn_id)
+        cid = log.customer_of.get(turn_id)
         if cid is None:
             stats["label_without_customer_message"] += 1
             continue
         if intent:
-            agent_intents[cid].add(_label(intent))
-            label_refs[cid].append((label_id, agent, _label(intent)))
+            log.agent_intents[cid].add(as_label(intent))
+            log.label_refs[cid].append((label_id, agent, as_label(intent)))
         elif answer_wrong:
-            answer_disputed.add(cid)
+            log.answer_disputed.add(cid)
 
-    # 2. feedback and resolution: which customer messages were confirmed or disputed
-    thumbs: dict[int, set[int]] = defaultdict(set)
-    prediction: dict[int, tuple[str, float]] = {}
-    for t in turns.values():
-        cid = customer_of.get(t.id)
+
+def _read_feedback(log: _Log) -> None:
+    """2. feedback and resolution: which customer messages were confirmed or disputed."""
+    for t in log.turns.values():
+        cid = log.customer_of.get(t.id)
         if cid is None:
             continue
-        if t.feedback in (-1, 1) and t.id in recent:
-            thumbs[cid].add(t.feedback)
+        if t.feedback in (-1, 1) and t.id in log.recent:
+            log.thumbs[cid].add(t.feedback)
         if t.role == "bot" and t.intent is not None and t.confidence is not None:
-            prediction[cid] = (t.intent, t.confidence)
+            log.prediction[cid] = (as_label(t.intent), t.confidence)
         elif t.role == "user" and t.intent is not None and t.confidence is not None:
-            prediction.setdefault(cid, (t.intent, t.confidence))
+            log.prediction.setdefault(cid, (as_label(t.intent), t.confidence))
 
-    # (customer turn id, intent, source, agent labels)
-    candidates: list[tuple[int, str, str, tuple[tuple[int, str], ...]]] = []
-    for cid in sorted(agent_intents):
-        intents = agent_intents[cid]
+
+# (customer turn id, intent, source, agent labels)
+_Candidate = tuple[int, str, str, tuple[tuple[int, str], ...]]
+
+
+def _agent_candidates(log: _Log, stats: Counter[str]) -> list[_Candidate]:
+    candidates: list[_Candidate] = []
+    for cid in sorted(log.agent_intents):
+        intents = log.agent_intents[cid]
         if len(intents) > 1:
             stats["conflicting_labels"] += 1
             continue
-        refs = tuple((lid, agent) for lid, agent, _ in label_refs[cid])
+        refs = tuple((lid, agent) for lid, agent, _ in log.label_refs[cid])
         candidates.append((cid, next(iter(intents)), AGENT, refs))
-    for cid, turn in turns.items():
-        if turn.role != "user" or cid in agent_intents:
+    return candidates
+
+
+def _confirmed_candidates(
+    log: _Log, rows: _StoreRows, settings: ExportSettings, stats: Counter[str]
+) -> list[_Candidate]:
+    candidates: list[_Candidate] = []
+    for cid, turn in log.turns.items():
+        if turn.role != "user" or cid in log.agent_intents:
             continue
-        votes = thumbs.get(cid, set())
-        if -1 in votes or cid in answer_disputed:
+        votes = log.thumbs.get(cid, set())
+        if -1 in votes or cid in log.answer_disputed:
             stats["disputed"] += 1
             continue
         confirmed = 1 in votes or (
-            statuses.get(turn.conversation_id) in settings.resolved_statuses
-            and turn.conversation_id not in handed_off
-            and cid in recent
+            rows.statuses.get(turn.conversation_id) in settings.resolved_statuses
+            and turn.conversation_id not in rows.handed_off
+            and cid in log.recent
         )
         if not confirmed:
             continue
-        intent, conf = prediction.get(cid, (OUT_OF_SCOPE, 0.0))
-        if intent == OUT_OF_SCOPE:
+        intent, conf = log.prediction.get(cid, (OOS_LABEL, 0.0))
+        if intent == OOS_LABEL:
             stats["confirmed_out_of_scope"] += 1
             continue
         if conf < settings.min_confidence:
             stats["confirmed_low_confidence"] += 1
             continue
         candidates.append((cid, intent, CONFIRMED, ()))
+    return candidates
 
-    # 3. redact, keep the held-out set out, deduplicate (agents first, conflicts dropped)
+
+def _choose(
+    candidates: list[_Candidate],
+    log: _Log,
+    redactor: PiiRedactor,
+    heldout: frozenset[str],
+    result: ExportResult,
+) -> list[Example]:
+    """3. redact, keep the held-out set out, deduplicate (agents first, conflicts dropped)."""
+    stats = result.stats
     chosen: dict[str, Example] = {}
     conflicted: set[str] = set()
     for cid, intent, source, refs in candidates:
-        raw = turns[cid].text
+        raw = log.turns[cid].text
         red = redactor.redact(normalize_text(raw))
-        redacted.update(red.counts)
+        result.redacted.update(red.counts)
         if not red.text:
             continue
         key = text_key(red.text)
@@ -306,15 +366,7 @@ def export_examples(
             del chosen[key]
             conflicted.add(key)
             stats["conflicting_texts"] += 2
-    examples = sorted(chosen.values(), key=lambda e: (e.source != AGENT, e.turn_id))
-    logger.info(
-        "exported %d examples (%d from agents) from %d turns and %d labels",
-        len(examples),
-        sum(e.source == AGENT for e in examples),
-        len(turns),
-        len(label_rows),
-    )
-    return ExportResult(examples, stats, redacted)
+    return sorted(chosen.values(), key=lambda e: (e.source != AGENT, e.turn_id))
 
 
 def _aware(dt: datetime) -> datetime:

@@ -10,31 +10,33 @@ from typing import Any
 
 import numpy as np
 
-from deskbot.bot.core.types import OUT_OF_SCOPE
 from deskbot.bot.nlu.classifier import TransformerIntentClassifier
-from deskbot.training.data.datasets import OOS_LABEL, IntentDataset
+from deskbot.training.data.datasets import OOS_LABEL, IntentDataset, as_label
 
 
 @dataclass
 class Evaluation:
-    """Predictions for a dataset and the figures computed from them."""
+    """Predictions for a dataset and the figures computed from them.
+
+    Out of scope is `OOS_LABEL` in `gold` and `predicted`, however it came in.
+    """
 
     gold: list[str]
     predicted: list[str]
     confidence: list[float]
     metrics: dict[str, Any]
 
-
-def _norm(label: str) -> str:
-    return OOS_LABEL if label in (OUT_OF_SCOPE, OOS_LABEL) else label
+    def __post_init__(self) -> None:
+        self.gold = [as_label(x) for x in self.gold]
+        self.predicted = [as_label(x) for x in self.predicted]
 
 
 def compute_metrics(gold: list[str], predicted: list[str]) -> dict[str, Any]:
     """Accuracy, macro F1 and out-of-scope figures; `oos` and `out_of_scope` are the same label."""
     from sklearn.metrics import f1_score
 
-    g = [_norm(x) for x in gold]
-    p = [_norm(x) for x in predicted]
+    g = [as_label(x) for x in gold]
+    p = [as_label(x) for x in predicted]
     n = len(g)
     in_rows = [i for i in range(n) if g[i] != OOS_LABEL]
     oos_rows = [i for i in range(n) if g[i] == OOS_LABEL]
@@ -66,7 +68,7 @@ def evaluate(model: TransformerIntentClassifier, data: IntentDataset) -> Evaluat
     metrics["model_version"] = model.version
     return Evaluation(
         gold=list(data.labels),
-        predicted=[_norm(x) for x in predicted],
+        predicted=predicted,
         confidence=[x.confidence for x in predictions],
         metrics=metrics,
     )
@@ -75,7 +77,7 @@ def evaluate(model: TransformerIntentClassifier, data: IntentDataset) -> Evaluat
 def per_intent(ev: Evaluation) -> dict[str, dict[str, float]]:
     from sklearn.metrics import precision_recall_fscore_support
 
-    gold = [_norm(x) for x in ev.gold]
+    gold = ev.gold
     labels = sorted(set(gold) | set(ev.predicted))
     p, r, f, s = precision_recall_fscore_support(gold, ev.predicted, labels=labels, zero_division=0)
     return {
@@ -90,7 +92,7 @@ def per_intent(ev: Evaluation) -> dict[str, dict[str, float]]:
 
 
 def confused_pairs(ev: Evaluation, top: int = 15) -> list[dict[str, Any]]:
-    gold = [_norm(x) for x in ev.gold]
+    gold = ev.gold
     pairs = Counter((g, p) for g, p in zip(gold, ev.predicted, strict=True) if g != p)
     return [{"gold": g, "predicted": p, "count": c} for (g, p), c in pairs.most_common(top)]
 
@@ -118,7 +120,7 @@ def write_report(ev: Evaluation, out_dir: str | Path) -> dict[str, Path]:
     files["confused_pairs"] = out / "confused_pairs.json"
     files["confused_pairs"].write_text(json.dumps(confused_pairs(ev), indent=2), encoding="utf-8")
 
-    gold = [_norm(x) for x in ev.gold]
+    gold = ev.gold
     labels = sorted(set(gold) | set(ev.predicted))
     index = {label: i for i, label in enumerate(labels)}
     cm = np.zeros((len(labels), len(labels)), dtype=np.int64)

@@ -164,6 +164,22 @@ class LabelQuarantine:
         }
 
 
+def _reason(audit: dict[str, Any], flagged_agent: str | None, pred: str | None) -> str:
+    """Why a label is quarantined, in words an agent can act on."""
+    if flagged_agent is None:
+        return (
+            f"the night's labels agree with the live model on {audit['agreement']:.0%} "
+            f"(floor {audit['floor']:.0%}); the live model predicts {pred}"
+        )
+    st = audit["agents"][flagged_agent]
+    return (
+        f"{flagged_agent}'s labels this night agree with the live model on "
+        f"{st['agreement']:.0%} of {st['n']} (expected about "
+        f"{audit['expected']:.0%}, floor {st['floor']:.0%}); the live model "
+        + (f"predicts {pred}" if pred else "does not know this intent")
+    )
+
+
 def suspects(
     new: Iterable[Example],
     audit: dict[str, Any],
@@ -203,19 +219,7 @@ def suspects(
                 continue  # an intent the live model does not know: not audited
             if pred == e.intent:
                 continue
-            if agent in flagged:
-                st = agents[agent]
-                reason = (
-                    f"{agent}'s labels this night agree with the live model on "
-                    f"{st['agreement']:.0%} of {st['n']} (expected about "
-                    f"{audit['expected']:.0%}, floor {st['floor']:.0%}); the live model "
-                    + (f"predicts {pred}" if pred else "does not know this intent")
-                )
-            else:
-                reason = (
-                    f"the night's labels agree with the live model on {audit['agreement']:.0%} "
-                    f"(floor {audit['floor']:.0%}); the live model predicts {pred}"
-                )
+            reason = _reason(audit, agent if agent in flagged else None, pred)
             out.append(
                 QuarantinedLabel(
                     label_id=label_id,

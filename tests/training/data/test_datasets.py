@@ -101,3 +101,26 @@ def test_a_bad_training_arguments_file_gets_a_clear_error(
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert not out.exists()  # nothing trained, nothing half-written
+
+
+def test_out_of_scope_has_one_name_whichever_spelling_a_file_uses(tmp_path: Path) -> None:
+    from deskbot.bot.core.types import OUT_OF_SCOPE
+    from deskbot.training.data.datasets import OOS_LABEL, IntentDataset, as_label
+
+    path = tmp_path / "data.csv"
+    path.write_text(
+        "text,category\n"
+        "my card has not arrived,card_arrival\n"
+        "where is my card,card_arrival\n"
+        "what is the weather,oos\n"
+        "tell me a joke,out_of_scope\n"
+    )
+    data = load_intents(path)
+    assert data.labels == ("card_arrival", "card_arrival", OOS_LABEL, OOS_LABEL)
+    assert data.intents == ["card_arrival"] and data.has_oos
+    assert IntentDataset(("x",), (OUT_OF_SCOPE,)).labels == (OOS_LABEL,)
+    assert (as_label(OUT_OF_SCOPE), as_label(OOS_LABEL), as_label("card")) == (
+        OOS_LABEL,
+        OOS_LABEL,
+        "card",
+    )

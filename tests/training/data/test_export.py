@@ -142,3 +142,21 @@ def test_since_limits_labels_and_feedback_to_the_new_ones(store: SqlConversation
     later = datetime.now(UTC) + timedelta(seconds=1)
     assert export_examples(store, since=later).examples == []
     assert len(export_examples(store, since=later - timedelta(hours=1)).examples) == 1
+
+
+def test_both_spellings_of_out_of_scope_are_one_label(store: SqlConversationStore) -> None:
+    from deskbot.training.data.datasets import OOS_LABEL
+
+    # two agents mark the same message out of scope, one in each spelling: they agree
+    _, _, bot1 = exchange(store, "what is the weather like", "card_arrival", 0.3)
+    store.add_label(bot1, "ann", intent="out_of_scope")
+    store.add_label(bot1, "bob", intent="oos")
+    # a confirmed out-of-scope prediction in the old spelling is no example either
+    _, _, bot2 = exchange(store, "sing me a song", "oos", 0.99)
+    store.set_feedback(bot2, 1)
+    result = export_examples(store)
+    assert {(e.text, e.intent) for e in result.examples} == {
+        ("what is the weather like", OOS_LABEL)
+    }
+    assert result.examples[0].agents == ("ann", "bob")
+    assert result.stats["confirmed_out_of_scope"] == 1 and not result.stats["conflicting_labels"]
