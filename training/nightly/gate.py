@@ -4,6 +4,24 @@ Accuracy not lower, no intent's F1 down by more than its allowed drop (`f1_margi
 the configured margin, wider for intents with few held-out examples), out-of-scope
 recall not lower, and the new agent labels agree with the live model about as often as
 its held-out accuracy says they should (`audit_labels`).
+
+Why the allowed F1 drop depends on held-out support: a fixed margin treats an intent
+with 40 held-out examples like one with 400, yet the F1 of a 40-example intent moves by
+0.1 when three or four predictions change, and with 77 intents an honest night "drops"
+some intent by that much most of the time. So the allowed drop of intent i is
+
+    max(f1_margin, z * se_i)
+
+- `se_i` is the standard error of (live F1 - candidate F1) of intent i, from a paired
+  bootstrap: `f1_bootstrap` resamples of the held-out rows, both models scored on the
+  same resampled rows. Pairing matters: what the two models predict alike cancels out,
+  only the messages whose prediction changed make noise, so a real drop on a
+  well-supported intent is still caught at the configured margin.
+- `z` is the one-sided normal quantile at `f1_alpha / k`, k the number of gated intents
+  (Bonferroni): two equally good models fail the per-intent check through held-out
+  sampling noise alone with probability at most about `f1_alpha`.
+- `f1_margin` stays the floor: a drop must be material (above the configured margin)
+  *and* more than the held-out set's size can explain (above z * se_i) to fail.
 """
 
 from __future__ import annotations
@@ -46,27 +64,10 @@ def f1_margins(
 ) -> Margins:
     """How far each gated intent's F1 may drop, from both models' held-out predictions.
 
-    A fixed margin treats an intent with 40 held-out examples like one with 400, yet the
-    F1 of a 40-example intent moves by 0.1 when three or four predictions change, and
-    with 77 intents an honest night "drops" some intent by that much most of the time.
-    So the allowed drop of intent i is
-
-        max(f1_margin, z * se_i)
-
-    - `se_i` is the standard error of (live F1 - candidate F1) of intent i, from a paired
-      bootstrap: `f1_bootstrap` resamples of the held-out rows, both models scored on the
-      same resampled rows. Pairing matters: what the two models predict alike cancels
-      out, only the messages whose prediction changed make noise, so a real drop on a
-      well-supported intent is still caught at the configured margin.
-    - `z` is the one-sided normal quantile at `f1_alpha / k`, k the number of gated
-      intents (Bonferroni): two equally good models fail the per-intent check through
-      held-out sampling noise alone with probability at most about `f1_alpha`.
-    - `f1_margin` stays the floor: a drop must be material (above the configured margin)
-      *and* more than the held-out set's size can explain (above z * se_i) to fail.
-
-    With `f1_alpha` None every intent gets `f1_margin`. The resampling is seeded with
-    `settings.seed`: the same predictions give the same margins (runs are repeatable).
-    Labels are as `Evaluation` holds them: out of scope is `OOS_LABEL`.
+    The allowed drop of intent i is `max(f1_margin, z * se_i)`: see the module docstring
+    for why. With `f1_alpha` None every intent gets `f1_margin`. The resampling is
+    seeded with `settings.seed`: the same predictions give the same margins. Labels are
+    as `Evaluation` holds them: out of scope is `OOS_LABEL`.
 
     Returns:
         intent -> {"allowed": the allowed drop, "se": se_i, "z": z, "support": held-out
