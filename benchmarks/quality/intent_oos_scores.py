@@ -50,6 +50,7 @@ import numpy as np
 
 from benchmarks.common import RESULTS, ROOT, banking, emit, log, machine
 from deskbot.bot.nlu.classifier import TransformerIntentClassifier, nearest_mean
+from deskbot.training.data.datasets import IntentDataset
 from deskbot.training.intents.trainer import IntentTrainer, TrainingArgs, choose_oos_threshold
 
 PLOTTED = ("msp", "knn1", "knn10", "rel_mahalanobis", "knn5_class_relative", "knn_contrast")
@@ -118,6 +119,48 @@ def score_functions(clf: TransformerIntentClassifier) -> dict[str, Callable[...,
     }
 
 
+def held_out_model(model_dir: Path, in_scope: IntentDataset) -> tuple[Any, float | None]:
+    """The model trained without the held-out intents (trained once, then reused), and
+    the minutes its training took here (None: it was there already)."""
+    train_minutes = None
+    if not model_dir.exists():
+        log(f"training on {len(in_scope)} examples of 67 intents -> {model_dir}")
+        wall = time.perf_counter()
+        IntentTrainer(TrainingArgs(epochs=4)).train(in_scope, model_dir, progress=True)
+        train_minutes = round((time.perf_counter() - wall) / 60, 2)
+    clf = TransformerIntentClassifier(model_dir)
+    clf.warm_up()
+    return clf, train_minutes
+
+
+def score_row(
+    name: str,
+    t: float,
+    s_in: np.ndarray,
+    s_oos: np.ndarray,
+    s_oos_valid: np.ndarray,
+    correct_test: np.ndarray,
+    base: float,
+) -> dict[str, Any]:
+    """One score's figures at the validation-chosen threshold `t`, and its ceiling."""
+    # Test-chosen: reject exactly 1% of in-scope messages' correct answers.
+    allowed = int(0.01 * len(s_in))
+    ceiling_t = np.sort(s_in[correct_test])[allowed]
+    drop80, _ = trade_off(s_in, correct_test, s_oos, np.array([np.quantile(s_oos, 0.8)]))
+    return {
+        "score": name,
+        "uses_oos_examples": name.startswith("knn_contrast"),
+        "auroc": round(auroc(s_in, s_oos), 4),
+        "fair_valid_oos_recall": round(float((s_oos_valid < t).mean()), 4),
+        "fair_test_oos_recall": round(float((s_oos < t).mean()), 4),
+        "fair_test_drop_points": round(
+            100 * (base - float((correct_test & (s_in >= t)).mean())), 2
+        ),
+        "ceiling_recall_at_1pt": round(float((s_oos < ceiling_t).mean()), 4),
+        "drop_points_for_80pct": round(float(drop80[0]), 1),
+    }
+
+
 def run_seed(
     seed: int, models: Path, max_drop: float, curves: bool, oos_per_intent: list[int]
 ) -> dict[str, Any]:
@@ -127,15 +170,7 @@ def run_seed(
     train, test = banking()
     held = set(random.Random(seed).sample(train.intents, 10))
     in_scope = train.without_intents(held, as_oos=False)
-    model_dir = models / f"oos-s{seed}"
-    train_minutes = None
-    if not model_dir.exists():
-        log(f"seed {seed}: training on {len(in_scope)} examples of 67 intents -> {model_dir}")
-        wall = time.perf_counter()
-        IntentTrainer(TrainingArgs(epochs=4)).train(in_scope, model_dir, progress=True)
-        train_minutes = round((time.perf_counter() - wall) / 60, 2)
-    clf = TransformerIntentClassifier(model_dir)
-    clf.warm_up()
+    clf, train_minutes = held_out_model(models / f"oos-s{seed}", in_scope)
     labels = clf.manifest.labels
     _, valid = in_scope.split(TrainingArgs().valid_fraction, seed=TrainingArgs().seed)
     held_rows = [i for i, y in enumerate(train.labels) if y in held]
@@ -183,24 +218,7 @@ def run_seed(
             s_oos_valid = fn(e_oos_valid).numpy()
             s_in, s_oos = s_test[test_in], s_test[test_oos]
             t = choose_oos_threshold(s_valid, correct_valid, s_oos_valid, max_drop=max_drop)
-            # Test-chosen: reject exactly 1% of in-scope messages' correct answers.
-            allowed = int(0.01 * len(s_in))
-            ceiling_t = np.sort(s_in[correct_test])[allowed]
-            drop80, _ = trade_off(s_in, correct_test, s_oos, np.array([np.quantile(s_oos, 0.8)]))
-            rows.append(
-                {
-                    "score": name,
-                    "uses_oos_examples": name.startswith("knn_contrast"),
-                    "auroc": round(auroc(s_in, s_oos), 4),
-                    "fair_valid_oos_recall": round(float((s_oos_valid < t).mean()), 4),
-                    "fair_test_oos_recall": round(float((s_oos < t).mean()), 4),
-                    "fair_test_drop_points": round(
-                        100 * (base - float((correct_test & (s_in >= t)).mean())), 2
-                    ),
-                    "ceiling_recall_at_1pt": round(float((s_oos < ceiling_t).mean()), 4),
-                    "drop_points_for_80pct": round(float(drop80[0]), 1),
-                }
-            )
+            rows.append(score_row(name, t, s_in, s_oos, s_oos_valid, correct_test, base))
             if curves and name in PLOTTED:
                 grid = np.quantile(np.concatenate([s_in, s_oos]), np.linspace(0, 1, 400))
                 plotted[name] = trade_off(s_in, correct_test, s_oos, grid)

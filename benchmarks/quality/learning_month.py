@@ -24,16 +24,16 @@ Prints one JSON object; progress goes to stderr.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS, add_work_options, log, parser
+from benchmarks.common import RESULTS, add_work_options, command, log, parser
 from benchmarks.common.loop import (
     FULL_DATA_ACCURACY,
     banking_loop,
@@ -45,7 +45,7 @@ from benchmarks.common.loop import (
 from deskbot.bot.nlu.classifier import TransformerIntentClassifier
 from deskbot.training.data.datasets import IntentDataset
 from deskbot.training.intents.evaluation import evaluate
-from deskbot.training.nightly.job import PROMOTED, RetrainJob, RetrainSettings
+from deskbot.training.nightly.job import PROMOTED, RetrainJob, RetrainOutcome, RetrainSettings
 
 
 def full_data_reference() -> dict[str, Any]:
@@ -71,7 +71,7 @@ def paired(before: list[str], after: list[str], gold: list[str]) -> dict[str, An
     return {"delta": round(mean, 4), "se": round(se, 4), "worse_beyond_2se": mean < -2 * se}
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = parser(__doc__)
     ap.add_argument("--nights", type=int, default=10)
     ap.add_argument("--per-night", type=int, default=300)
@@ -84,7 +84,50 @@ def main() -> None:
         default=2000,
         help="messages of the train split kept back as a held-out set the gate never sees",
     )
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def night_record(
+    night: int, labels: int, outcome: RetrainOutcome, seconds: float
+) -> dict[str, Any]:
+    """What one night's retrain decided, and the test accuracy before and after."""
+    m = outcome.metrics
+    live_acc, cand_acc = m["live"]["accuracy"], m["candidate"]["accuracy"]
+    after = cand_acc if outcome.decision == PROMOTED else live_acc
+    return {
+        "night": night,
+        "labels": labels,
+        "decision": outcome.decision,
+        "live_before": round(live_acc, 4),
+        "candidate": round(cand_acc, 4),
+        "live_after": round(after, 4),
+        "failed_checks": outcome.reasons,
+        "quarantined": m.get("quarantined", {}).get("labels", 0),
+        "train_examples": m["data"].get("night_examples"),
+        "seconds": round(seconds, 1),
+        "timings": m["timings"],
+    }
+
+
+def worse_promotions(nights: list[dict[str, Any]]) -> tuple[list[int], list[int], list[int]]:
+    """Nights that promoted a model worse on the test split, on the check set, and on the
+    check set by more than two standard errors."""
+    worse_promoted = [
+        n["night"]
+        for n in nights
+        if n["decision"] == PROMOTED and n["candidate"] < n["live_before"]
+    ]
+    worse_on_check = [
+        n["night"] for n in nights if "check_set" in n and n["check_set"]["delta"] < 0
+    ]
+    worse_on_check_2se = [
+        n["night"] for n in nights if "check_set" in n and n["check_set"]["worse_beyond_2se"]
+    ]
+    return worse_promoted, worse_on_check, worse_on_check_2se
+
+
+def main() -> None:
+    args = parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
 
     _, test, base, rest = banking_loop()
@@ -133,25 +176,10 @@ def main() -> None:
         live_version = registry.live_version() or ""
         log_night(store, TransformerIntentClassifier(registry.live_dir()), rows)
         outcome = job.run()
-        m = outcome.metrics
-        live_acc, cand_acc = m["live"]["accuracy"], m["candidate"]["accuracy"]
+        live_acc = outcome.metrics["live"]["accuracy"]
+        cand_acc = outcome.metrics["candidate"]["accuracy"]
         start_acc = live_acc if start_acc is None else start_acc
-        after = cand_acc if outcome.decision == PROMOTED else live_acc
-        nights.append(
-            {
-                "night": night,
-                "labels": len(rows),
-                "decision": outcome.decision,
-                "live_before": round(live_acc, 4),
-                "candidate": round(cand_acc, 4),
-                "live_after": round(after, 4),
-                "failed_checks": outcome.reasons,
-                "quarantined": m.get("quarantined", {}).get("labels", 0),
-                "train_examples": m["data"].get("night_examples"),
-                "seconds": round(time.perf_counter() - t0, 1),
-                "timings": m["timings"],
-            }
-        )
+        nights.append(night_record(night, len(rows), outcome, time.perf_counter() - t0))
         if len(check) and outcome.decision == PROMOTED:
             # the promoted version against the one it replaced, on rows the gate never saw
             new_version = registry.live_version() or ""
@@ -163,17 +191,7 @@ def main() -> None:
         if len(check):
             nights[-1]["check_set_live_after"] = check_acc(registry.live_version() or "")
         log(f"night {night}: {outcome.decision} live {live_acc:.4f} candidate {cand_acc:.4f}")
-    worse_promoted = [
-        n["night"]
-        for n in nights
-        if n["decision"] == PROMOTED and n["candidate"] < n["live_before"]
-    ]
-    worse_on_check = [
-        n["night"] for n in nights if "check_set" in n and n["check_set"]["delta"] < 0
-    ]
-    worse_on_check_2se = [
-        n["night"] for n in nights if "check_set" in n and n["check_set"]["worse_beyond_2se"]
-    ]
+    worse_promoted, worse_on_check, worse_on_check_2se = worse_promotions(nights)
     labels_seen = len(base) + sum(n["labels"] for n in nights)
     result = {
         "benchmark": "learning_month",
@@ -207,7 +225,7 @@ def main() -> None:
         "by_night": nights,
         "load_avg_1_5_15_before": load_before,
         "load_avg_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
-        "command": "python " + " ".join(sys.argv),
+        "command": command("benchmarks.quality.learning_month"),
     }
     if args.plot:
         plot(nights, start_acc, args.plot, reference["accuracy"], check_start)

@@ -111,20 +111,15 @@ class CachedEmbedder:
 
     def __init__(self, inner: SentenceTransformerEmbedder | IntentModelEmbedder) -> None:
         self.inner = inner
+        self.model_id = inner.model_id  # a name: known before the model loads
+        self.warm_up = inner.warm_up
         self.cache: dict[str, np.ndarray] = {}
         self.seconds = 0.0
         self.embedded = 0
 
     @property
-    def model_id(self) -> str:
-        return self.inner.model_id
-
-    @property
-    def dim(self) -> int:
+    def dim(self) -> int:  # the model's: loads it
         return self.inner.dim
-
-    def warm_up(self) -> None:
-        self.inner.warm_up()
 
     def embed(self, texts: list[str]) -> np.ndarray:
         todo = list(dict.fromkeys(t for t in texts if t not in self.cache))
