@@ -1,5 +1,15 @@
 """Request rate limits: token buckets per client address and per session.
 
+Own buckets rather than the `limits` package (limits==5.8.0 tried): it counts
+in windows (fixed, moving, sliding counter), not token buckets, so `burst` and
+`per_minute` (two settings: a quiet client may send `burst` at once, then one every
+60/per_minute s) would need two limits per key and two round trips, and its wait is
+when a window resets rather than when the next token comes (`Retry-After` and
+`test_a_bucket_allows_its_burst_then_refills_at_its_rate` would change); and it has no
+fallback when Redis is down, which `RedisTokenBuckets` needs (count in this process,
+neither refuse everyone nor limit no one). Equal behaviour would take as much code
+around it as the buckets are.
+
 A bucket holds up to `burst` tokens and refills at `per_minute / 60` tokens a second;
 each request takes one, and a request that finds the bucket empty is refused with 429
 and a `Retry-After` saying when the next token comes. Buckets live in this process
@@ -339,14 +349,14 @@ class RateLimit:
             client = scope.get("client")
             peer = client[0] if client else None
             address = client_address(peer, headers.get("x-forwarded-for"), self.trusted_proxies)
-            wait = await _take(self.ip_buckets, "ip:" + address_key(address))
+            wait = await take(self.ip_buckets, "ip:" + address_key(address))
             if wait > 0:
                 await self._refuse(send, "from your address", wait)
                 return
         if self.session_buckets is not None:
             key = token_key(headers.get("authorization", ""))
             if key is not None:
-                wait = await _take(self.session_buckets, key)
+                wait = await take(self.session_buckets, key)
                 if wait > 0:
                     await self._refuse(send, "in this session", wait)
                     return
@@ -377,7 +387,8 @@ class RateLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-async def _take(buckets: TokenBuckets, key: str) -> float:
+async def take(buckets: TokenBuckets, key: str) -> float:
+    """`buckets.take(key)`, off the event loop when it may wait on the network."""
     if buckets.blocking:
         return await anyio.to_thread.run_sync(buckets.take, key)
     return buckets.take(key)

@@ -5,52 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text as sql
 
-from deskbot.bot.server.api import create_api
 from deskbot.bot.server.container import Bot
-from tests.bot.actions.action_server import action_server, running_bot
-
-__all__ = ["action_server"]
-
-QUESTION = "What exchange rates do you use?"
-
-
-@pytest.fixture(scope="module")
-def bot(
-    tmp_path_factory: pytest.TempPathFactory,
-    trained_model_dir: Path,
-    faq_index_dir: Path,
-    action_server: str,
-) -> Iterator[Bot]:
-    root = tmp_path_factory.mktemp("api") / "bot"
-    with running_bot(root, trained_model_dir, faq_index_dir, action_server) as built:
-        yield built
-
-
-@pytest.fixture(scope="module")
-def client(bot: Bot) -> TestClient:
-    return TestClient(create_api(bot), raise_server_exceptions=False)
-
-
-def session(client: TestClient) -> tuple[str, dict[str, str]]:
-    r = client.post("/api/sessions")
-    assert r.status_code == 201
-    body = r.json()
-    return body["conversation_id"], {"Authorization": f"Bearer {body['session_token']}"}
-
-
-def counts(bot: Bot) -> tuple[int, int, int]:
-    with bot.store.engine.connect() as c:
-        return (
-            c.execute(sql("select count(*) from turns")).scalar_one(),
-            c.execute(sql("select count(*) from handoffs")).scalar_one(),
-            c.execute(sql("select count(*) from conversations")).scalar_one(),
-        )
+from tests.bot.server.conftest import QUESTION, counts, expire, session
 
 
 def test_message_reply_history_and_feedback(client: TestClient, bot: Bot) -> None:
@@ -232,11 +192,7 @@ def test_bad_tokens_are_401_and_store_nothing(
 
 def test_expired_sessions_are_refused(client: TestClient, bot: Bot) -> None:
     conv, auth = session(client)
-    with bot.store.engine.begin() as c:
-        c.execute(
-            sql("update conversations set updated_at = '2000-01-01 00:00:00' where id = :id"),
-            {"id": conv},
-        )
+    expire(bot, conv)
     before = counts(bot)
     r = client.post("/api/messages", json={"text": "hi"}, headers=auth)
     assert r.status_code == 401 and "expired" in r.json()["detail"]
@@ -311,3 +267,16 @@ def test_an_unknown_token_is_refused_before_the_message_is_judged(
     r = client.post("/api/messages", json={"text": 3}, headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 422 and "text" in r.json()["detail"]
     assert counts(bot) == before
+
+
+@pytest.mark.parametrize("body", [None, {}], ids=["no-body", "empty-object"])
+def test_a_session_opens_without_a_body_or_with_an_empty_one(
+    client: TestClient, bot: Bot, body: object
+) -> None:
+    conv_id, auth = session(client, body)
+    conv = bot.store.get_conversation(conv_id)
+    assert conv is not None and conv.customer_id is None and conv.channel == "api"
+    assert client.get("/api/history", headers=auth).json() == []
+    # A body that says something must still say all of it.
+    r = client.post("/api/sessions", json={"customer_id": "a"})
+    assert r.status_code == 422 and "customer_hash: Field required" in r.json()["detail"]

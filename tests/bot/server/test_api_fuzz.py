@@ -21,14 +21,11 @@ from sqlalchemy import text as sql
 from deskbot.bot.core.config import DatabaseConfig, load_config
 from deskbot.bot.server.api import create_api
 from deskbot.bot.server.container import Bot, build_bot
-from tests.bot.actions.action_server import action_server, configure, make_project
+from tests.bot.actions.action_server import configure, make_project
+from tests.bot.server.conftest import QUESTION, expire, session
 from tests.fuzzing import fuzz_settings, guard, hostile_bytes, hostile_text, scalars
 
-__all__ = ["action_server"]
-
 pytestmark = pytest.mark.fuzz
-
-QUESTION = "What exchange rates do you use?"
 
 
 @dataclasses.dataclass
@@ -80,14 +77,8 @@ def api(
     client = TestClient(create_api(bot), raise_server_exceptions=False)
     mine, mine_turn = session_with_reply(client)
     other, other_turn = session_with_reply(client)
-    expired = new_session(client)
-    conv = bot.store.conversation_by_token(expired["Authorization"].split()[1])
-    assert conv is not None
-    with bot.store.engine.begin() as c:
-        c.execute(
-            sql("update conversations set updated_at = '2000-01-01 00:00:00' where id = :id"),
-            {"id": conv.id},
-        )
+    expired_conv, expired = session(client)
+    expire(bot, expired_conv)
     yield Api(bot, client, mine, mine_turn, other, other_turn, expired, request.param)
     bot.close()
     bot.store.engine.dispose()
@@ -100,14 +91,8 @@ def api(
             c.execute(f'DROP DATABASE IF EXISTS "{drop[1]}" WITH (FORCE)')
 
 
-def new_session(client: TestClient) -> dict[str, str]:
-    r = client.post("/api/sessions")
-    assert r.status_code == 201, r.text
-    return {"Authorization": f"Bearer {r.json()['session_token']}"}
-
-
 def session_with_reply(client: TestClient) -> tuple[dict[str, str], int]:
-    headers = new_session(client)
+    _conv, headers = session(client)
     r = client.post("/api/messages", json={"text": QUESTION}, headers=headers)
     assert r.status_code == 200, r.text
     return headers, int(r.json()["turn_id"])
@@ -235,7 +220,7 @@ def check(
     client = api.client
     headers = draw(auth(api))
     if headers is None:
-        headers = new_session(client)
+        _conv, headers = session(client)
     data, content_type = draw(body(fields))
     if content_type:
         headers = {**headers, "Content-Type": content_type}

@@ -4,42 +4,26 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
 
 from deskbot.bot.core.config import BotConfig
 from deskbot.bot.privacy.erasure import customer_hash
-from deskbot.bot.server.api import create_api
 from deskbot.bot.server.container import Bot
-from tests.bot.actions.action_server import action_server, running_bot
 from tests.bot.privacy.test_erasure import dump_all_tables
-
-__all__ = ["action_server"]
+from tests.bot.server.conftest import session
 
 KEY = "site-key-" + "q" * 40
 
 
 @pytest.fixture(scope="module")
-def bot(
-    tmp_path_factory: pytest.TempPathFactory,
-    trained_model_dir: Path,
-    faq_index_dir: Path,
-    action_server: str,
-) -> Iterator[Bot]:
+def bot_config() -> Callable[[BotConfig], BotConfig]:
     def with_key(cfg: BotConfig) -> BotConfig:
         return dataclasses.replace(cfg, privacy=dataclasses.replace(cfg.privacy, customer_key=KEY))
 
-    root = tmp_path_factory.mktemp("priv") / "bot"
-    with running_bot(root, trained_model_dir, faq_index_dir, action_server, with_key) as built:
-        yield built
-
-
-@pytest.fixture(scope="module")
-def client(bot: Bot) -> TestClient:
-    return TestClient(create_api(bot), raise_server_exceptions=False)
+    return with_key
 
 
 def open_session(client: TestClient, customer: str | None = None) -> dict[str, str]:
@@ -48,9 +32,7 @@ def open_session(client: TestClient, customer: str | None = None) -> dict[str, s
         if customer
         else None
     )
-    r = client.post("/api/sessions", json=body)
-    assert r.status_code == 201, r.text
-    return {"Authorization": f"Bearer {r.json()['session_token']}"}
+    return session(client, body)[1]
 
 
 def say(client: TestClient, auth: dict[str, str], text: str) -> None:

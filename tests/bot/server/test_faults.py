@@ -38,6 +38,7 @@ from deskbot.knowledge.errors import IndexCorrupt
 from deskbot.knowledge.indexing.index import read_pointer
 from deskbot.knowledge.indexing.ingest import ingest
 from tests.bot.actions.action_server import configure, free_port
+from tests.bot.server.conftest import session
 from tests.conftest import DEMO_FAQ
 
 QUESTION = "What exchange rates do you use?"
@@ -52,9 +53,7 @@ def project_config(project: Path, **changes: Any) -> BotConfig:
 
 
 def open_session(client: TestClient) -> dict[str, str]:
-    r = client.post("/api/sessions")
-    assert r.status_code == 201
-    return {"Authorization": f"Bearer {r.json()['session_token']}"}
+    return session(client)[1]
 
 
 @pytest.fixture

@@ -25,25 +25,10 @@ from deskbot.bot.server.ratelimit import (
     address_key,
     client_address,
 )
-from tests.bot.actions.action_server import action_server, running_bot
-from tests.bot.server.test_api import counts
-
-__all__ = ["action_server"]
+from tests.bot.actions.action_server import running_bot
+from tests.bot.server.conftest import QUESTION, counts, session
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
-QUESTION = "What exchange rates do you use?"
-
-
-@pytest.fixture(scope="module")
-def bot(
-    tmp_path_factory: pytest.TempPathFactory,
-    trained_model_dir: Path,
-    faq_index_dir: Path,
-    action_server: str,
-) -> Iterator[Bot]:
-    root = tmp_path_factory.mktemp("rl") / "bot"
-    with running_bot(root, trained_model_dir, faq_index_dir, action_server) as built:
-        yield built
 
 
 def app_with(bot: Bot, **limits: Any) -> Any:
@@ -55,9 +40,7 @@ def app_with(bot: Bot, **limits: Any) -> Any:
 
 
 def new_session(client: TestClient) -> dict[str, str]:
-    r = client.post("/api/sessions")
-    assert r.status_code == 201, r.text
-    return {"Authorization": f"Bearer {r.json()['session_token']}"}
+    return session(client)[1]
 
 
 def assert_429(r: Any, says: str) -> None:
