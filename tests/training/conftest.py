@@ -7,10 +7,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from deskbot.bot.nlu.registry import ModelRegistry
 from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
 from deskbot.training.data.datasets import IntentDataset, load_intents
 from deskbot.training.data.export import text_key
+from deskbot.training.nightly.job import RetrainJob
 from deskbot.training.nightly.settings import RetrainSettings
 from tests.conftest import BANKING_TEST, BANKING_TRAIN, TEST_INTENTS
 
@@ -23,6 +26,32 @@ TINY_NIGHT: dict[str, Any] = {
     "f1_margin": 1.0,
     "oos_tolerance": 1.0,
 }
+
+
+@pytest.fixture
+def store(database_url: str) -> SqlConversationStore:
+    """An empty, migrated store (SQLite, and PostgreSQL where there is one)."""
+    engine = create_store_engine(database_url)
+    migrate(engine)
+    return SqlConversationStore(engine)
+
+
+def nightly_job(
+    store: SqlConversationStore,
+    registry: ModelRegistry,
+    base_data: IntentDataset,
+    heldout: IntentDataset,
+    settings: RetrainSettings,
+    reports_dir: Path,
+) -> RetrainJob:
+    return RetrainJob(
+        store=store,
+        registry=registry,
+        base_data=base_data,
+        heldout=heldout,
+        settings=settings,
+        reports_dir=reports_dir,
+    )
 
 
 def tiny_night(**settings: Any) -> RetrainSettings:

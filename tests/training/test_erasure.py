@@ -23,12 +23,12 @@ from deskbot.training.data.datasets import IntentDataset, load_intents
 from deskbot.training.data.export import text_key
 from deskbot.training.data.faq_proposals import FaqLoop
 from deskbot.training.erasure import SAME_TEXT_COSINE, redacted_texts
-from deskbot.training.nightly.job import PROMOTED, WORK_DIR, RetrainJob
+from deskbot.training.nightly.job import PROMOTED, WORK_DIR
 from deskbot.training.nightly.quarantine import LabelQuarantine, QuarantinedLabel
 from tests.bot.actions.action_server import make_project
 from tests.bot.privacy.test_erasure import dump_all_tables
 from tests.conftest import BANKING_TEST, TEST_INTENTS
-from tests.training.conftest import labelled, tiny_night, unseen_rows
+from tests.training.conftest import labelled, nightly_job, tiny_night, unseen_rows
 
 # No label audit: the point is what the night writes, not its quality.
 NIGHT = tiny_night(audit_margin=None)
@@ -113,14 +113,8 @@ def test_forget_leaves_nothing_of_the_customer_in_any_table_or_file(
     registry = ModelRegistry(cfg.intents.registry)
     test = load_intents(BANKING_TEST)
     heldout = test.without_intents(set(test.intents) - keep, as_oos=False).few_shot(3, seed=0)
-    outcome = RetrainJob(
-        store=store,
-        registry=registry,
-        base_data=small_intents,
-        heldout=heldout,
-        settings=NIGHT,
-        reports_dir=root / "var" / "reports" / "retrain",
-    ).run()
+    reports = root / "var" / "reports" / "retrain"
+    outcome = nightly_job(store, registry, small_intents, heldout, NIGHT, reports).run()
     assert outcome.decision == PROMOTED
     # ... and the agents' answers become FAQ entries, reviewed and indexed.
     loop = FaqLoop.from_config(cfg)

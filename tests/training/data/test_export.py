@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
-from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
+from deskbot.bot.store import SqlConversationStore
 from deskbot.training.data.datasets import IntentDataset
 from deskbot.training.data.export import (
     AGENT,
@@ -16,13 +14,6 @@ from deskbot.training.data.export import (
     heldout_keys,
     text_key,
 )
-
-
-@pytest.fixture
-def store(database_url: str) -> SqlConversationStore:
-    engine = create_store_engine(database_url)
-    migrate(engine)
-    return SqlConversationStore(engine)
 
 
 def exchange(

@@ -28,7 +28,13 @@ from deskbot.training.nightly.job import (
     gate,
 )
 from tests.conftest import TEST_INTENTS
-from tests.training.conftest import TINY_NIGHT, banking_splits, labelled, retrain_world
+from tests.training.conftest import (
+    TINY_NIGHT,
+    banking_splits,
+    labelled,
+    nightly_job,
+    retrain_world,
+)
 
 # Tiny nights, no label audit; a new intent is learnt from 5 examples.
 LENIENT: dict[str, Any] = {**TINY_NIGHT, "audit_margin": None, "min_new_intent_examples": 5}
@@ -53,14 +59,8 @@ def log_labels(
 
 def job_for(setup, tmp_path: Path, **settings) -> RetrainJob:  # type: ignore[no-untyped-def]
     registry, store, base, heldout, _, _ = setup
-    return RetrainJob(
-        store=store,
-        registry=registry,
-        base_data=base,
-        heldout=heldout,
-        settings=RetrainSettings(**{**LENIENT, **settings}),
-        reports_dir=tmp_path / "reports",
-    )
+    night = RetrainSettings(**{**LENIENT, **settings})
+    return nightly_job(store, registry, base, heldout, night, tmp_path / "reports")
 
 
 @pytest.mark.slow

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
+from deskbot.bot.store import SqlConversationStore
 from deskbot.training.data.datasets import IntentDataset
 from deskbot.training.data.export import AGENT, CONFIRMED, Example, export_examples, text_key
-from deskbot.training.nightly.job import PROMOTED, REJECTED, RetrainJob
+from deskbot.training.nightly.job import PROMOTED, REJECTED
 from deskbot.training.nightly.quarantine import (
     LabelQuarantine,
     QuarantinedLabel,
@@ -18,7 +18,7 @@ from deskbot.training.nightly.quarantine import (
     withdraw_agent,
 )
 from tests.conftest import TEST_INTENTS
-from tests.training.conftest import labelled, retrain_world, tiny_night
+from tests.training.conftest import labelled, nightly_job, retrain_world, tiny_night
 
 
 def entry(label_id: int, agent: str, run_id: str | None = "r1") -> QuarantinedLabel:
@@ -77,13 +77,6 @@ def test_suspects_follow_the_audit() -> None:
     assert sorted(q.label_id for q in held) == [2, 3, 4]
 
 
-@pytest.fixture
-def store(database_url: str) -> SqlConversationStore:
-    engine = create_store_engine(database_url)
-    migrate(engine)
-    return SqlConversationStore(engine)
-
-
 def test_export_skips_quarantined_labels_and_withdraw(
     store: SqlConversationStore, tmp_path: Path
 ) -> None:
@@ -126,14 +119,7 @@ def test_a_rejected_nights_bad_labels_are_quarantined_and_the_next_night_trains_
     mallory = rows[30:70]
     mallory_ids = {labelled(store, text, shift[intent], "mallory")[0] for text, intent in mallory}
     settings = tiny_night(f1_min_support=5, audit_margin=0.1, audit_min_examples=20)
-    job = RetrainJob(
-        store=store,
-        registry=registry,
-        base_data=small_intents,
-        heldout=heldout,
-        settings=settings,
-        reports_dir=tmp_path / "reports",
-    )
+    job = nightly_job(store, registry, small_intents, heldout, settings, tmp_path / "reports")
     first = job.run()
     assert first.decision == REJECTED and registry.live_version() == "v1"
     audit = first.metrics["audit"]
