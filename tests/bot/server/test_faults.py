@@ -318,6 +318,18 @@ uvicorn.run(create_api(bot), host="127.0.0.1", port=int(sys.argv[2]), log_level=
 """
 
 
+def answers(proc: subprocess.Popen[bytes], url: str, what: str, timeout_s: float = 60) -> bool:
+    """True once `url` answers 200 (within `timeout_s`); fails the test if `proc` exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"{what} exited"
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1).status_code == 200:
+                return True
+        time.sleep(0.2)
+    return False
+
+
 def start_server(project: Path, db_url: str, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DESKBOT_DATABASE_URL": db_url}
     proc = subprocess.Popen(
@@ -326,13 +338,8 @@ def start_server(project: Path, db_url: str, port: int) -> subprocess.Popen[byte
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the server exited"
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        time.sleep(0.2)
+    if answers(proc, f"http://127.0.0.1:{port}/readyz", "the server"):
+        return proc
     proc.kill()
     pytest.fail("the server did not start")
 
@@ -426,13 +433,8 @@ def start_actions(project: Path, port: int) -> subprocess.Popen[bytes]:
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # so that the test can clean up whatever it left
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "deskbot actions serve exited"
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        time.sleep(0.2)
+    if answers(proc, f"http://127.0.0.1:{port}/health", "deskbot actions serve"):
+        return proc
     os.killpg(proc.pid, signal.SIGKILL)
     pytest.fail("deskbot actions serve did not start")
 
