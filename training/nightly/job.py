@@ -66,6 +66,7 @@ from deskbot.training.nightly.reports import (
     PROMOTED,
     REJECTED,
     RetrainOutcome,
+    Row,
     intent_changes,
     public_metrics,
     write_report,
@@ -106,7 +107,7 @@ class _Run:
     live: str
     live_dir: Path
     plan: NightPlan
-    summary: dict[str, Any]
+    summary: Row
     started: float
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -174,7 +175,7 @@ class RetrainJob:
         tmp.write_text("".join(f"{k}\t{y}\n" for k, y in sorted(known.items())), encoding="utf-8")
         os.replace(tmp, path)
 
-    def runs(self) -> list[dict[str, Any]]:
+    def runs(self) -> list[Row]:
         return read_jsonl(self.work / "runs.jsonl")
 
     def _record(self, outcome: RetrainOutcome, fingerprint: str) -> None:
@@ -376,9 +377,9 @@ class RetrainJob:
         live_ev: Evaluation,
         cand_ev: Evaluation,
         verdict: GateResult,
-        audit: dict[str, Any],
+        audit: Row,
         quarantined: list[QuarantinedLabel],
-    ) -> dict[str, Any]:
+    ) -> Row:
         return {
             "live": public_metrics(live_ev.metrics),
             "candidate": public_metrics(cand_ev.metrics),
@@ -426,7 +427,7 @@ class RetrainJob:
         self,
         outcome: RetrainOutcome,
         cand_ev: Evaluation | None = None,
-        changes: list[dict[str, Any]] | None = None,
+        changes: list[Row] | None = None,
         quarantined: list[QuarantinedLabel] | None = None,
     ) -> Path:
         out = self.reports_dir / outcome.run_id

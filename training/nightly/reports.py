@@ -26,6 +26,7 @@ MARKDOWN_METRICS = ("accuracy", "macro_f1", "in_scope_accuracy", "oos_recall", "
 HTML_METRICS = ("accuracy", "macro_f1", "in_scope_accuracy", "oos_recall", "n")
 
 PerIntent = dict[str, dict[str, float]]
+Row = dict[str, Any]  # one JSON object of a report: a per-intent change, a quarantined label
 
 
 @dataclass
@@ -39,16 +40,16 @@ class RetrainOutcome:
     candidate: str | None = None
     reasons: list[str] = field(default_factory=list)
     report_dir: Path | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)
+    metrics: Row = field(default_factory=dict)
     repeated: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> Row:
         d = dataclasses.asdict(self)
         d["report_dir"] = str(self.report_dir) if self.report_dir else None
         return d
 
 
-def public_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+def public_metrics(metrics: Row) -> Row:
     """The scalar figures of an evaluation (what the reports show)."""
     return {k: v for k, v in metrics.items() if isinstance(v, int | float | str) or v is None}
 
@@ -60,9 +61,9 @@ def fmt(x: object) -> str:
 
 def intent_changes(
     live_pi: PerIntent, cand_pi: PerIntent, margins: dict[str, dict[str, float]] | None
-) -> list[dict[str, Any]]:
+) -> list[Row]:
     """Each intent's F1 before and after, with its allowed drop, largest drops first."""
-    changes: list[dict[str, Any]] = []
+    changes: list[Row] = []
     for intent in sorted(set(live_pi) | set(cand_pi)):
         before = live_pi.get(intent, {}).get("f1")
         after = cand_pi.get(intent, {}).get("f1")
@@ -98,9 +99,7 @@ def _environment() -> Environment:
 _TEMPLATES = _environment()
 
 
-def _context(
-    outcome: RetrainOutcome, changes: list[dict[str, Any]], held: list[dict[str, Any]]
-) -> dict[str, Any]:
+def _context(outcome: RetrainOutcome, changes: list[Row], held: list[Row]) -> Row:
     return {
         "o": outcome,
         "m": outcome.metrics,
@@ -112,22 +111,18 @@ def _context(
     }
 
 
-def render_markdown(
-    outcome: RetrainOutcome, changes: list[dict[str, Any]], held: list[dict[str, Any]]
-) -> str:
+def render_markdown(outcome: RetrainOutcome, changes: list[Row], held: list[Row]) -> str:
     return _TEMPLATES.get_template("report.md.j2").render(_context(outcome, changes, held))
 
 
-def render_html(
-    outcome: RetrainOutcome, changes: list[dict[str, Any]], held: list[dict[str, Any]]
-) -> str:
+def render_html(outcome: RetrainOutcome, changes: list[Row], held: list[Row]) -> str:
     return _TEMPLATES.get_template("report.html.j2").render(_context(outcome, changes, held))
 
 
 def write_report(
     out: Path,
     outcome: RetrainOutcome,
-    changes: list[dict[str, Any]],
+    changes: list[Row],
     quarantined: list[QuarantinedLabel] | None = None,
 ) -> Path:
     """Write `report.json`, `report.md` and `report.html` of a run into `out`."""
