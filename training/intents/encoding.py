@@ -1,10 +1,16 @@
-"""The encoder being fine-tuned: loading it, and mean-pooled embeddings of token ids."""
+"""The encoder being fine-tuned: loading it, and mean-pooled embeddings of token ids.
+
+Pooling is the served classifier's (`deskbot.bot.nlu.classifier`, whose import also
+keeps the model hub offline, as serving does).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from deskbot.bot.nlu.classifier import mean_pool
 
 Ids = Sequence[Sequence[int]]
 
@@ -58,8 +64,6 @@ class Encoder:
 
     def embed(self, seqs: Ids) -> Tensor:
         """Mean-pooled embeddings of a batch, with gradients (training mode as set)."""
-        from deskbot.bot.nlu.classifier import mean_pool
-
         batch_ids, mask = _pad(seqs, self.tokenizer.pad_token_id or 0, self.device)
         hidden = self.model(input_ids=batch_ids, attention_mask=mask).last_hidden_state
         pooled: Tensor = mean_pool(hidden, mask)

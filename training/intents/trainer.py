@@ -41,9 +41,6 @@ from deskbot.training.intents.encoding import Encoder
 from deskbot.training.intents.loop import TrainingSet, fine_tune
 from deskbot.training.intents.samplers import label_text
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
 __all__ = [
     "FEW_SHOT_KNN_ALPHA",
     "FEW_SHOT_PER_INTENT",
