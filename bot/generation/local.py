@@ -18,10 +18,10 @@ import inspect
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from deskbot.bot.core.errors import ConfigError
 from deskbot.bot.core.types import Passage, Turn
@@ -31,6 +31,11 @@ from deskbot.bot.generation.protocol import GeneratorUnavailable
 
 if TYPE_CHECKING:
     import torch
+    from transformers import Cache, PreTrainedModel, PreTrainedTokenizerBase
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    # A model's forward pass, plain or `torch.compile`d.
+    StepFn = Callable[..., CausalLMOutputWithPast]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -83,7 +88,7 @@ class TransformersGenerator:
         max_context: int = 2048,
         num_threads: int | None = None,
         bot_name: str = "our company",
-        model_config: dict[str, Any] | None = None,
+        model_config: Mapping[str, object] | None = None,
         tokenizer: str | None = None,
     ) -> None:
         if max_new_tokens < 1:
@@ -99,13 +104,14 @@ class TransformersGenerator:
         self.bot_name = bot_name
         self._model_config, self._tokenizer_ref = model_config, tokenizer
         self._lock = threading.Lock()
-        # transformers is not type-checked (mypy skips it): its objects are Any.
-        self._model: Any = None
-        self._tok: Any = None
+        # None until `warm_up`. The types are for the reader: mypy skips transformers
+        # (they are untyped to it), so it checks none of their use.
+        self._model: PreTrainedModel = None
+        self._tok: PreTrainedTokenizerBase = None
         self._device: torch.device | None = None
         self._stop_ids: set[int] = set()
-        self._compiled_step: Any = None
-        self._static_caches: dict[int, Any] = {}
+        self._compiled_step: StepFn | None = None
+        self._static_caches: dict[int, Cache] = {}
         # Static caches are shared state: one static-cache generation at a time.
         self._static_lock = threading.Lock()
         self._pass_cache_position = False
@@ -214,7 +220,9 @@ class TransformersGenerator:
             raise ConfigError(f"generator.device is {dev!r} but no CUDA device is present")
         return torch.device(dev)
 
-    def _load_model(self, device: torch.device, dtype: torch.dtype) -> tuple[Any, Any]:
+    def _load_model(
+        self, device: torch.device, dtype: torch.dtype
+    ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         folder = model_folder(self._model_ref, self._cache_dir)
@@ -223,7 +231,9 @@ class TransformersGenerator:
         model.to(device)
         return model, tok
 
-    def _random_model(self, device: torch.device, dtype: torch.dtype) -> tuple[Any, Any]:
+    def _random_model(
+        self, device: torch.device, dtype: torch.dtype
+    ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
         assert self._model_config is not None
@@ -299,7 +309,7 @@ class TransformersGenerator:
             cache, step_mask, positions[:, -1:], next_ids, seen, prompt_len, use_static, kwargs
         )
 
-    def _static_cache(self, batch: int) -> Any:
+    def _static_cache(self, batch: int) -> Cache:
         from transformers import StaticCache
 
         # One cache per batch size, reset and reused: the compiled step's CUDA graphs
@@ -312,7 +322,7 @@ class TransformersGenerator:
             cache.reset()
         return cache
 
-    def _advance(self, s: _Decoding, step_fn: Any, step: int) -> None:
+    def _advance(self, s: _Decoding, step_fn: StepFn, step: int) -> None:
         """One decoding step: feed the last tokens, pick the next ones."""
         import torch
 
@@ -346,7 +356,7 @@ class TransformersGenerator:
             logits = logits.scatter(1, seen, picked)
         return logits.argmax(dim=-1)
 
-    def _decode_step_fn(self) -> Any:
+    def _decode_step_fn(self) -> StepFn:
         import torch
 
         if self._compiled_step is None:
@@ -360,7 +370,7 @@ class TransformersGenerator:
 class _Decoding:
     """A batch's decoding state between two steps."""
 
-    cache: Any  # a transformers DynamicCache or StaticCache
+    cache: Cache  # a DynamicCache, or a StaticCache on the compiled path
     mask: torch.Tensor
     last_pos: torch.Tensor
     next_ids: torch.Tensor
@@ -373,7 +383,7 @@ class _Decoding:
 class _ReplyTexts:
     """Each reply of a batch as text, handed out piece by piece as tokens arrive."""
 
-    def __init__(self, tok: Any, batch: int, stop_ids: set[int]) -> None:
+    def __init__(self, tok: PreTrainedTokenizerBase, batch: int, stop_ids: set[int]) -> None:
         self._tok = tok
         self._stop_ids = stop_ids
         self._generated: list[list[int]] = [[] for _ in range(batch)]
@@ -409,7 +419,7 @@ class _ReplyTexts:
         ]
 
 
-def _stop_token_ids(tok: Any, model: Any) -> set[int]:
+def _stop_token_ids(tok: PreTrainedTokenizerBase, model: PreTrainedModel) -> set[int]:
     """The tokens that end a reply: EOS, the chat template's end-of-turn tokens."""
     stop = {tok.eos_token_id}
     for special in _STOP_TOKENS:
