@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import field
@@ -113,12 +114,14 @@ _SECTIONS: dict[str, type[Any]] = {
     "privacy": PrivacyConfig,
 }
 _FILE_KEYS = ["name", "training", *_SECTIONS]
-_READER = TypeAdapter(BotConfig)
-# Secrets are never written in the file: key -> the variable that gives it.
+# The secrets the environment gives: section -> (key, variable). The file may not
+# write the generator's or the privacy section's (the previous release took a token).
 _SECRETS = {
-    ("generator", "api_key"): GENERATOR_API_KEY_ENV,
-    ("privacy", "customer_key"): CUSTOMER_KEY_ENV,
+    "actions": ("token", ACTIONS_TOKEN_ENV),
+    "privacy": ("customer_key", CUSTOMER_KEY_ENV),
+    "generator": ("api_key", GENERATOR_API_KEY_ENV),
 }
+_ONLY_FROM_ENVIRONMENT = ("privacy", "generator")
 
 
 def load_config(path: str | os.PathLike[str]) -> BotConfig:
@@ -156,14 +159,20 @@ def config_from_dict(
 ) -> BotConfig:
     """Build a `BotConfig` from a parsed mapping; relative paths are resolved against `root`."""
     data: dict[str, Any] = {**_sections(raw), "root": root}
-    for (section, key), env in _SECRETS.items():
+    for section in _ONLY_FROM_ENVIRONMENT:
+        key, variable = _SECRETS[section]
         if key in data[section]:
-            raise ConfigError(f"{section}.{key} must not be written in the file: set {env}")
+            raise ConfigError(f"{section}.{key} must not be written in the file: set {variable}")
     try:
-        config = _READER.validate_python(data, context={"root": root})
+        config = _reader().validate_python(data, context={"root": root})
     except ValidationError as exc:
         raise ConfigError(describe(exc, known=_known_keys)) from None
     return _with_environment(config, environ or {})
+
+
+@functools.cache
+def _reader() -> TypeAdapter[BotConfig]:
+    return TypeAdapter(BotConfig)
 
 
 def _sections(raw: dict[Any, Any]) -> dict[str, Any]:
@@ -191,12 +200,7 @@ def _with_environment(config: BotConfig, env: Mapping[str, str]) -> BotConfig:
     changes: dict[str, Any] = {}
     if env.get(DATABASE_URL_ENV):
         changes["database"] = DatabaseConfig(url=env[DATABASE_URL_ENV])
-    secrets = {
-        "actions": ("token", ACTIONS_TOKEN_ENV),
-        "privacy": ("customer_key", CUSTOMER_KEY_ENV),
-        "generator": ("api_key", GENERATOR_API_KEY_ENV),
-    }
-    for section, (key, name) in secrets.items():
+    for section, (key, name) in _SECRETS.items():
         if env.get(name):
             changes[section] = dataclasses.replace(getattr(config, section), **{key: env[name]})
     if env.get(TRUSTED_PROXIES_ENV):
