@@ -31,7 +31,6 @@ from pydantic import PlainValidator, TypeAdapter, ValidationError
 from deskbot.bot.core.checks import Text, describe, fail, settings
 from deskbot.bot.core.config_sections import (
     DATABASE_URL_ENV,
-    SECTIONS,
     ActionsConfig,
     DatabaseConfig,
     DialogueConfig,
@@ -107,7 +106,11 @@ class BotConfig:
 
 
 _SECTIONS: dict[str, type[Any]] = {
-    **SECTIONS,
+    "database": DatabaseConfig,
+    "intents": IntentsConfig,
+    "knowledge": KnowledgeConfig,
+    "actions": ActionsConfig,
+    "dialogue": DialogueConfig,
     "limits": LimitsConfig,
     "server": ServerConfig,
     "generator": GeneratorConfig,

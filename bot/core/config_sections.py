@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import field
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Self
 
 from pydantic import (
     AfterValidator,
@@ -252,12 +252,3 @@ class PrivacyConfig:
     # `customer_id` must carry `customer_hash` = HMAC-SHA256(key, id) in hex. Only from
     # the environment (DESKBOT_CUSTOMER_KEY).
     customer_key: Text | None = field(default=None, repr=False)
-
-
-SECTIONS: dict[str, type[Any]] = {
-    "database": DatabaseConfig,
-    "intents": IntentsConfig,
-    "knowledge": KnowledgeConfig,
-    "actions": ActionsConfig,
-    "dialogue": DialogueConfig,
-}

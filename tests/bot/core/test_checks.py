@@ -46,16 +46,16 @@ class Example:
 )
 def test_a_failed_check_is_one_line_naming_the_key(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError) as err:
-        Example(**kwargs)  # type: ignore[arg-type]
+        Example(**kwargs)
     assert str(err.value).startswith(message)
     assert "\n" not in str(err.value)
 
 
 def test_settings_are_frozen_and_replace_is_checked() -> None:
-    example = Example(names=["x"])  # type: ignore[arg-type]
+    example = Example(names=["x"])
     assert example.names == ("x",)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        example.count = 2  # type: ignore[misc]
+        example.count = 2
     assert dataclasses.replace(example, count=5).count == 5
     with pytest.raises(ConfigError, match="example.count must be at least 1"):
         dataclasses.replace(example, count=0)
@@ -102,7 +102,7 @@ def test_file_problems_name_the_key(
     tmp_path: Path, raw: dict[object, object], message: str
 ) -> None:
     with pytest.raises(ConfigError) as err:
-        config_from_dict(raw, root=tmp_path)  # type: ignore[arg-type]
+        config_from_dict(raw, root=tmp_path)
     assert str(err.value).startswith(message), str(err.value)
 
 
