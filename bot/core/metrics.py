@@ -12,11 +12,12 @@ Example:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-__all__ = ["CONTENT_TYPE", "BotMetrics"]
+__all__ = ["CONTENT_TYPE", "BotMetrics", "ms_since"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _BUCKETS = (0.002, 0.005, 0.01, 0.015, 0.025, 0.04, 0.06, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -76,3 +77,9 @@ class BotMetrics:
     def render(self) -> bytes:
         """The registry in Prometheus' text format."""
         return generate_latest(self.registry)
+
+
+def ms_since(start: float) -> float:
+    """Milliseconds since `start` (a `time.perf_counter()` value), as step latencies
+    are recorded."""
+    return round((time.perf_counter() - start) * 1000.0, 3)

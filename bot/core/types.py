@@ -7,11 +7,15 @@ from typing import Literal
 
 from deskbot.knowledge.passage import Passage
 
-__all__ = ["OUT_OF_SCOPE", "IntentPrediction", "Passage", "Reply", "Role", "Turn"]
+__all__ = ["OUT_OF_SCOPE", "IntentPrediction", "Passage", "Reply", "ReplyKind", "Role", "Turn"]
 
 OUT_OF_SCOPE = "out_of_scope"
 
 Role = Literal["user", "bot", "agent", "system"]
+#: What a bot reply is (stored as the bot turn's `kind`).
+ReplyKind = Literal[
+    "faq", "generated", "clarify", "handoff", "action", "smalltalk", "fallback", "form"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +52,7 @@ class Reply:
     """
 
     text: str
-    kind: Literal[
-        "faq", "generated", "clarify", "handoff", "action", "smalltalk", "fallback", "form"
-    ]
+    kind: ReplyKind
     intent: IntentPrediction | None = None
     passages: tuple[Passage, ...] = ()
     citations: tuple[str, ...] = ()

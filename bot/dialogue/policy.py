@@ -12,12 +12,17 @@ read, tested and explained to an operator:
   customer clearly changes the subject);
 - a confident FAQ intent is answered from the knowledge base;
 - a low-confidence intent gets a clarifying question with the two best intents as
-  buttons; then a request to rephrase; then a person (Rasa's two-stage fallback).
+  buttons; then a request to rephrase; then a person (Rasa's two-stage fallback);
+- once the FAQ was searched (`Decision.search`), `ground` settles answer against
+  clarify: a close match answers even an unsure or out-of-scope message, and an answer
+  without a good enough passage becomes a clarifying question.
+
+Every route is decided here; the pipeline only carries it out.
 
 Example:
-    >>> policy = DialoguePolicy(PolicySettings(intent_actions={"lost_or_stolen_card": "action_freeze_card"}))
-    >>> d = policy.decide(DialogueState(), text="I lost my card", smalltalk=None,
-    ...                   prediction=IntentPrediction("lost_or_stolen_card", 0.93))
+    >>> policy = DialoguePolicy(DialogueRules(intent_actions={"lost_or_stolen_card": "action_freeze_card"}))
+    >>> d = policy.decide(DialogueState(), Message("I lost my card",
+    ...                   prediction=IntentPrediction("lost_or_stolen_card", 0.93)))
     >>> d.route, d.action
     ('action', 'action_freeze_card')
 """
@@ -31,17 +36,20 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from deskbot.bot.core.slots import extract_slots, slot_prompt
-from deskbot.bot.core.types import IntentPrediction
+from deskbot.bot.core.types import IntentPrediction, Passage, ReplyKind
 from deskbot.bot.nlu.smalltalk import SmallTalk
 
 __all__ = [
     "BUTTON_HUMAN",
     "BUTTON_OTHER",
+    "CLARIFY_TEXT",
     "Decision",
     "DialoguePolicy",
+    "DialogueRules",
     "DialogueState",
     "HandoffReason",
-    "PolicySettings",
+    "Message",
+    "Route",
     "intent_title",
 ]
 
@@ -56,6 +64,9 @@ HandoffReason = Literal[
     "form_failed",
 ]
 
+CLARIFY_TEXT = (
+    "I'm not sure I understood. Could you tell me a bit more about what you need help with?"
+)
 BUTTON_OTHER = "Something else"
 BUTTON_HUMAN = "Talk to a person"
 
@@ -119,12 +130,25 @@ class DialogueState:
 
 
 @dataclass(frozen=True)
-class PolicySettings:
-    """The policy's configuration (from the `actions` and `dialogue` config sections)."""
+class DialogueRules:
+    """The turn's thresholds, time limits and rules: the one copy of them, built once
+    from the config (`deskbot.bot.server.container.dialogue_rules`) and read by both
+    the policy and the pipeline."""
 
+    top_k: int = 3
+    min_score: float = 0.35
+    clarify_below: float = 0.5
+    # A retrieval score this high answers from the FAQ even when the classifier is unsure.
+    answer_score: float = 0.65
+    classify_timeout_s: float = 2.0
+    retrieve_timeout_s: float = 2.0
+    generate_timeout_s: float = 30.0
+    session_expiry_s: float = 3600.0
+    # Turns of history the responder and the action server see.
+    history_turns: int = 8
     intent_actions: Mapping[str, str] = field(default_factory=dict)
     required_slots: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    clarify_below: float = 0.5
+    handoff_action: str = "action_handoff"
     max_out_of_scope: int = 2
     max_clarifications: int = 2
     max_negative_feedback: int = 2
@@ -133,11 +157,33 @@ class PolicySettings:
 
 
 @dataclass(frozen=True)
+class Message:
+    """What is known of one customer message when the policy decides its route.
+
+    Attributes:
+        text: the message.
+        smalltalk: what `detect_smalltalk` said about it.
+        prediction: the classifier's verdict (None when it was not asked, e.g. small
+            talk, or when it failed).
+        confirmed: the customer picked the intent (a button), so no clarifying.
+        classified: False when the classifier failed or timed out.
+    """
+
+    text: str
+    smalltalk: SmallTalk | None = None
+    prediction: IntentPrediction | None = None
+    confirmed: bool = False
+    classified: bool = True
+
+
+@dataclass(frozen=True)
 class Decision:
     """What to do with one message.
 
-    `route` says which step runs next: `answer` (retrieve and answer from the FAQ),
+    `route` says which step runs next: `answer` (answer from the FAQ passages),
     `action` (call `action`), or one of the routes that reply with `text` directly.
+    `search`: the FAQ is searched (tagged with `query_intent`) and `DialoguePolicy.ground`
+    decides again with the best passage.
     """
 
     route: Route
@@ -147,6 +193,25 @@ class Decision:
     intent: str | None = None
     action: str | None = None
     handoff_reason: HandoffReason | None = None
+    search: bool = False
+    query_intent: str | None = None
+
+    @property
+    def kind(self) -> ReplyKind:
+        """The reply kind of a route that replies with `text` (answers and actions
+        get theirs from the step that runs them)."""
+        return _KINDS[self.route]
+
+
+_KINDS: dict[Route, ReplyKind] = {
+    "answer": "faq",
+    "action": "action",
+    "ask_slot": "form",
+    "clarify": "clarify",
+    "smalltalk": "smalltalk",
+    "out_of_scope": "fallback",
+    "handoff": "handoff",
+}
 
 
 def intent_title(intent: str) -> str:
@@ -163,11 +228,11 @@ class DialoguePolicy:
     """Decides each turn's route from the message, its intent and the dialogue state.
 
     Args:
-        settings: thresholds, the intent-to-action map and each action's slots.
+        rules: thresholds, the intent-to-action map and each action's slots.
     """
 
-    def __init__(self, settings: PolicySettings | None = None) -> None:
-        self.settings = settings or PolicySettings()
+    def __init__(self, rules: DialogueRules | None = None) -> None:
+        self.rules = rules or DialogueRules()
 
     # -- messages -------------------------------------------------------------------------
 
@@ -183,26 +248,52 @@ class DialoguePolicy:
                 return intent
         return None
 
-    def decide(
-        self,
-        state: DialogueState,
-        *,
-        text: str,
-        smalltalk: SmallTalk | None,
-        prediction: IntentPrediction | None,
-        confirmed: bool = False,
-    ) -> Decision:
-        """The route for one customer message.
+    def decide(self, state: DialogueState, message: Message) -> Decision:
+        """The route for one customer message, given the state before it."""
+        if not message.classified and state.form is None:
+            # Without an intent the FAQ may still know the answer.
+            return Decision(route="answer", state=state, search=True)
+        decision = self._route(state, message)
+        if decision.route == "answer":
+            return replace(decision, search=True, query_intent=decision.intent)
+        if decision.route in ("clarify", "out_of_scope") and message.prediction is not None:
+            # The classifier is unsure, but the FAQ may know this question well (`ground`).
+            offered = decision.state.offered
+            return replace(decision, search=True, query_intent=offered[0] if offered else None)
+        return decision
 
-        Args:
-            state: the conversation's state before this message.
-            text: the message.
-            smalltalk: what `detect_smalltalk` said about it.
-            prediction: the classifier's verdict (None when it was not asked, e.g. small
-                talk, or when it failed: the policy then asks to rephrase).
-            confirmed: the customer picked the intent (a button), so no clarifying.
+    def ground(self, before: DialogueState, decision: Decision, best: Passage | None) -> Decision:
+        """The route once the FAQ was searched for a `decision.search` decision.
+
+        A close match (`answer_score`; one of the offered intents' when there are
+        some) answers a message the classifier was unsure of; an answer needs a passage
+        of at least `min_score`, else the bot clarifies, counting on from `before`.
         """
-        s = self.settings
+        r = self.rules
+        if decision.route != "answer":
+            offered = decision.state.offered
+            if (
+                best is None
+                or best.score < r.answer_score
+                or (offered and best.intent not in offered)
+            ):
+                return decision
+            decision = Decision(
+                route="answer",
+                state=replace(before, slots=decision.state.slots).settled(),
+                intent=best.intent,
+            )
+        if best is not None and best.score >= r.min_score:
+            return decision
+        # The answer route restarted the fallback counters, expecting an answer; without
+        # one, the clarifications in a row count on from `before` this message, so that a
+        # FAQ that cannot answer (no entry, or an unreadable index) ends in a handoff.
+        unanswered = replace(decision.state, clarify_streak=before.clarify_streak)
+        return self.on_no_answer(unanswered, decision.intent)
+
+    def _route(self, state: DialogueState, message: Message) -> Decision:
+        r = self.rules
+        text, smalltalk, prediction = message.text, message.smalltalk, message.prediction
         # Values are read from every message, so a form can skip what was already said.
         found = extract_slots(text)
         if found:
@@ -228,31 +319,22 @@ class DialoguePolicy:
             return self._rephrase(state)
         if not prediction.in_scope:
             return self._out_of_scope(state)
-        if prediction.confidence < s.clarify_below and not confirmed:
+        if prediction.confidence < r.clarify_below and not message.confirmed:
             return self._clarify(state, prediction)
 
-        action = s.intent_actions.get(prediction.intent)
+        action = r.intent_actions.get(prediction.intent)
         if action is not None:
             return self._start_action(state, prediction.intent, action)
         return Decision(route="answer", state=state.settled(), intent=prediction.intent)
 
     def on_no_answer(self, state: DialogueState, intent: str | None) -> Decision:
         """The knowledge base had nothing good enough for an in-scope question."""
-        streak = state.clarify_streak + 1
-        if streak > self.settings.max_clarifications:
-            return self.handoff(state, "unclear")
-        return Decision(
-            route="clarify",
-            state=replace(state, clarify_streak=streak, offered=()),
-            text="I'm not sure I understood. Could you tell me a bit more about what you need "
-            "help with?",
-            intent=intent,
-        )
+        return self._ask_again(state, CLARIFY_TEXT, intent)
 
     def on_negative(self, state: DialogueState) -> Decision:
         """The customer said the last answer did not help (in words or with a thumbs-down)."""
         streak = state.negative_streak + 1
-        if streak >= self.settings.max_negative_feedback:
+        if streak >= self.rules.max_negative_feedback:
             return self.handoff(replace(state, negative_streak=streak), "negative_feedback")
         return Decision(
             route="smalltalk",
@@ -287,7 +369,7 @@ class DialoguePolicy:
         )
 
     def _smalltalk(self, state: DialogueState, kind: SmallTalk) -> Decision:
-        name = self.settings.bot_name
+        name = self.rules.bot_name
         if kind == "greet":
             text = f"Hello! I'm the {name} assistant. How can I help you today?"
         elif kind == "thanks":
@@ -300,30 +382,38 @@ class DialoguePolicy:
         return Decision(route="smalltalk", state=replace(state, offered=()), text=text)
 
     def _rephrase(self, state: DialogueState) -> Decision:
+        return self._ask_again(
+            state,
+            "Could you rephrase your question, please? A short sentence about what you "
+            "need works best.",
+        )
+
+    def _ask_again(self, state: DialogueState, text: str, intent: str | None = None) -> Decision:
+        """A clarifying question without buttons, or a person after `max_clarifications`."""
         streak = state.clarify_streak + 1
-        if streak > self.settings.max_clarifications:
+        if streak > self.rules.max_clarifications:
             return self.handoff(state, "unclear")
         return Decision(
             route="clarify",
             state=replace(state, clarify_streak=streak, offered=()),
-            text="Could you rephrase your question, please? A short sentence about what you "
-            "need works best.",
+            text=text,
+            intent=intent,
         )
 
     def _out_of_scope(self, state: DialogueState) -> Decision:
         streak = state.oos_streak + 1
-        if streak >= self.settings.max_out_of_scope:
+        if streak >= self.rules.max_out_of_scope:
             return self.handoff(replace(state, oos_streak=streak), "out_of_scope")
         return Decision(
             route="out_of_scope",
             state=replace(state, oos_streak=streak, offered=()),
-            text=f"Sorry, I can only help with questions about {self.settings.bot_name} "
+            text=f"Sorry, I can only help with questions about {self.rules.bot_name} "
             "accounts, cards and payments. Could you rephrase that?",
         )
 
     def _clarify(self, state: DialogueState, prediction: IntentPrediction) -> Decision:
         streak = state.clarify_streak + 1
-        if streak > self.settings.max_clarifications:
+        if streak > self.rules.max_clarifications:
             return self.handoff(state, "unclear")
         top = tuple(intent for intent, _ in prediction.ranking[:2]) or (prediction.intent,)
         return Decision(
@@ -335,7 +425,7 @@ class DialoguePolicy:
         )
 
     def _missing(self, state: DialogueState) -> list[str]:
-        needed = self.settings.required_slots.get(state.form or "", ())
+        needed = self.rules.required_slots.get(state.form or "", ())
         return [name for name in needed if name not in state.slots]
 
     def _start_action(self, state: DialogueState, intent: str, action: str) -> Decision:
@@ -356,7 +446,7 @@ class DialoguePolicy:
         """The next step of an active form, or None when the customer changed the subject."""
         assert state.form is not None
         missing = self._missing(state)
-        asked = self.settings.required_slots.get(state.form, ())
+        asked = self.rules.required_slots.get(state.form, ())
         if not missing:
             return Decision(
                 route="action",
@@ -375,12 +465,12 @@ class DialoguePolicy:
             prediction is not None
             and prediction.in_scope
             and prediction.intent != state.form_intent
-            and prediction.confidence >= self.settings.clarify_below
+            and prediction.confidence >= self.rules.clarify_below
         )
         if changed_topic:
             return None
         attempts = state.form_attempts + 1
-        if attempts > self.settings.form_max_attempts:
+        if attempts > self.rules.form_max_attempts:
             return self.handoff(state, "form_failed")
         return Decision(
             route="ask_slot",

@@ -8,7 +8,7 @@ The interface the dialogue pipeline calls::
     @dataclass(frozen=True)
     class ResponderResult:
         text: str                                  # exactly what the customer was sent
-        kind: Literal["generated", "faq", "clarify"]
+        kind: Literal["generated", "faq"]
         citations: tuple[str, ...]                 # passage ids, cited first
         decision: GuardDecision                    # the guard's verdict, logged with the turn
         generator: str | None                      # the generator's name, None when none ran
@@ -18,17 +18,20 @@ The interface the dialogue pipeline calls::
         def __init__(self, generator: Generator | None, guard: GroundingGuard, *,
                      min_score: float, ...): ...
         def respond(self, history: Sequence[Turn], passages: Sequence[Passage], *,
-                    on_token: Callable[[str], None] | None = None) -> ResponderResult
-        def stream(self, history, passages) -> Iterator[str | ResponderResult]
+                    on_token: Callable[[str], None] | None = None,
+                    deadline: float | None = None) -> ResponderResult
+        def stream(self, history, passages, *, deadline=None) -> Iterator[str | ResponderResult]
             # text pieces as they may be shown, then the result last
 
 The pieces `stream` yields (and `respond` passes to `on_token`) always join to the
 result's `text`: nothing the customer sees is taken back.
 
-Decisions:
+The responder composes an answer; it routes nothing. Whether the passages answer at all
+(or the bot clarifies) is the dialogue policy's decision (`DialoguePolicy.ground`),
+made before the responder is called. What it does:
 
-- Retrieval weak (no passage, or the best score under `min_score`): a clarifying
-  question, kind "clarify"; the generator is not called.
+- Only passages of at least `min_score` ground the reply (the policy passes none
+  weaker as the best); with none at all, `ValueError`.
 - No generator, or it fails before anything was shown (down, timeout, open circuit,
   error): the best passage's answer verbatim, kind "faq", and not a word to the
   customer about the failure.
@@ -55,10 +58,12 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Generator as Generator_
 from dataclasses import dataclass, field
 from typing import Literal
 
 from deskbot.bot.core.config import GeneratorConfig
+from deskbot.bot.core.metrics import ms_since
 from deskbot.bot.core.types import Passage, Turn
 from deskbot.bot.generation.generator import (
     CircuitBreaker,
@@ -73,7 +78,6 @@ from deskbot.knowledge.embedding.embedder import Embedder
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "CLARIFY_TEXT",
     "GroundedResponder",
     "GuardDecision",
     "ResponderResult",
@@ -81,9 +85,6 @@ __all__ = [
     "build_responder",
 ]
 
-CLARIFY_TEXT = (
-    "I'm not sure I understood. Could you tell me a bit more about what you need help with?"
-)
 _CITATION = re.compile(r"\s?\[(\d{1,2})\]")
 
 
@@ -92,7 +93,7 @@ class ResponderResult:
     """The reply to one customer turn (see the module docstring)."""
 
     text: str
-    kind: Literal["generated", "faq", "clarify"]
+    kind: Literal["generated", "faq"]
     citations: tuple[str, ...]
     decision: GuardDecision
     generator: str | None
@@ -105,13 +106,13 @@ class GroundedResponder:
     Args:
         generator: streams replies; None answers every turn from the FAQ.
         guard: checks every sentence before it is shown.
-        min_score: under this best retrieval score the reply is a clarifying question.
+        min_score: passages under this retrieval score do not ground the reply.
         stream_mode: "sentence" (release each sentence once it passes the guard) or
             "buffer" (check the whole reply, then release it).
-        timeout_s: stop waiting for the generator after this long (None: no limit);
-            what passed by then is kept, or the FAQ answer is given.
+        timeout_s: stop waiting for the generator after this long (None: no limit; the
+            turn pipeline passes its one generate deadline to each call instead); what
+            passed by then is kept, or the FAQ answer is given.
         max_reply_chars: stop the generator once the reply is this long.
-        clarify_text: the clarifying question.
     """
 
     def __init__(
@@ -123,7 +124,6 @@ class GroundedResponder:
         stream_mode: Literal["sentence", "buffer"] = "sentence",
         timeout_s: float | None = 30.0,
         max_reply_chars: int = 1200,
-        clarify_text: str = CLARIFY_TEXT,
     ) -> None:
         if stream_mode not in ("sentence", "buffer"):
             raise ValueError(f"stream_mode must be 'sentence' or 'buffer', got {stream_mode!r}")
@@ -133,7 +133,6 @@ class GroundedResponder:
         self.stream_mode = stream_mode
         self.timeout_s = timeout_s
         self.max_reply_chars = max_reply_chars
-        self.clarify_text = clarify_text
 
     def respond(
         self,
@@ -141,10 +140,11 @@ class GroundedResponder:
         passages: Sequence[Passage],
         *,
         on_token: Callable[[str], None] | None = None,
+        deadline: float | None = None,
     ) -> ResponderResult:
         """The reply to the customer's latest turn; `on_token` gets each released piece."""
         result: ResponderResult | None = None
-        for item in self.stream(history, passages):
+        for item in self.stream(history, passages, deadline=deadline):
             if isinstance(item, ResponderResult):
                 result = item
             elif on_token is not None:
@@ -153,18 +153,29 @@ class GroundedResponder:
         return result
 
     def stream(
-        self, history: Sequence[Turn], passages: Sequence[Passage]
+        self,
+        history: Sequence[Turn],
+        passages: Sequence[Passage],
+        *,
+        deadline: float | None = None,
     ) -> Iterator[str | ResponderResult]:
-        """Yield the reply's pieces as they may be shown, then the `ResponderResult`."""
+        """Yield the reply's pieces as they may be shown, then the `ResponderResult`.
+
+        `deadline`: a `time.perf_counter()` value after which the generator is stopped
+        (what passed the guard by then is kept), besides `timeout_s`.
+
+        Raises:
+            ValueError: no passage of at least `min_score` (the policy clarifies then).
+        """
         started = time.perf_counter()
         latency: dict[str, float] = {}
         ranked = sorted(passages, key=lambda p: -p.score)
         best = ranked[0] if ranked else None
         if best is None or best.score < self.min_score:
-            decision = GuardDecision(True, "weak retrieval: clarify")
-            yield self.clarify_text
-            yield self._finish("clarify", self.clarify_text, (), decision, None, latency, started)
-            return
+            raise ValueError("no passage grounds an answer: the dialogue policy clarifies")
+        if self.timeout_s is not None:
+            own = started + self.timeout_s
+            deadline = own if deadline is None else min(deadline, own)
         if self.generator is None:
             yield best.text
             yield self._finish(
@@ -172,7 +183,9 @@ class GroundedResponder:
                 latency, started,
             )  # fmt: skip
             return
-        yield from self._generate(self.generator, history, list(passages), best, latency, started)
+        yield from self._generate(
+            self.generator, history, list(passages), best, latency, (started, deadline)
+        )
 
     # - internals -
 
@@ -183,125 +196,108 @@ class GroundedResponder:
         passages: list[Passage],
         best: Passage,
         latency: dict[str, float],
-        started: float,
+        clock: tuple[float, float | None],
     ) -> Iterator[str | ResponderResult]:
-        released: list[str] = []  # sentences the customer has seen
-        pending: list[str] = []  # courtesy sentences held back until a substantive one
-        support: list[str] = []
-        failure: GuardDecision | None = None
-        guard_s = 0.0
-        buffer = ""
-        substantive = False
-        pieces = generator.compose(history, passages)
-        deadline = None if self.timeout_s is None else started + self.timeout_s
-
-        def check(sentence: str) -> tuple[bool, str]:
-            """Guard one sentence; release it (with held-back ones) when it passes."""
-            nonlocal guard_s, failure, substantive
-            t = time.perf_counter()
-            sentence = _drop_bad_citations(sentence, len(passages))
-            shown = " ".join([*released, *pending, sentence])
-            echo = self.guard.check_echo(shown, passages)
-            verdict = self.guard.check_sentence(sentence, passages) if echo.ok else None
-            guard_s += time.perf_counter() - t
-            if verdict is None or not verdict.decision.ok:
-                failure = echo if verdict is None else verdict.decision
-                return False, ""
-            if verdict.decision.reason == "ok (courtesy)":
-                pending.append(sentence)
-                return True, ""
-            substantive = True
-            if verdict.passage_id:
-                support.append(verdict.passage_id)
-            out = " ".join([*pending, sentence])
-            prefix = " " if released else ""
-            released.extend([*pending, sentence])
-            pending.clear()
-            return True, prefix + out
-
-        try:
-            for piece in pieces:
-                if "first_token" not in latency:
-                    latency["first_token"] = _ms(started)
-                buffer += piece
-                if self.stream_mode == "sentence":
-                    parts = split_sentences(buffer)
-                    # All but the last part are finished sentences.
-                    if len(parts) > 1 and _ends_sentence(buffer, parts[-1]):
-                        for sentence in parts[:-1]:
-                            ok, out = check(sentence)
-                            if not ok:
-                                break
-                            if out:
-                                latency.setdefault("first_release", _ms(started))
-                                yield out
-                        if failure is not None:
-                            break
-                        # Keep the unfinished sentence as streamed (its trailing space too).
-                        buffer = buffer[buffer.rfind(parts[-1]) :]
-                if len(buffer) + sum(len(s) for s in released) > self.max_reply_chars:
-                    break
-                if deadline is not None and time.perf_counter() > deadline:
-                    failure = failure or GuardDecision(False, "generator timed out")
-                    break
-        except Exception as exc:  # GeneratorUnavailable or a model error: never lose the turn
-            logger.warning(
-                "generator %s failed: %s", getattr(generator, "name", "?"), type(exc).__name__
-            )
-            failure = GuardDecision(False, f"generator failed: {type(exc).__name__}")
-        finally:
-            close = getattr(pieces, "close", None)
-            if close is not None:
-                close()
-        latency["generate"] = _ms(started)
-        if failure is None:
-            if self.stream_mode == "buffer":
-                whole = _finished(split_sentences(buffer))
-                decision = self.guard.check_echo(buffer, passages)
-                if not decision.ok:
-                    failure = decision
-                else:
-                    outs: list[str] = []
-                    for sentence in whole:
-                        ok, out = check(sentence)
-                        if not ok:
-                            break
-                        if out:
-                            outs.append(out)
-                    if failure is None and outs:
-                        latency["first_release"] = _ms(started)
-                        yield "".join(outs)
-            else:
-                for sentence in _finished(split_sentences(buffer)):
-                    ok, out = check(sentence)
-                    if not ok:
-                        break
-                    if out:
-                        latency.setdefault("first_release", _ms(started))
-                        yield out
-        latency["guard"] = round(guard_s * 1000.0, 3)
+        started = clock[0]
+        release = _Release(self.guard, passages)
         name = getattr(generator, "name", None)
-        if self.stream_mode == "buffer" and failure is not None:
+        reading = (str(name), generator.compose(history, passages))
+        buffer = yield from self._read(reading, release, latency, clock)
+        latency["generate"] = ms_since(started)
+        if release.failure is None:
+            yield from self._release_rest(buffer, release, latency, started)
+        latency["guard"] = round(release.guard_s * 1000.0, 3)
+        if self.stream_mode == "buffer" and release.failure is not None:
             # Nothing was shown in buffer mode: the whole reply falls back.
-            released.clear()
-            substantive = False
-        if not substantive:
+            release.released.clear()
+            release.substantive = False
+        failure = release.failure
+        if not release.substantive:
             decision = failure or GuardDecision(False, "no substantive sentence")
             yield best.text
             yield self._finish("faq", best.text, (best.id,), decision, name, latency, started)
             return
-        text = " ".join(released)
+        text = " ".join(release.released)
         cited = cited_passage_ids(text, passages)
-        citations = tuple(dict.fromkeys([*cited, *support]))
+        citations = tuple(dict.fromkeys([*cited, *release.support]))
         if failure is not None:
             decision = GuardDecision(False, f"truncated: {failure.reason}", failure.unsupported)
         else:
             decision = GuardDecision(True, "ok")
         yield self._finish("generated", text, citations, decision, name, latency, started)
 
+    def _read(
+        self,
+        reading: tuple[str, Iterator[str]],
+        release: _Release,
+        latency: dict[str, float],
+        clock: tuple[float, float | None],
+    ) -> Generator_[str, None, str]:
+        """Read the generator, releasing each finished sentence (sentence mode) until
+        it ends, fails, runs long or passes the deadline; returns the unreleased text."""
+        started, deadline = clock
+        name, pieces = reading
+        buffer = ""
+        try:
+            for piece in pieces:
+                latency.setdefault("first_token", ms_since(started))
+                buffer += piece
+                if self.stream_mode == "sentence":
+                    buffer = yield from self._release_finished(buffer, release, latency, started)
+                    if release.failure is not None:
+                        break
+                if len(buffer) + sum(len(s) for s in release.released) > self.max_reply_chars:
+                    break
+                if deadline is not None and time.perf_counter() > deadline:
+                    release.failure = release.failure or GuardDecision(False, "generator timed out")
+                    break
+        except Exception as exc:  # GeneratorUnavailable or a model error: never lose the turn
+            logger.warning("generator %s failed: %s", name, type(exc).__name__)
+            release.failure = GuardDecision(False, f"generator failed: {type(exc).__name__}")
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()
+        return buffer
+
+    @staticmethod
+    def _release_finished(
+        buffer: str, release: _Release, latency: dict[str, float], started: float
+    ) -> Generator_[str, None, str]:
+        """Release the finished sentences of `buffer`; returns the unfinished rest."""
+        parts = split_sentences(buffer)
+        # All but the last part are finished sentences.
+        if len(parts) > 1 and _ends_sentence(buffer, parts[-1]):
+            for out in release.sentences(parts[:-1]):
+                latency.setdefault("first_release", ms_since(started))
+                yield out
+            if release.failure is None:
+                # Keep the unfinished sentence as streamed (its trailing space too).
+                return buffer[buffer.rfind(parts[-1]) :]
+        return buffer
+
+    def _release_rest(
+        self, buffer: str, release: _Release, latency: dict[str, float], started: float
+    ) -> Iterator[str]:
+        """The generator is done: release what is left (all of it in buffer mode)."""
+        whole = _finished(split_sentences(buffer))
+        if self.stream_mode == "sentence":
+            for out in release.sentences(whole):
+                latency.setdefault("first_release", ms_since(started))
+                yield out
+            return
+        decision = self.guard.check_echo(buffer, release.passages)
+        if not decision.ok:
+            release.failure = decision
+            return
+        outs = list(release.sentences(whole))
+        if release.failure is None and outs:
+            latency["first_release"] = ms_since(started)
+            yield "".join(outs)
+
     def _finish(
         self,
-        kind: Literal["generated", "faq", "clarify"],
+        kind: Literal["generated", "faq"],
         text: str,
         citations: tuple[str, ...],
         decision: GuardDecision,
@@ -309,7 +305,7 @@ class GroundedResponder:
         latency: dict[str, float],
         started: float,
     ) -> ResponderResult:
-        latency["total"] = _ms(started)
+        latency["total"] = ms_since(started)
         logger.info(
             "responder: kind=%s guard_ok=%s reason=%s generator=%s citations=%s %.1fms",
             kind,
@@ -320,6 +316,53 @@ class GroundedResponder:
             latency["total"],
         )
         return ResponderResult(text, kind, citations, decision, generator, dict(latency))
+
+
+class _Release:
+    """The sentences of one reply as the guard lets them out: substantive ones at once,
+    courtesy ones held back until a substantive one passes."""
+
+    def __init__(self, guard: GroundingGuard, passages: list[Passage]) -> None:
+        self.guard = guard
+        self.passages = passages
+        self.released: list[str] = []  # sentences the customer has seen
+        self.pending: list[str] = []  # courtesy sentences held back
+        self.support: list[str] = []
+        self.failure: GuardDecision | None = None
+        self.guard_s = 0.0
+        self.substantive = False
+
+    def sentences(self, sentences: list[str]) -> Iterator[str]:
+        """The text to show for each sentence that passes, until one fails."""
+        for sentence in sentences:
+            ok, out = self.check(sentence)
+            if not ok:
+                return
+            if out:
+                yield out
+
+    def check(self, sentence: str) -> tuple[bool, str]:
+        """Guard one sentence; release it (with held-back ones) when it passes."""
+        t = time.perf_counter()
+        sentence = _drop_bad_citations(sentence, len(self.passages))
+        shown = " ".join([*self.released, *self.pending, sentence])
+        echo = self.guard.check_echo(shown, self.passages)
+        verdict = self.guard.check_sentence(sentence, self.passages) if echo.ok else None
+        self.guard_s += time.perf_counter() - t
+        if verdict is None or not verdict.decision.ok:
+            self.failure = echo if verdict is None else verdict.decision
+            return False, ""
+        if verdict.decision.reason == "ok (courtesy)":
+            self.pending.append(sentence)
+            return True, ""
+        self.substantive = True
+        if verdict.passage_id:
+            self.support.append(verdict.passage_id)
+        out = " ".join([*self.pending, sentence])
+        prefix = " " if self.released else ""
+        self.released.extend([*self.pending, sentence])
+        self.pending.clear()
+        return True, prefix + out
 
 
 def _finished(sentences: list[str]) -> list[str]:
@@ -338,10 +381,6 @@ def _drop_bad_citations(sentence: str, n_passages: int) -> str:
     return _CITATION.sub(
         lambda m: m.group(0) if 1 <= int(m.group(1)) <= n_passages else "", sentence
     )
-
-
-def _ms(since: float) -> float:
-    return round((time.perf_counter() - since) * 1000.0, 3)
 
 
 def build_generator(config: GeneratorConfig, *, bot_name: str = "our company") -> Generator | None:
@@ -386,10 +425,12 @@ def build_responder(
         embedder, min_similarity=config.min_similarity, min_coverage=config.min_coverage
     )
     mode: Literal["sentence", "buffer"] = "buffer" if config.stream_mode == "buffer" else "sentence"
+    # No timeout of its own: the turn pipeline gives each call its one generate deadline
+    # (`dialogue.generate_timeout_s`); `generator.timeout_s` bounds the HTTP calls.
     return GroundedResponder(
         build_generator(config, bot_name=bot_name),
         guard,
         min_score=min_score,
         stream_mode=mode,
-        timeout_s=config.timeout_s,
+        timeout_s=None,
     )

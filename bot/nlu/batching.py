@@ -160,20 +160,19 @@ class MicroBatcher(Generic[T, R]):
 
 
 class BatchingIntentClassifier:
-    """An `IntentClassifier` whose `predict` calls from many threads are batched together.
+    """An `IntentClassifier` whose calls from many threads are batched together
+    (a `QueuedIntentClassifier`).
 
-    When the inner classifier has `predict_encoded`, that is what the batches run (one
-    batcher, so plain and encoded calls share batches) and `predict` drops the vectors.
+    The batches run the inner `predict_encoded` (one batcher, so plain and encoded
+    calls share batches); `predict` drops the vectors.
     """
 
     def __init__(
         self, inner: IntentClassifier, *, max_batch: int = 64, max_wait_ms: float = 1.0
     ) -> None:
         self.inner = inner
-        encoded = getattr(inner, "predict_encoded", None)
-        self._encoded = encoded is not None
-        self.batcher: MicroBatcher[str, Any] = MicroBatcher(
-            encoded if encoded is not None else inner.predict,
+        self.batcher: MicroBatcher[str, EncodedPrediction] = MicroBatcher(
+            inner.predict_encoded,
             name="intent-batcher",
             max_batch=max_batch,
             max_wait_ms=max_wait_ms,
@@ -188,22 +187,17 @@ class BatchingIntentClassifier:
         return self.inner.labels
 
     def warm_up(self) -> None:
-        warm = getattr(self.inner, "warm_up", None)
-        if warm is not None:
-            warm()
+        self.inner.warm_up()
 
     def predict(self, texts: Sequence[str]) -> list[IntentPrediction]:
-        results = self.batcher(texts)
-        return [r.prediction for r in results] if self._encoded else results
+        return [r.prediction for r in self.batcher(texts)]
 
-    def submit(self, texts: Sequence[str]) -> Future[list[Any]]:
+    def submit(self, texts: Sequence[str]) -> Future[list[EncodedPrediction]]:
         """Queue `texts` for a batch and return at once; the future holds what
-        `predict_encoded` returns when the inner classifier has it, else `predict`'s."""
+        `predict_encoded` returns."""
         return self.batcher.submit(texts)
 
     def predict_encoded(self, texts: Sequence[str]) -> list[EncodedPrediction]:
-        if not self._encoded:
-            raise AttributeError(f"{type(self.inner).__name__} has no predict_encoded")
         return self.batcher(texts)
 
     def __getattr__(self, name: str) -> Any:  # manifest, model_dir, ... of the wrapped model
@@ -234,9 +228,7 @@ class BatchingEmbedder:
         return self.inner.dim
 
     def warm_up(self) -> None:
-        warm = getattr(self.inner, "warm_up", None)
-        if warm is not None:
-            warm()
+        self.inner.warm_up()
 
     def prefetch(self, text: str) -> None:
         """Start embedding `text` now; the next `embed([text])` takes this result.

@@ -19,9 +19,10 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -58,13 +59,43 @@ class EncodedPrediction:
 
 
 class IntentClassifier(Protocol):
+    """Names the intent of messages: what the turn and the composition root call.
+
+    `TransformerIntentClassifier` (one model version), `ReloadingIntentClassifier` (the
+    registry's live one) and `BatchingIntentClassifier` (calls batched) are the three.
+    """
+
     @property
     def version(self) -> str: ...
 
     @property
     def labels(self) -> tuple[str, ...]: ...
 
+    def warm_up(self) -> None:
+        """Load the model now rather than on the first message."""
+        ...
+
     def predict(self, texts: Sequence[str]) -> list[IntentPrediction]: ...
+
+    def predict_encoded(self, texts: Sequence[str]) -> list[EncodedPrediction]:
+        """`predict`, with each text's embedding (the FAQ query of a shared encoder)."""
+        ...
+
+
+@runtime_checkable
+class QueuedIntentClassifier(IntentClassifier, Protocol):
+    """A classifier that queues a request and returns at once (`BatchingIntentClassifier`):
+    the turn then keeps no thread waiting for it."""
+
+    def submit(self, texts: Sequence[str]) -> Future[list[EncodedPrediction]]: ...
+
+
+class LiveIntentModel(Protocol):
+    """Something that serves one intent model version at a time."""
+
+    def current(self) -> TransformerIntentClassifier:
+        """The model serving now."""
+        ...
 
 
 def default_threads() -> int:
@@ -176,6 +207,10 @@ class TransformerIntentClassifier:
     @property
     def labels(self) -> tuple[str, ...]:
         return self.manifest.labels
+
+    def current(self) -> TransformerIntentClassifier:
+        """The model serving now: this one (see `LiveIntentModel`)."""
+        return self
 
     def warm_up(self) -> None:
         """Load the tokenizer, encoder, head and neighbour bank (once)."""
@@ -375,7 +410,8 @@ def normalized(emb: Any) -> np.ndarray:
 
 
 class IntentSharedEncoder:
-    """The live intent model's encoder as the FAQ retriever's shared encoder.
+    """The live intent model's encoder as the FAQ retriever's shared encoder
+    (`deskbot.knowledge.retrieval.retriever.QueryEncoder`).
 
     With `knowledge.query_encoder: intents`, the classifier's embedding of a message is
     also its FAQ query vector: one encoder pass per turn instead of two. `classifier`
@@ -383,12 +419,11 @@ class IntentSharedEncoder:
     time of `snapshot`).
     """
 
-    def __init__(self, classifier: Any) -> None:
+    def __init__(self, classifier: LiveIntentModel) -> None:
         self.classifier = classifier
 
     def snapshot(self) -> tuple[str, Callable[[Sequence[str]], np.ndarray]]:
-        current = getattr(self.classifier, "current", None)
-        model = current() if callable(current) else self.classifier
+        model = self.classifier.current()
 
         def embed(texts: Sequence[str]) -> np.ndarray:
             return normalized(model.embed(list(texts)))

@@ -51,7 +51,7 @@ class ReloadingIntentClassifier:
         *,
         check_interval_s: float = 1.0,
         background: bool = True,
-        factory: Callable[[Path], Any] | None = None,
+        factory: Callable[[Path], TransformerIntentClassifier] | None = None,
         **classifier_kwargs: Any,
     ) -> None:
         self.registry = registry if isinstance(registry, ModelRegistry) else ModelRegistry(registry)
@@ -66,7 +66,7 @@ class ReloadingIntentClassifier:
         self._stop = threading.Event()
         self._signature = self._pointer_signature()
         version = self.registry.live_version()
-        self._current: Any = self._factory(self.registry.live_dir())
+        self._current = self._factory(self.registry.live_dir())
         self._current_version = version
         self.reloads = 0
 
@@ -94,7 +94,7 @@ class ReloadingIntentClassifier:
         current = self._current
         return list(current.predict_encoded(texts))
 
-    def current(self) -> Any:
+    def current(self) -> TransformerIntentClassifier:
         """The model serving now."""
         return self._current
 

@@ -9,13 +9,15 @@ Example:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from deskbot.bot.actions.client import RasaActionClient
 from deskbot.bot.core.config import BotConfig
 from deskbot.bot.core.metrics import BotMetrics
-from deskbot.bot.dialogue.pipeline import PipelineSettings, Responder, TurnPipeline
+from deskbot.bot.dialogue.pipeline import Responder, TurnPipeline
+from deskbot.bot.dialogue.policy import DialogueRules
 from deskbot.bot.nlu.batching import BatchingEmbedder, BatchingIntentClassifier
 from deskbot.bot.nlu.classifier import IntentClassifier, IntentSharedEncoder
 from deskbot.bot.nlu.reloading import ReloadingIntentClassifier
@@ -39,6 +41,8 @@ class Bot:
     pipeline: TurnPipeline
     metrics: BotMetrics
     actions: RasaActionClient | None = None
+    # The model that follows the registry's LIVE pointer (its watcher stops on `close`).
+    live_model: ReloadingIntentClassifier | None = None
 
     _warmed: bool = field(default=False, init=False, repr=False)
 
@@ -53,9 +57,7 @@ class Bot:
         Raises:
             IndexCorrupt: the index directory has no live version.
         """
-        warm = getattr(self.classifier, "warm_up", None)
-        if warm is not None:
-            warm()
+        self.classifier.warm_up()
         self.classifier.predict(["hello"])
         single_threaded_blas()
         try:
@@ -88,9 +90,8 @@ class Bot:
         self.pipeline.close()
         if self.actions is not None:
             self.actions.close()
-        stop_watching = getattr(self.classifier, "close", None)
-        if callable(stop_watching):
-            stop_watching()
+        if self.live_model is not None:
+            self.live_model.close()
         self.store.engine.dispose()
 
 
@@ -105,10 +106,11 @@ def build_store(config: BotConfig, *, run_migrations: bool = True) -> SqlConvers
     return SqlConversationStore(engine)
 
 
-def pipeline_settings(config: BotConfig) -> PipelineSettings:
-    """The pipeline's settings from the `knowledge`, `intents`, `actions` and `dialogue` sections."""
+def dialogue_rules(config: BotConfig) -> DialogueRules:
+    """The turn's rules from the `knowledge`, `intents`, `actions` and `dialogue` sections:
+    built once, read by the policy and the pipeline alike."""
     d = config.dialogue
-    return PipelineSettings(
+    return DialogueRules(
         top_k=config.knowledge.top_k,
         min_score=config.knowledge.min_score,
         clarify_below=config.intents.clarify_below,
@@ -142,6 +144,43 @@ def single_threaded_blas() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
+@dataclass(frozen=True)
+class _Models:
+    """The served models: the live intent model, the classifier and embedder the turn
+    calls (batched when `limits.micro_batching`), and the embedder's prefetch."""
+
+    live: ReloadingIntentClassifier
+    classifier: IntentClassifier
+    embedder: Embedder
+    prefetch: Callable[[str], None] | None
+
+
+def _models(config: BotConfig) -> _Models:
+    limits = config.limits
+    # Follows the registry's LIVE pointer: a promoted model serves without a restart.
+    live = ReloadingIntentClassifier(
+        config.intents.registry,
+        num_threads=limits.inference_threads,
+        runtime=limits.inference_runtime,
+        precision=limits.inference_precision,
+    )
+    embedder = build_embedder(
+        config.knowledge.embedder,
+        runtime=limits.inference_runtime,
+        num_threads=limits.inference_threads,
+        precision=limits.query_precision,
+    )
+    if not limits.micro_batching:
+        return _Models(live, live, embedder, None)
+    batched = BatchingEmbedder(
+        embedder, max_batch=limits.max_batch, max_wait_ms=limits.batch_wait_ms
+    )
+    classifier = BatchingIntentClassifier(
+        live, max_batch=limits.max_batch, max_wait_ms=limits.batch_wait_ms
+    )
+    return _Models(live, classifier, batched, batched.prefetch)
+
+
 def build_bot(
     config: BotConfig,
     *,
@@ -158,34 +197,12 @@ def build_bot(
             passage verbatim.
     """
     store = store or build_store(config)
-    limits = config.limits
-    # Follows the registry's LIVE pointer: a promoted model serves without a restart.
-    base_classifier = ReloadingIntentClassifier(
-        config.intents.registry,
-        num_threads=limits.inference_threads,
-        runtime=limits.inference_runtime,
-        precision=limits.inference_precision,
-    )
-    base_embedder = build_embedder(
-        config.knowledge.embedder,
-        runtime=limits.inference_runtime,
-        num_threads=limits.inference_threads,
-        precision=limits.query_precision,
-    )
-    classifier: IntentClassifier = base_classifier
-    embedder: Embedder = base_embedder
-    if limits.micro_batching:
-        classifier = BatchingIntentClassifier(
-            base_classifier, max_batch=limits.max_batch, max_wait_ms=limits.batch_wait_ms
-        )
-        embedder = BatchingEmbedder(
-            base_embedder, max_batch=limits.max_batch, max_wait_ms=limits.batch_wait_ms
-        )
+    models = _models(config)
     retriever = FaissRetriever(
         config.knowledge.index_dir,
-        embedder,
+        models.embedder,
         shared_encoder=(
-            IntentSharedEncoder(base_classifier)
+            IntentSharedEncoder(models.live)
             if config.knowledge.query_encoder == "intents"
             else None
         ),
@@ -202,26 +219,28 @@ def build_bot(
 
         responder = build_responder(
             config.generator,
-            embedder=embedder,
+            embedder=models.embedder,
             min_score=config.knowledge.min_score,
             bot_name=config.name,
         )
     metrics = BotMetrics()
     pipeline = TurnPipeline(
         store,
-        classifier,
+        models.classifier,
         retriever,
-        pipeline_settings(config),
+        dialogue_rules(config),
         responder=responder,
         actions=actions,
         metrics=metrics,
+        prefetch=models.prefetch,
     )
     return Bot(
         config=config,
         store=store,
-        classifier=classifier,
+        classifier=models.classifier,
         retriever=retriever,
         pipeline=pipeline,
         metrics=metrics,
         actions=actions,
+        live_model=models.live,
     )

@@ -15,7 +15,7 @@ from sqlalchemy import text as sql
 from deskbot.bot.core.types import Reply
 from deskbot.bot.dialogue.pipeline import TurnPipeline, UnknownTurn
 from deskbot.bot.nlu.classifier import TransformerIntentClassifier
-from deskbot.bot.server.container import Bot, build_bot, pipeline_settings
+from deskbot.bot.server.container import Bot, build_bot, dialogue_rules
 from tests.bot.actions.action_server import (
     action_server,
     configure,
@@ -171,7 +171,7 @@ def test_low_confidence_offers_two_intents_and_a_click_answers(bot: Bot) -> None
         bot.store,
         bot.classifier,
         bot.retriever,
-        dataclasses.replace(pipeline_settings(bot.config), clarify_below=1.01, answer_score=1.1),
+        dataclasses.replace(dialogue_rules(bot.config), clarify_below=1.01, answer_score=1.1),
         actions=bot.actions,
     )
     first = strict.handle(conv, "What exchange rates do you use?")
@@ -188,7 +188,7 @@ def test_the_faq_answers_a_close_match_the_classifier_is_unsure_of(bot: Bot) -> 
         bot.store,
         bot.classifier,
         bot.retriever,
-        dataclasses.replace(pipeline_settings(bot.config), clarify_below=1.01),
+        dataclasses.replace(dialogue_rules(bot.config), clarify_below=1.01),
     )
     (reply,) = [unsure.handle(conv, "What exchange rates do you use?")]
     assert reply.kind == "faq" and reply.citations == ("exchange-rate",)
@@ -202,7 +202,7 @@ def test_classifier_failure_and_timeout_fall_back_to_the_faq(
     shutil.copytree(trained_model_dir, broken_dir)
     (broken_dir / "model.safetensors").write_bytes(b"not weights")
     broken = TransformerIntentClassifier(broken_dir)
-    settings = pipeline_settings(bot.config)
+    settings = dialogue_rules(bot.config)
     for classifier, s in (
         (broken, settings),
         (bot.classifier, dataclasses.replace(settings, classify_timeout_s=1e-6)),
@@ -284,7 +284,7 @@ def test_the_grounded_responder_plugs_in_for_faq_answers(bot: Bot) -> None:
         bot.store,
         bot.classifier,
         bot.retriever,
-        pipeline_settings(bot.config),
+        dialogue_rules(bot.config),
         responder=responder,
         actions=bot.actions,
     )

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from deskbot.bot.core.types import OUT_OF_SCOPE, IntentPrediction
+from deskbot.bot.core.types import OUT_OF_SCOPE, IntentPrediction, Passage
 from deskbot.bot.dialogue.policy import (
     BUTTON_OTHER,
+    CLARIFY_TEXT,
     DialoguePolicy,
+    DialogueRules,
     DialogueState,
-    PolicySettings,
+    Message,
     intent_title,
 )
 
 POLICY = DialoguePolicy(
-    PolicySettings(
+    DialogueRules(
         intent_actions={
             "lost_or_stolen_card": "action_freeze_card",
             "card_arrival": "action_card_order_status",
@@ -29,7 +31,7 @@ def p(intent: str, conf: float = 0.9, *ranking: tuple[str, float]) -> IntentPred
 
 
 def decide(state: DialogueState, text: str, prediction: IntentPrediction | None, smalltalk=None):  # type: ignore[no-untyped-def]
-    return POLICY.decide(state, text=text, smalltalk=smalltalk, prediction=prediction)
+    return POLICY.decide(state, Message(text, smalltalk, prediction))
 
 
 def test_confident_faq_intent_is_answered_and_counters_reset() -> None:
@@ -151,3 +153,36 @@ def test_action_events_update_slots() -> None:
 def test_intent_titles() -> None:
     assert intent_title("Refund_not_showing_up") == "Refund not showing up"
     assert intent_title("reverted_card_payment?") == "Reverted card payment"
+
+
+def passage(score: float, intent: str | None = "exchange_rate") -> Passage:
+    return Passage("exchange-rate", "We use the daily rate.", score, "faq", intent=intent)
+
+
+def test_the_faq_search_settles_answer_against_clarify_in_the_policy() -> None:
+    before = DialogueState(clarify_streak=1)
+    answer = decide(before, "exchange rate?", p("exchange_rate"))
+    assert answer.search and answer.query_intent == "exchange_rate"
+    assert POLICY.ground(before, answer, passage(0.9)) == answer
+    weak = POLICY.ground(before, answer, passage(0.1))
+    assert (weak.route, weak.text, weak.state.clarify_streak) == ("clarify", CLARIFY_TEXT, 2)
+    assert POLICY.ground(DialogueState(clarify_streak=2), answer, None).route == "handoff"
+
+
+def test_a_close_faq_match_answers_an_unsure_or_out_of_scope_message() -> None:
+    unsure = decide(
+        DialogueState(), "rate?", p("exchange_rate", 0.3, ("exchange_rate", 0.3), ("fees", 0.2))
+    )
+    assert unsure.route == "clarify" and unsure.query_intent == "exchange_rate"
+    assert POLICY.ground(DialogueState(), unsure, passage(0.9)).route == "answer"
+    assert POLICY.ground(DialogueState(), unsure, passage(0.9, "card_arrival")) == unsure
+    assert POLICY.ground(DialogueState(), unsure, passage(0.6)) == unsure  # under answer_score
+    oos = decide(DialogueState(), "rates?", p(OUT_OF_SCOPE, 0.2))
+    assert oos.search and POLICY.ground(DialogueState(), oos, passage(0.9)).route == "answer"
+    greeting = decide(DialogueState(), "hello", None, smalltalk="greet")
+    assert not greeting.search
+
+
+def test_a_failed_classifier_searches_the_faq_without_an_intent() -> None:
+    d = POLICY.decide(DialogueState(), Message("exchange rate?", classified=False))
+    assert (d.route, d.search, d.query_intent) == ("answer", True, None)
