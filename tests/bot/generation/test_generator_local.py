@@ -124,6 +124,30 @@ def test_the_decode_loop_is_transformers_greedy_search(smollm2: TransformersGene
         assert "".join(smollm2.compose([Turn("user", question)], [PASSAGE])) == expected
 
 
+@pytest.mark.slow
+def test_the_static_cache_path_decodes_like_the_dynamic_one(
+    smollm2: TransformersGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path `compile=True` takes on CUDA, run uncompiled on the CPU, on a padded batch."""
+    questions = ["my card hasn't arrived", "how long does delivery take, and is express faster?"]
+    conversations = [smollm2.messages([Turn("user", q)], [PASSAGE]) for q in questions]
+    dynamic = ["".join(p) for p in zip(*smollm2.stream_batch(conversations), strict=True)]
+    tok = smollm2._tok
+    prompts = [
+        tok.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
+        for c in conversations
+    ]
+    tok.padding_side = "left"
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    monkeypatch.setattr(smollm2, "max_context", 512)
+    monkeypatch.setattr(smollm2, "_decode_step_fn", lambda: smollm2._model)  # no torch.compile
+    steps = smollm2._decode_loop(
+        enc["input_ids"], enc["attention_mask"], smollm2.max_new_tokens, use_static=True
+    )
+    static = ["".join(p) for p in zip(*steps, strict=True)]
+    assert static == dynamic and all(r.strip() for r in static)
+
+
 def test_responder_is_built_from_the_config(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     from deskbot.bot.generation.responder import build_responder
 
