@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from deskbot.bot.nlu.registry import (
     ModelRegistry,
     read_manifest,
 )
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -103,29 +106,29 @@ def default_threads() -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
 
-def mean_pool(hidden: Any, mask: Any) -> Any:
+def mean_pool(hidden: Tensor, mask: Tensor) -> Tensor:
     """Average of the token vectors, padding excluded."""
     m = mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
 
 
-def cosine_logits(embeddings: Any, head: Any, scale: float) -> Any:
+def cosine_logits(embeddings: Tensor, head: Tensor, scale: float) -> Tensor:
     import torch.nn.functional as F
 
     return scale * F.normalize(embeddings, dim=-1) @ F.normalize(head, dim=-1).t()
 
 
-def nearest_mean(embeddings: Any, bank: Any, k: int) -> Any:
+def nearest_mean(embeddings: Tensor, bank: Any, k: int) -> Tensor:
     """Mean cosine similarity of each row of `embeddings` to its `k` nearest bank rows."""
     import torch.nn.functional as F
 
-    sim = F.normalize(embeddings, dim=-1) @ bank.t()
+    sim: Tensor = F.normalize(embeddings, dim=-1) @ bank.t()
     return sim.topk(min(k, bank.shape[0]), dim=1).values.mean(1)
 
 
 def knn_vote(
-    embeddings: Any, bank: Any, bank_labels: Any, n_labels: int, k: int, temp: float
-) -> tuple[Any, Any]:
+    embeddings: Tensor, bank: Tensor, bank_labels: Tensor, n_labels: int, k: int, temp: float
+) -> tuple[Tensor, Tensor]:
     """Class probabilities from the k nearest bank rows, and the mean similarity to them."""
     import torch
     import torch.nn.functional as F
@@ -138,7 +141,7 @@ def knn_vote(
     return probs, top.mean(1)
 
 
-def _column_major(matrix: Any) -> Any:
+def _column_major(matrix: Tensor) -> Tensor:
     """`matrix` with its columns contiguous in memory (same shape and values)."""
     return matrix.t().contiguous().t()
 
