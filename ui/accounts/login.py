@@ -22,7 +22,7 @@ from fastapi.responses import (
 )
 from starlette.concurrency import run_in_threadpool
 
-from deskbot.bot.core.network import parse_networks
+from deskbot.bot.core.network import Network, parse_networks
 from deskbot.bot.server.ratelimit import came_over_https
 from deskbot.bot.store import SqlConversationStore
 from deskbot.ui.accounts.auth import COOKIE_NAME, SessionSigner, authenticate
@@ -69,6 +69,18 @@ def login_page(title: str, *, failed: bool = False) -> str:
     return _PAGE.format(title=html.escape(title), error=error)
 
 
+def _secure_cookie(request: Request, secure_cookies: str, proxies: tuple[Network, ...]) -> bool:
+    """Whether the session cookie is marked Secure (see `add_login_routes`)."""
+    if secure_cookies != "auto":
+        return secure_cookies == "always"
+    return came_over_https(
+        request.url.scheme,
+        request.client.host if request.client else None,
+        request.headers.get("x-forwarded-proto"),
+        proxies,
+    )
+
+
 def add_login_routes(
     app: FastAPI,
     path: str,
@@ -112,16 +124,7 @@ def add_login_routes(
             path=path,
             httponly=True,
             samesite="strict",
-            secure=secure_cookies == "always"
-            or (
-                secure_cookies == "auto"
-                and came_over_https(
-                    request.url.scheme,
-                    request.client.host if request.client else None,
-                    request.headers.get("x-forwarded-proto"),
-                    proxies,
-                )
-            ),
+            secure=_secure_cookie(request, secure_cookies, proxies),
         )
         logger.info("agent %s logged in", agent.username)
         return response
