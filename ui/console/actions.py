@@ -31,7 +31,7 @@ MAX_REPLY_CHARS = 4_000
 _NEW_INTENT = re.compile(r"[a-z][a-z0-9_]{1,63}")
 # What the agent sees for the out-of-scope label. Messages labelled so become `oos`
 # training examples: the next model refuses what lies nearer to them than to any intent
-# (benchmarks/intent_oos_scores.py measures what a few examples a topic give).
+# (benchmarks/quality/intent_oos_scores.py measures what a few examples a topic give).
 OUT_OF_SCOPE_CHOICE = "Out of scope: a topic the bot must not answer"
 _RESERVED = {OUT_OF_SCOPE, "oos"}
 
