@@ -19,12 +19,14 @@ import os
 import signal
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
@@ -237,6 +239,35 @@ def alias_bomb(width: int, depth: int) -> str:
 
 
 _bomb = alias_bomb  # the name the intents and config fuzz tests import
+
+
+def assert_short_error(
+    error: type[Exception], read: Callable[[Path], object], path: Path, data: bytes, says: str
+) -> None:
+    """Write `data` to `path` and check that `read(path)` fails with an `error` that says
+    `says` in under 1,000 characters (a hostile file's message stays short)."""
+    path.write_bytes(data)
+    with pytest.raises(error) as info:
+        read(path)
+    message = str(info.value)
+    assert says in message and len(message) < 1000, message[:300]
+
+
+T = TypeVar("T")
+
+
+def read_or_short_error(
+    error: type[Exception], read: Callable[[Path], T], path: Path, data: bytes
+) -> T | None:
+    """Write `data` to `path` and read it: what `read` returns, or None where it fails with
+    an `error` that names the file in under 2,000 characters (any other exception escapes)."""
+    path.write_bytes(data)
+    try:
+        return read(path)
+    except error as exc:
+        message = str(exc)
+        assert str(path) in message and len(message) < 2000, message[:300]
+        return None
 
 
 RAW_YAML = [
