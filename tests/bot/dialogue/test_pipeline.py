@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text as sql
 
+from deskbot.bot.actions.client import ActionClient
 from deskbot.bot.core.types import Reply
 from deskbot.bot.dialogue.pipeline import TurnPipeline, UnknownTurn
 from deskbot.bot.nlu.classifier import TransformerIntentClassifier
@@ -165,15 +166,16 @@ def test_action_server_down_hands_off(bot: Bot) -> None:
     other.close()
 
 
+def with_rules(bot: Bot, actions: ActionClient | None = None, **rules: float) -> TurnPipeline:
+    """A pipeline over the bot's store, classifier and retriever, its dialogue rules changed
+    by `rules`."""
+    changed = dataclasses.replace(dialogue_rules(bot.config), **rules)
+    return TurnPipeline(bot.store, bot.classifier, bot.retriever, changed, actions=actions)
+
+
 def test_low_confidence_offers_two_intents_and_a_click_answers(bot: Bot) -> None:
     conv = new_conv(bot)
-    strict = TurnPipeline(
-        bot.store,
-        bot.classifier,
-        bot.retriever,
-        dataclasses.replace(dialogue_rules(bot.config), clarify_below=1.01, answer_score=1.1),
-        actions=bot.actions,
-    )
+    strict = with_rules(bot, clarify_below=1.01, answer_score=1.1, actions=bot.actions)
     first = strict.handle(conv, "What exchange rates do you use?")
     assert first.kind == "clarify" and len(first.buttons) == 3
     assert first.buttons[0] == "Exchange rate" and first.buttons[-1] == "Something else"
@@ -184,12 +186,7 @@ def test_low_confidence_offers_two_intents_and_a_click_answers(bot: Bot) -> None
 
 def test_the_faq_answers_a_close_match_the_classifier_is_unsure_of(bot: Bot) -> None:
     conv = new_conv(bot)
-    unsure = TurnPipeline(
-        bot.store,
-        bot.classifier,
-        bot.retriever,
-        dataclasses.replace(dialogue_rules(bot.config), clarify_below=1.01),
-    )
+    unsure = with_rules(bot, clarify_below=1.01)
     (reply,) = [unsure.handle(conv, "What exchange rates do you use?")]
     assert reply.kind == "faq" and reply.citations == ("exchange-rate",)
     unsure.close()
