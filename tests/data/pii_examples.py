@@ -17,20 +17,17 @@ from pathlib import Path
 
 rng = random.Random(20261122)
 
+DOUBLED = "0246813579"
+
 
 def luhn_complete(prefix: str, length: int) -> str:
     body = prefix + "".join(rng.choice(string.digits) for _ in range(length - len(prefix) - 1))
-    for check in string.digits:
-        digits = body + check
-        total = 0
-        for i, ch in enumerate(reversed(digits)):
-            d = int(ch)
-            if i % 2 == 1:
-                d = d * 2 - 9 if d > 4 else d * 2
-            total += d
-        if total % 10 == 0:
-            return digits
-    raise AssertionError("unreachable")
+    # The body's last digit (left of the check digit) is doubled, then every other one;
+    # DOUBLED[d] is the digit sum of 2 * d.
+    total = sum(
+        int(DOUBLED[int(ch)]) if i % 2 == 0 else int(ch) for i, ch in enumerate(reversed(body))
+    )
+    return body + str(-total % 10)
 
 
 def not_luhn(prefix: str, length: int) -> str:
@@ -161,16 +158,8 @@ iban_templates = [
     "Beneficiary account {} rejected the payment",
     "refund to {} please",
 ]
-countries = [
-    ("GB", 22),
-    ("DE", 22),
-    ("FR", 27),
-    ("ES", 24),
-    ("NL", 18),
-    ("IE", 22),
-    ("IT", 27),
-    ("PL", 28),
-]
+iban_lengths = {"GB": 22, "DE": 22, "FR": 27, "ES": 24, "NL": 18, "IE": 22, "IT": 27, "PL": 28}
+countries = list(iban_lengths.items())
 for i in range(32):
     c, n = countries[i % len(countries)]
     iban = make_iban(c, n)
