@@ -72,6 +72,13 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(description=(doc or "").split("\n")[0])
 
 
+def add_numbers(ap: argparse.ArgumentParser, **defaults: float | str) -> None:
+    """One option a keyword, typed by its default: `per_intent=4` adds
+    `--per-intent` (an int, default 4)."""
+    for name, default in defaults.items():
+        ap.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
+
+
 def add_work_options(ap: argparse.ArgumentParser, name: str) -> None:
     """`--work` (this run's folder, emptied first) and `--cache` (the shared 10-shot model)."""
     ap.add_argument("--work", type=Path, default=Path("var/bench") / name)

@@ -31,7 +31,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from benchmarks.common import RESULTS, log, parser
+from benchmarks.common import RESULTS, add_numbers, log, parser
 from deskbot.knowledge.indexing.index import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M
 
 
@@ -65,20 +65,13 @@ def synthetic(
 
 def parse_args() -> argparse.Namespace:
     ap = parser(__doc__)
-    ap.add_argument("--n", type=int, default=1_000_000)
-    ap.add_argument("--dim", type=int, default=384)
-    ap.add_argument("--queries", type=int, default=1000)
-    ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--latent-dim", type=int, default=64)
-    ap.add_argument("--clusters", type=int, default=2000)
-    ap.add_argument("--noise", type=float, default=0.1)
-    ap.add_argument("--M", type=int, default=HNSW_M)
-    ap.add_argument("--ef-construction", type=int, default=HNSW_EF_CONSTRUCTION)
+    add_numbers(ap, n=1_000_000, dim=384, queries=1000, k=10)  # the data and the queries
+    add_numbers(ap, latent_dim=64, clusters=2000, noise=0.1)  # how the vectors cluster
+    add_numbers(ap, M=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION)  # the HNSW graph
     ap.add_argument("--ef-search", type=int, nargs="+", default=[16, 32, 48, 64, 96, 128, 192, 256])
     ap.add_argument("--target-recall", type=float, default=0.95)
     ap.add_argument("--build-threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--exact-queries", type=int, default=20)
-    ap.add_argument("--seed", type=int, default=0)
+    add_numbers(ap, exact_queries=20, seed=0)
     ap.add_argument("--plot", type=Path, default=RESULTS / "ann_scale.png")
     return ap.parse_args()
 

@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import add_work_options, command, log, parser
+from benchmarks.common import add_numbers, add_work_options, command, log, parser
 from benchmarks.common.loop import banking_loop, base_model
 from benchmarks.common.serve import (
     banking_test_texts,
@@ -144,8 +144,7 @@ def _major_runs(sequence: list[list[Any]], min_turns: int = 10) -> list[Any]:
 
 def parse_args() -> argparse.Namespace:
     ap = parser(__doc__)
-    ap.add_argument("--sessions", type=int, default=50)
-    ap.add_argument("--seconds", type=float, default=60.0)
+    add_numbers(ap, sessions=50, seconds=60.0)
     add_work_options(ap, "hot_swap")
     return ap.parse_args()
 

@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import DEMO, parser
+from benchmarks.common import DEMO, add_numbers, parser
 from deskbot.bot.core.types import Passage, Turn
 from deskbot.bot.generation.generator import MicroBatchingGenerator, TransformersGenerator
 from deskbot.bot.generation.guard import GroundingGuard
@@ -72,14 +72,8 @@ def audit(shown: str, passages: list[Passage]) -> list[str]:
 
 def parse_args() -> argparse.Namespace:
     ap = parser(__doc__)
-    ap.add_argument("--per-intent", type=int, default=4)
-    ap.add_argument("--top-k", type=int, default=2)
-    ap.add_argument("--max-new-tokens", type=int, default=60)
-    ap.add_argument("--concurrency", type=int, default=16)
-    ap.add_argument("--min-score", type=float, default=0.35)
-    ap.add_argument("--min-similarity", type=float, default=0.5)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=7)
+    add_numbers(ap, per_intent=4, top_k=2, max_new_tokens=60, concurrency=16)
+    add_numbers(ap, min_score=0.35, min_similarity=0.5, threads=2, seed=7)
     ap.add_argument("--log", type=Path, default=None, help="write every turn as JSONL here")
     ap.add_argument("--time-budget-s", type=float, default=None)
     ap.add_argument(
