@@ -7,7 +7,6 @@ once per test session and copied where a test changes them.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import uuid
 from collections.abc import Iterator
@@ -159,16 +158,6 @@ def faq_index_dir(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:  
 @pytest.fixture
 def bot_project(tmp_path: Path, trained_model_dir: Path, faq_index_dir: Path) -> Path:
     """A `deskbot init` project with the session's model promoted and its index in place."""
-    from typer.testing import CliRunner
+    from tests.bot.actions.action_server import make_project
 
-    from deskbot.bot.cli import app
-    from deskbot.bot.nlu.registry import ModelRegistry
-
-    project = tmp_path / "bot"
-    result = CliRunner().invoke(app, ["init", str(project)])
-    assert result.exit_code == 0, result.output
-    registry = ModelRegistry(project / "var" / "models" / "intents")
-    shutil.copytree(trained_model_dir, registry.versions_dir / "v1")
-    registry.set_live("v1")
-    shutil.copytree(faq_index_dir, project / "var" / "indexes" / "faq")
-    return project
+    return make_project(tmp_path / "bot", trained_model_dir, faq_index_dir)
