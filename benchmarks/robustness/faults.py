@@ -59,7 +59,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from benchmarks.common import RESULTS, log
 from benchmarks.common.serve import (
@@ -423,17 +423,25 @@ class Fault:
         raise NotImplementedError
 
 
-class GeneratorFault(Fault):
+class ModeFault(Fault):
+    """A fault that comes in modes: `modes` names each one's description."""
+
+    modes: ClassVar[dict[str, str]] = {}
+
     def __init__(self, mode: str) -> None:
         self.mode = mode
-        self.description = {
-            "hang": "the generator server reads each request and never answers",
-            "error": "the generator server answers HTTP 500",
-        }[mode]
-        self.recovery = (
-            "from the generator answering again to the first generated reply "
-            "(the circuit breaker retries after breaker_reset_s 5)"
-        )
+        self.description = self.modes[mode]
+
+
+class GeneratorFault(ModeFault):
+    modes: ClassVar[dict[str, str]] = {
+        "hang": "the generator server reads each request and never answers",
+        "error": "the generator server answers HTTP 500",
+    }
+    recovery = (
+        "from the generator answering again to the first generated reply "
+        "(the circuit breaker retries after breaker_reset_s 5)"
+    )
 
     def configure(self, ctx: Context) -> None:
         ctx.generator = FakeGenerator()
@@ -462,15 +470,16 @@ class GeneratorFault(Fault):
         ctx.generator.set("normal")
 
 
-class ActionsFault(Fault):
+class ActionsFault(ModeFault):
     """Every other message of each customer is the lost-card button (an action)."""
 
+    modes: ClassVar[dict[str, str]] = {
+        "down": "the rasa-sdk action server is killed (SIGKILL), then started again",
+        "slow": "each request to the action server waits 8 s (actions.timeout_s 5)",
+    }
+
     def __init__(self, mode: str) -> None:
-        self.mode = mode
-        self.description = {
-            "down": "the rasa-sdk action server is killed (SIGKILL), then started again",
-            "slow": "each request to the action server waits 8 s (actions.timeout_s 5)",
-        }[mode]
+        super().__init__(mode)
         self.recovery = "from the action server answering again to the first action reply" + (
             " (its start-up included)" if mode == "down" else ""
         )
