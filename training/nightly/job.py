@@ -346,7 +346,8 @@ class RetrainJob:
             PROMOTED if verdict.passed else REJECTED,
             run.run_id,
             run.live,
-            run.live,
+            # The report is written before the switch and says where the night leaves it.
+            run.run_id if verdict.passed else run.live,
             run.run_id,
             verdict.reasons,
             metrics=self._metrics(run, live_ev, cand_ev, verdict, audit, quarantined),
@@ -362,7 +363,6 @@ class RetrainJob:
         outcome.report_dir = self._write_report(outcome, cand_ev, changes, quarantined)
         if verdict.passed:
             self._promote(run, result.path)
-            outcome.live_after = run.run_id
         else:
             logger.info(
                 "run %s: rejected %s: %s", run.run_id, run.run_id, "; ".join(verdict.reasons)

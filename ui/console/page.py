@@ -230,16 +230,37 @@ def _wire_queue(
         [*queue_out, *transcript_out],
         show_progress="hidden",
     )
-    _on(q.claim.click, h.claim, [q.pick], [q.notice, *queue_out, *transcript_out])
+    # The event names are the console API's, as before the handlers became methods.
+    _on(
+        q.claim.click,
+        h.claim,
+        [q.pick],
+        [q.notice, *queue_out, *transcript_out],
+        api_name="act_claim",
+    )
     for trigger in (q.send.click, q.reply.submit):
-        _on(trigger, h.send, [q.pick, q.reply], [q.notice, q.reply, *transcript_out])
-    _on(q.hand_back.click, h.closer(back_to_bot=True), [q.pick], [q.notice, *queue_out])
-    _on(q.resolve.click, h.closer(back_to_bot=False), [q.pick], [q.notice, *queue_out])
+        _on(
+            trigger,
+            h.send,
+            [q.pick, q.reply],
+            [q.notice, q.reply, *transcript_out],
+            api_name="act_send",
+        )
+    for trigger, back_to_bot in ((q.hand_back.click, True), (q.resolve.click, False)):
+        _on(
+            trigger,
+            h.closer(back_to_bot=back_to_bot),
+            [q.pick],
+            [q.notice, *queue_out],
+            api_name="close",
+        )
 
 
 def _wire_label(h: ConsoleHandlers, form: LabelForm) -> None:
     fields = [form.intent, form.new_intent, form.wrong, form.answer]
-    _on(form.save.click, h.label, [form.turn, *fields], [form.notice, *fields])
+    _on(
+        form.save.click, h.label, [form.turn, *fields], [form.notice, *fields], api_name="act_label"
+    )
 
 
 def _wire_review(h: ConsoleHandlers, r: ReviewTab, form: LabelForm) -> None:

@@ -51,7 +51,10 @@ def test_int8_classifier_runs_the_quantised_graph_and_ranks_alike(
     assert int8.runtime == "onnx" and int8._onnx.precision == "int8"
     assert any(name.endswith(".int8.onnx") for name in os.listdir(cache_dir / "onnx"))
     for a, b in zip(fp32.predict(TEXTS), int8.predict(TEXTS), strict=True):
-        assert b.confidence == pytest.approx(a.confidence, abs=0.05)
+        # int8 moves a confidence by up to 0.07 on this test's 36-step model on the current
+        # CI machine (0.96 -> 0.89; the test failed at 0.05 before any code changed): 0.1
+        # still catches a wrong graph, and the next line checks the ranking directly.
+        assert b.confidence == pytest.approx(a.confidence, abs=0.1)
         assert b.ranking[0][0] in [label for label, _ in a.ranking[:2]]
     # quantised arithmetic, not the float graph under another name
     assert [p.confidence for p in int8.predict(TEXTS)] != [
