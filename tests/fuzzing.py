@@ -3,7 +3,7 @@ per-target counts.
 
 Profiles (`DESKBOT_FUZZ_PROFILE`): `ci` (the default; fixed seeds, so CI sees the same
 cases every run) and `ci-full` (new random cases each run, 10,000 per target; run by
-`benchmarks/fuzz.py`). `DESKBOT_FUZZ_CASES=N` overrides the count of every target.
+`benchmarks/robustness/fuzz.py`). `DESKBOT_FUZZ_CASES=N` overrides the count of every target.
 
 Hostile inputs are built from fragments that break parsers in practice (YAML alias
 bombs, deep nesting, integers past Python's digit limit, impossible dates, tags, bare

@@ -129,7 +129,7 @@ def mount_ui(api: FastAPI, bot: Bot, *, signer: SessionSigner | None = None) -> 
 # An idle keep-alive connection stays open longer than the proxy in front keeps its end
 # (nginx's upstream keepalive and most load balancers: 60 s). Closing it first races the
 # request the proxy or client is sending on it: a 502, or a reset, for that message
-# (uvicorn's default is 5 s; benchmarks/load.py lost messages so).
+# (uvicorn's default is 5 s; benchmarks/performance/load.py lost messages so).
 KEEP_ALIVE_S = 75
 
 

@@ -129,7 +129,7 @@ class KnowledgeConfig:
     # the message, computed by the classifier anyway (one pass per turn). The server then
     # also embeds the index's texts with the live intent model, at start-up and after a
     # new model or index (in the background; the embedder answers meanwhile). Its
-    # cosines run higher: use min_score 0.6 with it (benchmarks/retrieval_quality.py).
+    # cosines run higher: use min_score 0.6 with it (benchmarks/quality/retrieval_quality.py).
     query_encoder: Annotated[Text, one_of("embedder", "intents")] = "embedder"
 
     @property

@@ -57,7 +57,7 @@ class LimitsConfig:
     # what it costs the model).
     inference_precision: Precision = "fp32"
     # The same for the FAQ embedder's queries (the index is always embedded in fp32,
-    # and int8 query vectors are compared with it): `benchmarks/retrieval_quality.py
+    # and int8 query vectors are compared with it): `benchmarks/quality/retrieval_quality.py
     # --query-precision int8` shows what it costs retrieval.
     query_precision: Precision = "fp32"
     # Token buckets (deskbot.bot.server.ratelimit), refused with 429 when empty: requests per

@@ -14,7 +14,7 @@ Two checks run on every sentence of a generated reply:
    tell a passage from its neighbours (98% of FAQ sentences score >= 0.45 against
    some *other* entry, because the answers share their phrasing), while content-word
    coverage rejects most of what the small model invents (see
-   `benchmarks/generator_grounding.py`). Short courtesy sentences without facts
+   `benchmarks/quality/generator_grounding.py`). Short courtesy sentences without facts
    ("I hope this helps.") are exempt.
 
 A reply that echoes the system prompt's rules (a shared run of `echo_ngram` words not

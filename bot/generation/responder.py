@@ -43,7 +43,7 @@ made before the responder is called. What it does:
   fallback never follows a half-answer); if some were, the reply ends after them
   (kind "generated", decision not ok, reason "truncated: ..."). `stream_mode="buffer"`
   instead checks the whole reply before showing any of it (simpler, slower to first
-  text; `benchmarks/generator_grounding.py` measures both).
+  text; `benchmarks/quality/generator_grounding.py` measures both).
 
 Example:
     >>> responder = GroundedResponder(generator, GroundingGuard(embedder), min_score=0.35)  # doctest: +SKIP

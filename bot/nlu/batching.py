@@ -50,7 +50,7 @@ class MicroBatcher(Generic[T, R]):
             batcher is busy: its last batch ended less than `busy_window_ms` before.
         busy_window_ms: see `max_wait_ms` (default: 5 ms or 5 waits, whichever is more).
 
-    Measured on 2 cores (benchmarks/turn_latency.py, 50 sessions, two runs each):
+    Measured on 2 cores (benchmarks/performance/turn_latency.py, 50 sessions, two runs each):
     waiting 1 ms made batches that cost 17.6-18.5 instead of 20.2-20.4 ms of CPU per
     turn (76-86 against 74-76 turns/s). A lone turn gains nothing from the wait, so an
     idle batcher skips it.

@@ -167,7 +167,7 @@ class OnnxEmbedder:
             `deskbot.knowledge.embedding.onnx_encoder.PRECISIONS`). The vectors stay comparable
             with fp32 ones (the model id is the same): a bot can embed its customers'
             queries in int8 against an index built in fp32;
-            `benchmarks/retrieval_quality.py --query-precision int8` measures the cost.
+            `benchmarks/quality/retrieval_quality.py --query-precision int8` measures the cost.
     """
 
     def __init__(

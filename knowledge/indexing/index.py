@@ -47,7 +47,7 @@ READABLE_FORMATS = ("deskbot.faiss-index/1", FORMAT)
 CURRENT = "CURRENT"
 # Up to this many vectors exact inner-product search is fast enough (~3 ms at 50k x 384).
 EXACT_LIMIT = 50_000
-# HNSW settings measured by benchmarks/ann_scale.py at 1M x 384 (synthetic clustered
+# HNSW settings measured by benchmarks/performance/ann_scale.py at 1M x 384 (synthetic clustered
 # vectors, one search thread): recall@10 0.96-0.99 at 0.2-0.3 ms median per query, build
 # about 26 s on 16 cores, about 1.6 GB for the index (its own copy of the vectors plus
 # the graph). efSearch 128 holds recall@10 >= 0.95 on the harder data set there too.

@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 # What is embedded for an FAQ entry. "question": the question and each alternative, one
 # vector each (the best one scores the entry); "question+answer": the first vector
-# embeds the answer too. benchmarks/retrieval_quality.py measures both.
+# embeds the answer too. benchmarks/quality/retrieval_quality.py measures both.
 EMBEDDINGS = ("question", "question+answer")
 
 

@@ -33,7 +33,7 @@ from deskbot.knowledge.retrieval.lexical import Bm25Index
 
 logger = logging.getLogger(__name__)
 
-# Measured on the demo FAQ by benchmarks/retrieval_quality.py: with train utterances as
+# Measured on the demo FAQ by benchmarks/quality/retrieval_quality.py: with train utterances as
 # alternatives, BM25 at 0.1 lifted top-1 from 92.1% to 92.9% (no routing) and 93.3% to
 # 93.5% (classifier routing); 0.2 gained little more and hurt on a question-only index.
 DEFAULT_LEXICAL_WEIGHT = 0.1
@@ -101,7 +101,7 @@ class FaissRetriever:
             enough to break near-ties, not enough to hide a clearly better match.
         lexical_weight: weight of the BM25 score (0..1, by the query's best passage)
             added to the rank; 0 turns BM25 off. The default is what
-            benchmarks/retrieval_quality.py found best on the demo FAQ.
+            benchmarks/quality/retrieval_quality.py found best on the demo FAQ.
         min_score: under this cosine a passage is not `answerable`; None: all are.
         max_lexical_passages: BM25 is built in memory; above this many passages it is
             skipped (with a warning) rather than slowing every reload.

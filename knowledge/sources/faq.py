@@ -2,7 +2,7 @@
 
 An entry may also list `alternatives`: other ways customers ask the same question
 (CSV: separated by "|"). Each is embedded as its own vector of the entry, which helps
-retrieval much more than a longer text would (see benchmarks/retrieval_quality.py).
+retrieval much more than a longer text would (see benchmarks/quality/retrieval_quality.py).
 
 Example:
     >>> entries = load_faq("faq.yaml")                     # doctest: +SKIP

@@ -12,7 +12,7 @@ from deskbot.bot.core.errors import DataError
 class TrainingArgs:
     """How to fine-tune. Checked on creation; every field has a working default.
 
-    The defaults are the recipe measured on BANKING77 (benchmarks/intent_accuracy.py):
+    The defaults are the recipe measured on BANKING77 (benchmarks/quality/intent_accuracy.py):
     mean-pooled encoder, cosine head initialised with the class means, CE plus a
     supervised-contrastive term, word-dropout augmentation, frozen token embeddings.
 
@@ -51,7 +51,7 @@ class TrainingArgs:
     # With `oos` examples, a message's similarity to the nearest out-of-scope examples is
     # subtracted from its in-scope score. The single nearest one caught more of the
     # marked topics than the mean of ten, with 1, 3, 10, 30 or all (about 60) examples a
-    # topic (median of three draws; benchmarks/intent_oos_scores.py).
+    # topic (median of three draws; benchmarks/quality/intent_oos_scores.py).
     oos_k: int = 1
     # None: chosen from the data (few examples per intent -> P x K batches, kNN vote).
     few_shot: bool | None = None
