@@ -20,7 +20,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -29,6 +28,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from benchmarks.robustness.faults import FakeGenerator
 from deskbot.bot.core.config import BotConfig, DatabaseConfig, GeneratorConfig, load_config
 from deskbot.bot.core.types import Reply
 from deskbot.bot.server.api import create_api
@@ -145,41 +145,11 @@ def test_a_corrupted_new_version_keeps_the_old_one_serving_and_says_so(
 # -- the generator ------------------------------------------------------------------------
 
 
-class HangingGenerator:
-    """An OpenAI-compatible endpoint on loopback that reads each request and never answers."""
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self.release = threading.Event()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers["Content-Length"]))
-                outer.requests += 1
-                outer.release.wait(30)
-                self.close_connection = True
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def close(self) -> None:
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 def test_a_hanging_generator_times_out_to_the_faq_answer_and_starves_nothing(
     bot_project: Path, make_bot: Any
 ) -> None:
-    server = HangingGenerator()
+    server = FakeGenerator()  # the fault benchmark's, reading each request, never answering
+    server.set("hang")
     try:
         base = project_config(bot_project)
         cfg = dataclasses.replace(
