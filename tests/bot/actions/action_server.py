@@ -41,6 +41,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_healthy(base: str, proc: subprocess.Popen[bytes], output: Callable[[], str]) -> None:
+    """Wait for the action server at `base` to answer `/health`; fail the test where `proc`
+    exits first (with the end of its `output()`) or 60 s pass."""
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"the action server exited: {output()[-2000:]}")
+        try:
+            if httpx.get(f"{base}/health", timeout=1, trust_env=False).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail("the action server did not start within 60 s")
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="session")
 def action_server() -> Iterator[str]:
     """The webhook URL of a running `python -m rasa_sdk` (stopped after the session)."""
@@ -58,20 +75,11 @@ def action_server() -> Iterator[str]:
         stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            pytest.fail(f"the action server exited: {err[-2000:]}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1, trust_env=False).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("the action server did not start within 60 s")
-        time.sleep(0.2)
+    try:
+        wait_healthy(base, proc, lambda: proc.stderr.read().decode() if proc.stderr else "")
+    except BaseException:  # pytest.fail's exception is a BaseException
+        proc.kill()
+        raise
     yield f"{base}/webhook"
     proc.terminate()
     try:

@@ -10,7 +10,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, quote_plus
@@ -19,7 +18,7 @@ import httpx
 import pytest
 
 from deskbot.bot.core.errors import ComponentUnavailable
-from tests.bot.actions.action_server import HERE, free_port
+from tests.bot.actions.action_server import HERE, free_port, wait_healthy
 from tests.bot.actions.test_client import _call
 
 # URL-special characters on purpose: the token must survive encoding and be hidden in it.
@@ -31,21 +30,6 @@ def start(cmd: list[str], env: dict[str, str], log: Path, cwd: Path) -> subproce
         return subprocess.Popen(
             cmd, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
         )
-
-
-def wait_healthy(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"the action server exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1, trust_env=False).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail("the action server did not start within 60 s")
-        time.sleep(0.2)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -74,7 +58,7 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
     proc = start([*cmd, "--port", str(port), "-vv"], env, log, HERE)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(base, proc, log)
+        wait_healthy(base, proc, log.read_text)
         yield f"{base}/webhook", log
     finally:
         stop(proc)
@@ -136,7 +120,7 @@ def test_deskbot_actions_serve_checks_the_configured_token(tmp_path: Path) -> No
     cmd = [deskbot, "actions", "serve", "-c", str(project), "--port", str(port)]
     proc = start(cmd, env, tmp_path / "serve.log", tmp_path)
     try:
-        wait_healthy(f"http://127.0.0.1:{port}", proc, tmp_path / "serve.log")
+        wait_healthy(f"http://127.0.0.1:{port}", proc, (tmp_path / "serve.log").read_text)
         url = f"http://127.0.0.1:{port}/webhook"
         with pytest.raises(ComponentUnavailable, match="refused deskbot's token"):
             _call(url, "action_freeze_card")
