@@ -1,4 +1,4 @@
-"""Faults while the bot serves: the fast part of benchmarks/faults.py, kept in the suite.
+"""Faults while the bot serves: the fast part of benchmarks/robustness/faults.py, kept in the suite.
 
 Each test breaks one real dependency (a generator server that hangs, a corrupted FAQ
 index, PostgreSQL going away, the server killed mid-turn, the action server stopped)
