@@ -27,7 +27,7 @@ PACKAGE_DIRS = tuple(str(ROOT / name) + "/" for name in ("bot", "knowledge", "tr
 # Issue #18's goal is 10; the test holds what is reached so the count can only go down
 # (README: Follow one turn says what stands between).
 GOAL_FILES = 10
-MAX_FILES = 23
+MAX_FILES = 22
 
 
 class FileRecorder:

@@ -18,9 +18,12 @@ from deskbot.bot.core.config import BotConfig
 from deskbot.bot.core.metrics import BotMetrics
 from deskbot.bot.dialogue.pipeline import Responder, TurnPipeline
 from deskbot.bot.dialogue.policy import DialogueRules
-from deskbot.bot.nlu.batching import BatchingEmbedder, BatchingIntentClassifier
 from deskbot.bot.nlu.classifier import IntentClassifier, IntentSharedEncoder
-from deskbot.bot.nlu.reloading import ReloadingIntentClassifier
+from deskbot.bot.nlu.serving import (
+    BatchingEmbedder,
+    BatchingIntentClassifier,
+    ReloadingIntentClassifier,
+)
 from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
 from deskbot.knowledge.embedding.embedder import Embedder, build_embedder
 from deskbot.knowledge.errors import IndexCorrupt

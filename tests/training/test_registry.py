@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from deskbot.bot.cli import app, load_plugins
 from deskbot.bot.core.errors import ArtifactError
 from deskbot.bot.nlu.registry import ModelRegistry
-from deskbot.bot.nlu.reloading import ReloadingIntentClassifier
+from deskbot.bot.nlu.serving import ReloadingIntentClassifier
 
 
 @pytest.fixture

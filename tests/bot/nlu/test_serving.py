@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from deskbot.bot.nlu.batching import BatchingEmbedder, MicroBatcher
+from deskbot.bot.nlu.serving import BatchingEmbedder, MicroBatcher
 
 
 def test_concurrent_requests_share_calls_and_get_their_own_results() -> None:
