@@ -65,14 +65,9 @@ from typing import Literal
 from deskbot.bot.core.config import GeneratorConfig
 from deskbot.bot.core.metrics import ms_since
 from deskbot.bot.core.types import Passage, Turn
-from deskbot.bot.generation.generator import (
-    CircuitBreaker,
-    Generator,
-    OpenAICompatibleGenerator,
-    TransformersGenerator,
-)
+from deskbot.bot.generation.generator import Generator, build_generator
 from deskbot.bot.generation.guard import GroundingGuard, GuardDecision, split_sentences
-from deskbot.bot.generation.prompting import cited_passage_ids
+from deskbot.bot.generation.prompting import cited_passage_ids, drop_invalid_citations
 from deskbot.knowledge.embedding.embedder import Embedder
 
 logger = logging.getLogger(__name__)
@@ -81,11 +76,8 @@ __all__ = [
     "GroundedResponder",
     "GuardDecision",
     "ResponderResult",
-    "build_generator",
     "build_responder",
 ]
-
-_CITATION = re.compile(r"\s?\[(\d{1,2})\]")
 
 
 @dataclass(frozen=True)
@@ -344,7 +336,7 @@ class _Release:
     def check(self, sentence: str) -> tuple[bool, str]:
         """Guard one sentence; release it (with held-back ones) when it passes."""
         t = time.perf_counter()
-        sentence = _drop_bad_citations(sentence, len(self.passages))
+        sentence = drop_invalid_citations(sentence, len(self.passages))
         shown = " ".join([*self.released, *self.pending, sentence])
         echo = self.guard.check_echo(shown, self.passages)
         verdict = self.guard.check_sentence(sentence, self.passages) if echo.ok else None
@@ -375,41 +367,6 @@ def _finished(sentences: list[str]) -> list[str]:
 def _ends_sentence(buffer: str, last: str) -> bool:
     # The split is final once the text after the boundary has started.
     return buffer.rstrip().endswith(last) and bool(last)
-
-
-def _drop_bad_citations(sentence: str, n_passages: int) -> str:
-    return _CITATION.sub(
-        lambda m: m.group(0) if 1 <= int(m.group(1)) <= n_passages else "", sentence
-    )
-
-
-def build_generator(config: GeneratorConfig, *, bot_name: str = "our company") -> Generator | None:
-    """The generator `config` describes (None for backend "none"); models load lazily."""
-    if config.backend == "transformers":
-        return TransformersGenerator(
-            config.model,
-            device=config.device,
-            max_new_tokens=config.max_new_tokens,
-            max_history_tokens=config.max_history_tokens,
-            cache_dir=config.cache_dir,
-            compile=config.compile,
-            bot_name=bot_name,
-        )
-    if config.backend == "openai":
-        assert config.url is not None  # checked by GeneratorConfig
-        return OpenAICompatibleGenerator(
-            config.url,
-            model=config.model,
-            api_key=config.api_key,
-            timeout_s=config.timeout_s,
-            retries=config.retries,
-            backoff_s=config.backoff_s,
-            max_new_tokens=config.max_new_tokens,
-            max_history_tokens=config.max_history_tokens,
-            breaker=CircuitBreaker(config.breaker_failures, config.breaker_reset_s),
-            bot_name=bot_name,
-        )
-    return None
 
 
 def build_responder(
