@@ -35,7 +35,7 @@ from deskbot.training.data.datasets import normalize_text
 from deskbot.training.data.export import text_key
 from deskbot.training.data.faq_proposals import FaqLoop
 from deskbot.training.data.pii import PiiRedactor
-from deskbot.training.nightly.job import WORK_DIR, RetrainBusy, RetrainLock
+from deskbot.training.nightly.lock import WORK_DIR, RetrainBusy, RetrainLock
 from deskbot.training.nightly.quarantine import LabelQuarantine
 
 logger = logging.getLogger(__name__)

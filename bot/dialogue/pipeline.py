@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -49,7 +48,6 @@ from deskbot.bot.core.types import IntentPrediction, Passage, Reply, Turn
 from deskbot.bot.dialogue.acting import ActionCall, ActionStep
 from deskbot.bot.dialogue.handoffs import ConversationHandoffs, UnknownTurn
 from deskbot.bot.dialogue.policy import (
-    CLARIFY_TEXT,
     Decision,
     DialoguePolicy,
     DialogueRules,
@@ -71,19 +69,15 @@ from deskbot.bot.store import Conversation, Handoff, SqlConversationStore, TurnR
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "CLARIFY_TEXT",
-    "Responder",
-    "ResponderOutcome",
-    "TurnPipeline",
-    "TurnRetriever",
-    "UnknownTurn",
-]
+__all__ = ["TurnPipeline", "UnknownTurn"]
 
 HUMAN_SILENT_TEXT = ""
 # The responder stops the generator at the deadline itself; this much later the turn
 # stops waiting for one that hangs without yielding.
 GENERATE_GRACE_S = 1.0
+# Responders run on their own bounded pool: generators that hang hold at most this many
+# threads, and the turns after them wait out their deadline and fall back.
+RESPOND_THREADS = 32
 
 T = TypeVar("T")
 Step = Literal["classify", "retrieve", "generate", "action"]
@@ -138,6 +132,9 @@ class TurnPipeline:
         # its FAQ query vector too (one encoder pass per turn instead of two).
         self._shared_encoder = retriever.shared_encoder is not None
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="deskbot-step")
+        self._respond_pool = ThreadPoolExecutor(
+            max_workers=RESPOND_THREADS, thread_name_prefix="deskbot-responder"
+        )
 
     # -- public entry points -------------------------------------------------------------
 
@@ -179,6 +176,7 @@ class TurnPipeline:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._respond_pool.shutdown(wait=False, cancel_futures=True)
 
     # -- the turn ------------------------------------------------------------------------
 
@@ -441,7 +439,7 @@ class TurnPipeline:
             except BaseException as exc:  # the reading side raises it
                 items.put(("error", exc))
 
-        threading.Thread(target=run, name="deskbot-responder", daemon=True).start()
+        self._respond_pool.submit(run)
         while True:
             try:
                 tag, value = items.get(

@@ -33,30 +33,11 @@ from deskbot.bot import __version__
 from deskbot.bot.core.network import parse_networks
 from deskbot.bot.server.bodylimit import BodyLimit
 from deskbot.bot.server.container import Bot
-from deskbot.bot.server.deps import Conv, conversation_for, session_conversation, session_token
-from deskbot.bot.server.frontdoor import HARD_MAX_CHARS, Refused, clean_message
 from deskbot.bot.server.handlers import add_error_handlers
 from deskbot.bot.server.ratelimit import RateLimit, make_buckets
 from deskbot.bot.server.routers import chat, ops, rasa
-from deskbot.bot.server.schemas import REST_CHANNEL, MessageIn, ReplyOut, SessionIn, reply_out
 
-__all__ = [
-    "HARD_MAX_CHARS",
-    "REST_CHANNEL",
-    "BodyLimit",
-    "Conv",
-    "MessageIn",
-    "Refused",
-    "ReplyOut",
-    "SessionIn",
-    "clean_message",
-    "close_api",
-    "conversation_for",
-    "create_api",
-    "reply_out",
-    "session_conversation",
-    "session_token",
-]
+__all__ = ["add_limits", "close_api", "create_api"]
 
 
 def create_api(bot: Bot) -> FastAPI:

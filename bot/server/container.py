@@ -16,8 +16,9 @@ from pathlib import Path
 from deskbot.bot.actions.client import RasaActionClient
 from deskbot.bot.core.config import BotConfig
 from deskbot.bot.core.metrics import BotMetrics
-from deskbot.bot.dialogue.pipeline import Responder, TurnPipeline
+from deskbot.bot.dialogue.pipeline import TurnPipeline
 from deskbot.bot.dialogue.policy import DialogueRules
+from deskbot.bot.dialogue.turn import Responder
 from deskbot.bot.nlu.classifier import IntentClassifier, IntentSharedEncoder
 from deskbot.bot.nlu.serving import (
     BatchingEmbedder,

@@ -18,8 +18,9 @@ from deskbot.bot.server.schemas import MessageIn, RestMessageIn
 from deskbot.bot.store.models import Conversation
 
 
-def get_bot(request: Request) -> Bot:
-    """The bot the app serves."""
+async def get_bot(request: Request) -> Bot:
+    """The bot the app serves (async, like every dependency here that does no I/O: a
+    plain `def` would cost each request a hand-over to the worker threads the turns use)."""
     bot: Bot = request.app.state.bot
     return bot
 
@@ -59,18 +60,18 @@ Conv = Annotated[Conversation, Depends(session_conversation)]
 Token = Annotated[str, Depends(session_token)]
 
 
-def message_text(body: MessageIn, bot: BotDep) -> str:
+async def message_text(body: MessageIn, bot: BotDep) -> str:
     """The message of a `MessageIn` body, judged by the front door (422 when refused)."""
     return accept_message(body.text, bot.config.limits.max_message_chars)
 
 
-def rest_message(body: RestMessageIn, bot: BotDep) -> RestMessageIn:
+async def rest_message(body: RestMessageIn, bot: BotDep) -> RestMessageIn:
     """A REST channel body whose message the front door accepts (422 when refused)."""
     text = accept_message(body.message, bot.config.limits.max_message_chars)
     return body.model_copy(update={"message": text})
 
 
-def sender_buckets(request: Request) -> TokenBuckets | None:
+async def sender_buckets(request: Request) -> TokenBuckets | None:
     """The per-session buckets, which count a REST channel sender as a session."""
     buckets: TokenBuckets | None = request.app.state.session_buckets
     return buckets

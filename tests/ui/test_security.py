@@ -24,7 +24,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from starlette.routing import Mount, Route, WebSocketRoute
 
-from deskbot.bot.server.api import session_token
+from deskbot.bot.server.deps import session_token
 from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
 from deskbot.ui.accounts.auth import COOKIE_NAME, SessionSigner, create_agent
 from deskbot.ui.accounts.login import add_login_routes

@@ -58,7 +58,7 @@ from deskbot.training.data.export import (
 )
 from deskbot.training.data.pii import PiiRedactor
 from deskbot.training.nightly.gate import GateResult, audit_labels, f1_margins, gate
-from deskbot.training.nightly.lock import RetrainBusy, RetrainLock
+from deskbot.training.nightly.lock import WORK_DIR, RetrainBusy, RetrainLock
 from deskbot.training.nightly.night import NightPlan, night_dataset, plan_night, summarize
 from deskbot.training.nightly.quarantine import LabelQuarantine, QuarantinedLabel, suspects
 from deskbot.training.nightly.reports import (
@@ -94,8 +94,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-WORK_DIR = ".retrain"
 
 
 @dataclass
@@ -346,7 +344,6 @@ class RetrainJob:
             PROMOTED if verdict.passed else REJECTED,
             run.run_id,
             run.live,
-            # The report is written before the switch and says where the night leaves it.
             run.run_id if verdict.passed else run.live,
             run.run_id,
             verdict.reasons,
@@ -359,14 +356,15 @@ class RetrainJob:
                 + ", ".join(f"{a}: {n}" for a, n in by_agent.items())
                 + "); later runs train without them until released"
             )
-        changes = intent_changes(live_pi, cand_pi, margins)
-        outcome.report_dir = self._write_report(outcome, cand_ev, changes, quarantined)
         if verdict.passed:
             self._promote(run, result.path)
         else:
             logger.info(
                 "run %s: rejected %s: %s", run.run_id, run.run_id, "; ".join(verdict.reasons)
             )
+        # After the switch: the report says where the night left the live pointer.
+        changes = intent_changes(live_pi, cand_pi, margins)
+        outcome.report_dir = self._write_report(outcome, cand_ev, changes, quarantined)
         shutil.rmtree(self.work / "candidates" / run.run_id, ignore_errors=True)
         self._record(outcome, run.fingerprint)
         return outcome

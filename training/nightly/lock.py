@@ -14,6 +14,9 @@ from filelock import FileLock, Timeout
 
 from deskbot.bot.core.errors import DeskbotError
 
+# The nightly job's working folder inside the registry (its lock file lives there too).
+WORK_DIR = ".retrain"
+
 
 class RetrainBusy(DeskbotError):
     """Another retraining run holds the lock."""

@@ -50,7 +50,10 @@ def test_int8_classifier_runs_the_quantised_graph_and_ranks_alike(
     int8 = TransformerIntentClassifier(trained_model_dir, num_threads=1, precision="int8")
     assert int8.runtime == "onnx" and int8._onnx.precision == "int8"
     assert any(name.endswith(".int8.onnx") for name in os.listdir(cache_dir / "onnx"))
-    for a, b in zip(fp32.predict(TEXTS), int8.predict(TEXTS), strict=True):
+    pairs = list(zip(fp32.predict(TEXTS), int8.predict(TEXTS), strict=True))
+    # on average int8 stays within the old per-text bound
+    assert sum(abs(a.confidence - b.confidence) for a, b in pairs) / len(pairs) <= 0.05
+    for a, b in pairs:
         # int8 moves a confidence by up to 0.07 on this test's 36-step model on the current
         # CI machine (0.96 -> 0.89; the test failed at 0.05 before any code changed): 0.1
         # still catches a wrong graph, and the next line checks the ranking directly.

@@ -69,7 +69,8 @@ def counts(bot: Bot) -> tuple[int, int, int]:
 def expire(bot: Bot, conversation_id: str) -> None:
     """Make a conversation idle since 2000 (its session has expired)."""
     with bot.store.engine.begin() as c:
-        c.execute(
+        changed = c.execute(
             sql("update conversations set updated_at = '2000-01-01 00:00:00' where id = :id"),
             {"id": conversation_id},
         )
+        assert changed.rowcount == 1, conversation_id

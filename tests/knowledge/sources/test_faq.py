@@ -71,7 +71,7 @@ BAD_YAML = """\
 
 
 @pytest.mark.parametrize(
-    ("name", "text", "expected"),
+    ("name", "text", "expected", "kept"),
     [
         pytest.param(
             "faq.csv",
@@ -81,12 +81,14 @@ BAD_YAML = """\
                 (4, "duplicate id 'ok' (first at line 2)"),
                 (5, "missing 'question'"),
             ],
+            "Fine?",
             id="csv",
         ),
         pytest.param(
             "faq.json",
             json.dumps({"entries": BAD_JSON_ROWS}, indent=2),
             [(7, "missing 'answer'"), (10, "missing 'question'")],
+            "Ok?",
             id="json",
         ),
         pytest.param(
@@ -98,18 +100,19 @@ BAD_YAML = """\
                 (3, "id 'no spaces' must be letters, digits, '_', '.', ':' or '-' (at most 128)"),
                 (4, "an entry must be a mapping, got int"),
             ],
+            "Fine?",
             id="yaml",
         ),
     ],
 )
 def test_bad_rows_are_reported_with_file_and_line(
-    tmp_path: Path, name: str, text: str, expected: list[tuple[int, str]]
+    tmp_path: Path, name: str, text: str, expected: list[tuple[int, str]], kept: str
 ) -> None:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     entries, problems = read_faq(path)
     assert [str(p) for p in problems] == [f"{path}:{line}: {message}" for line, message in expected]
-    assert len(entries) == 1
+    assert [e.question for e in entries] == [kept]
 
 
 def test_a_strict_load_fails_on_the_first_bad_row(tmp_path: Path) -> None:
