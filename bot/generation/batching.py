@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 from collections.abc import Generator as Generator_
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
+from deskbot.bot.core.batching import MicroBatcher
 from deskbot.bot.core.errors import ConfigError
 from deskbot.bot.core.types import Passage, Turn
 from deskbot.bot.generation.prompting import ChatMessage
@@ -52,6 +52,8 @@ class MicroBatchingGenerator:
     together in one forward pass per token, which costs little more than one call on a
     GPU or a memory-bound CPU. A call that arrives while a batch runs waits for the
     next one. A caller that stops reading is dropped; the batch stops once all have.
+    The batching is the one `MicroBatcher` (`bot/core/batching.py`); what is particular
+    here is that a batch streams each reply to its caller as it decodes.
 
     Args:
         inner: the local generator doing the work (a `TransformersGenerator`).
@@ -67,9 +69,13 @@ class MicroBatchingGenerator:
         self.inner = inner
         self.max_batch = max_batch
         self.wait_ms = wait_ms
-        self._pending: list[_BatchRequest] = []
-        self._cv = threading.Condition()
-        self._worker: threading.Thread | None = None
+        self._batcher: MicroBatcher[_BatchRequest, None] = MicroBatcher(
+            self._decode,
+            name="deskbot-generator-batcher",
+            max_batch=max_batch,
+            max_wait_ms=wait_ms,
+            wait_when_idle=True,
+        )
 
     @property
     def name(self) -> str:
@@ -78,28 +84,23 @@ class MicroBatchingGenerator:
     @property
     def busy(self) -> bool:
         """Whether a batch is under way or waiting to start."""
-        return self._worker is not None
+        return self._batcher.busy
 
     def warm_up(self) -> None:
         self.inner.warm_up()
 
     def join(self, timeout: float | None = None) -> None:
         """Wait until the batches under way have finished (for shutdown)."""
-        worker = self._worker
-        if worker is not None:
-            worker.join(timeout)
+        self._batcher.join(timeout)
+
+    def close(self) -> None:
+        """Stop the batcher's thread after the batches already queued."""
+        self._batcher.close()
 
     def compose(self, history: Sequence[Turn], passages: Sequence[Passage]) -> Iterator[str]:
         """Yield the reply's text as its batch generates it (see `Generator.compose`)."""
         request = _BatchRequest(self.inner.messages(history, passages))
-        with self._cv:
-            self._pending.append(request)
-            if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(
-                    target=self._run, name="deskbot-generator-batcher", daemon=True
-                )
-                self._worker.start()
-            self._cv.notify_all()
+        self._batcher.submit([request])
         return self._drain(request)
 
     def _drain(self, request: _BatchRequest) -> Iterator[str]:
@@ -116,41 +117,29 @@ class MicroBatchingGenerator:
         finally:
             request.cancelled.set()
 
-    def _run(self) -> None:
-        while True:
-            with self._cv:
-                if not self._pending:
-                    self._worker = None
-                    return
-                deadline = time.monotonic() + self.wait_ms / 1000.0
-                while len(self._pending) < self.max_batch:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    self._cv.wait(left)
-                batch = self._pending[: self.max_batch]
-                del self._pending[: self.max_batch]
-            self._decode(batch)
-
-    def _decode(self, batch: list[_BatchRequest]) -> None:
-        stream = self.inner.stream_batch([r.messages for r in batch])
+    def _decode(self, batch: list[_BatchRequest]) -> list[None]:
+        """One batch: each piece goes to its caller's queue; every caller ends with
+        None (done) or the exception (none hangs)."""
+        stream: Iterator[list[str]] | None = None
         try:
+            stream = self.inner.stream_batch([r.messages for r in batch])
             for pieces in stream:
                 for request, piece in zip(batch, pieces, strict=True):
                     if piece and not request.cancelled.is_set():
                         request.queue.put(piece)
                 if all(r.cancelled.is_set() for r in batch):
                     break
-        except Exception as exc:  # every waiting caller falls back, none hangs
+        except Exception as exc:
             logger.warning("generator batch of %d failed: %s", len(batch), type(exc).__name__)
             for r in batch:
                 r.queue.put(exc)
-            return
+            return [None] * len(batch)
         finally:
             if isinstance(stream, Generator_):
                 stream.close()
         for r in batch:
             r.queue.put(None)
+        return [None] * len(batch)
 
 
 class _BatchRequest:

@@ -16,13 +16,10 @@ Example:
     >>> clf.predict(["my card hasn't arrived"])[0].intent      # doctest: +SKIP
     'card_arrival'
 
-**Micro-batching.** Under load, many turns want the same model at once. Running them one
-by one costs a full forward pass each; a batch of 30 short texts costs little more than one. A
-`MicroBatcher` owns one worker thread that takes every request waiting (up to
-`max_batch`, after at most `max_wait_ms` for company), runs them as one call, and
-hands each caller its rows. It waits for company only while it is busy (its last batch
-ended moments before): a request that finds it idle runs at once, so a lone customer
-never pays the wait. A request waits for nobody when `max_wait_ms` is 0.
+**Micro-batching.** Under load, many turns want the same model at once; the wrappers
+below put the classifier's and the embedder's calls through the one `MicroBatcher`
+(`bot/core/batching.py`), so that concurrent turns share a forward pass and a lone
+customer never waits for company.
 
 The wrappers keep the components' interfaces, so the pipeline and the retriever do
 not know they are batched:
@@ -40,11 +37,11 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from queue import Empty, SimpleQueue
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import numpy as np
 
+from deskbot.bot.core.batching import MicroBatcher
 from deskbot.bot.core.types import IntentPrediction
 from deskbot.bot.nlu.classifier import (
     EncodedPrediction,
@@ -56,135 +53,11 @@ from deskbot.knowledge.embedding.embedder import Embedder
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-R = TypeVar("R")
-
 __all__ = [
     "BatchingEmbedder",
     "BatchingIntentClassifier",
-    "MicroBatcher",
     "ReloadingIntentClassifier",
 ]
-
-
-class MicroBatcher(Generic[T, R]):
-    """Runs `fn` over the requests of concurrent callers in batches, on one thread.
-
-    Args:
-        fn: maps a list of inputs to a list of results of the same length.
-        name: names the worker thread (and the log lines).
-        max_batch: the most inputs per call of `fn`.
-        max_wait_ms: how long the first request of a batch waits for more, when the
-            batcher is busy: its last batch ended less than `busy_window_ms` before.
-        busy_window_ms: see `max_wait_ms` (default: 5 ms or 5 waits, whichever is more).
-
-    Measured on 2 cores (benchmarks/performance/turn_latency.py, 50 sessions, two runs each):
-    waiting 1 ms made batches that cost 17.6-18.5 instead of 20.2-20.4 ms of CPU per
-    turn (76-86 against 74-76 turns/s). A lone turn gains nothing from the wait, so an
-    idle batcher skips it.
-    """
-
-    def __init__(
-        self,
-        fn: Callable[[list[T]], Sequence[R]],
-        *,
-        name: str = "batcher",
-        max_batch: int = 64,
-        max_wait_ms: float = 1.0,
-        busy_window_ms: float | None = None,
-    ) -> None:
-        self._fn = fn
-        self.name = name
-        self.max_batch = max(1, max_batch)
-        self.max_wait_s = max(0.0, max_wait_ms) / 1000.0
-        self.busy_window_s = (
-            max(0.005, 5 * self.max_wait_s) if busy_window_ms is None else busy_window_ms / 1000
-        )
-        self._last_end = float("-inf")  # when the last batch finished (perf_counter)
-        self._queue: SimpleQueue[tuple[list[T], Future[list[R]]] | None] = SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
-        self.batches = 0
-        self.items = 0
-
-    def _ensure_started(self) -> None:
-        if self._thread is not None:
-            return
-        with self._start_lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-                self._thread.start()
-
-    def submit(self, items: Sequence[T]) -> Future[list[R]]:
-        """Queue `items`; the future holds their results, in order."""
-        future: Future[list[R]] = Future()
-        if not items:
-            future.set_result([])
-            return future
-        self._ensure_started()
-        self._queue.put((list(items), future))
-        return future
-
-    def __call__(self, items: Sequence[T], timeout: float | None = None) -> list[R]:
-        return self.submit(items).result(timeout)
-
-    def close(self) -> None:
-        """Stop the worker after the requests already queued."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            jobs = [first]
-            size = len(first[0])
-            now = time.perf_counter()
-            busy = now - self._last_end < self.busy_window_s
-            deadline = now + (self.max_wait_s if busy else 0.0)
-            stop = False
-            while size < self.max_batch:
-                try:
-                    remaining = deadline - time.perf_counter()
-                    job = (
-                        self._queue.get(timeout=remaining)
-                        if remaining > 0
-                        else self._queue.get_nowait()
-                    )
-                except Empty:
-                    break
-                if job is None:
-                    stop = True
-                    break
-                jobs.append(job)
-                size += len(job[0])
-            self._run(jobs)
-            self._last_end = time.perf_counter()
-            if stop:
-                return
-
-    def _run(self, jobs: list[tuple[list[T], Future[list[R]]]]) -> None:
-        live = [(items, fut) for items, fut in jobs if fut.set_running_or_notify_cancel()]
-        if not live:
-            return
-        flat = [item for items, _ in live for item in items]
-        try:
-            results = list(self._fn(flat))
-            if len(results) != len(flat):
-                raise RuntimeError(f"{self.name}: {len(results)} results for {len(flat)} inputs")
-        except BaseException as exc:  # every waiting caller learns of the failure
-            for _, fut in live:
-                fut.set_exception(exc)
-            return
-        self.batches += 1
-        self.items += len(flat)
-        start = 0
-        for items, fut in live:
-            fut.set_result(results[start : start + len(items)])
-            start += len(items)
 
 
 class BatchingIntentClassifier:

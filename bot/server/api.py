@@ -12,10 +12,10 @@ The app is put together here (`create_api`) from parts with one job each:
 |---|---|
 | `routers/chat.py`, `routers/rasa.py`, `routers/ops.py` | the routes, one `APIRouter` per job |
 | `deps.py` | dependencies: the bot, the session token and conversation, the sender limit |
-| `frontdoor.py` | the checks every message passes (the widget uses them too) |
+| `frontdoor.py` | the checks every message passes (the widget uses them too); `BodyLimit`, 413 for big bodies |
 | `schemas.py` | request and response bodies |
 | `handlers.py` | errors as JSON refusals (4xx) or retryable 503s |
-| `bodylimit.py`, `ratelimit.py` | 413 for big bodies, 429 per address and session |
+| `ratelimit.py` | 429 per address and session |
 
 Example:
     >>> client = TestClient(create_api(bot))                                   # doctest: +SKIP
@@ -31,8 +31,8 @@ from fastapi import FastAPI
 
 from deskbot.bot import __version__
 from deskbot.bot.core.network import parse_networks
-from deskbot.bot.server.bodylimit import BodyLimit
 from deskbot.bot.server.container import Bot
+from deskbot.bot.server.frontdoor import BodyLimit
 from deskbot.bot.server.handlers import add_error_handlers
 from deskbot.bot.server.ratelimit import RateLimit, make_buckets
 from deskbot.bot.server.routers import chat, ops, rasa

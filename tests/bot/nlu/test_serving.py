@@ -1,52 +1,10 @@
-"""Micro-batching: concurrent callers share one call, each gets its own rows, in order."""
+"""The batching embedder: a prefetched query embedding is the same vector, computed once."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 import numpy as np
-import pytest
 
-from deskbot.bot.nlu.serving import BatchingEmbedder, MicroBatcher
-
-
-def test_concurrent_requests_share_calls_and_get_their_own_results() -> None:
-    calls: list[int] = []
-
-    def square(xs: list[int]) -> list[int]:
-        calls.append(len(xs))
-        time.sleep(0.01)  # a forward pass takes a while: requests pile up meanwhile
-        return [x * x for x in xs]
-
-    batcher: MicroBatcher[int, int] = MicroBatcher(square, max_batch=16, max_wait_ms=2)
-    results: dict[int, list[int]] = {}
-
-    def call(i: int) -> None:
-        results[i] = batcher([i, i + 1000])
-
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(40)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert results == {i: [i * i, (i + 1000) ** 2] for i in range(40)}
-    assert sum(calls) == 80 and len(calls) < 40 and max(calls) <= 16
-    batcher.close()
-
-
-def test_a_failing_call_fails_every_caller_of_its_batch_and_not_the_next() -> None:
-    def fn(xs: list[str]) -> list[str]:
-        if "boom" in xs:
-            raise ValueError("model failed")
-        return xs
-
-    batcher: MicroBatcher[str, str] = MicroBatcher(fn, max_wait_ms=0)
-    with pytest.raises(ValueError, match="model failed"):
-        batcher(["boom"])
-    assert batcher(["ok"]) == ["ok"]
-    assert batcher([]) == []
-    batcher.close()
+from deskbot.bot.nlu.serving import BatchingEmbedder
 
 
 def test_prefetched_embedding_is_the_same_and_computed_once(embedder) -> None:  # type: ignore[no-untyped-def]
@@ -59,25 +17,3 @@ def test_prefetched_embedding_is_the_same_and_computed_once(embedder) -> None:  
     assert batching.batcher.items == 1  # the prefetch's result was used, not recomputed
     assert np.allclose(batching.embed([text, "hello"])[0], direct[0], atol=1e-5)
     batching.batcher.close()
-
-
-def test_an_idle_batcher_runs_a_lone_request_at_once_and_a_busy_one_waits_for_company() -> None:
-    calls: list[list[int]] = []
-
-    def fn(xs: list[int]) -> list[int]:
-        calls.append(list(xs))
-        time.sleep(0.05)
-        return xs
-
-    batcher: MicroBatcher[int, int] = MicroBatcher(fn, max_wait_ms=300, busy_window_ms=1000)
-    first = batcher.submit([1])
-    time.sleep(0.02)  # well inside the 300 ms a waiting batcher would still be waiting
-    assert calls == [[1]]  # idle: it ran at once, alone
-    assert first.result(5) == [1]
-    # Busy now (its last batch just ended): the next request waits for company.
-    second = batcher.submit([2])
-    time.sleep(0.1)
-    third = batcher.submit([3])
-    assert second.result(5) == [2] and third.result(5) == [3]
-    assert calls == [[1], [2, 3]]
-    batcher.close()

@@ -150,7 +150,9 @@ def test_a_session_over_its_rate_gets_429_and_nothing_is_stored(bot: Bot) -> Non
     for path in ("/api/messages", "/api/messages/stream"):
         r = client.post(path, json={"text": QUESTION}, headers=auth)
         assert_429(r, "in this session")
-        assert int(r.headers["retry-after"]) == 10  # 6 a minute: one every 10 s
+        # 6 a minute: one every 10 s, less what has refilled since the burst was spent
+        # (the exact wait is checked with a fake clock above; here the clock is real).
+        assert 1 <= int(r.headers["retry-after"]) <= 10
     assert counts(bot) == before
     # Another session from the same address is served.
     other = new_session(client)
