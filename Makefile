@@ -6,12 +6,17 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= var/demo
+# axe-core: the accessibility rules the browser tests run (tests/ui/conftest.py axe_violations),
+# from the npm registry into an ignored folder; pinned, and no browser is downloaded for it.
+AXE_VERSION := 4.10.3
+AXE_DIR := .cache/npm
+AXE_STAMP := $(AXE_DIR)/.axe-core-$(AXE_VERSION)
 # torch: the CPU build. Any other requirement would pull GBs of CUDA packages.
 TORCH := torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo demo-prepare test test-fast lint bench clean
+.PHONY: setup demo demo-prepare test test-fast lint axe bench clean
 
 setup: $(VENV)/.installed
 
@@ -41,7 +46,15 @@ lint: setup
 	$(BIN)/mypy
 	PYTHONPATH=.typecheck $(BIN)/lint-imports
 
-test: lint
+axe: $(AXE_STAMP)
+
+$(AXE_STAMP):
+	npm install --no-save --no-audit --no-fund --ignore-scripts --prefix $(AXE_DIR) axe-core@$(AXE_VERSION)
+	test -f $(AXE_DIR)/node_modules/axe-core/axe.min.js
+	rm -f $(AXE_DIR)/.axe-core-*
+	touch $@
+
+test: lint axe
 	sh tests/ui/ensure_chromium.sh
 	$(BIN)/pytest
 
@@ -49,4 +62,4 @@ test-fast: setup
 	$(BIN)/pytest -m "not slow and not browser" -x -q
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .cache .pytest_cache .mypy_cache .ruff_cache

@@ -20,6 +20,13 @@ from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
 CHROMIUM = os.environ.get("DESKBOT_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 AGENT = ("alice", "correct-horse-battery", "Alice Martin")
+# axe-core, installed from npm by `make axe` (a dependency of `make test`) into an ignored folder.
+AXE_JS = Path(
+    os.environ.get(
+        "DESKBOT_AXE_JS",
+        Path(__file__).resolve().parents[2] / ".cache/npm/node_modules/axe-core/axe.min.js",
+    )
+)
 
 
 @dataclass
@@ -117,3 +124,50 @@ def new_page(chromium: Any) -> Iterator[Any]:
     yield make
     for ctx in contexts:
         ctx.close()
+
+
+def require_axe() -> str:
+    """axe.min.js's source; fails (DESKBOT_REQUIRE_BROWSER=1) or skips when it is missing."""
+    if not AXE_JS.is_file():
+        message = f"{AXE_JS} is missing: run `make axe` (npm install of the pinned axe-core)"
+        if os.environ.get("DESKBOT_REQUIRE_BROWSER"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return AXE_JS.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    """axe.min.js's source (see require_axe): request it before starting the app."""
+    return require_axe()
+
+
+# Runs axe on the whole document and keeps what a report needs (JSON-serialisable).
+_RUN_AXE = """async (impacts) => {
+  const result = await axe.run(document, {resultTypes: ['violations']});
+  return result.violations
+    .filter((v) => impacts.includes(v.impact))
+    .map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      targets: v.nodes.map((n) => n.target.join(' ')),
+    }));
+}"""
+
+
+def axe_violations(
+    page: Any, impacts: tuple[str, ...] = ("serious", "critical"), *, source: str | None = None
+) -> list[dict[str, Any]]:
+    """The axe-core violations of `impacts` on `page`: id, impact, help and target nodes.
+
+    axe is evaluated through the DevTools protocol (not a <script> tag), so the app's
+    Content-Security-Policy does not block it. `source` is axe.min.js's text (the
+    `axe_source` fixture); without it require_axe reads it, skipping or failing the test
+    when it is missing."""
+    if source is None:
+        source = require_axe()
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.evaluate(source)
+    violations: list[dict[str, Any]] = page.evaluate(_RUN_AXE, list(impacts))
+    return violations
