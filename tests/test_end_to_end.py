@@ -6,6 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from deskbot.bot.cli import load_plugins
@@ -65,7 +66,14 @@ def test_cli_trains_and_evaluates_a_model(tmp_path: Path, small_intents) -> None
     )
     assert result.exit_code == 0, result.output
     metrics = json.loads(next(ln for ln in result.output.splitlines() if ln.startswith("{")))
-    assert metrics["n"] == len(small_intents) and 0 <= metrics["accuracy"] <= 1
+    assert metrics["n"] == len(small_intents)
+    # The accuracy reported is the model's own on these rows (two steps of training: the
+    # figure is low, so check it against a count made here, not against a range).
+    from deskbot.bot.nlu.classifier import TransformerIntentClassifier
+
+    predicted = TransformerIntentClassifier(out).predict(list(small_intents.texts))
+    hits = sum(p.intent == y for p, y in zip(predicted, small_intents.labels, strict=True))
+    assert metrics["accuracy"] == pytest.approx(hits / len(small_intents), abs=1e-6)
     assert metrics["oos_recall"] is None and "macro_f1" in metrics
     assert (tmp_path / "rep" / "confusion_matrix.png").stat().st_size > 1000
 
