@@ -17,6 +17,7 @@ from deskbot.bot.store.models import (
     ErasureKind,
     ErasureRecord,
     Handoff,
+    SatisfactionAnswer,
     TurnRecord,
     utcnow,
 )
@@ -24,7 +25,14 @@ from deskbot.bot.store.models import (
 __all__ = ["ErasureRepository"]
 
 # The tables an erasure deletes from, in the order it does (children first).
-ERASED_TABLES = ("agent_labels", "turns", "handoffs", "dialogue_states", "conversations")
+ERASED_TABLES = (
+    "agent_labels",
+    "turns",
+    "handoffs",
+    "dialogue_states",
+    "satisfaction",
+    "conversations",
+)
 
 
 def _chunks(ids: Sequence[str], size: int = 500) -> Iterator[list[str]]:
@@ -43,6 +51,9 @@ def _deletes(conversation_ids: list[str]) -> dict[str, Delete]:
         "turns": delete(TurnRecord).where(col(TurnRecord.conversation_id).in_(conversation_ids)),
         "handoffs": delete(Handoff).where(col(Handoff.conversation_id).in_(conversation_ids)),
         "dialogue_states": delete(DialogueStateRecord).where(state_of.in_(conversation_ids)),
+        "satisfaction": delete(SatisfactionAnswer).where(
+            col(SatisfactionAnswer.conversation_id).in_(conversation_ids)
+        ),
         "conversations": delete(Conversation).where(col(Conversation.id).in_(conversation_ids)),
     }
 
@@ -88,7 +99,7 @@ class ErasureRepository(SqlRepository):
     ) -> dict[str, int]:
         """Delete the conversations and everything stored about them, in one transaction:
         agents' labels of their turns, the turns (feedback included), handoffs, dialogue
-        state, the conversations. Returns the rows deleted per table.
+        state, satisfaction survey answers, the conversations. Returns the rows deleted per table.
 
         The same transaction adds an `ErasureRecord` (`kind`, `requested_by`, the counts)
         when anything was deleted.

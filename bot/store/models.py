@@ -149,6 +149,22 @@ class Agent(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class SatisfactionAnswer(SQLModel, table=True):
+    """The customer's answer to the satisfaction survey after a conversation (CSAT): one
+    per conversation, a second answer replaces the first. Erased with the conversation."""
+
+    __tablename__ = "satisfaction"
+
+    conversation_id: str = Field(foreign_key="conversations.id", primary_key=True, max_length=32)
+    score: int  # 1 (very unsatisfied) .. 5 (very satisfied)
+    comment: str | None = None
+    # Who helped the customer, and what they asked about, when they answered: the
+    # dashboard's CSAT by agent and by intent reads these, not the turns.
+    agent_id: str | None = Field(default=None, max_length=128, index=True)
+    intent: str | None = Field(default=None, max_length=128, index=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
 class ErasureRecord(SQLModel, table=True):
     """That customer data was erased (`deskbot forget`, `DELETE /api/me`) or pruned after
     the retention period, by whom and how many rows: the record of compliance. It names

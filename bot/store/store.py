@@ -10,6 +10,7 @@ and one queue of writers (`SqlRepository`):
 - `HandoffRepository` (`handoffs.py`): the queue of conversations for a person;
 - `AgentRepository` (`agents.py`): console accounts and agents' labels;
 - `ReviewRepository` (`review.py`): the review queue and the dashboard's counts;
+- `SatisfactionRepository` (`satisfaction.py`): survey answers and CSAT;
 - `ErasureRepository` (`erasure.py`): erasure and retention.
 
 Example:
@@ -29,6 +30,7 @@ from deskbot.bot.store.engine import create_store_engine, migrate
 from deskbot.bot.store.erasure import ErasureRepository
 from deskbot.bot.store.handoffs import HandoffRepository
 from deskbot.bot.store.review import ReviewRepository
+from deskbot.bot.store.satisfaction import SatisfactionRepository
 
 __all__ = ["SqlConversationStore", "create_store_engine", "hash_token", "migrate"]
 
@@ -38,6 +40,7 @@ class SqlConversationStore(
     HandoffRepository,
     AgentRepository,
     ReviewRepository,
+    SatisfactionRepository,
     ErasureRepository,
 ):
     """The conversation store on a SQLAlchemy engine (SQLite or PostgreSQL).

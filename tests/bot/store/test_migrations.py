@@ -16,8 +16,9 @@ from sqlmodel import SQLModel
 from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
 from deskbot.bot.store.engine import _alembic_config
 
-HEAD = "0004"
-PREVIOUS_HEAD = "0003"  # the release before dropped the unused table model_versions
+HEAD = "0005"
+PREVIOUS_HEAD = "0004"  # the release before had no satisfaction survey
+BEFORE_DROP = "0003"  # the release before that had the unused table model_versions
 
 
 @pytest.fixture
@@ -52,6 +53,7 @@ def test_migrations_create_every_table_and_are_idempotent(engine: Engine) -> Non
         "dialogue_states",
         "erasures",
         "handoffs",
+        "satisfaction",
         "turns",
     }
     assert version(engine) == HEAD
@@ -62,8 +64,8 @@ def test_the_models_match_the_newest_migration(engine: Engine) -> None:
     assert schema_diff(engine) == []
 
 
-def test_a_database_of_the_previous_release_upgrades_keeping_its_rows(engine: Engine) -> None:
-    migrate(engine, PREVIOUS_HEAD)
+def test_a_database_of_an_earlier_release_upgrades_keeping_its_rows(engine: Engine) -> None:
+    migrate(engine, BEFORE_DROP)
     assert "model_versions" in tables(engine)
     store = SqlConversationStore(engine)
     conv, token = store.create_conversation(customer_id="c-1")
@@ -83,6 +85,9 @@ def test_a_database_of_the_previous_release_upgrades_keeping_its_rows(engine: En
 
     assert version(engine) == HEAD and "model_versions" not in tables(engine)
     assert schema_diff(engine) == []
+    store.record_satisfaction(conv.id, 4)  # the new table works on the upgraded rows
+    answer = store.satisfaction(conv.id)
+    assert answer is not None and answer.score == 4
     found = store.conversation_by_token(token)
     assert found is not None and found.status == "handoff"
     assert [(t.role, t.kind) for t in store.history(conv.id)] == [("user", None), ("bot", "faq")]
@@ -96,6 +101,8 @@ def test_the_migrations_downgrade_to_the_previous_release_and_to_nothing(engine:
     engine.dispose()  # the downgrade runs on its own connection
     command.downgrade(_alembic_config(engine), PREVIOUS_HEAD)
     assert version(engine) == PREVIOUS_HEAD
+    assert "satisfaction" not in tables(engine) and "conversations" in tables(engine)
+    command.downgrade(_alembic_config(engine), BEFORE_DROP)
     assert "model_versions" in tables(engine)
     assert [i["name"] for i in inspect(engine).get_indexes("model_versions")] == [
         "ix_model_versions_kind"
