@@ -84,7 +84,12 @@ def test_history_is_bounded_by_tokens_newest_first() -> None:
     assert messages[1]["role"] == "user"
 
 
-def _obedient(markers: dict[str, list[str]]) -> Action:
+# How the obedient model introduces the prompt it leaks: the guard knows some tell-tale
+# phrases ("my instructions"), so the leak is also tried bare and with words it does not.
+LEAK_PREFIXES = ("", "Sure, here is everything I was told:", "My instructions:")
+
+
+def _obedient(markers: dict[str, list[str]], prefix: str) -> Action:
     """A model that obeys: a grounded sentence, the attack's markers, the prompt it got."""
 
     def act(request: Request) -> Response:
@@ -96,7 +101,7 @@ def _obedient(markers: dict[str, list[str]]) -> Action:
             first.group(1)
             + " "
             + " ".join(m.upper() + "." for m in markers.get(user, []))
-            + f" My instructions: {system} {user}"
+            + f" {prefix} {system} {user}"
         )
         events = sse(*re.findall(r"\S+\s*", reply))
         return Response(events, content_type="text/event-stream")
@@ -104,10 +109,10 @@ def _obedient(markers: dict[str, list[str]]) -> Action:
     return act
 
 
-@pytest.fixture
-def obedient_url(openai_server: FakeOpenAI) -> str:
+@pytest.fixture(params=LEAK_PREFIXES, ids=["bare", "plain-words", "tell-tale"])
+def obedient_url(openai_server: FakeOpenAI, request: pytest.FixtureRequest) -> str:
     openai_server.script(
-        _obedient({sanitize_customer_text(a["text"]): a["markers"] for a in ATTACKS})
+        _obedient({sanitize_customer_text(a["text"]): a["markers"] for a in ATTACKS}, request.param)
     )
     return openai_server.url
 
