@@ -205,6 +205,14 @@ def test_out_of_scope_examples_fit_the_detector(tmp_path: Path) -> None:
     assert read_manifest(tmp_path / "m").oos_k == 10
 
 
+def test_bf16_on_a_cpu_without_it_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    import deskbot.training.intents.args as args_module
+
+    monkeypatch.setattr(args_module, "bf16_supported", lambda device=None: False)
+    with pytest.raises(DataError, match="bf16 needs"):
+        TrainingArgs(bf16=True, device="cpu")
+
+
 def test_bf16_training_steps_move_the_weights_and_save_float32(
     tmp_path: Path, small_intents
 ) -> None:  # type: ignore[no-untyped-def]
@@ -213,10 +221,8 @@ def test_bf16_training_steps_move_the_weights_and_save_float32(
 
     from deskbot.training.intents.trainer import bf16_supported
 
-    if not bf16_supported("cpu"):
-        with pytest.raises(DataError, match="bf16 needs"):
-            TrainingArgs(bf16=True, device="cpu")
-        return
+    if not bf16_supported("cpu"):  # reported as skipped, never passed without training
+        pytest.skip("this CPU has no bf16 kernels (oneDNN)")
     base = TrainingArgs(epochs=1, batch_size=16, max_steps=3, seed=11, device="cpu")
     fp32 = IntentTrainer(base).train(small_intents, tmp_path / "fp32", progress=False)
     args = TrainingArgs(epochs=1, batch_size=16, max_steps=3, seed=11, device="cpu", bf16=True)
@@ -231,4 +237,4 @@ def test_bf16_training_steps_move_the_weights_and_save_float32(
     # the same seed and data: close to the float32 run, but other arithmetic
     assert 0 < (w_bf16 - w_fp32).abs().max() < 1e-2
     preds = TransformerIntentClassifier(bf16.path).predict(["my card hasn't arrived yet"])
-    assert preds[0].ranking and 0 <= preds[0].confidence <= 1
+    assert preds[0].ranking and 0 < preds[0].confidence <= 1
