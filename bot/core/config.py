@@ -32,6 +32,7 @@ from deskbot.bot.core.checks import Text, describe, fail, settings
 from deskbot.bot.core.config_sections import (
     DATABASE_URL_ENV,
     ActionsConfig,
+    ConfirmConfig,
     DatabaseConfig,
     DialogueConfig,
     IntentsConfig,
@@ -53,6 +54,7 @@ __all__ = [
     "ActionsConfig",
     "BotConfig",
     "ConfigError",
+    "ConfirmConfig",
     "DatabaseConfig",
     "DialogueConfig",
     "GeneratorConfig",
@@ -194,6 +196,8 @@ def _sections(raw: dict[Any, Any]) -> dict[str, Any]:
 
 
 def _known_keys(section: str) -> list[str]:
+    if section.startswith("actions.confirm."):  # one action's confirmation
+        return sorted(f.name for f in dataclasses.fields(ConfirmConfig))
     cls = _SECTIONS.get(section)
     return sorted(f.name for f in dataclasses.fields(cls)) if cls else sorted(_FILE_KEYS)
 

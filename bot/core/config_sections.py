@@ -7,6 +7,7 @@ default one, is resolved against the config file's folder when the file is read.
 
 from __future__ import annotations
 
+import string
 from dataclasses import field
 from pathlib import Path
 from typing import Annotated, Self
@@ -160,6 +161,42 @@ def _known_slots(required: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, .
     return required
 
 
+def _prompt(prompt: str) -> str:
+    try:
+        names = prompt_slots(prompt)
+    except ValueError as exc:
+        raise fail(f"is not a prompt with {{slot}} names: {exc}") from None
+    if any(not n.isidentifier() for n in names):
+        raise fail(f"may only name slots, as {{card_last4}}; got {brief(prompt)}")
+    return prompt
+
+
+def prompt_slots(prompt: str) -> list[str]:
+    """The slot names a confirmation prompt fills in: `{card_last4}` -> card_last4."""
+    return [name for _, name, _, _ in string.Formatter().parse(prompt) if name is not None]
+
+
+@settings("actions.confirm")
+class ConfirmConfig:
+    """An action that changes something for the customer (freezes a card, moves money).
+
+    The bot offers it only when it is sure of the intent and the message is not a
+    question about it ("how do I freeze my card?" is answered from the FAQ), and runs
+    it only after the customer answered "Yes" to `prompt`; any other reply cancels it.
+    """
+
+    # Under this intent confidence the bot does not offer the action: it answers from
+    # the FAQ, or asks (it must be above intents.clarify_below to matter).
+    min_confidence: Annotated[Number, within(0, 1)] = 0.8
+    # The yes/no question; {slot} names are filled from the conversation's slots,
+    # e.g. "Freeze your card ending {card_last4}?".
+    prompt: Annotated[Text, AfterValidator(_prompt)] = "Shall I go ahead?"
+    # A read-only action run before the question that fills the prompt's slots (SlotSet
+    # events); with several values to choose from (the customer's cards) it returns one
+    # button each, payload `/choose{"card_last4": "1234"}`, and the bot asks which.
+    slots_from: Text | None = None
+
+
 @settings("actions")
 class ActionsConfig:
     """A rasa-sdk action server, and which intents run which action.
@@ -185,6 +222,11 @@ class ActionsConfig:
         default_factory=dict
     )
     handoff_action: Text = "action_handoff"
+    # Per action with a side effect: its own confidence bar and the yes/no question asked
+    # before it runs (see ConfirmConfig), e.g. `{action_freeze_card: {min_confidence:
+    # 0.8, prompt: "Freeze your card ending {card_last4}?", slots_from:
+    # action_customer_cards}}`. Actions not listed run as soon as their intent is sure.
+    confirm: dict[Text, ConfirmConfig] = field(default_factory=dict)
 
     @model_validator(mode="after")
     def _url_for_intents(self) -> Self:
@@ -194,6 +236,26 @@ class ActionsConfig:
                 "give the action server's webhook URL (e.g. http://127.0.0.1:5055/webhook)",
                 whole=True,
             )
+        return self
+
+    @model_validator(mode="after")
+    def _confirm_known_actions(self) -> Self:
+        mapped = set(self.intent_actions.values())
+        for action, rule in self.confirm.items():
+            if action not in mapped:
+                raise fail(
+                    f"actions.confirm.{action} is not an action of actions.intent_actions "
+                    f"(so it would never be asked for); known: {sorted(mapped)}",
+                    whole=True,
+                )
+            filled = set(self.required_slots.get(action, ()))
+            unfilled = [s for s in prompt_slots(rule.prompt) if s not in filled]
+            if unfilled and rule.slots_from is None:
+                raise fail(
+                    f"actions.confirm.{action}.prompt names {unfilled} but nothing fills "
+                    "them: add slots_from (an action that sets them) or required_slots",
+                    whole=True,
+                )
         return self
 
 

@@ -3,7 +3,8 @@ action server (`deskbot.bot.actions.client`), within the client's one deadline.
 
 A refused call gets an apology; an unknown action, a timeout or a server that is down
 hands the conversation to a person; an action may hand off itself (a `followup` event
-naming `handoff_action`).
+naming `handoff_action`). `lookup` runs a read-only action whose slots and buttons the
+policy words a confirmation with (`actions.confirm.*.slots_from`).
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from deskbot.bot.actions.client import (
     ActionClient,
     ActionNotFound,
     ActionRejected,
+    ActionResult,
     domain_for,
     tracker_for,
 )
@@ -68,19 +71,43 @@ class ActionStep:
         self.policy = policy
         self.on_failure = on_failure
 
-    def run(self, call: ActionCall) -> Outcome:
-        """The outcome of the decision's action (the step's latency goes on the turn)."""
-        turn, decision = call.turn, call.decision
-        action, state, conversation_id = decision.action, decision.state, turn.conversation_id
+    def prepare(self, call: ActionCall) -> Decision:
+        """A `prepare` decision's next one: its read-only action looks up what the
+        confirmation names (the customer's cards), then the policy words the question."""
+        result = self.lookup(call)
+        if result is None:
+            return self.policy.after_lookup(call.decision, None, [], [])
+        return self.policy.after_lookup(
+            call.decision, list(result.events), result.texts, result.buttons
+        )
+
+    def lookup(self, call: ActionCall) -> ActionResult | None:
+        """The result of the decision's read-only action, or None when it failed (or
+        there is no action server): nothing is offered then."""
+        turn, action = call.turn, call.decision.action
         assert action is not None
         if self.actions is None:
-            self.on_failure(conversation_id)
-            return self._handoff_outcome(state, "action_unavailable", action)
-        slot_names = sorted(SLOT_PATTERNS)
+            self.on_failure(turn.conversation_id)
+            return None
+        t = time.perf_counter()
+        try:
+            return self.actions.run(action, *self._request(call))
+        except (ActionRejected, ActionNotFound, ComponentUnavailable) as exc:
+            logger.error(
+                "action %s failed (conversation %s): %s", action, turn.conversation_id, exc
+            )
+            self.on_failure(turn.conversation_id)
+            return None
+        finally:
+            turn.latency["lookup"] = ms_since(t)
+
+    def _request(self, call: ActionCall) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The tracker and the domain the action server is sent."""
+        slot_names = sorted(set(SLOT_PATTERNS) | set(call.decision.state.slots))
         tracker = tracker_for(
-            conversation_id,
-            slots=state.slots,
-            text=turn.text,
+            call.turn.conversation_id,
+            slots=call.decision.state.slots,
+            text=call.turn.text,
             prediction=call.prediction,
             history=list(call.history),
             slot_names=slot_names,
@@ -90,9 +117,19 @@ class ActionStep:
             sorted(set(self.policy.rules.intent_actions.values())),
             slot_names,
         )
+        return tracker, domain
+
+    def run(self, call: ActionCall) -> Outcome:
+        """The outcome of the decision's action (the step's latency goes on the turn)."""
+        turn, decision = call.turn, call.decision
+        action, state, conversation_id = decision.action, decision.state, turn.conversation_id
+        assert action is not None
+        if self.actions is None:
+            self.on_failure(conversation_id)
+            return self._handoff_outcome(state, "action_unavailable", action)
         t = time.perf_counter()
         try:
-            result = self.actions.run(action, tracker, domain)
+            result = self.actions.run(action, *self._request(call))
         except ActionRejected:
             logger.warning("action %s rejected the call (conversation %s)", action, conversation_id)
             self.on_failure(conversation_id)

@@ -3,7 +3,8 @@
     message ─► store (user turn, first) ─► small talk? ─► classifier ─► policy.decide
        ├─ search: retriever ─► policy.ground (answer, or clarify when the FAQ has nothing)
        ├─ answer: responder (grounded generator) or the best FAQ answer verbatim
-       ├─ action: rasa-sdk action server (after a form collected its slots)
+       ├─ action: rasa-sdk action server (after a form collected its slots; one with a
+    │          side effect after the customer's "Yes", its slots looked up first)
        ├─ clarify / ask for a slot / small talk / out of scope: the policy's text
        └─ handoff: a queue entry for a person; the bot is silent until handed back
     ─► store (bot turn with intent, passages, model versions, latencies, dialogue state)
@@ -209,6 +210,8 @@ class TurnPipeline:
             if decision.route != "answer" and grounded.route != "answer":
                 passages = []  # an unsure message the FAQ could not answer either
             decision = grounded
+        if decision.route == "prepare":
+            decision = self._actions.prepare(self._call(turn, decision, heard.message))
         outcome = yield from self._carry_out(turn, decision, heard.message, passages)
         if outcome.kind == "handoff" and outcome.handoff_reason:
             self.handoffs.open(conversation_id, outcome.handoff_reason, decision.intent)
@@ -276,6 +279,10 @@ class TurnPipeline:
             turn.latency["classify"] = ms_since(classifying.started)
         return Heard(Message(turn.text, smalltalk, encoded.prediction), encoded)
 
+    def _call(self, turn: TurnSoFar, decision: Decision, message: Message) -> ActionCall:
+        history = self._history(turn.conversation_id)
+        return ActionCall(turn, message.prediction, decision, history, self.classifier.labels)
+
     def _carry_out(
         self, turn: TurnSoFar, decision: Decision, message: Message, passages: list[Passage]
     ) -> Generator[str, None, Outcome]:
@@ -283,9 +290,7 @@ class TurnPipeline:
         if decision.route == "answer":
             return (yield from self._answer(turn, decision.state, passages))
         if decision.route == "action":
-            history = self._history(turn.conversation_id)
-            call = ActionCall(turn, message.prediction, decision, history, self.classifier.labels)
-            return self._actions.run(call)
+            return self._actions.run(self._call(turn, decision, message))
         return Outcome(
             text=decision.text,
             kind=decision.kind,

@@ -10,12 +10,16 @@ read, tested and explained to an operator:
 - a confident intent mapped to an action runs it, after a short form has collected
   the slots the action needs (asked one at a time, validated, and abandoned when the
   customer clearly changes the subject);
+- an action with a side effect (`actions.confirm`, `confirming.Confirmations`) is only
+  offered above its own confidence and never for a question about it ("how do I
+  freeze my card?" is answered from the FAQ); it runs after the customer's "Yes";
 - a confident FAQ intent is answered from the knowledge base;
 - a low-confidence intent gets a clarifying question with the two best intents as
   buttons; then a request to rephrase; then a person (Rasa's two-stage fallback);
 - once the FAQ was searched (`Decision.search`), `ground` settles answer against
-  clarify: a close match answers even an unsure or out-of-scope message, and an answer
-  without a good enough passage becomes a clarifying question.
+  clarify: a close match answers even an unsure or out-of-scope message, unless it
+  belongs to another intent than the classifier's top ones (then the bot asks), and an
+  answer without a good enough passage becomes a clarifying question.
 
 Every route is decided here; the pipeline only carries it out.
 
@@ -29,14 +33,16 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
+from deskbot.bot.core.config_sections import ConfirmConfig
 from deskbot.bot.core.slots import extract_slots, slot_prompt
-from deskbot.bot.core.types import IntentPrediction, Passage, ReplyKind
+from deskbot.bot.core.types import OUT_OF_SCOPE, IntentPrediction, Passage
+from deskbot.bot.dialogue.confirming import Confirmations
+from deskbot.bot.dialogue.state import Decision, DialogueState, HandoffReason, Message, Route
 from deskbot.bot.nlu.smalltalk import SmallTalk
 
 __all__ = [
@@ -53,80 +59,14 @@ __all__ = [
     "intent_title",
 ]
 
-Route = Literal["answer", "action", "ask_slot", "clarify", "handoff", "smalltalk", "out_of_scope"]
-HandoffReason = Literal[
-    "customer_request",
-    "out_of_scope",
-    "negative_feedback",
-    "unclear",
-    "action",
-    "action_unavailable",
-    "form_failed",
-]
-
 CLARIFY_TEXT = (
     "I'm not sure I understood. Could you tell me a bit more about what you need help with?"
 )
 BUTTON_OTHER = "Something else"
 BUTTON_HUMAN = "Talk to a person"
-
-
-@dataclass(frozen=True)
-class DialogueState:
-    """What the bot remembers of one conversation between turns (stored as JSON).
-
-    Attributes:
-        slots: values read from the conversation (order number, e-mail, amount).
-        form: the action whose slots are being collected, if any.
-        form_intent: the intent that started the form.
-        form_attempts: replies in a row that held no value for the asked slot.
-        offered: intents offered as buttons by the last clarifying question.
-        oos_streak: out-of-scope messages in a row.
-        clarify_streak: clarifying questions in a row.
-        negative_streak: negative feedback in a row.
-    """
-
-    slots: dict[str, str] = field(default_factory=dict)
-    form: str | None = None
-    form_intent: str | None = None
-    form_attempts: int = 0
-    offered: tuple[str, ...] = ()
-    oos_streak: int = 0
-    clarify_streak: int = 0
-    negative_streak: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["offered"] = list(self.offered)
-        return d
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any] | None) -> DialogueState:
-        """Read a stored state; unknown or malformed keys are dropped, not fatal."""
-        if not raw:
-            return cls()
-        try:
-            slots = {str(k): str(v) for k, v in dict(raw.get("slots") or {}).items()}
-            form, form_intent = raw.get("form"), raw.get("form_intent")
-            if not all(v is None or isinstance(v, str) for v in (form, form_intent)):
-                raise TypeError("form must be a string")
-            counters = {
-                name: int(raw.get(name) or 0)
-                for name in ("form_attempts", "oos_streak", "clarify_streak", "negative_streak")
-            }
-            return cls(
-                slots=slots,
-                form=form,
-                form_intent=form_intent,
-                offered=tuple(str(i) for i in raw.get("offered") or ()),
-                **counters,
-            )
-        except (TypeError, ValueError):
-            return cls()
-
-    def settled(self) -> DialogueState:
-        """The state after the bot helped: the fallback counters start again."""
-        return replace(self, offered=(), oos_streak=0, clarify_streak=0, negative_streak=0)
+# When the classifier is unsure, a FAQ entry answers only if it is of one of its top
+# intents: a close match of another intent is a confident wrong answer (issue #24).
+UNSURE_CANDIDATES = 3
 
 
 @dataclass(frozen=True)
@@ -154,64 +94,8 @@ class DialogueRules:
     max_negative_feedback: int = 2
     form_max_attempts: int = 2
     bot_name: str = "our"
-
-
-@dataclass(frozen=True)
-class Message:
-    """What is known of one customer message when the policy decides its route.
-
-    Attributes:
-        text: the message.
-        smalltalk: what `detect_smalltalk` said about it.
-        prediction: the classifier's verdict (None when it was not asked, e.g. small
-            talk, or when it failed).
-        confirmed: the customer picked the intent (a button), so no clarifying.
-        classified: False when the classifier failed or timed out.
-    """
-
-    text: str
-    smalltalk: SmallTalk | None = None
-    prediction: IntentPrediction | None = None
-    confirmed: bool = False
-    classified: bool = True
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What to do with one message.
-
-    `route` says which step runs next: `answer` (answer from the FAQ passages),
-    `action` (call `action`), or one of the routes that reply with `text` directly.
-    `search`: the FAQ is searched (tagged with `query_intent`) and `DialoguePolicy.ground`
-    decides again with the best passage.
-    """
-
-    route: Route
-    state: DialogueState
-    text: str = ""
-    buttons: tuple[str, ...] = ()
-    intent: str | None = None
-    action: str | None = None
-    handoff_reason: HandoffReason | None = None
-    search: bool = False
-    query_intent: str | None = None
-
-    @property
-    def kind(self) -> ReplyKind:
-        """The reply kind of a route that replies with `text` (answers and actions
-        get theirs from the step that runs them)."""
-        return _KINDS[self.route]
-
-
-_KINDS: dict[Route, ReplyKind] = {
-    "answer": "faq",
-    "action": "action",
-    "ask_slot": "form",
-    "clarify": "clarify",
-    "smalltalk": "smalltalk",
-    "out_of_scope": "fallback",
-    "handoff": "handoff",
-}
+    # Actions with a side effect: their own confidence bar and yes/no question.
+    confirm: Mapping[str, ConfirmConfig] = field(default_factory=dict)
 
 
 def intent_title(intent: str) -> str:
@@ -233,6 +117,7 @@ class DialoguePolicy:
 
     def __init__(self, rules: DialogueRules | None = None) -> None:
         self.rules = rules or DialogueRules()
+        self.confirmations = Confirmations(self.rules.confirm)
 
     # -- messages -------------------------------------------------------------------------
 
@@ -250,7 +135,7 @@ class DialoguePolicy:
 
     def decide(self, state: DialogueState, message: Message) -> Decision:
         """The route for one customer message, given the state before it."""
-        if not message.classified and state.form is None:
+        if not message.classified and state.form is None and state.pending is None:
             # Without an intent the FAQ may still know the answer.
             return Decision(route="answer", state=state, search=True)
         decision = self._route(state, message)
@@ -259,15 +144,23 @@ class DialoguePolicy:
         if decision.route in ("clarify", "out_of_scope") and message.prediction is not None:
             # The classifier is unsure, but the FAQ may know this question well (`ground`).
             offered = decision.state.offered
-            return replace(decision, search=True, query_intent=offered[0] if offered else None)
+            ranking = message.prediction.ranking[:UNSURE_CANDIDATES]
+            return replace(
+                decision,
+                search=True,
+                query_intent=offered[0] if offered else None,
+                candidates=tuple(intent for intent, _ in ranking if intent != OUT_OF_SCOPE),
+            )
         return decision
 
     def ground(self, before: DialogueState, decision: Decision, best: Passage | None) -> Decision:
         """The route once the FAQ was searched for a `decision.search` decision.
 
         A close match (`answer_score`; one of the offered intents' when there are
-        some) answers a message the classifier was unsure of; an answer needs a passage
-        of at least `min_score`, else the bot clarifies, counting on from `before`.
+        some) answers a message the classifier was unsure of, unless its entry is of
+        another intent than the classifier's top ones (`decision.candidates`): then the
+        bot asks which it is. An answer needs a passage of at least `min_score`, else
+        the bot clarifies, counting on from `before`.
         """
         r = self.rules
         if decision.route != "answer":
@@ -278,6 +171,9 @@ class DialoguePolicy:
                 or (offered and best.intent not in offered)
             ):
                 return decision
+            if decision.candidates and best.intent not in (None, *decision.candidates):
+                kept = replace(before, slots=decision.state.slots)
+                return self._clarify_among(kept, decision.candidates[:2], decision.intent)
             decision = Decision(
                 route="answer",
                 state=replace(before, slots=decision.state.slots).settled(),
@@ -292,7 +188,6 @@ class DialoguePolicy:
         return self.on_no_answer(unanswered, decision.intent)
 
     def _route(self, state: DialogueState, message: Message) -> Decision:
-        r = self.rules
         text, smalltalk, prediction = message.text, message.smalltalk, message.prediction
         # Values are read from every message, so a form can skip what was already said.
         found = extract_slots(text)
@@ -301,6 +196,11 @@ class DialoguePolicy:
 
         if smalltalk == "human":
             return self.handoff(state, "customer_request")
+        if state.pending is not None:
+            decision = self.confirmations.on_reply(state, text)
+            if decision is not None:
+                return decision
+            state = state.unconfirmed()  # not a yes: nothing runs, the message is new
         if smalltalk == "negative":
             return self.on_negative(state)
         if smalltalk is not None:
@@ -314,7 +214,11 @@ class DialoguePolicy:
             if decision is not None:
                 return decision
             state = replace(state, form=None, form_intent=None, form_attempts=0)
+        return self._route_intent(state, message)
 
+    def _route_intent(self, state: DialogueState, message: Message) -> Decision:
+        """The route a message's intent decides (nothing before it did)."""
+        r, prediction = self.rules, message.prediction
         if prediction is None:
             return self._rephrase(state)
         if not prediction.in_scope:
@@ -323,8 +227,11 @@ class DialoguePolicy:
             return self._clarify(state, prediction)
 
         action = r.intent_actions.get(prediction.intent)
-        if action is not None:
+        if action is not None and self.confirmations.may_offer(
+            action, message.text, prediction.confidence, confirmed=message.confirmed
+        ):
             return self._start_action(state, prediction.intent, action)
+        # A question about an action, or too weak a guess to act on: the FAQ answers.
         return Decision(route="answer", state=state.settled(), intent=prediction.intent)
 
     def on_no_answer(self, state: DialogueState, intent: str | None) -> Decision:
@@ -362,7 +269,9 @@ class DialoguePolicy:
         """Hand the conversation to a person; forms and fallback counters end."""
         return Decision(
             route="handoff",
-            state=replace(state.settled(), form=None, form_intent=None, form_attempts=0),
+            state=replace(
+                state.settled().unconfirmed(), form=None, form_intent=None, form_attempts=0
+            ),
             text="I'm passing you to a colleague: they can see our conversation and will "
             "reply here shortly.",
             handoff_reason=reason,
@@ -412,17 +321,44 @@ class DialoguePolicy:
         )
 
     def _clarify(self, state: DialogueState, prediction: IntentPrediction) -> Decision:
+        top = tuple(intent for intent, _ in prediction.ranking[:2]) or (prediction.intent,)
+        return self._clarify_among(state, top, prediction.intent)
+
+    def _clarify_among(
+        self, state: DialogueState, top: tuple[str, ...], intent: str | None
+    ) -> Decision:
+        """Did you mean one of `top`? (Or a person after `max_clarifications`.)"""
         streak = state.clarify_streak + 1
         if streak > self.rules.max_clarifications:
             return self.handoff(state, "unclear")
-        top = tuple(intent for intent, _ in prediction.ranking[:2]) or (prediction.intent,)
         return Decision(
             route="clarify",
             state=replace(state, clarify_streak=streak, offered=top),
             text="I'm not sure I understood. Did you mean one of these?",
             buttons=(*(intent_title(i) for i in top), BUTTON_OTHER),
-            intent=prediction.intent,
+            intent=intent,
         )
+
+    def _run_or_offer(self, state: DialogueState, intent: str | None, action: str) -> Decision:
+        """Run the action whose slots are known, or, with a side effect, ask first."""
+        state = replace(state, form=None, form_intent=None, form_attempts=0)
+        if self.confirmations.needs_yes(action):
+            return self.confirmations.offer(state, intent, action)
+        return Decision(route="action", state=state, intent=intent, action=action)
+
+    def after_lookup(
+        self,
+        decision: Decision,
+        events: list[dict[str, Any]] | None,
+        texts: list[str],
+        buttons: list[dict[str, Any]],
+    ) -> Decision:
+        """The route once a `prepare` decision's action looked the confirmation's slots
+        up (None: the action server failed: a person takes over)."""
+        if events is None:
+            return self.handoff(decision.state, "action_unavailable")
+        state = self.after_action(decision.state, events)
+        return self.confirmations.after_lookup(state, texts, buttons)
 
     def _missing(self, state: DialogueState) -> list[str]:
         needed = self.rules.required_slots.get(state.form or "", ())
@@ -432,12 +368,7 @@ class DialoguePolicy:
         state = replace(state.settled(), form=action, form_intent=intent, form_attempts=0)
         missing = self._missing(state)
         if not missing:
-            return Decision(
-                route="action",
-                state=replace(state, form=None, form_intent=None),
-                intent=intent,
-                action=action,
-            )
+            return self._run_or_offer(state, intent, action)
         return Decision(route="ask_slot", state=state, text=slot_prompt(missing[0]), intent=intent)
 
     def _continue_form(
@@ -448,12 +379,7 @@ class DialoguePolicy:
         missing = self._missing(state)
         asked = self.rules.required_slots.get(state.form, ())
         if not missing:
-            return Decision(
-                route="action",
-                state=replace(state.settled(), form=None, form_intent=None, form_attempts=0),
-                intent=state.form_intent,
-                action=state.form,
-            )
+            return self._run_or_offer(state.settled(), state.form_intent, state.form)
         if any(name in asked for name in found):  # progress: ask for the next one
             return Decision(
                 route="ask_slot",

@@ -36,6 +36,13 @@ def test_a_folder_means_its_deskbot_yaml(tmp_path: Path) -> None:
     assert load_config(tmp_path).name == "Acme"
 
 
+CONFIRM = (
+    "actions:\n  url: http://127.0.0.1:5055/webhook\n"
+    "  intent_actions: {lost_or_stolen_card: action_freeze_card}\n"
+    "  confirm:\n    action_freeze_card:\n"
+)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -52,6 +59,28 @@ def test_a_folder_means_its_deskbot_yaml(tmp_path: Path) -> None:
         ("limits:\n  inference_precision: fp16\n", "inference_precision must be 'fp32' or"),
         ("limits:\n  query_precision: int4\n", "query_precision must be 'fp32' or"),
         ("knowledge:\n  query_encoder: bert\n", "query_encoder must be 'embedder' or"),
+        (
+            CONFIRM + "      min_confidence: 2\n",
+            "actions.confirm.action_freeze_card.min_confidence must be within 0..1, got 2",
+        ),
+        (
+            CONFIRM + "      min_confidnce: 0.8\n",
+            "unknown key(s) ['min_confidnce'] in section 'actions.confirm.action_freeze_card'; "
+            "known: ['min_confidence', 'prompt', 'slots_from']",
+        ),
+        (
+            CONFIRM.replace("action_freeze_card:\n", "action_freez_card:\n")
+            + "      min_confidence: 0.8\n",
+            "actions.confirm.action_freez_card is not an action of actions.intent_actions",
+        ),
+        (
+            CONFIRM + "      prompt: 'Freeze your card ending {card_last4}?'\n",
+            "actions.confirm.action_freeze_card.prompt names ['card_last4'] but nothing fills",
+        ),
+        (
+            CONFIRM + "      prompt: 'Freeze {card_last4?'\n      slots_from: action_cards\n",
+            "actions.confirm.action_freeze_card.prompt is not a prompt with {slot} names",
+        ),
     ],
 )
 def test_bad_config_is_one_clear_error_naming_the_file(
@@ -140,3 +169,13 @@ def test_default_paths_are_the_projects_whatever_the_working_directory(
     assert cfg.knowledge.index_dir == project.resolve() / "var" / "indexes" / "faq"
     assert cfg.intents.registry == project.resolve() / "var" / "models" / "intents"
     assert cfg.knowledge.approved_file.parent == project.resolve() / "var" / "indexes"
+
+
+def test_the_demo_asks_before_freezing_a_card(tmp_path: Path) -> None:
+    result = CliRunner().invoke(load_plugins(), ["init", str(tmp_path / "b")])
+    assert result.exit_code == 0, result.output
+    confirm = load_config(tmp_path / "b").actions.confirm
+    assert set(confirm) == {"action_freeze_card", "action_report_compromised_card"}
+    freeze = confirm["action_freeze_card"]
+    assert freeze.prompt == "Freeze your card ending {card_last4}?"
+    assert (freeze.min_confidence, freeze.slots_from) == (0.8, "action_customer_cards")

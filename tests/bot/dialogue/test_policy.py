@@ -186,3 +186,22 @@ def test_a_close_faq_match_answers_an_unsure_or_out_of_scope_message() -> None:
 def test_a_failed_classifier_searches_the_faq_without_an_intent() -> None:
     d = POLICY.decide(DialogueState(), Message("exchange rate?", classified=False))
     assert (d.route, d.search, d.query_intent) == ("answer", True, None)
+
+
+def test_an_unsure_message_is_not_answered_with_another_intents_entry() -> None:
+    # Issue #24: "I need to dispute a payment from a shop that closed down" scored
+    # 0.365, under clarify_below, and the Direct Debit entry (0.83) answered it.
+    ranking = (("dispute_payment", 0.365), ("refund_not_showing_up", 0.2), ("card_payment", 0.1))
+    for pred in (p(OUT_OF_SCOPE, 0.365, *ranking), p("dispute_payment", 0.365, *ranking)):
+        before = DialogueState(slots={"amount": "25.00"})
+        unsure = decide(before, "dispute a payment", pred)
+        assert unsure.candidates == ("dispute_payment", "refund_not_showing_up", "card_payment")
+        wrong = POLICY.ground(before, unsure, passage(0.83, "direct_debit_payment"))
+        assert wrong.route == "clarify"
+        assert wrong.buttons == ("Dispute payment", "Refund not showing up", BUTTON_OTHER)
+        assert wrong.state.offered == ("dispute_payment", "refund_not_showing_up")
+        assert wrong.state.slots == {"amount": "25.00"}
+    # An entry of one of the top three intents still answers, as does an untagged one.
+    oos = decide(DialogueState(), "dispute", p(OUT_OF_SCOPE, 0.365, *ranking))
+    assert POLICY.ground(DialogueState(), oos, passage(0.83, "card_payment")).route == "answer"
+    assert POLICY.ground(DialogueState(), oos, passage(0.83, None)).route == "answer"
