@@ -1,15 +1,22 @@
 """Turning stored turns into chat messages: everything people typed is shown as text.
 
 Gradio renders chat messages as Markdown and lets some HTML through its sanitiser, so
-text that a customer or an agent typed (and FAQ text, which an operator typed) is
-escaped here before any of our own Markdown is put around it. `<`, `>` and `&` become
-HTML entities, which Markdown shows as the characters themselves; Markdown's
-punctuation gets a backslash. Nothing else in the UI may put such text into a
-Markdown or HTML component without passing it through `md_text`.
+text that a customer or an agent typed (and FAQ text, which an operator typed) passes
+through `md_text` before any of our own Markdown is put around it. Nothing else in the
+UI may put such text into a Markdown or HTML component.
+
+`md_text` escapes only what Markdown or HTML would act on, where it would act: `<b>`,
+`*x*`, `[a](b)`, a `# ` heading or a `1. ` list at a line start. Everything else stays
+as typed, because Gradio's Chatbot also puts the message's source into its aria-label
+(what a screen reader reads) and because Markdown's autolinks take a URL's characters
+from the source: `shop\\.example` would be read out with its backslash and linked to
+`shop%5C.example`. The escape is a backslash (`\\<b>`), never an HTML entity.
 """
 
 from __future__ import annotations
 
+import re
+import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,26 +24,98 @@ from urllib.parse import urlparse
 
 from deskbot.bot.store.models import TurnRecord
 
-_MD_SPECIAL = frozenset("\\`*_{}[]()#+-.!|~$")
-_HTML = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+_PUNCTUATION = frozenset(string.punctuation)  # what a backslash escapes in CommonMark
+_ENTITY = re.compile(r"&#?[A-Za-z0-9]+;")
+_LINK_AFTER = re.compile(r"\](?:[(\[:]|\Z)")  # `](`, `][`, `]:`: a link, an image, a reference
+_URL_START = re.compile(r"(?:https?|ftp)://|www\.", re.IGNORECASE)
+_URL_END = re.compile(r"[\s<]")
+# Block syntax at a line start: heading, bullet, ordered item, and lines of rule
+# characters (thematic breaks, setext underlines, table delimiter rows).
+_HEADING = re.compile(r"#{1,6}(?:[ \t]|$)")
+_BULLET = re.compile(r"[-+*](?:[ \t]|$)")
+_ORDERED = re.compile(r"[0-9]{1,9}[.)](?:[ \t]|$)")
+_RULE = re.compile(r"[-*_=+:| \t]*[-*_=][-*_=+:| \t]*")
 
 
-def md_text(text: str) -> str:
-    """`text` as Markdown that renders to exactly the characters of `text`.
+def md_text(text: str, *, link_text: bool = False) -> str:
+    """`text` as Markdown that renders to exactly the characters of `text`, as inert text.
+
+    The result may go anywhere in a line of our own Markdown (`**Customer:** {text}`),
+    or into a link's text `[{text}](url)` with `link_text=True` (on one line). Leading
+    spaces of a line (which would make a code block) are dropped; they are not shown anyway.
 
     Example:
-        >>> md_text("<b>hi</b> *x*")
-        '&lt;b&gt;hi&lt;/b&gt; \\\\*x\\\\*'
+        >>> md_text("<b>hi</b> *x* 10 > 8. See https://bank.example/a-b")
+        '\\\\<b>hi\\\\</b> \\\\*x\\\\* 10 > 8. See https://bank.example/a-b'
     """
-    out: list[str] = []
-    for c in text:
-        if c in _HTML:
-            out.append(_HTML[c])
-        elif c in _MD_SPECIAL:
-            out.append("\\" + c)
+    if link_text:  # one line: a blank line would end the link
+        text = " ".join(text.split())
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    text = "\n".join(line.lstrip(" \t") for line in lines)
+    escaped = _inline_escapes(text, link_text) | _line_start_escapes(text)
+    if not link_text:  # Markdown does not autolink inside a link's text
+        escaped |= _unlinked(text, escaped)
+    return "".join("\\" + c if i in escaped else c for i, c in enumerate(text))
+
+
+def _inline_escapes(text: str, link_text: bool) -> set[int]:
+    """Where a character of `text` would start or end Markdown or HTML inside a line.
+
+    The start and the end of `text` count as "anything": the caller's Markdown is there."""
+    brackets = link_text or _LINK_AFTER.search(text) is not None
+    out: set[int] = set()
+    for i, c in enumerate(text):
+        before = text[i - 1] if i else ""
+        after = text[i + 1] if i + 1 < len(text) else ""
+        if c == "\\":  # escapes the next punctuation; a hard line break at a line's end
+            hit = after in ("", "\n") or after in _PUNCTUATION
+        elif c in "*~":  # emphasis, strikethrough: not when spaces surround it
+            hit = not (before.isspace() and after.isspace())
+        elif c == "_":  # as `*`, but never inside a word (snake_case stays)
+            hit = not (before.isspace() and after.isspace()) and not (
+                before.isalnum() and after.isalnum()
+            )
+        elif c == "<":  # a tag, a comment, an autolink; `5 < 6` and `<3` stay
+            hit = after == "" or after in "/!?" or (after.isascii() and after.isalpha())
         else:
-            out.append(c)
-    return "".join(out)
+            hit = (
+                c == "`"
+                or (c == "[" and brackets)
+                or (c == "]" and link_text)
+                or (c == "&" and _ENTITY.match(text, i) is not None)
+                or (c == "$" and "$" in (before, after))  # gr.Markdown's LaTeX is $$...$$
+            )
+        if hit:
+            out.add(i)
+    return out
+
+
+def _line_start_escapes(text: str) -> set[int]:
+    """Where a line of `text` starts a block: heading, quote, list, rule or table row."""
+    out: set[int] = set()
+    start = 0
+    for line in text.split("\n"):
+        block = _HEADING.match(line) or _BULLET.match(line) or _RULE.fullmatch(line)
+        if line.startswith(">") or block:
+            out.add(start)
+        elif ordered := _ORDERED.match(line):
+            out.add(start + len(ordered.group().rstrip(" \t")) - 1)  # `1\. `
+        start += len(line) + 1
+    return out
+
+
+def _unlinked(text: str, escaped: set[int]) -> set[int]:
+    """Escapes that keep Markdown from autolinking a URL that holds, or touches, an
+    escape: a linked URL takes the backslash into its target (and `>` of `\\<https://x>`).
+
+    A URL without one (the usual case) stays as typed and is linked to itself."""
+    out: set[int] = set()
+    for m in _URL_START.finditer(text):
+        end = _URL_END.search(text, m.end())
+        stop = end.start() if end else len(text)
+        if any(i in escaped for i in range(m.start() - 1, stop + 1)):
+            out.add(m.start() + m.group().index(":" if ":" in m.group() else "."))
+    return out
 
 
 def safe_url(url: str | None) -> str | None:
@@ -55,7 +134,7 @@ def sources_line(passages: Sequence[dict[str, Any]]) -> str:
     """'Source: ...' for a reply's cited passages (FAQ questions, linked when they have a URL)."""
     names = []
     for p in passages:
-        label = md_text(str(p.get("question") or p.get("id") or "FAQ"))
+        label = md_text(str(p.get("question") or p.get("id") or "FAQ"), link_text=True)
         url = safe_url(p.get("url"))
         names.append(f"[{label}]({url})" if url else label)
     if not names:
