@@ -82,6 +82,20 @@ def exit_with_parent(parent: int, interval_s: float = 0.5) -> threading.Thread |
     return thread
 
 
+def endpoints_file(given: str | None) -> str | None:
+    """The endpoints file rasa-sdk reads its tracing settings from.
+
+    The one given with --endpoints (rasa-sdk logs an error when it is missing), else
+    rasa-sdk's default `endpoints.yml` where the working folder has one, else none:
+    tracing is off and rasa-sdk does not log "ERROR Failed to read endpoint
+    configuration" for a file that nobody asked for (on every start, before)."""
+    from rasa_sdk.constants import DEFAULT_ENDPOINTS_PATH
+
+    if given is not None:
+        return given
+    return DEFAULT_ENDPOINTS_PATH if os.path.isfile(DEFAULT_ENDPOINTS_PATH) else None
+
+
 def run(args: Any, token: str | None) -> None:
     """Serve `args.actions` as `rasa_sdk.endpoint.run` does, with `create_app`."""
     from rasa_sdk import utils
@@ -100,7 +114,7 @@ def run(args: Any, token: str | None) -> None:
             # A browser never calls an action server: no CORS (rasa-sdk's default is "*").
             cors_origins=args.cors,
             auto_reload=args.auto_reload,
-            endpoints=args.endpoints,
+            endpoints=endpoints_file(args.endpoints),
         )
     )
     app = loader.load()
@@ -132,7 +146,9 @@ def main(argv: list[str] | None = None) -> None:
     from rasa_sdk import utils
     from rasa_sdk.endpoint import create_argument_parser
 
-    args = create_argument_parser().parse_args(argv if argv is not None else sys.argv[1:])
+    parser = create_argument_parser()
+    parser.set_defaults(endpoints=None)  # told apart from an explicit --endpoints endpoints.yml
+    args = parser.parse_args(argv if argv is not None else sys.argv[1:])
     utils.configure_colored_logging(args.loglevel)
     utils.update_sanic_log_level()
     token = os.environ.get(ACTIONS_TOKEN_ENV) or None
