@@ -36,7 +36,9 @@ class AgentRepository(SqlRepository):
         label = AgentLabel(turn_id=turn_id, agent=agent, **values)
         with self._write_session() as s:
             s.add(label)
+            self.changes.wrote(s)  # the console marks the turn labelled
             s.commit()
+        self.changes.committed()
         return label
 
     def labels(self) -> list[AgentLabel]:

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, Update, bindparam, update
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from deskbot.bot.store.changes import ChangeFeed
 from deskbot.bot.store.models import Conversation, ConversationStatus, utcnow
 
 T = TypeVar("T")
@@ -40,6 +41,8 @@ class SqlRepository:
         self._write_lock: threading.RLock | None = (
             threading.RLock() if engine.dialect.name == "sqlite" else None
         )
+        # What the agent console waits on: every write of a turn, a handoff or a label.
+        self.changes = ChangeFeed(engine)
 
     @property
     def locks_rows(self) -> bool:
@@ -76,6 +79,14 @@ class SqlRepository:
         """A connection in one transaction (committed on exit), in the queue of writers."""
         with self._writing(), self.engine.begin() as conn:
             yield conn
+
+    @contextmanager
+    def _changing_transaction(self) -> Iterator[Connection]:
+        """`_write_transaction` whose commit the readers of `changes` hear of."""
+        with self._write_transaction() as conn:
+            yield conn
+            self.changes.wrote(conn)
+        self.changes.committed()
 
     def _lock_conversation(self, conn: Connection, conversation_id: str) -> bool:
         """Lock the conversation's row where rows lock; False if there is no such row."""

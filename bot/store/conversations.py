@@ -188,7 +188,7 @@ class ConversationRepository(SqlRepository):
     def _turn_transaction(self, conversation_id: str) -> Iterator[Connection]:
         """The write transaction of a turn; a turn of no conversation is a StoreError."""
         try:
-            with self._write_transaction() as conn:
+            with self._changing_transaction() as conn:
                 yield conn
         except IntegrityError as exc:
             raise StoreError(f"no conversation {conversation_id!r}") from exc

@@ -107,7 +107,7 @@ class ErasureRepository(SqlRepository):
         counts = dict.fromkeys(ERASED_TABLES, 0)
         if not conversation_ids:
             return counts
-        with self._write_transaction() as conn:
+        with self._changing_transaction() as conn:
             for chunk in _chunks(conversation_ids):
                 if self.locks_rows:
                     # Lock the conversations first, as a turn being stored does: a turn

@@ -40,8 +40,10 @@ class HandoffRepository(SqlRepository):
             handoff = Handoff(conversation_id=conversation_id, reason=reason, intent=intent)
             s.add(handoff)
             s.execute(set_conversation_status(conversation_id, "handoff"))
+            self.changes.wrote(s)
             s.commit()
-            return handoff
+        self.changes.committed()
+        return handoff
 
     def get_handoff(self, handoff_id: int) -> Handoff | None:
         with self.session() as s:
@@ -66,7 +68,7 @@ class HandoffRepository(SqlRepository):
         One conditional UPDATE decides: of two agents (in any number of processes)
         claiming at once, exactly one changes the row.
         """
-        with self._write_transaction() as conn:
+        with self._changing_transaction() as conn:
             result = conn.execute(
                 update(Handoff)
                 .where(col(Handoff.id) == handoff_id, col(Handoff.status) == "queued")
@@ -88,4 +90,6 @@ class HandoffRepository(SqlRepository):
                     handoff.conversation_id, "open" if back_to_bot else "closed"
                 )
             )
+            self.changes.wrote(s)
             s.commit()
+        self.changes.committed()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,24 @@ _NEW_INTENT = re.compile(r"[a-z][a-z0-9_]{1,63}")
 # (benchmarks/quality/intent_oos_scores.py measures what a few examples a topic give).
 OUT_OF_SCOPE_CHOICE = "Out of scope: a topic the bot must not answer"
 _RESERVED = {OUT_OF_SCOPE, "oos"}
+# Why the bot handed a conversation over, in words (the store keeps the codes, which
+# are `deskbot.bot.dialogue.policy.HandoffReason`).
+REASONS = {
+    "customer_request": "Customer asked for a person",
+    "out_of_scope": "Topic the bot must not answer",
+    "negative_feedback": "Customer unhappy with the answers",
+    "unclear": "Bot could not understand",
+    "action": "Task needs a person",
+    "action_unavailable": "A task the bot started failed",
+    "form_failed": "Customer could not complete a form",
+}
+# The turns before a reviewed bot turn that the review shows with it.
+REVIEW_CONTEXT_TURNS = 6
+
+
+def reason_words(code: str) -> str:
+    """A handoff reason for people: 'customer_request' -> 'Customer asked for a person'."""
+    return REASONS.get(code) or code.replace("_", " ").capitalize()
 
 
 class ConsoleError(Exception):
@@ -43,6 +62,37 @@ class ConsoleError(Exception):
 def _aware(t: datetime) -> datetime:
     # SQLite hands timestamps back without a zone; the store writes UTC.
     return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """An open handoff as the queue shows it: what the customer last wrote, the predicted
+    intent, and the ids of the customer's turns (what is new since the agent looked)."""
+
+    handoff: Handoff
+    last_text: str
+    intent: str
+    customer_turns: tuple[int, ...]
+
+    @property
+    def id(self) -> int:
+        return int(self.handoff.id or 0)
+
+    def row(self, marker: str = "") -> list[Any]:
+        """The queue table's row: id, unread marker, status, reason, wait, intent, text."""
+        h = self.handoff
+        status = f"claimed by {h.claimed_by}" if h.status == "claimed" else h.status
+        # A claimed conversation waited until it was claimed; that clock has stopped.
+        end = h.claimed_at if h.status == "claimed" and h.claimed_at else None
+        return [
+            h.id,
+            marker,
+            status,
+            reason_words(h.reason),
+            waited(h.created_at, _aware(end) if end else None),
+            self.intent,
+            self.last_text[:120],
+        ]
 
 
 def waited(since: datetime, now: datetime | None = None) -> str:
@@ -92,26 +142,24 @@ class ConsoleService:
     def open_handoffs(self) -> list[Handoff]:
         return self.store.handoff_queue(statuses=("queued", "claimed"))
 
-    def queue_rows(self, handoffs: Sequence[Handoff]) -> list[list[Any]]:
-        rows = []
+    def queue_entries(self, handoffs: Sequence[Handoff]) -> list[QueueEntry]:
+        entries = []
         for h in handoffs:
             history = self.store.history(h.conversation_id, limit=20)
-            last = next((t.text for t in reversed(history) if t.role == "user"), "")
-            intent = h.intent or next(
-                (t.intent for t in reversed(history) if t.role == "user" and t.intent), ""
+            customer = [t for t in history if t.role == "user"]
+            intent = h.intent or next((t.intent for t in reversed(customer) if t.intent), "")
+            entries.append(
+                QueueEntry(
+                    handoff=h,
+                    last_text=customer[-1].text if customer else "",
+                    intent=intent or "",
+                    customer_turns=tuple(int(t.id or 0) for t in customer),
+                )
             )
-            rows.append(
-                [
-                    h.id,
-                    h.status,
-                    h.reason,
-                    waited(h.created_at),
-                    intent or "",
-                    h.claimed_by or "",
-                    last[:120],
-                ]
-            )
-        return rows
+        return entries
+
+    def queue_rows(self, handoffs: Sequence[Handoff]) -> list[list[Any]]:
+        return [entry.row() for entry in self.queue_entries(handoffs)]
 
     def handoff(self, handoff_id: int | None) -> Handoff:
         h = self.store.get_handoff(int(handoff_id)) if handoff_id else None
@@ -154,12 +202,15 @@ class ConsoleService:
 
     def customer_text(self, bot_turn: TurnRecord) -> str:
         """What the customer wrote just before this bot turn."""
-        earlier = [
-            t
-            for t in self.store.history(bot_turn.conversation_id)
-            if t.seq < bot_turn.seq and t.role == "user"
-        ]
+        earlier = [t for t in self.turns_before(bot_turn) if t.role == "user"]
         return earlier[-1].text if earlier else ""
+
+    def turns_before(
+        self, bot_turn: TurnRecord, *, limit: int = REVIEW_CONTEXT_TURNS
+    ) -> list[TurnRecord]:
+        """The conversation's last `limit` turns before this one, oldest first."""
+        earlier = [t for t in self.store.history(bot_turn.conversation_id) if t.seq < bot_turn.seq]
+        return earlier[-limit:]
 
     # -- acting ----------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import gradio as gr
@@ -18,11 +18,15 @@ import gradio as gr
 from deskbot.bot.server.container import Bot
 from deskbot.bot.store.models import Agent
 from deskbot.ui.accounts.auth import COOKIE_NAME, SessionSigner
-from deskbot.ui.console.actions import ConsoleError, ConsoleService
+from deskbot.ui.console.actions import ConsoleError, ConsoleService, reason_words
 from deskbot.ui.console.dashboard import build_figures
+from deskbot.ui.console.unread import Unread
 from deskbot.ui.render import md_text, turn_choice
 
 DASHBOARD_DAYS = 14
+# How often the push stream sends a refresh with nothing changed: the waiting times
+# of queued conversations move on, and a page whose browser went away is noticed.
+CLOCK_SECONDS = 15.0
 
 # What Gradio takes as a component's new value: a plain value, `gr.update(...)` or `gr.skip()`.
 Update = Any
@@ -30,6 +34,16 @@ Update = Any
 
 def _err(text: str) -> str:
     return f"**Not done:** {md_text(text)}"
+
+
+_SPEAKERS = {"user": "Customer", "bot": "Bot", "agent": "Agent"}
+
+
+def news(unread: Unread) -> tuple[str, int]:
+    """The unread marker's text (read by screen readers as it changes) and the count
+    the page's title shows."""
+    total = unread.total
+    return (f"**{total} new**" if total else "Nothing new"), total
 
 
 def _picked_id(evt: gr.SelectData) -> int | None:
@@ -68,15 +82,31 @@ class ConsoleHandlers:
 
     # -- what the queue tab shows ------------------------------------------------------
 
-    def queue_update(self, selected: int | None) -> tuple[Update, Update, str]:
-        """The queue table, the conversation picker, and a signature of what changed."""
-        handoffs = self.svc.open_handoffs()
-        rows = self.svc.queue_rows(handoffs)
-        choices = [(f"#{h.id} {h.status} · {h.reason}", int(h.id or 0)) for h in handoffs]
+    def queue_update(
+        self,
+        selected: int | None,
+        agent: Agent,
+        unread: Unread | None = None,
+        *,
+        in_view: bool = True,
+    ) -> tuple[Update, Update, str, Unread]:
+        """The queue table, the conversation picker, a signature of what changed, and
+        what is new for the agent (`unread` updated, the `selected` conversation read
+        if the page is `in_view`; a fresh one on the first call)."""
+        entries = self.svc.queue_entries(self.svc.open_handoffs())
+        if unread is None:
+            unread = Unread.load(entries)
+        else:
+            reading = selected if in_view else None
+            unread = unread.update(entries, agent=agent.username, reading=reading)
+        rows = [e.row(unread.marker(e.id)) for e in entries]
+        choices = [
+            (f"#{e.id} {e.handoff.status} · {reason_words(e.handoff.reason)}", e.id)
+            for e in entries
+        ]
         value = selected if selected in [c[1] for c in choices] else None
-        # Waiting times change every second; do not redraw the picker for them alone.
-        sig = repr([(r[0], r[1], r[5]) for r in rows])
-        return gr.update(value=rows), gr.update(choices=choices, value=value), sig
+        sig = repr([(r[0], r[2]) for r in rows])
+        return gr.update(value=rows), gr.update(choices=choices, value=value), sig, unread
 
     def transcript_update(self, handoff_id: int | None) -> tuple[Update, Update, str]:
         """The transcript, the bot turns to label, and a signature of the transcript."""
@@ -90,36 +120,87 @@ class ConsoleHandlers:
         choices = [turn_choice(t) for t in bot_turns]
         return messages, gr.update(choices=choices), repr(messages)
 
+    def buttons(self, handoff_id: int | None, agent: Agent) -> tuple[Update, ...]:
+        """Claim, Send, Hand back and Resolve: usable only on a conversation they apply to."""
+        h = self.bot.store.get_handoff(int(handoff_id)) if handoff_id else None
+        can_claim = h is not None and h.status == "queued"
+        owns = (
+            h is not None
+            and h.status == "claimed"
+            and (h.claimed_by == agent.username or agent.role == "admin")
+        )
+        return (
+            gr.update(interactive=can_claim),
+            *(gr.update(interactive=owns) for _ in range(3)),
+        )
+
     def on_load(self, request: gr.Request) -> tuple[Update, ...]:
-        """Header, queue, picker, queue signature and the live model's intents."""
+        """Header, queue, picker, queue signature, what is new, the live model's intents."""
         agent = self.me(request)
-        table, pick, qsig = self.queue_update(None)
+        table, pick, qsig, unread = self.queue_update(None, agent)
         header = f"Signed in as **{md_text(agent.display_name)}** ({md_text(agent.role)})"
         # The live model can change while serving (a promoted version, new intents).
         intents = gr.update(choices=self.svc.intent_choices())
-        return header, table, pick, qsig, intents
+        return header, table, pick, qsig, unread, *news(unread), intents
 
-    def pick_conversation(self, handoff_id: int | None, request: gr.Request) -> tuple[Update, ...]:
-        """Show the picked conversation (and clear the last notice)."""
+    async def watch(self, request: gr.Request) -> AsyncIterator[int]:
+        """The push stream of one console page: a new number the moment the store's
+        turns or handoffs change (and every `CLOCK_SECONDS`, for the waiting times).
+
+        The number lands in a hidden component whose change refreshes the page; it
+        holds no thread while it waits (see `deskbot.bot.store.changes`)."""
         self.me(request)
-        return (*self.transcript_update(handoff_id), "")
+        feed = self.bot.store.changes
+        seen, pushes = feed.version, 0
+        while True:
+            seen = await feed.changed(seen, timeout=CLOCK_SECONDS)
+            pushes += 1
+            yield pushes
+
+    def pick_conversation(
+        self, handoff_id: int | None, unread: Unread, request: gr.Request
+    ) -> tuple[Update, ...]:
+        """Show the picked conversation (it is read now) with a clean notice; with none
+        picked (it was closed) the last notice stays."""
+        agent = self.me(request)
+        unread = unread.read(handoff_id)
+        table, _, qsig, _ = self.queue_update(handoff_id, agent, unread)
+        return (
+            *self.transcript_update(handoff_id),
+            "" if handoff_id else gr.skip(),
+            table,
+            qsig,
+            unread,
+            *news(unread),
+            *self.buttons(handoff_id, agent),
+        )
 
     def tick(
-        self, handoff_id: int | None, qseen: str, tseen: str, request: gr.Request
+        self,
+        handoff_id: int | None,
+        qseen: str,
+        tseen: str,
+        unread: Unread,
+        page_hidden: bool,
+        request: gr.Request,
     ) -> tuple[Update, ...]:
-        """The timer's refresh: redraw only what changed since the last one."""
-        self.me(request)
-        table, pick, qsig = self.queue_update(handoff_id)
+        """A pushed refresh: redraw only what changed since the last one."""
+        agent = self.me(request)
+        table, pick, qsig, unread = self.queue_update(
+            handoff_id, agent, unread, in_view=not page_hidden
+        )
         messages, label_pick, tsig = self.transcript_update(handoff_id)
-        q_changed = qsig != qseen
         t_changed = tsig != tseen
         return (
-            table,  # waiting times tick on every refresh
-            pick if q_changed else gr.skip(),
+            table,  # waiting times and markers change on every refresh
+            pick if qsig != qseen else gr.skip(),
             qsig,
             messages if t_changed else gr.skip(),
             label_pick if t_changed else gr.skip(),
             tsig,
+            unread,
+            *news(unread),
+            *self.buttons(handoff_id, agent),
         )
 
     def queue_pick(self, evt: gr.SelectData, request: gr.Request) -> Update:
@@ -131,10 +212,11 @@ class ConsoleHandlers:
     # -- the agent's actions on a conversation -----------------------------------------
 
     def claim(self, handoff_id: int | None, request: gr.Request) -> tuple[Update, ...]:
-        """Claim the picked conversation; redraw the queue and the transcript."""
+        """Claim the picked conversation; redraw the transcript and the buttons (the
+        queue redraws on the store's push)."""
         agent = self.me(request)
         note, _ = self._act(lambda: self.svc.claim(agent, int(handoff_id or 0)))
-        return (note, *self.queue_update(handoff_id), *self.transcript_update(handoff_id))
+        return (note, *self.transcript_update(handoff_id), *self.buttons(handoff_id, agent))
 
     def send(self, handoff_id: int | None, text: str, request: gr.Request) -> tuple[Update, ...]:
         """Send the agent's reply; empty the reply box once it is sent."""
@@ -152,7 +234,8 @@ class ConsoleHandlers:
             note, _ = self._act(
                 lambda: self.svc.close(agent, int(handoff_id or 0), back_to_bot=back_to_bot)
             )
-            return (note, *self.queue_update(handoff_id))
+            # The queue drops the conversation on the store's push; the notice stays.
+            return (note, *self.buttons(handoff_id, agent))
 
         return close
 
@@ -195,11 +278,15 @@ class ConsoleHandlers:
         turn = self.bot.store.get_turn(turn_id) if turn_id is not None else None
         if turn is None:
             return gr.skip(), gr.skip()
-        context = (
-            f"**Customer:** {md_text(self.svc.customer_text(turn))}\n\n"
+        before = [
+            f"**{_SPEAKERS.get(t.role, t.role)}:** {md_text(t.text)}"
+            for t in self.svc.turns_before(turn)
+        ]
+        reviewed = (
             f"**Bot** `#{turn.id}` ({md_text(turn.intent or '-')}, "
             f"{turn.confidence or 0:.2f}): {md_text(turn.text)}"
         )
+        context = "\n\n".join([*before, reviewed])
         return gr.update(choices=[turn_choice(turn)], value=int(turn.id or 0)), context
 
     def dashboard(self, request: gr.Request) -> tuple[Update, ...]:

@@ -26,16 +26,56 @@ from deskbot.ui.console.handlers import DASHBOARD_DAYS, ConsoleHandlers
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CONSOLE_CSS", "DASHBOARD_DAYS", "REFRESH_SECONDS", "build_console"]
+__all__ = ["CONSOLE_CSS", "DASHBOARD_DAYS", "build_console"]
 
-REFRESH_SECONDS = 3.0
 # The chat component's "Clear" only empties the browser's copy of a transcript; hide it.
 CONSOLE_CSS = (
     '#console-transcript button[aria-label="Clear"] { display: none !important; }\n'
     "#console-logout-box { text-align: right; }\n"
+    # Where the keyboard is, always visible (WCAG 2.4.7).
+    ":focus-visible { outline: 3px solid #1d4ed8 !important; outline-offset: 2px; }\n"
+    "#console-reply textarea:focus { outline: 3px solid #1d4ed8; }\n"
+    "#review-least th, #review-down th { white-space: nowrap; }\n"
 )
-QUEUE_HEADERS = ["#", "status", "reason", "waiting", "predicted intent", "agent", "last message"]
+QUEUE_HEADERS = ["#", "new", "status", "reason", "waiting", "predicted intent", "last message"]
 REVIEW_HEADERS = ["turn", "confidence", "intent", "customer wrote", "bot answered"]
+REPLY_HINT = "Enter sends · Shift+Enter adds a line"
+# Browser-side: the title's count of new things, and (if the agent turned them on) a
+# notification and a short tone when it rises.
+TITLE_JS = """(count, alert) => {
+  const base = document.title.replace(/^\\(\\d+\\) /, "");
+  document.title = count > 0 ? `(${count}) ${base}` : base;
+  const before = window.deskbotUnread || 0;
+  window.deskbotUnread = count;
+  if (!alert || count <= before) return [];
+  if (window.Notification && Notification.permission === "granted") {
+    new Notification(base, {body: `${count} new in the agent console`});
+  }
+  try {
+    const audio = new AudioContext(), tone = audio.createOscillator();
+    tone.frequency.value = 880;
+    tone.connect(audio.destination);
+    tone.start();
+    tone.stop(audio.currentTime + 0.15);
+  } catch (e) {}
+  return [];
+}"""
+ASK_PERMISSION_JS = """(on) => {
+  if (on && window.Notification && Notification.permission === "default") {
+    Notification.requestPermission();
+  }
+  return [];
+}"""
+# The pushed refresh also says whether the page is out of sight (what arrives then is new).
+PAGE_HIDDEN_JS = "(...args) => [...args.slice(0, -1), document.hidden]"
+# Status regions whose changes screen readers announce.
+LIVE_REGIONS_JS = """() => {
+  for (const id of ["console-notice", "console-unread", "label-notice"]) {
+    const el = document.getElementById(id);
+    if (el) { el.setAttribute("role", "status"); el.setAttribute("aria-live", "polite"); }
+  }
+  return [];
+}"""
 
 # A Gradio component (gradio is not type-checked here).
 Component = Any
@@ -45,6 +85,7 @@ Component = Any
 class QueueTab:
     """The queue tab: the handoff queue, the picked conversation and the agent's actions."""
 
+    tab: Component
     queue: Component
     pick: Component
     claim: Component
@@ -55,11 +96,29 @@ class QueueTab:
     hand_back: Component
     resolve: Component
 
+    @property
+    def actions(self) -> list[Component]:
+        """The buttons usable only on a conversation they apply to (see `buttons`)."""
+        return [self.claim, self.send, self.hand_back, self.resolve]
+
+
+@dataclass
+class News:
+    """What tells the agent of new work: the marker, the title's count, the push stream."""
+
+    unread: Component  # the marker ("2 new"), a status region
+    count: Component  # hidden; its change sets the title (and alerts, if turned on)
+    alert: Component  # the agent's choice: a browser notification and a tone
+    pushed: Component  # hidden; the store's push stream writes here
+    page_hidden: Component  # hidden; whether the page was out of sight at a refresh
+    state: Component  # `Unread`, per page
+
 
 @dataclass
 class ReviewTab:
     """The review tab: the least confident and the disliked bot turns."""
 
+    tab: Component
     refresh: Component
     least: Component
     down: Component
@@ -77,8 +136,9 @@ class DashboardTab:
 
 @dataclass
 class LabelForm:
-    """The form under the tabs that labels a bot turn."""
+    """The form under the queue and review tabs that labels a bot turn."""
 
+    box: Component
     turn: Component
     intent: Component
     new_intent: Component
@@ -90,7 +150,7 @@ class LabelForm:
 
 def _on(
     trigger: Callable[..., Any],
-    fn: Callable[..., Any],
+    fn: Callable[..., Any] | None,
     inputs: Sequence[Component] | None,
     outputs: Sequence[Component],
     **options: Any,
@@ -107,72 +167,102 @@ def _on(
     )
 
 
-def _header() -> Component:
+def _header() -> tuple[Component, News]:
     with gr.Row(equal_height=True):
         header = gr.Markdown("", elem_id="console-header")
+        unread = gr.Markdown("Nothing new", elem_id="console-unread")
+        alert = gr.Checkbox(
+            label="Notify me of new work (browser notification and sound)",
+            value=False,
+            elem_id="console-alert",
+        )
         # A fixed link (nothing dynamic in it); Markdown links would open a new tab.
         gr.HTML(
             '<a href="logout" target="_self" id="console-logout">Log out</a>',
             elem_id="console-logout-box",
         )
-    return header
+    news = News(
+        unread=unread,
+        count=gr.Number(0, visible="hidden", precision=0, label="new", elem_id="console-count"),
+        alert=alert,
+        pushed=gr.Number(0, visible="hidden", precision=0, label="pushes"),
+        page_hidden=gr.Checkbox(False, visible="hidden", label="page hidden"),
+        state=gr.State(None),
+    )
+    return header, news
+
+
+def _queue_column() -> tuple[Component, Component, Component]:
+    queue = gr.Dataframe(
+        headers=QUEUE_HEADERS,
+        datatype=["number", "str", "str", "str", "str", "str", "str"],
+        interactive=False,
+        column_widths=["7%", "9%", "13%", "17%", "10%", "14%", "30%"],
+        label="Handoff queue",
+        elem_id="console-queue",
+        wrap=True,
+        max_height=420,
+    )
+    with gr.Row(equal_height=True):
+        pick = gr.Dropdown(label="Conversation", choices=[], scale=3, elem_id="console-pick")
+        claim = gr.Button("Claim", variant="primary", scale=1, interactive=False)
+    return queue, pick, claim
 
 
 def _queue_tab() -> QueueTab:
-    with gr.Tab("Queue", id="queue"):
-        queue = gr.Dataframe(
-            headers=QUEUE_HEADERS,
-            datatype=["number", "str", "str", "str", "str", "str", "str"],
-            interactive=False,
-            column_widths=["6%", "10%", "15%", "9%", "15%", "9%", "36%"],
-            label="Handoff queue",
-            elem_id="console-queue",
-            wrap=True,
-        )
-        with gr.Row(equal_height=True):
-            pick = gr.Dropdown(label="Conversation", choices=[], scale=3, elem_id="console-pick")
-            claim = gr.Button("Claim", variant="primary", scale=1)
-        notice = gr.Markdown("", elem_id="console-notice")
-        transcript = gr.Chatbot(
-            label="Transcript (intents, confidences, retrieved passages)",
-            height=420,
-            group_consecutive_messages=False,
-            sanitize_html=True,
-            allow_tags=False,
-            latex_delimiters=[],
-            feedback_options=None,
-            elem_id="console-transcript",
-        )
-        reply = gr.Textbox(
-            label="Reply to the customer",
-            lines=2,
-            max_length=MAX_REPLY_CHARS,
-            elem_id="console-reply",
-        )
-        with gr.Row():
-            send = gr.Button("Send reply", variant="primary")
-            hand_back = gr.Button("Hand back to the bot")
-            resolve = gr.Button("Resolve and close", variant="stop")
-    return QueueTab(queue, pick, claim, notice, transcript, reply, send, hand_back, resolve)
+    # Side by side, the queue and the conversation both fit a 1280x720 screen.
+    with gr.Tab("Queue", id="queue") as tab, gr.Row():
+        with gr.Column(scale=2, min_width=420):
+            queue, pick, claim = _queue_column()
+        with gr.Column(scale=3, min_width=480):
+            notice = gr.Markdown("", elem_id="console-notice")
+            transcript = gr.Chatbot(
+                label="Transcript (intents, confidences, retrieved passages)",
+                height=330,
+                group_consecutive_messages=False,
+                sanitize_html=True,
+                allow_tags=False,
+                latex_delimiters=[],
+                feedback_options=None,
+                elem_id="console-transcript",
+            )
+            reply = gr.Textbox(
+                label="Reply to the customer",
+                info=REPLY_HINT,
+                lines=1,  # Enter sends; Shift+Enter adds a line (up to max_lines shown)
+                max_lines=6,
+                max_length=MAX_REPLY_CHARS,
+                elem_id="console-reply",
+            )
+            with gr.Row():
+                send = gr.Button("Send reply", variant="primary", interactive=False)
+                hand_back = gr.Button("Hand back to the bot", interactive=False)
+                resolve = gr.Button("Resolve and close", variant="stop", interactive=False)
+    return QueueTab(tab, queue, pick, claim, notice, transcript, reply, send, hand_back, resolve)
 
 
 def _review_table(label: str, elem_id: str) -> Component:
     return gr.Dataframe(
-        headers=REVIEW_HEADERS, interactive=False, label=label, elem_id=elem_id, wrap=True
+        headers=REVIEW_HEADERS,
+        interactive=False,
+        label=label,
+        elem_id=elem_id,
+        wrap=True,
+        column_widths=["7%", "12%", "15%", "33%", "33%"],
     )
 
 
 def _review_tab() -> ReviewTab:
-    with gr.Tab("Review", id="review"):
+    with gr.Tab("Review", id="review") as tab:
         gr.Markdown(
             "Turns the bot was least sure about, and turns customers gave a "
-            "thumbs-down; pick a row to label it below."
+            "thumbs-down; pick a row to see the turns before it and label it below."
         )
         refresh = gr.Button("Refresh", size="sm")
         least = _review_table("Least confident", "review-least")
         down = _review_table("Thumbs down", "review-down")
-        context = gr.Markdown("")
-    return ReviewTab(refresh, least, down, context)
+        context = gr.Markdown("", elem_id="review-context")
+    return ReviewTab(tab, refresh, least, down, context)
 
 
 def _plots(*labels: str) -> list[Component]:
@@ -191,7 +281,7 @@ def _dashboard_tab() -> DashboardTab:
 
 
 def _label_form(intent_choices: list[tuple[str, str]]) -> LabelForm:
-    with gr.Accordion("Label a bot turn", open=True, elem_id="console-label"):
+    with gr.Accordion("Label a bot turn", open=True, elem_id="console-label") as box:
         with gr.Row():
             turn = gr.Dropdown(
                 label="Bot turn", choices=[], scale=2, filterable=True, elem_id="label-turn"
@@ -212,30 +302,62 @@ def _label_form(intent_choices: list[tuple[str, str]]) -> LabelForm:
             answer = gr.Textbox(label="The right answer", lines=2, scale=4, elem_id="label-answer")
         save = gr.Button("Save label", variant="primary")
         notice = gr.Markdown("", elem_id="label-notice")
-    return LabelForm(turn, intent, new_intent, wrong, answer, save, notice)
+    return LabelForm(box, turn, intent, new_intent, wrong, answer, save, notice)
+
+
+def _wire_news(
+    h: ConsoleHandlers,
+    console: Component,
+    q: QueueTab,
+    n: News,
+    form: LabelForm,
+    seen: tuple[Component, Component],
+) -> None:
+    """The push stream, the refresh it sets off, and the title count."""
+    qseen, tseen = seen
+    _on(console.load, h.watch, None, [n.pushed], show_progress="hidden")
+    _on(
+        n.pushed.change,
+        h.tick,
+        [q.pick, qseen, tseen, n.state, n.page_hidden],
+        [
+            q.queue,
+            q.pick,
+            qseen,
+            q.transcript,
+            form.turn,
+            tseen,
+            n.state,
+            n.unread,
+            n.count,
+            *q.actions,
+        ],
+        js=PAGE_HIDDEN_JS,
+        show_progress="hidden",
+    )
+    _on(n.count.change, None, [n.count, n.alert], [], js=TITLE_JS)
+    _on(n.alert.change, None, [n.alert], [], js=ASK_PERMISSION_JS)
+    _on(console.load, None, None, [], js=LIVE_REGIONS_JS)
 
 
 def _wire_queue(
-    h: ConsoleHandlers, q: QueueTab, form: LabelForm, seen: tuple[Component, Component]
+    h: ConsoleHandlers, q: QueueTab, n: News, form: LabelForm, seen: tuple[Component, Component]
 ) -> None:
     qseen, tseen = seen
-    queue_out = [q.queue, q.pick, qseen]
     transcript_out = [q.transcript, form.turn, tseen]
     _on(q.queue.select, h.queue_pick, None, [q.pick])
-    _on(q.pick.change, h.pick_conversation, [q.pick], [*transcript_out, q.notice])
     _on(
-        gr.Timer(REFRESH_SECONDS).tick,
-        h.tick,
-        [q.pick, qseen, tseen],
-        [*queue_out, *transcript_out],
-        show_progress="hidden",
+        q.pick.change,
+        h.pick_conversation,
+        [q.pick, n.state],
+        [*transcript_out, q.notice, q.queue, qseen, n.state, n.unread, n.count, *q.actions],
     )
     # The event names are the console API's, as before the handlers became methods.
     _on(
         q.claim.click,
         h.claim,
         [q.pick],
-        [q.notice, *queue_out, *transcript_out],
+        [q.notice, *transcript_out, *q.actions],
         api_name="act_claim",
     )
     for trigger in (q.send.click, q.reply.submit):
@@ -251,7 +373,7 @@ def _wire_queue(
             trigger,
             h.closer(back_to_bot=back_to_bot),
             [q.pick],
-            [q.notice, *queue_out],
+            [q.notice, *q.actions],
             api_name="close",
         )
 
@@ -269,6 +391,13 @@ def _wire_review(h: ConsoleHandlers, r: ReviewTab, form: LabelForm) -> None:
         _on(table.select, h.review_pick, None, [form.turn, r.context])
 
 
+def _wire_tabs(tabs: Sequence[Component], dashboard: DashboardTab, form: LabelForm) -> None:
+    """The label form belongs under the queue and the review, not the dashboard."""
+    for tab in tabs:
+        _on(tab.select, lambda: gr.update(visible=True), None, [form.box])
+    _on(dashboard.tab.select, lambda: gr.update(visible=False), None, [form.box])
+
+
 def _wire_dashboard(h: ConsoleHandlers, d: DashboardTab) -> None:
     for trigger in (d.tab.select, d.refresh.click):
         _on(trigger, h.dashboard, None, d.outputs)
@@ -278,17 +407,33 @@ def build_console(bot: Bot, signer: SessionSigner) -> gr.Blocks:
     """The agent console's Gradio app (mount it with `auth_dependency`, see `ui.server`)."""
     h = ConsoleHandlers(bot, signer)
     with gr.Blocks(title=f"{bot.config.name}: agent console") as console:
-        header = _header()
+        header, news = _header()
         seen = (gr.State(""), gr.State(""))  # what the last refresh drew: queue, transcript
         with gr.Tabs():
             queue = _queue_tab()
             review = _review_tab()
             dashboard = _dashboard_tab()
         form = _label_form(h.svc.intent_choices())
-        _on(console.load, h.on_load, None, [header, queue.queue, queue.pick, seen[0], form.intent])
-        _wire_queue(h, queue, form, seen)
+        _on(
+            console.load,
+            h.on_load,
+            None,
+            [
+                header,
+                queue.queue,
+                queue.pick,
+                seen[0],
+                news.state,
+                news.unread,
+                news.count,
+                form.intent,
+            ],
+        )
+        _wire_news(h, console, queue, news, form, seen)
+        _wire_queue(h, queue, news, form, seen)
         _wire_label(h, form)
         _wire_review(h, review, form)
+        _wire_tabs([queue.tab, review.tab], dashboard, form)
         _wire_dashboard(h, dashboard)
         _on(console.load, h.review_update, None, [review.least, review.down])
     return console

@@ -52,8 +52,8 @@ def test_only_one_agent_gets_a_claim_and_only_they_may_answer(
     handoff = store.open_handoff(conv_id, "customer_request", intent="card_arrival")
     hid = int(handoff.id or 0)
     rows = svc.queue_rows(svc.open_handoffs())
-    assert rows[0][:3] == [hid, "queued", "customer_request"]
-    assert rows[0][4] == "card_arrival" and rows[0][6] == "where is my card"
+    assert rows[0][:4] == [hid, "", "queued", "Customer asked for a person"]
+    assert rows[0][5] == "card_arrival" and rows[0][6] == "where is my card"
 
     with pytest.raises(ConsoleError, match="Claim conversation"):
         svc.send(alice, hid, "hello")
