@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,7 +38,15 @@ logger = logging.getLogger(__name__)
 # What is embedded for an FAQ entry. "question": the question and each alternative, one
 # vector each (the best one scores the entry); "question+answer": the first vector
 # embeds the answer too. benchmarks/quality/retrieval_quality.py measures both.
-EMBEDDINGS = ("question", "question+answer")
+# "question+sentences": FAQ entries as "question"; a document passage also gets one
+# vector per sentence (with its title), so a question about one fact in a long
+# paragraph meets that fact's sentence instead of the paragraph's average meaning
+# (benchmarks/quality/retrieval_prose.py measures it on the help-centre articles).
+EMBEDDINGS = ("question", "question+answer", "question+sentences")
+# A sentence ends at ". ", "! " or "? " before a capital, digit or quote, or before a
+# list item's line; pieces shorter than this many characters are not worth a vector.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n+(?=\s*(?:[-*+]|\d+[.)])\s)")
+_MIN_SENTENCE_CHARS = 20
 
 
 @dataclass
@@ -62,7 +71,17 @@ def embedding_texts(passage: IndexedPassage, embedding: str = "question") -> lis
         if embedding == "question+answer":
             first = f"{passage.question}\n{passage.text}"
         return [first, *passage.alternatives]
-    return [f"{passage.title}\n{passage.text}" if passage.title else passage.text]
+    head = f"{passage.title}\n" if passage.title else ""
+    texts = [f"{head}{passage.text}"]
+    if embedding == "question+sentences":
+        texts += [f"{head}{t}" for t in sentences(passage.text) if t != passage.text]
+    return texts
+
+
+def sentences(text: str) -> list[str]:
+    """`text`'s sentences and list items, without the very short ones (in order)."""
+    pieces = (" ".join(t.split()).lstrip("-*+ ") for t in _SENTENCE_END.split(text))
+    return list(dict.fromkeys(t for t in pieces if len(t) >= _MIN_SENTENCE_CHARS))
 
 
 def embedding_text(passage: IndexedPassage) -> str:

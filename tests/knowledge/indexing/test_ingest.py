@@ -205,3 +205,44 @@ def test_format_1_indexes_still_load(tmp_path: Path, embedder: Embedder) -> None
     loaded = load_version(tmp_path / "idx")
     assert np.array_equal(loaded.owners, np.arange(3))
     assert FaissRetriever(tmp_path / "idx", embedder).retrieve("PIN", top_k=1)[0].id == "pin"
+
+
+HELP = """# Cards
+
+## Everything about your card
+
+Your card is a Visa debit card made from recycled plastic. It is sent to your home
+address with a letter that explains how to activate it. Contactless payments are
+limited to 100 pounds each in the UK. Lost cards can be frozen in the app at any time.
+
+- Cards expire after five years.
+- Ok.
+"""
+
+
+def test_sentence_vectors_find_one_fact_of_a_long_paragraph(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    doc = tmp_path / "help.md"
+    doc.write_text(HELP, encoding="utf-8")
+    faq = write_faq(tmp_path / "faq.yaml", ENTRIES)
+    plain = ingest([doc, faq], tmp_path / "plain", embedder, show_progress=False)
+    report = ingest(
+        [doc, faq], tmp_path / "idx", embedder, embedding="question+sentences", show_progress=False
+    )
+    # The passage, its 4 sentences and 1 list item ("Ok." is too short); FAQ entries
+    # keep one vector each, as with "question".
+    assert (plain.vectors, report.vectors) == (4, 9)
+    loaded = load_version(tmp_path / "idx")
+    card = next(i for i, p in enumerate(loaded.passages) if p.id.startswith("help:"))
+    assert loaded.owners.tolist().count(card) == 6
+    query = "what's the most I can pay by tapping"
+    card_id = loaded.passages[card].id
+    with_sentences = FaissRetriever(tmp_path / "idx", embedder).retrieve(query, top_k=1)[0]
+    without = FaissRetriever(tmp_path / "plain", embedder).retrieve(query, top_k=4)
+    # The paragraph's average meaning loses to an FAQ question; its sentence wins.
+    assert without[0].id != card_id
+    assert with_sentences.id == card_id
+    assert with_sentences.score > next(p.score for p in without if p.id == card_id) + 0.05
+    # The passage is still returned whole, not the sentence that matched.
+    assert with_sentences.text.startswith("Your card is a Visa debit card")
