@@ -130,3 +130,31 @@ def test_the_copy_check_catches_a_copied_sentence(passages: dict[str, Section]) 
     assert "withdraw up to £500 in a day" in article
     candidates = ["hi, " + "You can withdraw up to £500 in a day." + " right?", lifted]
     assert copied_questions(candidates, passages) == [0]
+
+
+def test_the_benchmark_split_is_fixed_disjoint_and_stratified_by_article() -> None:
+    from benchmarks.quality.retrieval_prose import load_questions, split
+
+    questions = load_questions(DATA)
+    validation, held_out = split(questions, seed=21)
+    assert split(questions, seed=21) == (validation, held_out)
+    assert split(questions, seed=22) != (validation, held_out)
+    v_ids, h_ids = {q.id for q in validation}, {q.id for q in held_out}
+    assert not v_ids & h_ids
+    assert v_ids | h_ids == {q.id for q in questions}
+    assert abs(len(validation) - len(held_out)) <= 1
+    per_article = Counter(q.article for q in questions)
+    v_count = Counter(q.article for q in validation)
+    for article, n in per_article.items():
+        assert v_count[article] in (n // 2, n - n // 2), article
+
+
+def test_a_piece_of_the_gold_section_counts_and_ranks_make_the_figures() -> None:
+    from benchmarks.quality.retrieval_prose import metrics, rank_of
+
+    gold = {"atms:using-cash-machines-what-it-costs"}
+    assert rank_of(["a:b", "atms:using-cash-machines-what-it-costs:2"], gold) == 2
+    assert rank_of(["atms:using-cash-machines-what-it-costs-2"], gold) is None
+    m = metrics([1, 3, None, 5])
+    assert (m["recall_at_1"], m["recall_at_3"], m["recall_at_5"]) == (0.25, 0.5, 0.75)
+    assert m["mrr"] == round((1 + 1 / 3 + 1 / 5) / 4, 4)
