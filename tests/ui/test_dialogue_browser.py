@@ -1,0 +1,84 @@
+"""Actions with a side effect in the customer widget (Debian's Chromium), against the
+real app: the test project (fine-tuned model, FAQ index, SQLite) with the test bank's
+rasa-sdk action server, which writes down every side effect it performs."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deskbot.bot.dialogue.confirming import CANCELLED_TEXT
+from tests.bot.actions.action_server import free_port
+from tests.bot.dialogue.bank_server import FREEZE, BankServer, bank_server, confirming_bot
+from tests.ui.conftest import LiveApp
+from tests.ui.test_browser import ask, open_widget, wait_until
+
+__all__ = ["bank_server"]
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def confirming_app(
+    tmp_path: Path,
+    trained_model_dir: Path,
+    faq_index_dir: Path,
+    bank_server: BankServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[LiveApp]:
+    """`deskbot serve` of a bot that asks before freezing a card, on a free port."""
+    import uvicorn
+
+    from deskbot.bot.server.api import close_api, create_api
+    from deskbot.ui.server import mount_ui, server_config
+
+    monkeypatch.setenv("DESKBOT_SECRET_KEY", "test-secret-" + "x" * 32)
+    with confirming_bot(
+        tmp_path / "bot", trained_model_dir, faq_index_dir, bank_server, min_confidence=0.9
+    ) as bot:
+        app = mount_ui(create_api(bot), bot)
+        server = uvicorn.Server(server_config(app, "127.0.0.1", port := free_port()))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the app did not start")
+            time.sleep(0.05)
+        yield LiveApp(f"http://127.0.0.1:{port}", bot, app)
+        server.should_exit = True
+        thread.join(timeout=10)
+        close_api(app)
+
+
+def test_the_widget_answers_how_to_and_asks_before_freezing_a_card(
+    confirming_app: LiveApp, bank_server: BankServer, new_page: Callable[..., Any]
+) -> None:
+    earlier = len(bank_server.runs())  # the server is shared by the test session
+
+    def runs() -> list[tuple[str, str]]:
+        return [(action, card) for action, _conv, card in bank_server.runs()[earlier:]]
+
+    page = open_widget(new_page, confirming_app.url)
+    chat = page.locator("#deskbot-chat")
+    ask(page, "how do I freeze my card?")
+    chat.get_by_text("Cards > select the card > Freeze").first.wait_for()
+    assert runs() == [] and chat.get_by_text("Freeze your card ending").count() == 0
+
+    ask(page, "I lost my card")
+    chat.get_by_text("Freeze your card ending 1234?").wait_for()
+    chat.get_by_role("button", name="Yes", exact=True).wait_for()
+    chat.get_by_role("button", name="No", exact=True).click()
+    chat.get_by_text(CANCELLED_TEXT).wait_for()
+    assert runs() == []
+
+    ask(page, "I lost my card")
+    wait_until(lambda: chat.get_by_text("Freeze your card ending 1234?").count() == 2)
+    chat.get_by_role("button", name="Yes", exact=True).click()
+    chat.get_by_text("I've frozen your card ending 1234.").wait_for()
+    assert runs() == [(FREEZE, "1234")]
