@@ -129,12 +129,19 @@ class Confirmations:
         return action in self.rules
 
     def offer(self, state: DialogueState, intent: str | None, action: str) -> Decision:
-        """Ask before `action` runs: look its slots up first when the prompt needs them."""
+        """Ask before `action` runs: with `slots_from`, its slots are looked up afresh
+        (a card chosen for an earlier offer is not taken for this one)."""
         rule = self.rules[action]
         state = replace(state.unconfirmed(), pending=action, pending_intent=intent)
-        missing = [s for s in prompt_slots(rule.prompt) if s not in state.slots]
-        if missing and rule.slots_from is not None:
-            return Decision(route="prepare", state=state, intent=intent, action=rule.slots_from)
+        if rule.slots_from is not None:
+            named = set(prompt_slots(rule.prompt))
+            slots = {k: v for k, v in state.slots.items() if k not in named}
+            return Decision(
+                route="prepare",
+                state=replace(state, slots=slots),
+                intent=intent,
+                action=rule.slots_from,
+            )
         return self.after_lookup(state, (), ())
 
     def after_lookup(

@@ -144,3 +144,10 @@ def test_actions_without_a_confirmation_run_as_before() -> None:
         Message("where is my card?", prediction=IntentPrediction("card_arrival", 0.9)),
     )
     assert (d.route, d.action) == ("action", "action_card_order_status")
+
+
+def test_each_offer_looks_the_card_up_afresh() -> None:
+    chosen = DialogueState(slots={"card_last4": "5678", "email": "ann@example.com"})
+    again = lost("I lost my card", state=chosen)
+    assert (again.route, again.action) == ("prepare", "action_customer_cards")
+    assert again.state.slots == {"email": "ann@example.com"}
