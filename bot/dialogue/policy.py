@@ -239,7 +239,7 @@ class DialoguePolicy:
         A close match (`answer_score`; one of the offered intents' when there are
         some) answers a message the classifier was unsure of, unless its entry is of
         another intent than the classifier's top ones (`decision.candidates`): then the
-        bot asks which it is. An answer needs a passage of at least `min_score`, else
+        bot asks which it is, the entry's intent among the options. An answer needs a passage of at least `min_score`, else
         the bot clarifies, counting on from `before`.
         """
         r = self.rules
@@ -251,9 +251,12 @@ class DialoguePolicy:
                 or (offered and best.intent not in offered)
             ):
                 return decision
-            if decision.candidates and best.intent not in (None, *decision.candidates):
+            entry = best.intent
+            if entry is not None and decision.candidates and entry not in decision.candidates:
+                # Which is it: the classifier's two best, or the entry's (one click answers).
                 kept = replace(before, slots=decision.state.slots)
-                return self._clarify_among(kept, decision.candidates[:2], decision.intent)
+                options = (*decision.candidates[:2], entry)
+                return self._clarify_among(kept, options, decision.intent)
             decision = Decision(
                 route="answer",
                 state=replace(before, slots=decision.state.slots).settled(),
