@@ -49,6 +49,7 @@ lint: setup
 axe: $(AXE_STAMP)
 
 $(AXE_STAMP):
+	@command -v npm >/dev/null || { echo "make axe: npm is missing (apt-get install npm)" >&2; exit 1; }
 	npm install --no-save --no-audit --no-fund --ignore-scripts --prefix $(AXE_DIR) axe-core@$(AXE_VERSION)
 	test -f $(AXE_DIR)/node_modules/axe-core/axe.min.js
 	rm -f $(AXE_DIR)/.axe-core-*

@@ -39,34 +39,47 @@ _PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}: agent login</title>
 <style>
-body {{ font-family: system-ui, sans-serif; background: #f4f5f7; margin: 0; }}
+body {{ font-family: system-ui, sans-serif; background: #f4f5f7; margin: 0; color: #111827; }}
 main {{ max-width: 340px; margin: 12vh auto; background: #fff; padding: 28px;
         border-radius: 10px; box-shadow: 0 2px 10px rgba(0,0,0,.08); }}
 h1 {{ font-size: 1.2rem; margin: 0 0 18px; }}
 label {{ display: block; font-size: .9rem; margin: 12px 0 4px; }}
-input {{ width: 100%; box-sizing: border-box; padding: 8px; font-size: 1rem; }}
-button {{ margin-top: 18px; width: 100%; padding: 10px; font-size: 1rem; background: #f97316;
+input {{ width: 100%; box-sizing: border-box; padding: 8px; font-size: 1rem;
+         border: 1px solid #6b7280; border-radius: 4px; }}
+input[aria-invalid="true"] {{ border-color: #b91c1c; }}
+button {{ margin-top: 18px; width: 100%; padding: 10px; font-size: 1rem; background: #c2410c;
           color: #fff; border: 0; border-radius: 6px; cursor: pointer; }}
-.error {{ color: #b91c1c; font-size: .9rem; }}
+button:hover {{ background: #9a3412; }}
+input:focus-visible, button:focus-visible {{ outline: 3px solid #1d4ed8; outline-offset: 2px; }}
+.error {{ color: #b91c1c; font-size: .9rem; margin: 0; }}
+.error:empty {{ display: none; }}
 </style></head>
 <body><main>
 <h1>{title}: agent console</h1>
-{error}
+<p id="login-error" class="error" role="alert" aria-live="assertive">{error}</p>
 <form method="post" action="login">
 <label for="username">Username</label>
-<input id="username" name="username" autocomplete="username" required maxlength="128" autofocus>
+<input id="username" name="username" autocomplete="username" required maxlength="128" autofocus
+       autocapitalize="none" spellcheck="false"{invalid}>
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required
-       maxlength="1024">
+       maxlength="1024"{invalid}>
 <button type="submit">Log in</button>
 </form>
 </main></body></html>
 """
+# On a failed login the fields are marked invalid and point at the error, which is read
+# out when the (autofocused) username field gets focus, as well as announced (role=alert).
+_INVALID = ' aria-invalid="true" aria-describedby="login-error"'
 
 
 def login_page(title: str, *, failed: bool = False) -> str:
-    error = '<p class="error" role="alert">Wrong username or password.</p>' if failed else ""
-    return _PAGE.format(title=html.escape(title), error=error)
+    """The login form; after a failed login, with the error and the fields marked."""
+    return _PAGE.format(
+        title=html.escape(title),
+        error="Wrong username or password." if failed else "",
+        invalid=_INVALID if failed else "",
+    )
 
 
 def _secure_cookie(request: Request, secure_cookies: str, proxies: tuple[Network, ...]) -> bool:
