@@ -209,6 +209,10 @@ def test_an_unsure_message_is_not_answered_with_another_intents_entry() -> None:
         "refund_not_showing_up",
         "direct_debit_payment",
     )
+    known = {"dispute_payment", "direct_debit_payment"}
+    assert (
+        POLICY.button_intent(asked.state, "Direct debit payment", known) == "direct_debit_payment"
+    )
     # An unsure in-scope verdict's own question (its two best intents) stands.
     unsure = decide(before, "dispute a payment", p("dispute_payment", 0.365, *ranking))
     assert unsure.route == "clarify" and POLICY.ground(before, unsure, direct_debit) == unsure
