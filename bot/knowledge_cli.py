@@ -53,7 +53,10 @@ def ingest(
         int | None, typer.Option(min=1, help="At most this many --examples per intent.")
     ] = None,
     embedding: Annotated[
-        str, typer.Option(help="What is embedded per FAQ entry: question, question+answer.")
+        str,
+        typer.Option(
+            help="What is embedded per passage: question, question+answer, question+sentences (a document passage also gets a vector per sentence)."
+        ),
     ] = "question",
     index_type: Annotated[
         str, typer.Option(help="auto (exact when small, HNSW when large), flat or hnsw.")
