@@ -13,6 +13,9 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from deskbot.bot.store.satisfaction import CsatRow
+from deskbot.ui.render import md_text
+
 FALLBACK_KINDS = ("fallback", "clarify")
 
 
@@ -109,3 +112,29 @@ def build_figures(
         handoff_reasons=_barh("Handoff reasons", counts["handoff_reasons"], "#f58518"),
         top_intents=_barh("Top intents (bot turns)", counts["top_intents"], "#72b7b2"),
     )
+
+
+def _cell(text: str) -> str:
+    """`text` in a Markdown table cell, as the text it is ("|" would end the cell)."""
+    return md_text(" ".join(text.split())).replace("|", "\\|")
+
+
+def csat_markdown(by_intent: dict[str, CsatRow], by_agent: dict[str, CsatRow], days: int) -> str:
+    """The customers' satisfaction (CSAT: answers of 4 or 5 of 5) by intent and by agent,
+    as two Markdown tables (from `csat_by_intent` and `csat_by_agent`)."""
+    if not by_agent:
+        return f"Customer satisfaction: no survey answers in the last {days} days."
+    answers = sum(row["answers"] for row in by_agent.values())
+    satisfied = sum(row["satisfied"] for row in by_agent.values())
+    parts = [
+        f"Customer satisfaction, last {days} days: **{satisfied / answers:.0%}** "
+        f"({answers} answers)"
+    ]
+    for title, rows in (("intent", by_intent), ("agent", by_agent)):
+        lines = [f"| {title} | answers | CSAT | mean (1-5) |", "|---|---:|---:|---:|"]
+        lines += [
+            f"| {_cell(name)} | {row['answers']} | {row['csat']:.0%} | {row['mean_score']:.1f} |"
+            for name, row in rows.items()
+        ]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)

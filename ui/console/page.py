@@ -35,7 +35,14 @@ CONSOLE_CSS = (
     # Where the keyboard is, always visible (WCAG 2.4.7).
     ":focus-visible { outline: 3px solid #1d4ed8 !important; outline-offset: 2px; }\n"
     "#console-reply textarea:focus { outline: 3px solid #1d4ed8; }\n"
-    "#review-least th, #review-down th { white-space: nowrap; }\n"
+    "#review-least th span.header, #review-down th span.header { white-space: nowrap; }\n"
+    # The theme's orange and red buttons, light hints and empty pickers are below WCAG's
+    # contrast of 4.5:1 (axe-core): the same hues, darker.
+    "button.primary { background: #c2410c !important; border-color: #c2410c !important; }\n"
+    "button.primary:hover { background: #9a3412 !important; }\n"
+    "button.stop { background: #b91c1c !important; border-color: #b91c1c !important;"
+    " color: #fff !important; }\n"
+    ".info-text, input.subdued { color: #4b5563 !important; }\n"
 )
 QUEUE_HEADERS = ["#", "new", "status", "reason", "waiting", "predicted intent", "last message"]
 REVIEW_HEADERS = ["turn", "confidence", "intent", "customer wrote", "bot answered"]
@@ -127,7 +134,8 @@ class ReviewTab:
 
 @dataclass
 class DashboardTab:
-    """The dashboard tab: a headline and four figures, drawn when the tab is opened."""
+    """The dashboard tab: a headline, four figures and the customers' satisfaction,
+    drawn when the tab is opened."""
 
     tab: Component
     refresh: Component
@@ -224,6 +232,7 @@ def _queue_tab() -> QueueTab:
                 allow_tags=False,
                 latex_delimiters=[],
                 feedback_options=None,
+                buttons=["copy", "copy_all"],  # not "share" (to Hugging Face), unlabelled
                 elem_id="console-transcript",
             )
             reply = gr.Textbox(
@@ -277,7 +286,8 @@ def _dashboard_tab() -> DashboardTab:
         headline = gr.Markdown("", elem_id="dashboard-headline")
         plots = _plots("Messages per day", "Automation and fallback")
         plots += _plots("Handoff reasons", "Top intents")
-    return DashboardTab(tab, refresh, [headline, *plots])
+        csat = gr.Markdown("", elem_id="dashboard-csat")
+    return DashboardTab(tab, refresh, [headline, *plots, csat])
 
 
 def _label_form(intent_choices: list[tuple[str, str]]) -> LabelForm:

@@ -193,10 +193,10 @@ def test_review_headers_fit_and_rows_show_the_turns_before(live_app: LiveApp, co
     cell.wait_for()
     lines = console.evaluate(
         """() => {
-          const th = [...document.querySelectorAll('#review-least th')]
+          const text = [...document.querySelectorAll('#review-least th span.header')]
             .find((h) => h.innerText.includes('confid'));
           const range = document.createRange();
-          range.selectNodeContents(th);
+          range.selectNodeContents(text);
           return new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
         }"""
     )
