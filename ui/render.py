@@ -37,12 +37,14 @@ _ORDERED = re.compile(r"[0-9]{1,9}[.)](?:[ \t]|$)")
 _RULE = re.compile(r"[-*_=+:| \t]*[-*_=][-*_=+:| \t]*")
 
 
-def md_text(text: str, *, link_text: bool = False) -> str:
+def md_text(text: str, *, link_text: bool = False, line_start: bool = True) -> str:
     """`text` as Markdown that renders to exactly the characters of `text`, as inert text.
 
     The result may go anywhere in a line of our own Markdown (`**Customer:** {text}`),
     or into a link's text `[{text}](url)` with `link_text=True` (on one line). Leading
     spaces of a line (which would make a code block) are dropped; they are not shown anyway.
+    `line_start=False` where our own text comes first on its line (`**Bot:** {text}`):
+    its first line cannot start a heading or a list there, so `- ` or `1. ` stay as typed.
 
     Example:
         >>> md_text("<b>hi</b> *x* 10 > 8. See https://bank.example/a-b")
@@ -52,7 +54,9 @@ def md_text(text: str, *, link_text: bool = False) -> str:
         text = " ".join(text.split())
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     text = "\n".join(line.lstrip(" \t") for line in lines)
-    escaped = _inline_escapes(text, link_text) | _line_start_escapes(text)
+    escaped = _inline_escapes(text, link_text) | _line_start_escapes(
+        text, line_start and not link_text
+    )
     if not link_text:  # Markdown does not autolink inside a link's text
         escaped |= _unlinked(text, escaped)
     return "".join("\\" + c if i in escaped else c for i, c in enumerate(text))
@@ -90,11 +94,15 @@ def _inline_escapes(text: str, link_text: bool) -> set[int]:
     return out
 
 
-def _line_start_escapes(text: str) -> set[int]:
-    """Where a line of `text` starts a block: heading, quote, list, rule or table row."""
+def _line_start_escapes(text: str, first: bool) -> set[int]:
+    """Where a line of `text` (the first one too if `first`) starts a block: heading,
+    quote, list, rule or table row."""
     out: set[int] = set()
     start = 0
-    for line in text.split("\n"):
+    for n, line in enumerate(text.split("\n")):
+        if n == 0 and not first:
+            start += len(line) + 1
+            continue
         block = _HEADING.match(line) or _BULLET.match(line) or _RULE.fullmatch(line)
         if line.startswith(">") or block:
             out.add(start)
@@ -116,6 +124,11 @@ def _unlinked(text: str, escaped: set[int]) -> set[int]:
         if any(i in escaped for i in range(m.start() - 1, stop + 1)):
             out.add(m.start() + m.group().index(":" if ":" in m.group() else "."))
     return out
+
+
+def _inline(text: str) -> str:
+    """`md_text` for text that follows our own on its line."""
+    return md_text(text, line_start=False)
 
 
 def safe_url(url: str | None) -> str | None:
@@ -174,7 +187,7 @@ def customer_view(turns: Sequence[TurnRecord], agent_name: Callable[[str], str])
         if t.role == "user":
             content = md_text(t.text)
         elif t.role == "agent":
-            who = md_text(agent_name(t.author or "agent"))
+            who = _inline(agent_name(t.author or "agent"))
             content = f"**{who}** (support agent):\n\n{md_text(t.text)}"
         else:
             content = md_text(t.text)
@@ -198,17 +211,19 @@ def agent_transcript(
         if t.role == "user":
             info = ""
             if t.intent:
-                info = f"\n\n`#{t.id}` · predicted {md_text(t.intent)} ({t.confidence or 0:.2f})"
-            messages.append({"role": "user", "content": f"**Customer:** {md_text(t.text)}{info}"})
+                intent = _inline(t.intent)
+                info = f"\n\n`#{t.id}` · predicted {intent} ({t.confidence or 0:.2f})"
+            customer = f"**Customer:** {_inline(t.text)}{info}"
+            messages.append({"role": "user", "content": customer})
         elif t.role == "agent":
-            who = md_text(agent_name(t.author or "agent"))
-            messages.append({"role": "assistant", "content": f"**{who}:** {md_text(t.text)}"})
+            who = _inline(agent_name(t.author or "agent"))
+            messages.append({"role": "assistant", "content": f"**{who}:** {_inline(t.text)}"})
         elif t.role == "bot":
-            lines = [f"**Bot** `#{t.id}`: {md_text(t.text) or '*(silent)*'}"]
-            meta = f"intent **{md_text(t.intent or '-')}**"
+            lines = [f"**Bot** `#{t.id}`: {_inline(t.text) or '*(silent)*'}"]
+            meta = f"intent **{_inline(t.intent or '-')}**"
             if t.confidence is not None:
                 meta += f" · confidence {t.confidence:.2f}"
-            meta += f" · {md_text(t.kind or '-')}"
+            meta += f" · {_inline(t.kind or '-')}"
             if t.feedback == -1:
                 meta += " · customer: thumbs down"
             elif t.feedback == 1:
@@ -219,8 +234,8 @@ def agent_transcript(
             for p in t.passages:
                 if isinstance(p, dict):
                     lines.append(
-                        f"- passage {md_text(str(p.get('id', '?')))} "
-                        f"({float(p.get('score') or 0):.2f}): {md_text(str(p.get('question', '')))}"
+                        f"- passage {_inline(str(p.get('id', '?')))} "
+                        f"({float(p.get('score') or 0):.2f}): {_inline(str(p.get('question', '')))}"
                     )
             messages.append(
                 {

@@ -29,6 +29,8 @@ TYPED = [
     "&amp; &lt; &#60; &#x3c; AT&T & co",
     "C:\\Users\\me \\* \\\\ end\\",
     "1986. A great year",
+    "-",
+    "- a list?\n2) or a step",
     "Ünïcödé _ü_ é*x*é",
 ]
 
@@ -56,7 +58,7 @@ def shown(markdown: str) -> tuple[str, set[str]]:
 
 @pytest.mark.parametrize("typed", TYPED)
 def test_md_text_renders_as_exactly_the_typed_text(typed: str) -> None:
-    for wrapped in (md_text(typed), f"**Customer:** {md_text(typed)}"):
+    for wrapped in (md_text(typed), f"**Customer:** {md_text(typed, line_start=False)}"):
         text, tags = shown(wrapped)
         assert text.removeprefix("Customer: ") == " ".join(typed.split()), wrapped
         assert tags <= {"p", "strong"}, wrapped
@@ -74,6 +76,8 @@ def test_md_text_leaves_ordinary_text_and_urls_as_typed() -> None:
         "https://shop.example.com/order-12345, card_arrival, 3-5 days! #42 [1]. $5",
     ):
         assert md_text(typed) == typed
+    # After our own text on its line: no block can start there.
+    assert md_text("- 2. # -", line_start=False) == "- 2. # -"
 
 
 def test_md_text_keeps_an_escape_out_of_a_linked_url() -> None:
@@ -153,3 +157,16 @@ def test_agent_transcript_shows_intent_confidence_passages_and_labels() -> None:
     bot = messages[1]["content"]
     assert "`#2`" in bot and "intent **card_arrival**" in bot and "confidence 0.41" in bot
     assert "passage card-arrival (0.72): Where is my card?" in bot and "labelled" in bot
+
+
+def test_agent_transcript_shows_no_escape_for_plain_text() -> None:
+    """A handoff turn (no intent) and a customer's plain text: nothing for a screen reader
+    to read out as a backslash (Gradio's aria-label is the message's source)."""
+    turns = [
+        _turn(1, "user", "- see northwindbank.example/help. 10 > 8"),
+        _turn(2, "bot", "I'm passing you to a colleague.", kind="handoff"),
+    ]
+    messages = agent_transcript(turns, str, labelled=set())
+    assert messages[0]["content"] == "**Customer:** - see northwindbank.example/help. 10 > 8"
+    assert "intent **-** · handoff" in messages[1]["content"]
+    assert "\\" not in messages[1]["content"]
