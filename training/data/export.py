@@ -8,7 +8,7 @@ What counts as an example, in order of trust:
    conversation ended resolved without a handoff, and the prediction was confident.
 
 Never exported: turns under dispute (a thumbs-down nobody labelled, agents who disagree),
-out-of-scope predictions, any text of the held-out evaluation set (compared by hash,
+out-of-scope predictions, any text of the test set (`intents.test_data`, compared by hash,
 before and after redaction), and agent labels in quarantine (`exclude_labels`, see
 `deskbot.training.nightly.quarantine`). Every text is redacted (`PiiRedactor`) as it is read, so
 no personal data reaches the dataset, the reports or the model. Duplicates (same text
@@ -151,7 +151,9 @@ def export_examples(
 
     Args:
         store: the conversation store.
-        heldout: `text_key`s of the evaluation set (see `heldout_keys`); never exported.
+        heldout: `text_key`s of the test set (see `heldout_keys`); never exported. The
+            nightly gate's validation stream is a share of what *is* exported
+            (`deskbot.training.nightly.validation`).
         since: only labels, feedback and conversations from this time on.
         settings: what counts as confirmed.
         redactor: PII redaction (default: every kind).

@@ -3,20 +3,26 @@
 One run, under a lock (`RetrainLock`):
 
 1. export the store's examples (`deskbot.training.data.export`: agents first, PII redacted,
-   the held-out set never included);
-2. find what the live model has not learnt yet: new examples and changed labels; new
+   the test set never included);
+2. split off the validation stream (`deskbot.training.nightly.validation`): a fixed,
+   hash-chosen share of the examples, never trained on, whose newest `gate_window` the
+   gate decides on; fewer than `gate_min_examples`: the night is not promoted;
+3. find what the live model has not learnt yet: new examples and changed labels; new
    intents wait until agents gave them `min_new_intent_examples`;
-3. fine-tune *from the live model* on the new examples plus what it already knew, up to
+4. fine-tune *from the live model* on the new examples plus what it already knew, up to
    `replay_max` examples of it (a night costs minutes on a CPU; the new version's
    neighbour bank holds everything replayed, so replaying only a sample would shrink it);
-4. score the candidate and the live model on the same held-out set;
-5. promote only if the gate passes (`gate`): accuracy not lower, no intent's F1 down by
+5. score the candidate and the live model on the same validation window, and on the test
+   set (`intents.test_data`), which is reported only, never decided on;
+6. promote only if the gate passes (`gate`): accuracy not lower (the lower bound of a
+   paired bootstrap of the gain, `accuracy_gain`), no intent's F1 down by
    more than its allowed drop (`f1_margins`: the configured margin, wider for intents
    with few held-out examples), out-of-scope recall not lower, and the new labels agree
-   with the live model about as often as its held-out accuracy says they should;
-6. if a rejected night's labels failed that audit, quarantine the suspicious ones
+   with the live model about as often as its test accuracy says they should (a
+   figure of the live model alone: it chooses no model);
+7. if a rejected night's labels failed that audit, quarantine the suspicious ones
    (`deskbot.training.nightly.quarantine`): later nights train without them until reviewed;
-7. write a report (JSON, Markdown and HTML with the confusion matrix, per-intent
+8. write a report (JSON, Markdown and HTML with the confusion matrix, per-intent
    changes and allowed drops, and the quarantined labels by agent).
 
 A run killed at any point leaves the live model as it was: the candidate is trained in
@@ -26,14 +32,13 @@ left. The same inputs (live version, examples, settings) give the same decision 
 training again.
 
 Example:
-    >>> job = RetrainJob(store=store, registry=registry, base_data=train, heldout=test)  # doctest: +SKIP
+    >>> job = RetrainJob(store=store, registry=registry, base_data=train, test_data=test)  # doctest: +SKIP
     >>> job.run().decision                                                                # doctest: +SKIP
     'promoted'
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -46,6 +51,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deskbot.bot.core.errors import DataError
 from deskbot.bot.nlu.registry import ModelRegistry, read_manifest
 from deskbot.bot.store import SqlConversationStore
 from deskbot.knowledge.files.fsutil import append_jsonl, read_jsonl
@@ -71,7 +77,9 @@ from deskbot.training.nightly.reports import (
     public_metrics,
     write_report,
 )
+from deskbot.training.nightly.scoring import evaluations
 from deskbot.training.nightly.settings import RetrainSettings
+from deskbot.training.nightly.validation import accuracy_gain, assert_disjoint, split_stream
 
 if TYPE_CHECKING:
     from deskbot.training.intents.evaluation import Evaluation
@@ -95,6 +103,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+HELDOUT_NOTICE = (
+    "RetrainJob(heldout=...) is the test data (intents.test_data): it is now kept out of "
+    "training and scored and reported only, never decided on; the gate decides on the "
+    "validation stream. Pass it as test_data= to drop this notice"
+)
+
 
 @dataclass
 class _Run:
@@ -107,6 +121,7 @@ class _Run:
     plan: NightPlan
     summary: Row
     started: float
+    validation: IntentDataset
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -117,7 +132,10 @@ class RetrainJob:
         store: the conversation store to learn from.
         registry: the intent model registry (it must have a live model).
         base_data: the data the first model was trained on (`intents.train_data`).
-        heldout: the evaluation set (`intents.test_data`): never trained on.
+        test_data: the test set (`intents.test_data`): never trained on, scored and
+            reported every night, never decided on.
+        heldout: the old name of `test_data` (the gate decided on it): still accepted,
+            with a notice in the log and the report.
         settings: training and gate settings.
         base_training: `TrainingArgs` fields from the config's `training` section.
         reports_dir: where reports go (default: `<registry>/.retrain/reports`).
@@ -130,7 +148,8 @@ class RetrainJob:
         store: SqlConversationStore,
         registry: ModelRegistry,
         base_data: IntentDataset,
-        heldout: IntentDataset,
+        test_data: IntentDataset | None = None,
+        heldout: IntentDataset | None = None,
         settings: RetrainSettings | None = None,
         base_training: dict[str, Any] | None = None,
         reports_dir: str | Path | None = None,
@@ -139,8 +158,13 @@ class RetrainJob:
         self.store = store
         self.registry = registry
         self.base_data = base_data
-        self.heldout = heldout
+        if test_data is None and heldout is None:
+            raise DataError("RetrainJob needs test_data (intents.test_data)")
+        if test_data is not None and heldout is not None and test_data.sha256 != heldout.sha256:
+            raise DataError("RetrainJob: heldout is the old name of test_data: pass one")
+        self.test_data: IntentDataset = test_data or heldout  # type: ignore[assignment]
         self.settings = settings or RetrainSettings()
+        self.notices = [*self.settings.notices, *([HELDOUT_NOTICE] if heldout is not None else [])]
         self.base_training = dict(base_training or {})
         self.work = registry.root / WORK_DIR
         self.reports_dir = Path(reports_dir) if reports_dir else self.work / "reports"
@@ -213,13 +237,16 @@ class RetrainJob:
     def _run_locked(self, since: datetime | None) -> RetrainOutcome:
         s = self.settings
         started = time.perf_counter()
+        for notice in self.notices:
+            logger.warning("%s", notice)
         live_dir = self.registry.live_dir()
         live_manifest = read_manifest(live_dir)
         live = live_manifest.version
         t = time.perf_counter()
+        test_keys = heldout_keys(self.test_data, self.redactor)
         exported = export_examples(
             self.store,
-            heldout=heldout_keys(self.heldout, self.redactor),
+            heldout=test_keys,
             since=since,
             settings=ExportSettings(s.min_confidence, s.resolved_statuses),
             redactor=self.redactor,
@@ -227,18 +254,22 @@ class RetrainJob:
         )
         export_s = time.perf_counter() - t
         known = self.known_examples(live)
+        stream = split_stream(exported, known, s)
+        validation = stream.dataset()
+        assert_disjoint(validation, test_keys)
         plan = plan_night(
-            exported, known, set(live_manifest.labels), set(self.base_data.intents), s
+            stream.train, known, set(live_manifest.labels), set(self.base_data.intents), s
         )
-        fingerprint = self._fingerprint(live, plan)
+        fingerprint = self._fingerprint(live, plan, validation)
         run = _Run(
             run_id=time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + fingerprint[:6],
             fingerprint=fingerprint,
             live=live,
             live_dir=live_dir,
             plan=plan,
-            summary=summarize(exported, plan),
+            summary={**summarize(exported, plan), "validation": stream.summary()},
             started=started,
+            validation=validation,
             timings={"export_s": export_s},
         )
         repeated = self._repeat_of(run)
@@ -246,21 +277,25 @@ class RetrainJob:
             return repeated
         if len(plan.new) < s.min_new_examples:
             return self._nothing_new(run)
-        night = night_dataset(plan, exported, known, self.base_data, s, fingerprint)
+        if len(validation) < s.gate_min_examples:
+            return self._too_few_to_gate(run)
+        night = night_dataset(plan, stream.train, known, self.base_data, s, fingerprint)
         run.summary["night_examples"] = len(night)
         run.summary["replayed"] = len(night) - len(plan.new)
         return self._judge(run, self._train(run, night))
 
-    def _fingerprint(self, live: str, plan: NightPlan) -> str:
-        """The same inputs (live version, new examples, settings, held-out set): the same run."""
+    def _fingerprint(self, live: str, plan: NightPlan, validation: IntentDataset) -> str:
+        """The same inputs (live version, new examples, settings, validation window, test
+        set): the same run."""
         return hashlib.sha256(
             json.dumps(
                 {
                     "live": live,
                     "new": sorted((e.key, e.intent) for e in plan.new),
-                    "settings": dataclasses.asdict(self.settings),
+                    "settings": self.settings.fingerprint(),
                     "training": self.base_training,
-                    "heldout": self.heldout.sha256,
+                    "validation": validation.sha256,
+                    "test": self.test_data.sha256,
                 },
                 sort_keys=True,
                 default=str,
@@ -283,18 +318,34 @@ class RetrainJob:
                     report_dir=Path(report_dir) if report_dir else None,
                     metrics=dict(earlier.get("metrics", {})),
                     repeated=True,
+                    notices=list(self.notices),
                 )
         return None
 
     def _nothing_new(self, run: _Run) -> RetrainOutcome:
         n_new, needed = len(run.plan.new), self.settings.min_new_examples
+        return self._untrained(run, NOTHING_NEW, f"{n_new} new examples (at least {needed} needed)")
+
+    def _too_few_to_gate(self, run: _Run) -> RetrainOutcome:
+        """Not enough validation examples to judge a candidate: nothing trained, live stays."""
+        n, needed = len(run.validation), self.settings.gate_min_examples
+        reason = (
+            f"the validation stream holds {n} examples, the gate needs at least {needed} "
+            f"(gate_min_examples): not promoted, nothing trained; the "
+            f"{len(run.plan.new)} new examples wait for a night with enough"
+        )
+        logger.info("run %s: %s", run.run_id, reason)
+        return self._untrained(run, REJECTED, reason)
+
+    def _untrained(self, run: _Run, decision: str, reason: str) -> RetrainOutcome:
         outcome = RetrainOutcome(
-            NOTHING_NEW,
+            decision,
             run.run_id,
             run.live,
             run.live,
-            reasons=[f"{n_new} new examples (at least {needed} needed)"],
+            reasons=[reason],
             metrics={"data": run.summary},
+            notices=list(self.notices),
         )
         outcome.report_dir = self._write_report(outcome)
         self._record(outcome, run.fingerprint)
@@ -326,15 +377,19 @@ class RetrainJob:
 
         s = self.settings
         t = time.perf_counter()
-        live_ev = self._evaluate_cached(run.live_dir, run.live)
-        cand_ev = self._evaluate(result.path)
+        sets = (run.validation, self.test_data)
+        live_ev, live_test = evaluations(run.live_dir, sets, self.work / "evals", run.live)
+        cand_ev, cand_test = evaluations(result.path, sets)
         run.timings["evaluate_s"] = time.perf_counter() - t
         live_pi, cand_pi = per_intent(live_ev), per_intent(cand_ev)
         margins = f1_margins(cand_ev.gold, live_ev.predicted, cand_ev.predicted, s)
+        gain = accuracy_gain(cand_ev.gold, live_ev.predicted, cand_ev.predicted, s)
         t = time.perf_counter()
-        audit, audit_predictions = audit_labels(run.plan.new, run.live_dir, live_ev.metrics, s)
+        # The audit's reference is the live model's test accuracy: a figure of the live
+        # model alone, the same whatever the candidate, so no model is chosen on it.
+        audit, audit_predictions = audit_labels(run.plan.new, run.live_dir, live_test.metrics, s)
         run.timings["audit_s"] = time.perf_counter() - t
-        verdict = gate(live_ev.metrics, cand_ev.metrics, live_pi, cand_pi, s, audit, margins)
+        verdict = gate(live_ev.metrics, cand_ev.metrics, live_pi, cand_pi, s, audit, margins, gain)
         quarantined: list[QuarantinedLabel] = []
         if not verdict.passed:
             quarantined = suspects(run.plan.new, audit, audit_predictions, run_id=run.run_id)
@@ -347,8 +402,10 @@ class RetrainJob:
             run.run_id if verdict.passed else run.live,
             run.run_id,
             verdict.reasons,
-            metrics=self._metrics(run, live_ev, cand_ev, verdict, audit, quarantined),
+            metrics=self._metrics(run, (live_ev, cand_ev, live_test, cand_test), verdict, audit),
+            notices=list(self.notices),
         )
+        outcome.metrics["quarantined"] = self._quarantine_summary(quarantined)
         if quarantined:
             by_agent = outcome.metrics["quarantined"]["by_agent"]
             outcome.reasons.append(
@@ -364,7 +421,7 @@ class RetrainJob:
             )
         # After the switch: the report says where the night left the live pointer.
         changes = intent_changes(live_pi, cand_pi, margins)
-        outcome.report_dir = self._write_report(outcome, cand_ev, changes, quarantined)
+        outcome.report_dir = self._write_report(outcome, (cand_ev, cand_test), changes, quarantined)
         shutil.rmtree(self.work / "candidates" / run.run_id, ignore_errors=True)
         self._record(outcome, run.fingerprint)
         return outcome
@@ -372,24 +429,32 @@ class RetrainJob:
     def _metrics(
         self,
         run: _Run,
-        live_ev: Evaluation,
-        cand_ev: Evaluation,
+        evs: tuple[Evaluation, Evaluation, Evaluation, Evaluation],
         verdict: GateResult,
         audit: Row,
-        quarantined: list[QuarantinedLabel],
     ) -> Row:
+        """`live` and `candidate`: on the validation window (what the gate decided on);
+        `test`: both on the test set, reported only."""
+        live_ev, cand_ev, live_test, cand_test = evs
         return {
             "live": public_metrics(live_ev.metrics),
             "candidate": public_metrics(cand_ev.metrics),
+            "test": {
+                "live": public_metrics(live_test.metrics),
+                "candidate": public_metrics(cand_test.metrics),
+                "decided_on": False,
+            },
             "checks": verdict.checks,
             "audit": audit,
-            "quarantined": {
-                "labels": len(quarantined),
-                "by_agent": dict(sorted(Counter(q.agent for q in quarantined).items())),
-                "in_quarantine": len(self.quarantine.label_ids()),
-            },
             "data": run.summary,
             "timings": {k: round(v, 2) for k, v in run.timings.items()},
+        }
+
+    def _quarantine_summary(self, quarantined: list[QuarantinedLabel]) -> Row:
+        return {
+            "labels": len(quarantined),
+            "by_agent": dict(sorted(Counter(q.agent for q in quarantined).items())),
+            "in_quarantine": len(self.quarantine.label_ids()),
         }
 
     def _promote(self, run: _Run, model_dir: Path) -> None:
@@ -402,36 +467,21 @@ class RetrainJob:
         self.registry.set_live(version, reason=f"retrain {run.run_id}")
         logger.info("run %s: promoted %s (was %s)", run.run_id, version, run.live)
 
-    def _evaluate(self, model_dir: Path) -> Evaluation:
-        from deskbot.bot.nlu.classifier import TransformerIntentClassifier
-        from deskbot.training.intents.evaluation import evaluate
-
-        return evaluate(TransformerIntentClassifier(model_dir), self.heldout)
-
-    def _evaluate_cached(self, model_dir: Path, version: str) -> Evaluation:
-        """The live model's predictions on the held-out set change only with the model."""
-        from deskbot.training.intents.evaluation import Evaluation
-
-        path = self.work / "evals" / f"{version}-{self.heldout.sha256[:16]}.json"
-        if path.is_file():
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            return Evaluation(**raw)
-        ev = self._evaluate(model_dir)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(dataclasses.asdict(ev)), encoding="utf-8")
-        return ev
-
     def _write_report(
         self,
         outcome: RetrainOutcome,
-        cand_ev: Evaluation | None = None,
+        cand_evs: tuple[Evaluation, Evaluation] | None = None,
         changes: list[Row] | None = None,
         quarantined: list[QuarantinedLabel] | None = None,
     ) -> Path:
+        """The run's report; with the candidate's evaluations, its full evaluation reports
+        on the validation window (`candidate/`) and on the test set (`candidate-test/`)."""
         out = self.reports_dir / outcome.run_id
         out.mkdir(parents=True, exist_ok=True)
-        if cand_ev is not None:
+        if cand_evs is not None:
             from deskbot.training.intents.evaluation import write_report as write_evaluation
 
-            write_evaluation(cand_ev, out / "candidate")
+            for ev, name in zip(cand_evs, ("candidate", "candidate-test"), strict=True):
+                if ev.gold:
+                    write_evaluation(ev, out / name)
         return write_report(out, outcome, changes or [], quarantined)

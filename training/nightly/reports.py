@@ -42,6 +42,7 @@ class RetrainOutcome:
     report_dir: Path | None = None
     metrics: Row = field(default_factory=dict)
     repeated: bool = False
+    notices: list[str] = field(default_factory=list)
 
     def to_dict(self) -> Row:
         d = dataclasses.asdict(self)

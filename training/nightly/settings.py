@@ -31,7 +31,8 @@ class RetrainSettings:
         min_new_intent_examples: a new intent is learnt once it has this many examples.
         min_confidence: confirmed predictions need this calibrated confidence.
         resolved_statuses: conversation statuses that confirm its turns.
-        accuracy_tolerance: the candidate's accuracy may be lower by at most this.
+        accuracy_tolerance: the candidate's validation accuracy may be lower by at most
+            this, at the lower bound of its gain (see `gate_alpha`).
         f1_margin: the smallest F1 drop of one intent that fails the gate (a floor: the
             allowed drop of an intent with few held-out examples is larger, see
             `f1_margins`).
@@ -47,8 +48,20 @@ class RetrainSettings:
             errors); None turns the audit off. It catches mislabelled or poisoned
             batches; turn it off if agents label only the bot's mistakes.
         audit_min_examples: the audit needs this many new agent labels.
+        validation_share: the share of exported examples that are validation, never
+            training: chosen by a hash of the text (`deskbot.training.nightly.validation`),
+            so an example's side never changes from one night to the next.
+        gate_window: the gate scores both models on the newest this many validation
+            examples (a rolling window: no fixed set is selected on for ever).
+        gate_min_examples: fewer validation examples than this: the night is not
+            promoted (0 lets a night be promoted without validation evidence: tests only).
+        gate_alpha: the accuracy check passes when the one-sided (1 - gate_alpha) lower
+            bound of the candidate's accuracy gain over live (paired bootstrap over the
+            validation rows, `f1_bootstrap` resamples) is at least -`accuracy_tolerance`.
         train_args: `TrainingArgs` fields for the night (over the config's `training`).
         seed: for the replay sample.
+        notices: what the job must tell about these settings (not a setting: `from_file`
+            fills it in for an old `retrain.yaml`, the report shows it).
     """
 
     epochs: int = 2
@@ -68,8 +81,13 @@ class RetrainSettings:
     oos_tolerance: float = 0.0
     audit_margin: float | None = 0.1
     audit_min_examples: int = 50
+    validation_share: float = 0.2
+    gate_window: int = 1000
+    gate_min_examples: int = 50
+    gate_alpha: float = 0.1
     train_args: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    notices: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         problems = [text for failed, text in self._checks() if failed]
@@ -106,12 +124,24 @@ class RetrainSettings:
                 self.f1_bootstrap < 100,
                 f"f1_bootstrap must be at least 100, got {self.f1_bootstrap}",
             ),
+            (
+                not 0 < self.validation_share < 1 or not 0 < self.gate_alpha < 1,
+                "validation_share and gate_alpha must be within (0, 1)",
+            ),
+            (
+                self.gate_min_examples < 0 or self.gate_window < max(1, self.gate_min_examples),
+                "gate_min_examples must be >= 0 and gate_window at least gate_min_examples",
+            ),
         ]
         return checks
 
+    def fingerprint(self) -> dict[str, Any]:
+        """The settings that decide a run (everything but `notices`)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "notices"}
+
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> RetrainSettings:
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = {f.name for f in dataclasses.fields(cls)} - {"notices"}
         unknown = set(raw) - known
         if unknown:
             raise DataError(f"unknown retrain setting(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -126,4 +156,16 @@ class RetrainSettings:
             raise DataError(f"{path}: cannot read retrain settings ({exc})") from exc
         if not isinstance(raw, dict):
             raise DataError(f"{path}: expected a mapping of retrain settings")
-        return cls.from_dict(raw)
+        settings = cls.from_dict(raw)
+        if not set(raw) & set(GATE_KEYS):
+            settings.notices = (
+                f"{path} predates the validation gate (none of {', '.join(GATE_KEYS)}): "
+                f"nights are now gated on the validation stream ({settings.validation_share:.0%} "
+                "of the exported examples, never trained on), and intents.test_data is "
+                "scored and reported only, never decided on",
+            )
+        return settings
+
+
+# The settings of the validation gate: a `retrain.yaml` with none of them predates it.
+GATE_KEYS = ("validation_share", "gate_window", "gate_min_examples", "gate_alpha")

@@ -35,9 +35,16 @@ from tests.training.conftest import (
     nightly_job,
     retrain_world,
 )
+from tests.training.nightly.sides import TRAIN, VALIDATION, on_side
 
-# Tiny nights, no label audit; a new intent is learnt from 5 examples.
-LENIENT: dict[str, Any] = {**TINY_NIGHT, "audit_margin": None, "min_new_intent_examples": 5}
+# Tiny nights, no label audit, no minimum of validation examples (no gate on quality
+# anyway); a new intent is learnt from 5 examples.
+LENIENT: dict[str, Any] = {
+    **TINY_NIGHT,
+    "audit_margin": None,
+    "min_new_intent_examples": 5,
+    "gate_min_examples": 0,
+}
 
 
 @pytest.fixture
@@ -66,10 +73,13 @@ def job_for(setup, tmp_path: Path, **settings) -> RetrainJob:  # type: ignore[no
 @pytest.mark.slow
 def test_a_night_promotes_reports_and_is_idempotent(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     registry, store, _, heldout, rows, train = setup
-    new_intent = [
-        (t, y) for t, y in zip(train.texts, train.labels, strict=True) if y == "card_swallowed"
-    ]
-    log_labels(store, rows[:24] + new_intent[:3])
+    new_intent = on_side(
+        [(t, y) for t, y in zip(train.texts, train.labels, strict=True) if y == "card_swallowed"],
+        TRAIN,
+    )
+    # 24 messages to learn, 6 that validate: never trained on
+    validating = on_side(rows, VALIDATION)[:6]
+    log_labels(store, on_side(rows, TRAIN)[:24] + new_intent[:3] + validating)
     # a held-out text labelled by an agent must never reach training
     log_labels(store, [(heldout.texts[0], heldout.labels[0])])
     job = job_for(setup, tmp_path)
@@ -83,6 +93,9 @@ def test_a_night_promotes_reports_and_is_idempotent(setup, tmp_path: Path) -> No
     assert data["new_intents_held_back"] == {"card_swallowed": 3}
     assert data["export"]["left_out"]["heldout"] == 1
     assert data["new_examples"] == 24
+    assert data["validation"]["examples"] == data["validation"]["in_window"] == 6
+    assert first.metrics["live"]["n"] == 6  # the gate's figures: the validation window
+    assert first.metrics["test"]["live"]["n"] == len(heldout)  # reported only
     assert data["replayed"] >= 2 * len(TEST_INTENTS)
     assert registry.history()[-1]["reason"].startswith("retrain")
     report = first.report_dir
@@ -95,6 +108,8 @@ def test_a_night_promotes_reports_and_is_idempotent(setup, tmp_path: Path) -> No
     assert md.startswith(f"# Retraining run {first.run_id}: promoted\n")
     assert f"- live before: `v1`; live after: `{first.candidate}`" in md
     assert "![confusion matrix](candidate/confusion_matrix.png)" in md
+    assert "## Test set (reported only, never decided on)" in md
+    assert (report / "candidate-test" / "confusion_matrix.png").is_file()
     for check in first.metrics["checks"]:
         line = f"- {'PASS' if check['passed'] else 'FAIL'} {check['name']}: {check['detail']}"
         assert line in md
@@ -128,22 +143,29 @@ def test_a_night_promotes_reports_and_is_idempotent(setup, tmp_path: Path) -> No
 @pytest.mark.slow
 def test_a_worse_candidate_is_rejected_and_live_is_untouched(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     registry, store, _, _, rows, _ = setup
-    # every message labelled as one intent, learnt hard: the candidate gets worse
-    log_labels(store, [(t, "age_limit") for t, _ in rows[:96]])
+    # every message to learn labelled as one intent, learnt hard: the candidate gets
+    # worse on the validation stream, labelled right
+    log_labels(store, [(t, "age_limit") for t, _ in on_side(rows, TRAIN)[:96]])
+    log_labels(store, on_side(rows, VALIDATION)[:30])
     job = job_for(
         setup,
         tmp_path,
         accuracy_tolerance=0.0,
         f1_margin=0.1,
-        train_args={"max_steps": 9, "batch_size": 16, "lr": 5e-4, "head_lr": 2e-2, "patience": 0},
+        gate_min_examples=20,
+        train_args=POISONED_NIGHT,
     )
     outcome = job.run()
     assert outcome.decision == REJECTED
-    assert outcome.reasons and "accuracy" in " ".join(outcome.reasons)
+    assert outcome.reasons and "validation accuracy" in " ".join(outcome.reasons)
     assert registry.live_version() == "v1" and registry.versions() == ["v1"]
     assert outcome.metrics["candidate"]["accuracy"] < outcome.metrics["live"]["accuracy"]
     again = job.run()
     assert (again.decision, again.repeated) == (REJECTED, True)
+
+
+# A night that learns its labels hard: 9 steps at a high learning rate.
+POISONED_NIGHT = {"max_steps": 9, "batch_size": 16, "lr": 5e-4, "head_lr": 2e-2, "patience": 0}
 
 
 def out_of_scope_bank_rows(model_dir: Path) -> int:
@@ -161,7 +183,12 @@ def test_out_of_scope_labels_fit_the_detector_and_later_nights_keep_them(  # typ
     registry, store, _, _, rows, train = setup
     assert out_of_scope_bank_rows(registry.live_dir()) == 0
     # agents mark messages of a topic the bot must not answer
-    unwanted = [t for t, y in zip(train.texts, train.labels, strict=True) if y == "card_swallowed"]
+    unwanted = [
+        t
+        for t, y in on_side(list(zip(train.texts, train.labels, strict=True)), TRAIN)
+        if y == "card_swallowed"
+    ]
+    rows = on_side(rows, TRAIN)
     log_labels(store, [(t, OUT_OF_SCOPE) for t in unwanted[:8]] + rows[:8])
     first = job_for(setup, tmp_path).run()
     assert first.decision == PROMOTED

@@ -22,8 +22,11 @@ from deskbot.training.nightly.job import RetrainJob, RetrainSettings
 root, db, base, heldout = sys.argv[1:5]
 job = RetrainJob(
     store=SqlConversationStore(create_store_engine("sqlite:///" + db)),
-    registry=ModelRegistry(root), base_data=load_intents(base), heldout=load_intents(heldout),
-    settings=RetrainSettings(epochs=50, audit_margin=None, train_args={"batch_size": 2, "patience": 50}),
+    registry=ModelRegistry(root), base_data=load_intents(base), test_data=load_intents(heldout),
+    settings=RetrainSettings(
+        epochs=50, audit_margin=None, gate_min_examples=0,
+        train_args={"batch_size": 2, "patience": 50},
+    ),
 )
 job.run()
 """

@@ -19,6 +19,7 @@ from deskbot.training.nightly.quarantine import (
 )
 from tests.conftest import TEST_INTENTS
 from tests.training.conftest import labelled, nightly_job, retrain_world, tiny_night
+from tests.training.nightly.sides import TRAIN, VALIDATION, on_side
 
 
 def entry(label_id: int, agent: str, run_id: str | None = "r1") -> QuarantinedLabel:
@@ -114,11 +115,18 @@ def test_a_rejected_nights_bad_labels_are_quarantined_and_the_next_night_trains_
     keep = set(TEST_INTENTS)
     # ann labels honestly; mallory gives every message the next intent's label
     shift = {y: TEST_INTENTS[(i + 1) % len(TEST_INTENTS)] for i, y in enumerate(TEST_INTENTS)}
-    for text, intent in rows[:30]:
+    # the messages to learn; ann also labels 6 of each intent that validate (honestly)
+    learn = on_side(rows, TRAIN)
+    validating = on_side(rows, VALIDATION)
+    for text, intent in learn[:30] + [
+        r for y in TEST_INTENTS for r in [v for v in validating if v[1] == y][:6]
+    ]:
         labelled(store, text, intent, "ann")
-    mallory = rows[30:70]
+    mallory = learn[30:70]
     mallory_ids = {labelled(store, text, shift[intent], "mallory")[0] for text, intent in mallory}
-    settings = tiny_night(f1_min_support=5, audit_margin=0.1, audit_min_examples=20)
+    settings = tiny_night(
+        f1_min_support=5, audit_margin=0.1, audit_min_examples=20, gate_min_examples=40
+    )
     job = nightly_job(store, registry, small_intents, heldout, settings, tmp_path / "reports")
     first = job.run()
     assert first.decision == REJECTED and registry.live_version() == "v1"
