@@ -40,6 +40,8 @@ CONSOLE_CSS = (
     # contrast of 4.5:1 (axe-core): the same hues, darker.
     "button.primary { background: #c2410c !important; border-color: #c2410c !important; }\n"
     "button.primary:hover { background: #9a3412 !important; }\n"
+    # Not faded in: a button enabled a moment ago is already readable.
+    "button.primary, button.stop { transition: none !important; }\n"
     "button.stop { background: #b91c1c !important; border-color: #b91c1c !important;"
     " color: #fff !important; }\n"
     ".info-text, input.subdued { color: #4b5563 !important; }\n"

@@ -86,7 +86,7 @@ def test_enter_sends_the_reply_and_shift_enter_adds_a_line(live_app: LiveApp, co
     ("button", "confirmation"),
     [
         ("Resolve and close", "is resolved and closed"),
-        ("Hand back to the bot", "back with the bot"),
+        ("Hand back to the bot", "is back with the bot"),
     ],
 )
 def test_closing_a_conversation_leaves_a_confirmation(
@@ -251,6 +251,7 @@ def test_each_tab_has_no_serious_accessibility_violations(
     console.get_by_role("tab", name=tab).click()
     if tab == "Queue":
         pick(console, "my card never arrived")
+        wait_until(lambda: console.get_by_role("button", name="Claim").is_enabled())
     elif tab == "Review":
         review = console.locator("#review-least").get_by_text("Cards take")
         review.filter(visible=True).first.wait_for()
