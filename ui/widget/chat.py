@@ -3,13 +3,17 @@
 A message passes the API's front door (`deskbot.bot.server.frontdoor`): one the API
 refuses (too long for `limits.max_message_chars`, control characters, an expired
 session) is refused here with the same reason, shown above the chat, and nothing is
-stored. The handlers are in `events.py`, what they do without Gradio in `service.py`.
+stored. The handlers are in `events.py`, what they do without Gradio in `service.py`,
+what runs in the browser (the page's message queue, the stylesheet) in `client.py`, and
+the queue position and wait estimate in `waiting.py`.
 
 Each browser holds its conversation's *session token* (never the conversation id) in
 its localStorage (`gr.BrowserState`); every event looks the conversation up by that
 token, so a reload shows the same conversation and nobody can read another's. While
 a person has the conversation, a timer polls the store so the agent's replies appear
-as they are written, under the agent's name.
+as they are written, under the agent's name; while the conversation waits for one, the
+status says its place in the queue and about how long the wait is. Once an agent closes
+the conversation, the customer is asked for a 1-5 rating (`store.record_satisfaction`).
 
 Example:
     >>> demo = build_chat(bot)   # doctest: +SKIP
@@ -25,8 +29,22 @@ import gradio as gr
 
 from deskbot.bot.server.container import Bot
 from deskbot.ui.render import md_text
+from deskbot.ui.widget.client import (
+    AFTER_JS,
+    CHAT_CSS,
+    ENQUEUE_JS,
+    FLAGS_JS,
+    INSTALL_JS,
+    TAKE_JS,
+)
 from deskbot.ui.widget.events import ChatEvents, refusal_notice
-from deskbot.ui.widget.service import ChatService, Status, options_for, storage_secret
+from deskbot.ui.widget.service import (
+    ChatService,
+    Status,
+    options_for,
+    storage_secret,
+    suggested_questions,
+)
 
 __all__ = [
     "CHAT_CSS",
@@ -45,17 +63,7 @@ POLL_SECONDS = 2.0
 # customer's slow reply would hold up every other customer's.
 REPLY_CONCURRENCY = 16
 STORAGE_KEY = "deskbot-session"
-
-CHAT_CSS = """
-.gradio-container { max-width: 720px !important; margin: 0 auto !important; }
-#deskbot-chat { min-height: 280px; }
-/* "Clear" would only empty this page's copy of the conversation: hide it. */
-#deskbot-chat button[aria-label="Clear"] { display: none !important; }
-@media (max-width: 480px) {
-  .gradio-container { padding: 4px !important; }
-  #deskbot-input-row { flex-wrap: nowrap !important; }
-}
-"""
+SCORES = ("1 very poor", "2 poor", "3 okay", "4 good", "5 excellent")
 
 
 @dataclass(frozen=True)
@@ -68,8 +76,14 @@ class Widgets:
     chatbot: gr.Chatbot
     box: gr.Textbox
     send: gr.Button
+    outbox: gr.Textbox
+    dispatch: gr.Button
     person: gr.Button
     timer: gr.Timer
+    survey: gr.Column
+    rating: gr.Radio
+    comment: gr.Textbox
+    rate: gr.Button
 
 
 def chat_events(bot: Bot) -> ChatEvents:
@@ -84,15 +98,24 @@ def chat_events(bot: Bot) -> ChatEvents:
 
 
 def build_chat(bot: Bot) -> gr.Blocks:
-    """The customer widget: chat, sources, clarification buttons, thumbs, talk to a person."""
+    """The customer widget: a greeting with suggested questions, chat, sources,
+    clarification buttons, thumbs, talk to a person, a survey once an agent closes."""
     events = chat_events(bot)
+    suggestions = suggested_questions(bot.config.knowledge.sources)
     with gr.Blocks(title=f"{bot.config.name}: help", fill_height=True) as demo:
-        widgets = lay_out(bot.config.name, events.svc.max_message_chars)
+        widgets = lay_out(bot.config.name, events.svc.max_message_chars, suggestions)
         wire(demo, widgets, events)
     return demo
 
 
-def lay_out(name: str, max_chars: int) -> Widgets:
+def greeting(name: str, suggestions: list[str]) -> str:
+    hello = f"**Hi, I'm the {md_text(name)} assistant.** Ask me anything about your account"
+    if suggestions:
+        return hello + ", or pick a question below."
+    return hello + "."
+
+
+def lay_out(name: str, max_chars: int, suggestions: list[str]) -> Widgets:
     """The components, inside the open `gr.Blocks`."""
     token = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=storage_secret(name))
     seen = gr.State("")
@@ -100,6 +123,7 @@ def lay_out(name: str, max_chars: int) -> Widgets:
     status = gr.Markdown("", elem_id="deskbot-status")
     chatbot = gr.Chatbot(
         show_label=False,
+        label="Conversation",
         elem_id="deskbot-chat",
         height="62vh",
         sanitize_html=True,
@@ -109,10 +133,13 @@ def lay_out(name: str, max_chars: int) -> Widgets:
         feedback_options=("Like", "Dislike"),
         group_consecutive_messages=False,
         buttons=["copy"],
-        placeholder="Ask about cards, transfers, fees, your account…",
+        placeholder=greeting(name, suggestions),
+        examples=[{"text": q} for q in suggestions] or None,
     )
+    gr.HTML('<p id="deskbot-waiting-text" aria-live="polite"></p>', elem_id="deskbot-waiting")
     with gr.Row(elem_id="deskbot-input-row", equal_height=True):
         box = gr.Textbox(
+            label="Your message",
             placeholder="Type your question…",
             show_label=False,
             max_length=max_chars,
@@ -122,9 +149,34 @@ def lay_out(name: str, max_chars: int) -> Widgets:
             autofocus=True,
         )
         send = gr.Button("Send", variant="primary", scale=1, min_width=64)
+    # The page's queue sends each message through these (client.py); never shown.
+    outbox = gr.Textbox(visible=False)
+    dispatch = gr.Button("Send next", elem_id="deskbot-dispatch")
     person = gr.Button("Talk to a person", size="sm", variant="secondary")
+    with gr.Column(visible=False, elem_id="deskbot-survey") as survey:
+        rating = gr.Radio(
+            choices=[(label, score) for score, label in enumerate(SCORES, start=1)],
+            label="How would you rate the help you got?",
+        )
+        comment = gr.Textbox(label="Anything to add? (optional)", max_length=500, lines=2)
+        rate = gr.Button("Send rating", size="sm")
     timer = gr.Timer(POLL_SECONDS, active=False)
-    return Widgets(token, seen, status, chatbot, box, send, person, timer)
+    return Widgets(
+        token,
+        seen,
+        status,
+        chatbot,
+        box,
+        send,
+        outbox,
+        dispatch,
+        person,
+        timer,
+        survey,
+        rating,
+        comment,
+        rate,
+    )
 
 
 def wire(demo: gr.Blocks, w: Widgets, events: ChatEvents) -> None:
@@ -133,20 +185,31 @@ def wire(demo: gr.Blocks, w: Widgets, events: ChatEvents) -> None:
         "api_visibility": "private",
         "concurrency_limit": REPLY_CONCURRENCY,
         "concurrency_id": "reply",
+        "trigger_mode": "multiple",
     }
     light: dict[str, Any] = {"api_visibility": "private", "concurrency_limit": None}
-    reply_outputs = [w.chatbot, w.status, w.timer, w.token, w.box, w.seen]
+    page: dict[str, Any] = {"api_visibility": "private", "queue": False}
+    reply_outputs = [w.chatbot, w.status, w.timer, w.token, w.outbox, w.seen]
+    controls = [w.person, w.survey]
     for trigger in (w.box.submit, w.send.click):
-        trigger(events.respond, [w.box, w.token], reply_outputs, **replying)
-    w.chatbot.option_select(events.on_option, [w.token], reply_outputs, **replying)
-    w.chatbot.like(events.on_like, [w.token], [w.chatbot, w.status, w.timer, w.seen], **light)
-    shown = [w.chatbot, w.status, w.timer, w.token, w.seen]
-    w.person.click(events.talk_to_person, [w.token], shown, **light)
-    w.timer.tick(
-        events.poll,
-        [w.token, w.seen],
-        [w.chatbot, w.status, w.timer, w.seen],
-        show_progress="hidden",
-        **light,
+        trigger(None, [w.box], [w.box], js=ENQUEUE_JS, trigger_mode="multiple", **page)
+    sent = w.dispatch.click(
+        events.respond, [w.outbox, w.token], reply_outputs, js=TAKE_JS, **replying
     )
-    demo.load(events.on_load, [w.token], shown, **light)
+    sent.then(None, [w.outbox, w.box], [w.box, w.outbox], js=AFTER_JS, **page)
+    sent.then(events.controls, [w.token], controls, **light)
+    for select, handler in (
+        (w.chatbot.option_select, events.on_option),
+        (w.chatbot.example_select, events.on_example),
+    ):
+        chosen = select(handler, [w.token], reply_outputs, **replying)
+        chosen.then(events.controls, [w.token], controls, **light)
+    w.chatbot.change(None, [w.chatbot], None, js=FLAGS_JS, **page)
+    shown = [w.chatbot, w.status, w.timer, w.seen, *controls]
+    w.chatbot.like(events.on_like, [w.token], shown, **light)
+    loaded = [w.chatbot, w.status, w.timer, w.token, w.seen, *controls]
+    w.person.click(events.talk_to_person, [w.token], loaded, **light)
+    w.timer.tick(events.poll, [w.token, w.seen], shown, show_progress="hidden", **light)
+    w.rate.click(events.rate, [w.token, w.rating, w.comment], [w.status, w.survey], **light)
+    demo.load(events.on_load, [w.token], loaded, **light)
+    demo.load(None, None, None, js=INSTALL_JS, **page)

@@ -1,5 +1,6 @@
 """What the widget does, free of Gradio: sessions, the front door for messages, views,
-feedback, handoff requests.
+feedback, handoff requests and their status, the satisfaction survey, the greeting's
+suggested questions.
 
 A message passes the same checks as the API's (`deskbot.bot.server.frontdoor`): the
 same length limit (`limits.max_message_chars`), control characters and session expiry,
@@ -10,30 +11,54 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from deskbot.bot.core.errors import DeskbotError
 from deskbot.bot.core.types import Reply
 from deskbot.bot.dialogue.pipeline import TurnPipeline
 from deskbot.bot.server.frontdoor import accept_message, check_session
 from deskbot.bot.store import SqlConversationStore
-from deskbot.bot.store.models import Conversation
+from deskbot.bot.store.models import Conversation, Handoff
+from deskbot.knowledge.errors import KnowledgeError
+from deskbot.knowledge.sources.loading import read_source
 from deskbot.ui.render import ChatView, customer_view, md_text
+from deskbot.ui.widget.client import NO_FEEDBACK
+from deskbot.ui.widget.waiting import ConversationLocks, last_handoff, queue_place
 
 logger = logging.getLogger(__name__)
 
 # The defaults of `limits.max_message_chars` and `dialogue.session_expiry_minutes`.
 DEFAULT_MAX_CHARS = 2_000
 DEFAULT_EXPIRY_S = 3600.0
+MAX_COMMENT_CHARS = 500
+MAX_SUGGESTION_CHARS = 70
+
+CLOSED = "Our support team closed this conversation. Write any time."
+BOT_IS_BACK = (
+    "You're chatting with our bot again: our support team handed the conversation back. "
+    "Ask anything, or ask for a person."
+)
 
 
 @dataclass(frozen=True)
 class Status:
-    """Who is answering, as shown above the chat, and whether to poll for agent replies."""
+    """Who is answering, as shown above the chat, and what the page offers now.
+
+    Attributes:
+        text: the status line (Markdown).
+        poll: whether to poll the store for an agent's replies.
+        person: whether "Talk to a person" is offered (not while a person is asked or there).
+        note: a line of the chat under a message the queue holds ("" for none).
+        survey: whether to ask how satisfied the customer is (closed, not yet answered).
+    """
 
     text: str
     poll: bool
+    person: bool = True
+    note: str = ""
+    survey: bool = False
 
 
 class ChatService:
@@ -59,6 +84,7 @@ class ChatService:
         self.pipeline = pipeline
         self.max_message_chars = max_message_chars
         self.session_expiry_s = session_expiry_s
+        self.locks = ConversationLocks()
 
     def conversation(self, token: str | None) -> Conversation | None:
         if not token or not isinstance(token, str) or len(token) > 256:
@@ -86,6 +112,8 @@ class ChatService:
         return agent.display_name if agent is not None else username
 
     def view(self, conversation_id: str) -> ChatView:
+        """The conversation as the customer sees it; only the bot's own replies take
+        thumbs (agents' messages and the bot's handoff notices are marked NO_FEEDBACK)."""
         names: dict[str, str] = {}
 
         def name(username: str) -> str:
@@ -93,28 +121,50 @@ class ChatService:
                 names[username] = self.agent_name(username)
             return names[username]
 
-        return customer_view(self.store.history(conversation_id), name)
+        turns = self.store.history(conversation_id)
+        view = customer_view(turns, name)
+        by_id = {int(t.id or 0): t for t in turns}
+        for i, (message, turn_id) in enumerate(zip(view.messages, view.turn_ids, strict=True)):
+            turn = by_id.get(turn_id)
+            if turn is not None and (turn.role == "agent" or turn.kind == "handoff"):
+                message["metadata"] = {"id": f"{NO_FEEDBACK}-{i}"}
+        return view
 
     def status(self, conversation_id: str | None) -> Status:
         if conversation_id is None:
             return Status("", poll=False)
-        conv = self.store.get_conversation(conversation_id)
         handoff = self.store.active_handoff(conversation_id)
-        if handoff is not None and handoff.status == "claimed" and handoff.claimed_by:
-            who = md_text(self.agent_name(handoff.claimed_by))
-            return Status(f"You're talking to **{who}** from our support team.", poll=True)
         if handoff is not None:
-            return Status(
-                "Waiting for a person from our support team. They will answer here; "
-                "you can keep writing.",
-                poll=True,
-            )
+            return self._handoff_status(handoff)
+        conv = self.store.get_conversation(conversation_id)
+        last = last_handoff(self.store, conversation_id)
         if conv is not None and conv.status == "closed":
-            return Status("Our support team closed this conversation. Write any time.", False)
+            answered = self.store.satisfaction(conversation_id) is not None
+            return Status(CLOSED, poll=False, survey=last is not None and not answered)
+        if last is not None and last.status == "resolved":
+            return Status(BOT_IS_BACK, poll=False)
         return Status("", poll=False)
 
+    def _handoff_status(self, handoff: Handoff) -> Status:
+        if handoff.status == "claimed" and handoff.claimed_by:
+            who = md_text(self.agent_name(handoff.claimed_by))
+            text = f"You're talking to **{who}** from our support team."
+            return Status(text, poll=True, person=False)
+        place = queue_place(self.store, handoff)
+        where = f" {place.sentence()}" if place is not None else ""
+        return Status(
+            f"Waiting for a person from our support team.{where} They will answer here; "
+            "you can keep writing.",
+            poll=True,
+            person=False,
+            note=f"Your message is saved for our support team.{where}",
+        )
+
     def request_human(self, conversation_id: str) -> None:
-        """Queue the conversation for a person."""
+        """Queue the conversation for a person, unless a person is already asked or there
+        (a second press must not say "I'm passing you to a colleague" again)."""
+        if self.store.active_handoff(conversation_id) is not None:
+            return
         if self.pipeline is not None:
             self.pipeline.request_handoff(conversation_id)  # also stores "a person will answer"
             return
@@ -132,6 +182,8 @@ class ChatService:
         turn = self.store.get_turn(view.turn_ids[index])
         if turn is None or turn.conversation_id != conversation_id or turn.role != "bot":
             return False
+        if turn.kind == "handoff":  # a notice, not an answer: it shows no thumbs
+            return False
         value = 1 if liked else -1
         if self.pipeline is None:
             self.store.set_feedback(int(turn.id or 0), value)
@@ -142,6 +194,15 @@ class ChatService:
         except DeskbotError:
             return False
         return True
+
+    def rate(self, conversation_id: str, score: int, comment: str | None) -> None:
+        """Store the customer's answer to the satisfaction survey, with the agent who
+        had the conversation last (None if none did)."""
+        last = last_handoff(self.store, conversation_id)
+        agent = last.claimed_by if last is not None else None
+        text = (comment or "").strip()[:MAX_COMMENT_CHARS] or None
+        self.store.record_satisfaction(conversation_id, score, text, agent_id=agent)
+        logger.info("conversation %s rated %d", conversation_id, score)
 
     def reply(self, conversation_id: str, text: str) -> Iterator[str | Reply]:
         """The bot's reply to `text`: text pieces as they are produced, then the `Reply`."""
@@ -160,3 +221,23 @@ def storage_secret(name: str) -> str:
     # this secret protects nothing; it only has to be the same in every process and
     # across restarts so that a reload after a deploy still finds the conversation.
     return hashlib.sha256(f"deskbot-widget:{name}".encode()).hexdigest()[:32]
+
+
+def suggested_questions(sources: Sequence[Path], *, count: int = 4) -> list[str]:
+    """The greeting's suggestions: the first `count` short FAQ questions of `sources`
+    (document passages have none), in file order. A source that cannot be read is
+    skipped (the bot's own start-up reports it)."""
+    found: list[str] = []
+    for path in sources:
+        try:
+            passages, _problems = read_source(path)
+        except (KnowledgeError, OSError) as exc:
+            logger.warning("no suggested questions from %s: %s", path, exc)
+            continue
+        for p in passages:
+            question = " ".join(p.question.split())
+            if question and len(question) <= MAX_SUGGESTION_CHARS and question not in found:
+                found.append(question)
+            if len(found) == count:
+                return found
+    return found
