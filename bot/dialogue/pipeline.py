@@ -281,7 +281,12 @@ class TurnPipeline:
 
     def _call(self, turn: TurnSoFar, decision: Decision, message: Message) -> ActionCall:
         history = self._history(turn.conversation_id)
-        return ActionCall(turn, message.prediction, decision, history, self.classifier.labels)
+        prediction = message.prediction
+        if decision.intent and (prediction is None or prediction.intent != decision.intent):
+            # The message answered the bot ("yes" to an offer, a form's slot value): the
+            # action runs for the intent the customer confirmed, not for this message's.
+            prediction = IntentPrediction(decision.intent, 1.0, ((decision.intent, 1.0),))
+        return ActionCall(turn, prediction, decision, history, self.classifier.labels)
 
     def _carry_out(
         self, turn: TurnSoFar, decision: Decision, message: Message, passages: list[Passage]

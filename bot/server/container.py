@@ -125,6 +125,7 @@ def dialogue_rules(config: BotConfig) -> DialogueRules:
         session_expiry_s=d.session_expiry_minutes * 60.0,
         intent_actions=dict(config.actions.intent_actions),
         required_slots=dict(config.actions.required_slots),
+        confirm=dict(config.actions.confirm),
         handoff_action=config.actions.handoff_action,
         max_out_of_scope=d.max_out_of_scope,
         max_clarifications=d.max_clarifications,

@@ -318,16 +318,21 @@ def test_two_replicas_share_conversations_handoffs_and_the_promoted_model(
         token, conv_id = session["session_token"], session["conversation_id"]
         said = [
             (a, "my card still hasn't arrived"),
-            (b, "/lost_or_stolen_card"),  # a custom action, through replica B
+            (b, "/lost_or_stolen_card"),  # a custom action with a side effect: asked first
+            (a, "Yes"),  # confirmed through the other replica: the offer is in the store
             (a, "what is the exchange rate for euros"),
             (b, "my pin is blocked"),
         ]
         replies = [say(client, token, text) for client, text in said]
-        assert replies[1]["action"] == "action_freeze_card", replies[1]
-        assert "frozen your card" in replies[1]["text"]
+        assert replies[1]["text"] == "Freeze your card ending 1234?", replies[1]
+        assert replies[1]["buttons"] == ["Yes", "No"] and replies[1]["action"] is None
+        assert replies[2]["action"] == "action_freeze_card", replies[2]
+        assert "frozen your card" in replies[2]["text"]
         # and through replica A, in another customer's conversation
         other = b.post("/api/sessions").json()["session_token"]
-        freeze = say(a, other, "/lost_or_stolen_card")
+        offer = say(a, other, "/lost_or_stolen_card")
+        assert offer["action"] is None, offer
+        freeze = say(b, other, "yes")
         assert (freeze["kind"], freeze["action"]) == ("action", "action_freeze_card"), freeze
         histories = [c.get("/api/history", headers=bearer(token)).json() for c in (a, b)]
         assert histories[0] == histories[1]

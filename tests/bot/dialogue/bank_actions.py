@@ -20,7 +20,8 @@ Events = list[dict[str, Any]]
 
 def record(action: str, tracker: Tracker) -> None:
     with open(os.environ["DESKBOT_TEST_SIDE_EFFECTS_LOG"], "a", encoding="utf-8") as fh:
-        fh.write(f"{action} {tracker.sender_id} {tracker.get_slot('card_last4')}\n")
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        fh.write(f"{action} {tracker.sender_id} {tracker.get_slot('card_last4')} {intent}\n")
 
 
 def cards(dispatcher: CollectingDispatcher, last4s: tuple[str, ...]) -> Events:

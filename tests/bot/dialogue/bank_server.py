@@ -34,8 +34,14 @@ class BankServer:
     def runs(self, conversation_id: str | None = None) -> list[list[str]]:
         """The side effects run so far (action, conversation, card), oldest first."""
         lines = self.log.read_text(encoding="utf-8").splitlines() if self.log.exists() else []
-        rows = [line.split(" ") for line in lines]
+        rows = [line.split(" ")[:3] for line in lines]
         return [r for r in rows if conversation_id is None or r[1] == conversation_id]
+
+    def intents(self, conversation_id: str) -> list[str]:
+        """The intent the action server was told, for each side effect run in the conversation."""
+        lines = self.log.read_text(encoding="utf-8").splitlines() if self.log.exists() else []
+        rows = [line.split(" ") for line in lines]
+        return [r[3] for r in rows if r[1] == conversation_id]
 
 
 @pytest.fixture(scope="session")

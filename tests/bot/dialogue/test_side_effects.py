@@ -79,6 +79,8 @@ def test_a_request_is_asked_first_no_does_nothing_and_yes_runs_it_once(
         "I've frozen your card ending 1234.",
     )
     assert bank_server.runs(conv) == [[FREEZE, conv, "1234"]]
+    # The action server is told the intent the customer confirmed, not the "Yes"'s.
+    assert bank_server.intents(conv) == ["lost_or_stolen_card"]
     late = bot.pipeline.handle(conv, "Yes")  # a second yes confirms nothing
     assert late.action is None and len(bank_server.runs(conv)) == 1
 
