@@ -50,6 +50,10 @@ _TOUCH_CONVERSATION = (
     .values(updated_at=bindparam("now"))
 )
 _BY_TOKEN = select(Conversation).where(col(Conversation.token_hash) == bindparam("token_hash"))
+_BY_MESSAGE_ID = select(TurnRecord).where(
+    col(TurnRecord.conversation_id) == bindparam("cid"),
+    col(TurnRecord.message_id) == bindparam("mid"),
+)
 _STATE_OF = select(col(DialogueStateRecord.state)).where(
     col(DialogueStateRecord.conversation_id) == bindparam("cid")
 )
@@ -160,6 +164,45 @@ class ConversationRepository(SqlRepository):
                 raise StoreError(f"no conversation {conversation_id!r}")
             return self._insert(conn, values)
 
+    def append_message(
+        self, conversation_id: str, text: str, message_id: str
+    ) -> tuple[TurnRecord, bool]:
+        """Store a customer message that carries the client's id for it, once.
+
+        Returns (the turn, True) when it is stored now, or (the turn stored before with
+        that id, False) for a retry: then nothing is written. The check and the insert
+        are one transaction under the conversation's write lock, so two copies sent at
+        once store one turn.
+        """
+        values = _turn_values(conversation_id, "user", text, {"message_id": message_id})
+        with self._turn_transaction(conversation_id) as conn:
+            if not self._lock_conversation(conn, conversation_id):
+                raise StoreError(f"no conversation {conversation_id!r}")
+            row = conn.execute(_BY_MESSAGE_ID, {"cid": conversation_id, "mid": message_id}).first()
+            if row is not None:
+                return TurnRecord(**row._asdict()), False
+            return self._insert(conn, values), True
+
+    def message_turn(self, conversation_id: str, message_id: str) -> TurnRecord | None:
+        """The customer turn stored with the client's id `message_id`, if any."""
+        with self.session() as s:
+            return s.exec(
+                select(TurnRecord).where(
+                    TurnRecord.conversation_id == conversation_id,
+                    TurnRecord.message_id == message_id,
+                )
+            ).first()
+
+    def reply_to(self, conversation_id: str, user_turn_id: int) -> TurnRecord | None:
+        """The bot turn that answers customer turn `user_turn_id`, once it is stored."""
+        with self.session() as s:
+            return s.exec(
+                select(TurnRecord).where(
+                    TurnRecord.conversation_id == conversation_id,
+                    TurnRecord.reply_to == user_turn_id,
+                )
+            ).first()
+
     def record_bot_turn(
         self,
         conversation_id: str,
@@ -172,6 +215,8 @@ class ConversationRepository(SqlRepository):
     ) -> TurnRecord:
         """Store the bot's reply, what the bot learnt about the customer's message
         (`user_values` on turn `user_turn_id`) and the dialogue state, in one transaction."""
+        if user_turn_id is not None:
+            meta["reply_to"] = user_turn_id
         values = _turn_values(conversation_id, "bot", text, meta)
         with self._turn_transaction(conversation_id) as conn:
             self._lock_conversation(conn, conversation_id)

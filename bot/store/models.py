@@ -56,6 +56,8 @@ class TurnRecord(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("conversation_id", "seq", name="uq_turns_conversation_seq"),
         Index("ix_turns_created_at", "created_at"),
+        Index("uq_turns_conversation_message", "conversation_id", "message_id", unique=True),
+        Index("ix_turns_reply_to", "reply_to"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -72,6 +74,13 @@ class TurnRecord(SQLModel, table=True):
     latency_ms: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON))
     feedback: int | None = None  # +1 thumbs up, -1 thumbs down
     created_at: datetime = Field(default_factory=utcnow)
+    # A customer message: the client's id for it (`Idempotency-Key`), unique in its
+    # conversation, so that a retry gets the stored reply instead of a second turn.
+    message_id: str | None = Field(default=None, max_length=64)
+    # A bot turn: the customer turn it answers, and what the API sent besides the text
+    # (citations, buttons, action, handoff reason), so a retry gets the same reply.
+    reply_to: int | None = None
+    reply: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class TurnFields(TypedDict, total=False):
@@ -85,6 +94,9 @@ class TurnFields(TypedDict, total=False):
     model_versions: dict[str, str]
     latency_ms: dict[str, float]
     feedback: int | None
+    message_id: str | None
+    reply_to: int | None
+    reply: dict[str, Any] | None
 
 
 class LabelFields(TypedDict, total=False):
