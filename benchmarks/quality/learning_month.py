@@ -353,6 +353,7 @@ def plot(runs: list[Row], start: Row, path: Path, full: float) -> None:
             ax.axhline(full, color="gray", linestyle="--", label="full train split (test)")
         ax.set_title(f"{title} (never decided on)")
         ax.set_xlabel("night")
+        ax.set_xticks(range(len(runs[0]["by_night"]) + 1))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     axes[0].set_ylabel("accuracy")

@@ -381,7 +381,8 @@ class RetrainJob:
         live_ev, live_test = evaluations(run.live_dir, sets, self.work / "evals", run.live)
         cand_ev, cand_test = evaluations(result.path, sets)
         run.timings["evaluate_s"] = time.perf_counter() - t
-        live_pi, cand_pi = per_intent(live_ev), per_intent(cand_ev)
+        # An empty window (gate_min_examples 0, tests only) has no per-intent figures.
+        live_pi, cand_pi = (per_intent(ev) if ev.gold else {} for ev in (live_ev, cand_ev))
         margins = f1_margins(cand_ev.gold, live_ev.predicted, cand_ev.predicted, s)
         gain = accuracy_gain(cand_ev.gold, live_ev.predicted, cand_ev.predicted, s)
         t = time.perf_counter()
