@@ -38,7 +38,6 @@ import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Literal, TypeVar
 
@@ -55,6 +54,7 @@ from deskbot.bot.dialogue.policy import (
     DialogueState,
     Message,
 )
+from deskbot.bot.dialogue.recording import TurnRecords, replay
 from deskbot.bot.dialogue.turn import (
     Classifying,
     Heard,
@@ -66,19 +66,21 @@ from deskbot.bot.dialogue.turn import (
 )
 from deskbot.bot.nlu.classifier import EncodedPrediction, IntentClassifier, QueuedIntentClassifier
 from deskbot.bot.nlu.smalltalk import SmallTalk, detect_smalltalk
-from deskbot.bot.store import Conversation, Handoff, SqlConversationStore, TurnRecord
+from deskbot.bot.store import Conversation, Handoff, SqlConversationStore
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["TurnPipeline", "UnknownTurn"]
 
-HUMAN_SILENT_TEXT = ""
 # The responder stops the generator at the deadline itself; this much later the turn
 # stops waiting for one that hangs without yielding.
 GENERATE_GRACE_S = 1.0
 # Responders run on their own bounded pool: generators that hang hold at most this many
 # threads, and the turns after them wait out their deadline and fall back.
 RESPOND_THREADS = 32
+# What a retried message allows an action call on top of the other deadlines (the action
+# client's own timeout is the config's; this bounds the wait of a retry for its reply).
+ACTION_BUDGET_S = 15.0
 
 T = TypeVar("T")
 Step = Literal["classify", "retrieve", "generate", "action"]
@@ -136,32 +138,53 @@ class TurnPipeline:
         self._respond_pool = ThreadPoolExecutor(
             max_workers=RESPOND_THREADS, thread_name_prefix="deskbot-responder"
         )
+        r = self.rules
+        budget_s = r.classify_timeout_s + r.retrieve_timeout_s + r.generate_timeout_s
+        self.records = TurnRecords(store, metrics, budget_s + GENERATE_GRACE_S + ACTION_BUDGET_S)
 
     # -- public entry points -------------------------------------------------------------
 
     def handle(
-        self, conversation_id: str, text: str, *, conversation: Conversation | None = None
+        self,
+        conversation_id: str,
+        text: str,
+        *,
+        conversation: Conversation | None = None,
+        message_id: str | None = None,
     ) -> Reply:
         """Answer one customer message (the whole reply at once).
 
         `conversation`: the conversation as the caller has just read it (the API's token
-        check), to save reading it again.
+        check), to save reading it again. `message_id`: the client's id of the message;
+        a retry with the same id gets the first copy's reply, never a second turn
+        (`deskbot.bot.dialogue.retries`).
         """
         reply: Reply | None = None
-        for item in self._turn(conversation_id, text, stream=False, conversation=conversation):
+        turn = self._turn(
+            conversation_id, text, stream=False, conversation=conversation, message_id=message_id
+        )
+        for item in turn:
             if isinstance(item, Reply):
                 reply = item
         assert reply is not None
         return reply
 
     def handle_stream(
-        self, conversation_id: str, text: str, *, conversation: Conversation | None = None
+        self,
+        conversation_id: str,
+        text: str,
+        *,
+        conversation: Conversation | None = None,
+        message_id: str | None = None,
     ) -> Iterator[str | Reply]:
         """Answer one customer message as text pieces, then the final `Reply`.
 
         The pieces join to the reply's text; the `Reply` comes last and is what was stored.
+        A retry (`message_id` seen before) gets the first copy's reply as one piece.
         """
-        yield from self._turn(conversation_id, text, stream=True, conversation=conversation)
+        yield from self._turn(
+            conversation_id, text, stream=True, conversation=conversation, message_id=message_id
+        )
 
     def feedback(self, conversation_id: str, turn_id: int, value: int) -> Reply | None:
         """Record a thumbs up (+1) or down (-1) on a bot reply (`ConversationHandoffs.feedback`)."""
@@ -182,9 +205,15 @@ class TurnPipeline:
     # -- the turn ------------------------------------------------------------------------
 
     def _turn(
-        self, conversation_id: str, text: str, *, stream: bool, conversation: Conversation | None
+        self,
+        conversation_id: str,
+        text: str,
+        *,
+        stream: bool,
+        conversation: Conversation | None,
+        message_id: str | None,
     ) -> Iterator[str | Reply]:
-        turn = TurnSoFar(conversation_id, text, stream)
+        turn = TurnSoFar(conversation_id, text, stream, message_id=message_id)
         conv = (
             conversation
             if conversation is not None
@@ -192,15 +221,45 @@ class TurnPipeline:
         )
         if conv is None or conv.id != conversation_id:
             raise DeskbotError(f"no conversation {conversation_id!r}; create one first")
+        if message_id is not None:
+            stored = self.records.earlier(conversation_id, message_id, text)
+            if stored is not None:
+                replayed = self.records.reply_of(conv, stored)
+                if replayed is None:
+                    turn.stored = stored  # stored before a failure, never answered
+                else:
+                    yield from replay(replayed)
+                    return
         if conv.status == "handoff":
-            yield self._wait_for_agent(turn)
+            yield self.records.waiting_for_agent(turn)
             return
+        try:
+            yield from self._run(turn, conv)
+        finally:
+            if turn.running is not None and message_id is not None:
+                self.records.finished(conversation_id, message_id, turn.running)
+
+    def _run(self, turn: TurnSoFar, conv: Conversation) -> Iterator[str | Reply]:
+        """The turn from the dialogue state on: store, understand, decide, carry out."""
+        conversation_id, text = turn.conversation_id, turn.text
         before = DialogueState.from_json(self.store.dialogue_state(conversation_id))
         if _age_s(conv.updated_at) > self.rules.session_expiry_s:
             before = DialogueState()  # the session expired: slots and forms are forgotten
         smalltalk = detect_smalltalk(text)
         classifying = self._start_classifying(turn, before, smalltalk)
-        user_turn = self._store_message(turn, classifying)
+        try:
+            user_turn = self.records.message(turn)
+        except BaseException:
+            if classifying.future is not None:
+                classifying.future.cancel()
+            raise
+        if user_turn is None:  # a copy sent at the same moment was stored first
+            assert turn.stored is not None
+            replayed = self.records.reply_of(conv, turn.stored)
+            if replayed is not None:
+                yield from replay(replayed)
+                return
+            user_turn = turn.stored  # its turn died: this one answers it
         heard = self._heard(turn, smalltalk, classifying)
         decision = self.policy.decide(before, heard.message)
         passages: list[Passage] = []
@@ -217,15 +276,10 @@ class TurnPipeline:
             self.handoffs.open(conversation_id, outcome.handoff_reason, decision.intent)
         if not outcome.streamed and outcome.text:
             yield outcome.text  # nothing was streamed: the whole text is one piece
-        yield self._store_reply(turn, user_turn, heard.message, outcome)
-
-    def _wait_for_agent(self, turn: TurnSoFar) -> Reply:
-        """A person owns the conversation: the message waits for them, the bot stays silent."""
-        self.store.append_turn(turn.conversation_id, "user", turn.text)
-        turn.latency["store_user"] = turn.latency["total"] = ms_since(turn.started)
-        if self.metrics is not None:
-            self.metrics.turn("handoff", turn.latency)
-        return Reply(text=HUMAN_SILENT_TEXT, kind="handoff", latency_ms=turn.latency)
+        versions = {"intents": self.classifier.version}
+        if self.retriever.version:
+            versions["faq_index"] = str(self.retriever.version)
+        yield self.records.reply(turn, user_turn, heard.message, outcome, versions)
 
     def _start_classifying(
         self, turn: TurnSoFar, state: DialogueState, smalltalk: SmallTalk | None
@@ -250,17 +304,6 @@ class TurnPipeline:
             # then only searches.
             self.prefetch(turn.text)
         return classifying
-
-    def _store_message(self, turn: TurnSoFar, classifying: Classifying) -> TurnRecord:
-        t = time.perf_counter()
-        try:
-            user_turn = self.store.append_turn(turn.conversation_id, "user", turn.text)
-        except BaseException:
-            if classifying.future is not None:
-                classifying.future.cancel()
-            raise
-        turn.latency["store_user"] = ms_since(t)
-        return user_turn
 
     def _heard(
         self, turn: TurnSoFar, smalltalk: SmallTalk | None, classifying: Classifying
@@ -303,59 +346,6 @@ class TurnPipeline:
             passages=tuple(passages),
             buttons=decision.buttons,
             handoff_reason=decision.handoff_reason,
-        )
-
-    def _store_reply(
-        self, turn: TurnSoFar, user_turn: TurnRecord, message: Message, outcome: Outcome
-    ) -> Reply:
-        turn.latency["total"] = ms_since(turn.started)
-        versions = {"intents": self.classifier.version}
-        if self.retriever.version:
-            versions["faq_index"] = str(self.retriever.version)
-        if outcome.generator:
-            versions["generator"] = outcome.generator
-        prediction = message.prediction
-        user_values: dict[str, str | float] = {}
-        if prediction is not None:
-            user_values = {"intent": prediction.intent, "confidence": prediction.confidence}
-        elif message.smalltalk is not None:
-            user_values = {"intent": f"smalltalk:{message.smalltalk}"}
-        bot_turn = self.store.record_bot_turn(
-            turn.conversation_id,
-            outcome.text,
-            user_turn_id=user_turn.id,
-            user_values=dict(user_values),
-            state=outcome.state.to_json(),
-            intent=prediction.intent if prediction else None,
-            confidence=prediction.confidence if prediction else None,
-            kind=outcome.kind,
-            passages=[asdict(p) for p in outcome.passages],
-            model_versions=versions,
-            latency_ms=turn.latency,
-        )
-        if self.metrics is not None:
-            self.metrics.turn(outcome.kind, turn.latency)
-        logger.info(
-            "turn %s/%s: intent=%s conf=%.3f kind=%s %.1fms",
-            turn.conversation_id,
-            bot_turn.seq,
-            prediction.intent if prediction else message.smalltalk,
-            prediction.confidence if prediction else 0.0,
-            outcome.kind,
-            turn.latency["total"],
-        )
-        return Reply(
-            text=outcome.text,
-            kind=outcome.kind,
-            intent=prediction,
-            passages=outcome.passages,
-            citations=outcome.citations,
-            buttons=outcome.buttons,
-            latency_ms=turn.latency,
-            model_versions=versions,
-            turn_id=bot_turn.id,
-            handoff_reason=outcome.handoff_reason,
-            action=outcome.action,
         )
 
     # -- routes --------------------------------------------------------------------------

@@ -6,6 +6,7 @@ The Protocols name every method the turn calls on a collaborator; the concrete c
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
@@ -17,6 +18,7 @@ import numpy as np
 from deskbot.bot.core.types import IntentPrediction, Passage, ReplyKind, Turn
 from deskbot.bot.dialogue.policy import DialogueState, HandoffReason, Message
 from deskbot.bot.nlu.classifier import EncodedPrediction
+from deskbot.bot.store import TurnRecord
 from deskbot.knowledge.retrieval.retriever import QueryEncoder
 
 __all__ = [
@@ -86,6 +88,11 @@ class TurnSoFar:
     stream: bool
     started: float = field(default_factory=time.perf_counter)
     latency: dict[str, float] = field(default_factory=dict)
+    # The client's id of the message (retries with it make no second turn), the copy
+    # stored before when this is a retry, and the event its retries wait on while it runs.
+    message_id: str | None = None
+    stored: TurnRecord | None = None
+    running: threading.Event | None = None
 
 
 @dataclass(frozen=True)

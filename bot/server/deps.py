@@ -7,6 +7,7 @@ swap any of them with `app.dependency_overrides`.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
@@ -14,7 +15,7 @@ from fastapi import Depends, Header, HTTPException, Request
 from deskbot.bot.server.container import Bot
 from deskbot.bot.server.frontdoor import SESSION_REFUSED, accept_message, check_session
 from deskbot.bot.server.ratelimit import TokenBuckets, sender_key, take, too_many
-from deskbot.bot.server.schemas import MessageIn, RestMessageIn
+from deskbot.bot.server.schemas import MESSAGE_ID, MessageIn, RestMessageIn
 from deskbot.bot.store.models import Conversation
 
 
@@ -58,6 +59,29 @@ def session_conversation(
 
 Conv = Annotated[Conversation, Depends(session_conversation)]
 Token = Annotated[str, Depends(session_token)]
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Your id for this message (as `message_id` in the body): a retry with "
+        "the same key gets the first copy's reply and makes no second turn.",
+    ),
+]
+
+
+def message_id_of(body_id: str | None, key: str | None) -> str | None:
+    """The message's client id, from the body or the Idempotency-Key header (422 when
+    malformed, or when both are given and differ)."""
+    if key is not None:
+        if not re.fullmatch(MESSAGE_ID, key):
+            raise HTTPException(
+                422, "Idempotency-Key: 1 to 64 letters, digits, '.', '_', ':' or '-'"
+            )
+        if body_id is not None and body_id != key:
+            raise HTTPException(422, "message_id and Idempotency-Key differ; send one of them")
+    return body_id or key
 
 
 async def message_text(body: MessageIn, bot: BotDep) -> str:

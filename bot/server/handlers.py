@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from deskbot.bot.core.errors import DeskbotError, StoreError
+from deskbot.bot.dialogue.recording import MessageIdReused
 from deskbot.bot.server.container import Bot
 from deskbot.bot.server.deps import conversation_for, session_token
 from deskbot.bot.server.frontdoor import Refused
@@ -66,6 +67,9 @@ class RefusalHandlers:
                 return await self.refused(request, refused)
         return self.rejected(422, validation_message(exc))
 
+    async def reused_id(self, _request: Request, exc: Exception) -> JSONResponse:
+        return self.rejected(409, f"message_id: {exc}")
+
     async def refused(self, _request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, Refused):
             return self.rejected(exc.status, exc.detail)
@@ -100,6 +104,7 @@ def add_error_handlers(api: FastAPI, bot: Bot) -> None:
     api.add_exception_handler(RequestValidationError, refusals.invalid)
     api.add_exception_handler(HTTPException, refusals.refused)
     api.add_exception_handler(Refused, refusals.refused)
+    api.add_exception_handler(MessageIdReused, refusals.reused_id)
     api.add_exception_handler(StoreError, _store_down)
     api.add_exception_handler(OperationalError, _database_down)
     api.add_exception_handler(InterfaceError, _database_down)

@@ -19,10 +19,20 @@ from deskbot.bot.server.frontdoor import HARD_MAX_CHARS, clean_message
 REST_CHANNEL = "rest"
 
 
+# The client's id of a message (or the Idempotency-Key header): a retry with the same id
+# gets the first copy's reply and makes no second turn.
+MESSAGE_ID = r"^[A-Za-z0-9._:-]{1,64}$"
+MESSAGE_ID_HELP = (
+    "Your id for this message (letters, digits, . _ : -; at most 64): send the same id "
+    "when you retry it, and the reply is the first copy's, never a second turn."
+)
+
+
 class MessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     text: str = Field(min_length=1, max_length=HARD_MAX_CHARS)
+    message_id: str | None = Field(default=None, pattern=MESSAGE_ID, description=MESSAGE_ID_HELP)
 
     @field_validator("text")
     @classmethod
@@ -54,6 +64,8 @@ class RestMessageIn(BaseModel):
     # The conversation's customer id is "rest:" + sender, in a column of 128 characters.
     sender: str = Field(min_length=1, max_length=128 - len(REST_CHANNEL) - 1)
     message: str = Field(min_length=1, max_length=HARD_MAX_CHARS)
+    # Rasa's message id, when the client sends one: a retry with it is not a second turn.
+    message_id: str | None = Field(default=None, pattern=MESSAGE_ID, description=MESSAGE_ID_HELP)
 
     @field_validator("sender")
     @classmethod

@@ -20,7 +20,15 @@ from starlette.concurrency import run_in_threadpool
 from deskbot.bot.core.types import Reply
 from deskbot.bot.dialogue.pipeline import UnknownTurn
 from deskbot.bot.privacy.erasure import Eraser, ErasureError, customer_hash
-from deskbot.bot.server.deps import BotDep, Conv, Token, conversation_for, message_text
+from deskbot.bot.server.deps import (
+    BotDep,
+    Conv,
+    IdempotencyKey,
+    Token,
+    conversation_for,
+    message_id_of,
+    message_text,
+)
 from deskbot.bot.server.frontdoor import accept_message
 from deskbot.bot.server.schemas import (
     ErasureOut,
@@ -82,15 +90,23 @@ def erase_me(conv: Conv, bot: BotDep) -> ErasureOut:
 
 
 @router.post("/messages", response_model=ReplyOut)
-async def post_message(body: MessageIn, token: Token, bot: BotDep) -> ReplyOut:
-    """Send a message and get the bot's reply (empty while a person owns the chat)."""
+async def post_message(
+    body: MessageIn, token: Token, bot: BotDep, idempotency_key: IdempotencyKey = None
+) -> ReplyOut:
+    """Send a message and get the bot's reply (empty while a person owns the chat).
+
+    Give the message an id (`message_id`, or the `Idempotency-Key` header) and retry
+    with it freely: a retry gets the first copy's reply, and the conversation holds the
+    message once. The same id with another text is refused (409)."""
+    message_id = message_id_of(body.message_id, idempotency_key)
 
     def turn() -> ReplyOut:
         # The token's lookup and the turn share one worker thread: a sync dependency
         # would take a thread of its own, one more hand-over per turn.
         conv = conversation_for(bot, token)
         text = accept_message(body.text, bot.config.limits.max_message_chars)
-        return reply_out(bot.pipeline.handle(conv.id, text, conversation=conv))
+        reply = bot.pipeline.handle(conv.id, text, conversation=conv, message_id=message_id)
+        return reply_out(reply)
 
     return await run_in_threadpool(turn)
 
@@ -106,14 +122,20 @@ TOKEN_CHECKED_INSIDE: frozenset[object] = frozenset({post_message})
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 def post_message_stream(
-    conv: Conv, text: Annotated[str, Depends(message_text)], bot: BotDep
+    conv: Conv,
+    text: Annotated[str, Depends(message_text)],
+    body: MessageIn,
+    bot: BotDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> StreamingResponse:
     """Send a message (a `MessageIn` body); the reply comes as server-sent events: `token`
     events with `{"text": piece}`, then one `reply` event with the whole reply (as
-    POST /api/messages)."""
+    POST /api/messages). A retry with the message's id gets the first copy's reply."""
+    message_id = message_id_of(body.message_id, idempotency_key)
+    turn = bot.pipeline.handle_stream(conv.id, text, conversation=conv, message_id=message_id)
 
     def events() -> Iterator[str]:
-        for item in bot.pipeline.handle_stream(conv.id, text, conversation=conv):
+        for item in turn:
             if isinstance(item, Reply):
                 yield f"event: reply\ndata: {reply_out(item).model_dump_json()}\n\n"
             else:

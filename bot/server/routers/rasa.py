@@ -27,7 +27,9 @@ def rest_webhook(body: RestMessage, bot: BotDep) -> list[RestReply]:
     expiry_s = bot.config.dialogue.session_expiry_minutes * 60.0
     if conv is None or session_refusal(conv, expiry_s) is not None:
         conv, _token = bot.store.create_conversation(customer_id=customer, channel=REST_CHANNEL)
-    reply = bot.pipeline.handle(conv.id, body.message, conversation=conv)
+    reply = bot.pipeline.handle(
+        conv.id, body.message, conversation=conv, message_id=body.message_id
+    )
     if not reply.text:
         return []
     buttons = [RestButton(title=b, payload=b) for b in reply.buttons] or None
