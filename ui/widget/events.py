@@ -74,7 +74,10 @@ class ChatEvents:
         """Outputs: chat, status, timer, token, signature, person button, survey."""
         conv = self.svc.conversation(token)
         if conv is None:
-            return [], "", gr.Timer(active=False), None, "", *controls(Status("", False))
+            # Nothing to show. The token is left alone: a message sent before this load
+            # event ran may have started a conversation, and its token must stay.
+            skip = gr.skip()
+            return skip, skip, gr.Timer(active=False), skip, skip, *controls(Status("", False))
         chat, status, sig = self.render(conv.id)
         return chat, status.text, gr.Timer(active=status.poll), token, sig, *controls(status)
 
