@@ -89,13 +89,14 @@ class Bot:
         return [f"faq_index: still serving {self.retriever.version} ({problem})"]
 
     def close(self) -> None:
-        """Stop the step pools and the model watcher, close the action client and the
-        database connections (safe to call twice; the store reconnects if used again)."""
+        """Stop the step pools and the model watcher, close the action client, the change
+        feed's listener and the database connections (safe to call twice; the store reconnects if used again)."""
         self.pipeline.close()
         if self.actions is not None:
             self.actions.close()
         if self.live_model is not None:
             self.live_model.close()
+        self.store.changes.close()  # its LISTEN thread, on PostgreSQL
         self.store.engine.dispose()
 
 

@@ -171,7 +171,7 @@ def test_handoff_claim_live_reply_label_resolve_and_xss_shown_as_text(
 
     agent = log_in(new_page, live_app.url)
     queue = agent.locator("#console-queue")
-    row = queue.get_by_text("customer_request").filter(visible=True).first
+    row = queue.get_by_text("Customer asked for a person").filter(visible=True).first
     row.wait_for()
     assert XSS in queue.inner_text()  # the payload is shown as the text it is
     row.click()

@@ -95,6 +95,7 @@ def test_forget_removes_every_row_of_the_customer_and_nothing_else(
 
     assert report.rows == {
         "conversations": 2, "turns": 6, "agent_labels": 2, "handoffs": 2, "dialogue_states": 2,
+        "satisfaction": 0,
     }  # fmt: skip
     dump = dump_all_tables(store)
     for t in [*gone, "cust-gone", "zebra", *gone_convs]:
