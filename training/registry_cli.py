@@ -214,7 +214,7 @@ def _retrain_job(
         store=build_store(cfg),
         registry=ModelRegistry(cfg.intents.registry),
         base_data=load_intents(cfg.intents.train_data),
-        heldout=load_intents(cfg.intents.test_data),
+        test_data=load_intents(cfg.intents.test_data),
         settings=settings,
         base_training=dict(cfg.training),
         reports_dir=reports or (cfg.root / "var" / "reports" / "retrain"),
@@ -230,6 +230,8 @@ def _print_outcome(outcome: RetrainOutcome, faq: dict[str, Any], seconds: float)
     )
     for reason in outcome.reasons:
         typer.echo(f"  {reason}")
+    for notice in outcome.notices:
+        typer.echo(f"  notice: {notice}")
     if outcome.report_dir:
         typer.echo(f"report: {outcome.report_dir / 'report.html'}")
     typer.echo(

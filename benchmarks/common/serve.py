@@ -345,6 +345,8 @@ class Outcome:
     error: str | None = None
     kind: str | None = None
     turn_id: int | None = None
+    message_id: str | None = None  # the client's id for the message, kept across retries
+    attempts: int = 1
 
     @property
     def ms(self) -> float:
@@ -388,19 +390,34 @@ class Customer:
         self.headers = {"Authorization": f"Bearer {body['session_token']}"}
         return True
 
-    async def say(self, text: str) -> Outcome:
+    async def say(self, text: str, retries: int = 0) -> Outcome:
+        """Send `text` with a message id of its own; a 5xx, a 429 or no answer is retried
+        up to `retries` times with the same id (after Retry-After, or a backoff of 0.5 s
+        doubling up to 4 s), as a careful client does. The outcome is the last try's."""
         t = time.monotonic()
-        out = Outcome(self.index, self.conversation, text, t, t)
-        try:
-            r = await self.client.post(
-                f"{self.base}/api/messages", json={"text": text}, headers=self.headers
-            )
-            out.status = r.status_code
-            if out.accepted:
-                body = r.json()
-                out.kind, out.turn_id = body["kind"], body.get("turn_id")
-        except Exception as exc:
-            out.error = type(exc).__name__
+        out = Outcome(self.index, self.conversation, text, t, t, message_id=uuid.uuid4().hex)
+        for attempt in range(retries + 1):
+            out.attempts = attempt + 1
+            out.status = out.error = None
+            try:
+                r = await self.client.post(
+                    f"{self.base}/api/messages",
+                    json={"text": text, "message_id": out.message_id},
+                    headers=self.headers,
+                )
+                out.status = r.status_code
+                if out.accepted:
+                    body = r.json()
+                    out.kind, out.turn_id = body["kind"], body.get("turn_id")
+            except Exception as exc:
+                out.error = type(exc).__name__
+            retryable = out.status is None or out.status >= 500 or out.status == 429
+            if out.accepted or not retryable or attempt == retries:
+                break
+            wait = min(4.0, 0.5 * 2**attempt)
+            if out.status is not None and r.headers.get("retry-after", "").isdigit():
+                wait = min(4.0, float(r.headers["retry-after"]))
+            await asyncio.sleep(wait)
         out.done = time.monotonic()
         self.outcomes.append(out)
         return out
@@ -462,6 +479,17 @@ def check_stored(db_url: str, outcomes: list[Outcome]) -> dict[str, Any]:
             i = j + 1
             matched += 1
         unanswered_stored += len(stored) - matched
+    with psycopg.connect(db_url) as conn:
+        answered_twice = conn.execute(
+            "SELECT count(*) FROM (SELECT reply_to FROM turns WHERE role = 'bot' AND "
+            "reply_to IS NOT NULL GROUP BY reply_to HAVING count(*) > 1) twice"
+        ).fetchone()
+        sent_ids = [o.message_id for o in outcomes if o.message_id]
+        stored_ids = conn.execute(
+            "SELECT message_id, count(*) FROM turns WHERE role = 'user' AND message_id = ANY(%s)"
+            " GROUP BY message_id",
+            (sent_ids,),
+        ).fetchall()
     missing_bot = [
         o.turn_id
         for o in outcomes
@@ -474,6 +502,11 @@ def check_stored(db_url: str, outcomes: list[Outcome]) -> dict[str, Any]:
         "lost_examples": lost[:5],
         "missing_bot_turn_ids": missing_bot[:5],
         "stored_user_turns_without_accepted_reply": unanswered_stored,
+        # A retried message stored more than once, or answered more than once (goal 0).
+        "messages_stored_twice": sum(1 for _id, n in stored_ids if n > 1),
+        "messages_answered_twice": int(answered_twice[0]) if answered_twice else 0,
+        "messages_retried": sum(1 for o in outcomes if o.attempts > 1),
+        "retries_sent": sum(o.attempts - 1 for o in outcomes),
     }
 
 

@@ -24,6 +24,12 @@ PostgreSQL: the restart runs on a private cluster (`initdb` + `pg_ctl` as the po
 user, on its own port), not the team's shared server on 5432, whose restart would break
 everyone else's tests; every other fault uses a new database on the shared server.
 
+Customers retry as a careful client does (`--retries`, default 8): a 5xx, a 429 or no
+answer is sent again with the same message id (`message_id`), after Retry-After or a
+backoff. The store must then hold each message once and answer it once
+(`messages_stored_twice`, `messages_answered_twice`: goal 0); `--retries 0` measures
+clients that give up instead.
+
 Per fault: what customers saw before, during and after it (reply kinds, HTTP statuses,
 no answer), latency during it, turns lost (accepted (2xx) messages not in the store,
 goal 0), messages the server took in but never answered, recovery time (from clearing
@@ -117,8 +123,10 @@ class Load:
         *,
         seed: int = 0,
         timeout_s: float = 120.0,
+        retries: int = 0,
     ) -> None:
         self.base = base
+        self.retries = retries
         self.n = customers
         self.next_text = next_text
         self.seed = seed
@@ -173,7 +181,7 @@ class Load:
                     await asyncio.sleep(0.5)
                     continue
                 self.customers.append(c)
-            o = await c.say(self.next_text(rng, turn))
+            o = await c.say(self.next_text(rng, turn), self.retries)
             turn += 1
             if not o.accepted:
                 if o.status == 401:
@@ -609,7 +617,11 @@ class RetrainKill(Fault):
                 }
             },
         )
-        (ctx.project / "retrain.yaml").write_text("epochs: 2\naudit_margin: null\n")
+        # No minimum validation window: the fault is the kill while training, whatever
+        # the gate then says.
+        (ctx.project / "retrain.yaml").write_text(
+            "epochs: 2\naudit_margin: null\ngate_min_examples: 0\n"
+        )
         from deskbot.bot.nlu.registry import ModelRegistry
 
         self.registry = ModelRegistry(ctx.project / "var" / "models" / "intents")
@@ -794,7 +806,13 @@ def run_fault(
         ctx.bot = bot_server(project, ctx.db_url, work)
         ctx.bot.start()
         ctx.bot.wait_ready("/readyz")
-        ctx.load = Load(ctx.bot.base, args.customers, fault.next_text(ctx), seed=args.seed)
+        ctx.load = Load(
+            ctx.bot.base,
+            args.customers,
+            fault.next_text(ctx),
+            seed=args.seed,
+            retries=args.retries,
+        )
         t0 = time.monotonic()
         ctx.load.start()
         log(f"{name}: {args.warm:.0f} s of normal load")
@@ -929,6 +947,12 @@ def main() -> None:
     p.add_argument("--recover", type=float, default=120.0, help="most seconds to wait for recovery")
     p.add_argument("--settle", type=float, default=5.0, help="seconds of load after recovery")
     p.add_argument("--seed", type=int, default=11)
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=8,
+        help="a client retries a 5xx, 429 or no answer this often, with the same message id",
+    )
     p.add_argument("--keep-logs", action="store_true")
     p.add_argument("--out", type=Path, default=RESULTS / "faults.json")
     args = p.parse_args()

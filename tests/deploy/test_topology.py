@@ -40,12 +40,16 @@ DESKBOT = str(Path(sys.executable).with_name("deskbot"))
 AGENTS = {"alice": "alice-correct-horse-42", "bob": "bob-battery-staple-42"}
 START_TIMEOUT_S = 120.0
 # The night's training, in `retrain.yaml` beside the config as in production: a few
-# optimiser steps from the live model. The gate is the default one (accuracy not lower,
-# no intent's F1 down by more than the margin) on a held-out set of 10 per intent; the
-# label audit wants 50 agent labels, the night has 16.
+# optimiser steps from the live model. What is tested here is the deployment (the job's
+# container promotes, both replicas serve the new version), not the gate's judgement
+# (tests/training/nightly): the night's 16 labels give a validation window of a few
+# examples, so the gate takes any window and tolerates any accuracy change there; its
+# per-intent F1 check stays the default. The label audit wants 50 labels, the night has 16.
 RETRAIN_SETTINGS: dict[str, Any] = {
     "epochs": 1,
     "train_args": {"max_steps": 4, "batch_size": 16, "patience": 0},
+    "gate_min_examples": 0,
+    "accuracy_tolerance": 1.0,
 }
 
 

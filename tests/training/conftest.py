@@ -25,6 +25,8 @@ TINY_NIGHT: dict[str, Any] = {
     "accuracy_tolerance": 1.0,
     "f1_margin": 1.0,
     "oos_tolerance": 1.0,
+    # The tests' nights are a handful of examples: no minimum validation window.
+    "gate_min_examples": 0,
 }
 
 
@@ -48,7 +50,7 @@ def nightly_job(
         store=store,
         registry=registry,
         base_data=base_data,
-        heldout=heldout,
+        test_data=heldout,
         settings=settings,
         reports_dir=reports_dir,
     )

@@ -29,6 +29,7 @@ from tests.bot.actions.action_server import make_project
 from tests.bot.privacy.test_erasure import dump_all_tables
 from tests.conftest import BANKING_TEST, TEST_INTENTS
 from tests.training.conftest import labelled, nightly_job, tiny_night, unseen_rows
+from tests.training.nightly.sides import TRAIN, side_of
 
 # No label audit: the point is what the night writes, not its quality.
 NIGHT = tiny_night(audit_margin=None)
@@ -102,10 +103,14 @@ def test_forget_leaves_nothing_of_the_customer_in_any_table_or_file(
     store = build_store(cfg)
     keep = set(TEST_INTENTS)
     pool = unseen_rows(small_intents)
-    # Marked so that a byte search of the whole project finds any copy; one has PII.
-    gone = [(f"{t} xqzgone{i}", y) for i, (t, y) in enumerate(pool[:6])]
-    gone[0] = (f"{gone[0][0]} write to me at zoe.xqzgone@example.com", gone[0][1])
-    kept = [(f"{t} xqzkept{i}", y) for i, (t, y) in enumerate(pool[6:12])]
+    # Marked so that a byte search of the whole project finds any copy; one has PII. All
+    # on the training side of the validation split: the night learns every one of them.
+    marked = [(f"{t} xqz{{}}{i}", y) for i, (t, y) in enumerate(pool)]
+    emailed = [(f"{t.format('gone')} write to me at zoe.xqzgone@example.com", y) for t, y in marked]
+    first = next(r for r in emailed if side_of(r[0]) == TRAIN)
+    others = ((t.format("gone"), y) for t, y in marked)
+    gone = [first, *[r for r in others if side_of(r[0]) == TRAIN and r[0] not in first[0]][:5]]
+    kept = [(t.format("kept"), y) for t, y in marked if side_of(t.format("kept")) == TRAIN][:6]
     gone_bot_turns = log_customer(store, "cust-gone", gone)
     kept_bot_turns = log_customer(store, "cust-kept", kept)
 

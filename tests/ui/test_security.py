@@ -501,7 +501,7 @@ def test_what_agents_and_customers_write_is_shown_as_text_in_both_uis(
     header.get_by_text("Signed in as").wait_for()
     assert XSS_NAME in header.inner_text()
     queue = agent.locator("#console-queue")
-    queue.get_by_text("customer_request").filter(visible=True).first.click()
+    queue.get_by_text("Customer asked for a person").filter(visible=True).first.click()
     transcript = agent.locator("#console-transcript")
     transcript.get_by_text("my card never arrived").wait_for()
     assert XSS_TEXT in transcript.inner_text()

@@ -243,13 +243,15 @@ def _per_intent_check(
 def audit_labels(
     new: Sequence[Example],
     live_dir: Path,
-    live_metrics: dict[str, Any],
+    live_metrics: dict[str, Any] | None,
     settings: RetrainSettings,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """How often the live model agrees with the new agent labels of intents it knows.
 
-    On correct labels of messages like the held-out set's, that rate is about the
-    live model's held-out accuracy; shuffled or careless labels pull it far below.
+    On correct labels, that rate is about the live model's accuracy on the validation
+    window (`live_metrics`: messages of the same stream, labelled the same way, never
+    the test set); shuffled or careless labels pull it far below. Without a window
+    (None) there is no reference and the audit is not made.
     The same test runs for each agent on their own labels (`agents`: n, agreement,
     floor, flagged), so one careless or malicious agent stands out among good ones.
 
@@ -260,6 +262,8 @@ def audit_labels(
     rows = [e for e in new if e.source == AGENT and e.intent in labels]
     if settings.audit_margin is None or len(rows) < settings.audit_min_examples:
         return {"checked": False, "n": len(rows)}, {}
+    if live_metrics is None:
+        return {"checked": False, "n": len(rows), "reason": "no validation window"}, {}
     from deskbot.bot.nlu.classifier import TransformerIntentClassifier
 
     clf = TransformerIntentClassifier(live_dir)
