@@ -51,7 +51,9 @@ def load_project(args: argparse.Namespace, work: Path, actions_url: str | None) 
         {
             "dialogue": {"max_out_of_scope": 10**6, "max_clarifications": 10**6},
             "limits": serve.rate_limits_off(),
-            "actions": {"url": actions_url} if actions_url else {"url": None, "intent_actions": {}},
+            "actions": {"url": actions_url}
+            if actions_url
+            else {"url": None, "intent_actions": {}, "confirm": {}},
         },
     )
     return project

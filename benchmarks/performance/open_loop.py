@@ -160,7 +160,7 @@ def run_one(args: argparse.Namespace, config: str, store: str) -> dict[str, Any]
                 "dialogue": {"max_out_of_scope": 10**6, "max_clarifications": 10**6},
                 "limits": {**serve.rate_limits_off(), **CONFIGS[config].get("limits", {})},
                 "knowledge": CONFIGS[config].get("knowledge", {}),
-                "actions": {"url": None, "intent_actions": {}},
+                "actions": {"url": None, "intent_actions": {}, "confirm": {}},
             },
         )
         url = database_url(args, store, work)

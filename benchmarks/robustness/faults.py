@@ -505,6 +505,8 @@ class ActionsFault(ModeFault):
                     "url": f"http://127.0.0.1:{url_port}/webhook",
                     "timeout_s": 5,
                     "intent_actions": {"lost_or_stolen_card": "action_freeze_card"},
+                    # The action's own call is what fails here, not its confirmation.
+                    "confirm": {},
                 }
             },
         )
@@ -929,7 +931,11 @@ def template_project(args: argparse.Namespace, work: Path) -> Path:
     # The project's own dialogue rules (a customer is handed off after two failures);
     # no action server unless the fault starts one; no rate limits (one client address).
     edit_config(
-        project, {"limits": rate_limits_off(), "actions": {"url": None, "intent_actions": {}}}
+        project,
+        {
+            "limits": rate_limits_off(),
+            "actions": {"url": None, "intent_actions": {}, "confirm": {}},
+        },
     )
     return project
 
