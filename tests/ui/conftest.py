@@ -167,7 +167,14 @@ def axe_violations(
     when it is missing."""
     if source is None:
         source = require_axe()
+    # Judge the page at rest: Gradio dims the outputs of an event still running (class
+    # "pending") and fades components in; a contrast measured then is the animation's.
+    page.wait_for_function(_SETTLED, timeout=30_000)
     if not page.evaluate("() => typeof window.axe !== 'undefined'"):
         page.evaluate(source)
     violations: list[dict[str, Any]] = page.evaluate(_RUN_AXE, list(impacts))
     return violations
+
+
+_SETTLED = """() => !document.querySelector('.pending') &&
+  document.getAnimations().every(a => a.playState !== 'running')"""

@@ -248,10 +248,9 @@ def audit_labels(
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """How often the live model agrees with the new agent labels of intents it knows.
 
-    On correct labels, that rate is about the live model's accuracy on the validation
-    window (`live_metrics`: messages of the same stream, labelled the same way, never
-    the test set); shuffled or careless labels pull it far below. Without a window
-    (None) there is no reference and the audit is not made.
+    On correct labels of messages like the held-out set's, that rate is about the
+    live model's held-out accuracy (`live_metrics`); shuffled or careless labels pull it
+    far below. Without a reference (None) the audit is not made.
     The same test runs for each agent on their own labels (`agents`: n, agreement,
     floor, flagged), so one careless or malicious agent stands out among good ones.
 
