@@ -38,7 +38,6 @@ import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from datetime import UTC, datetime
 from typing import Literal, TypeVar
 
 from deskbot.bot.actions.client import ActionClient
@@ -54,7 +53,7 @@ from deskbot.bot.dialogue.policy import (
     DialogueState,
     Message,
 )
-from deskbot.bot.dialogue.recording import TurnRecords, replay
+from deskbot.bot.dialogue.recording import TurnRecords, age_s, replay
 from deskbot.bot.dialogue.turn import (
     Classifying,
     Heard,
@@ -243,7 +242,7 @@ class TurnPipeline:
         """The turn from the dialogue state on: store, understand, decide, carry out."""
         conversation_id, text = turn.conversation_id, turn.text
         before = DialogueState.from_json(self.store.dialogue_state(conversation_id))
-        if _age_s(conv.updated_at) > self.rules.session_expiry_s:
+        if age_s(conv.updated_at) > self.rules.session_expiry_s:
             before = DialogueState()  # the session expired: slots and forms are forgotten
         smalltalk = detect_smalltalk(text)
         classifying = self._start_classifying(turn, before, smalltalk)
@@ -478,11 +477,3 @@ class TurnPipeline:
         )
         if self.metrics is not None:
             self.metrics.fallback(step)
-
-
-def _age_s(when: datetime | None) -> float:
-    if when is None:
-        return 0.0
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return (datetime.now(UTC) - when).total_seconds()

@@ -257,7 +257,7 @@ class TurnRecords:
                 if self.store.reply_to(conversation.id, stored.id) is None:
                     return self._unanswered(conversation)
                 continue
-            if _age_s(stored.created_at) > self.budget_s or time.monotonic() > deadline:
+            if age_s(stored.created_at) > self.budget_s or time.monotonic() > deadline:
                 return self._unanswered(conversation)
             time.sleep(POLL_S)  # another replica may be running it
 
@@ -276,7 +276,10 @@ def replay(reply: Reply) -> Iterator[str | Reply]:
     yield reply
 
 
-def _age_s(when: datetime) -> float:
+def age_s(when: datetime | None) -> float:
+    """Seconds since `when` (a naive time is UTC, as the store writes it; None: 0)."""
+    if when is None:
+        return 0.0
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return (datetime.now(UTC) - when).total_seconds()

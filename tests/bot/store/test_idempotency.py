@@ -4,19 +4,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
-import pytest
-
-from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[SqlConversationStore]:
-    engine = create_store_engine(database_url)
-    migrate(engine)
-    yield SqlConversationStore(engine)
-    engine.dispose()
+from deskbot.bot.store import SqlConversationStore
 
 
 def test_a_retried_message_id_returns_the_stored_turn_and_writes_nothing(

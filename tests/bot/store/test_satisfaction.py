@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import text
 
 from deskbot.bot.core.errors import StoreError
-from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[SqlConversationStore]:
-    engine = create_store_engine(database_url)
-    migrate(engine)
-    yield SqlConversationStore(engine)
-    engine.dispose()
+from deskbot.bot.store import SqlConversationStore
 
 
 def handed_off(store: SqlConversationStore, intent: str, agent: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
@@ -29,14 +29,6 @@ def status_of(store: SqlConversationStore, conversation_id: str) -> str:
     conv = store.get_conversation(conversation_id)
     assert conv is not None
     return conv.status
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[SqlConversationStore]:
-    engine = create_store_engine(database_url)
-    migrate(engine)
-    yield SqlConversationStore(engine)
-    engine.dispose()
 
 
 def test_session_token_finds_the_conversation_and_is_stored_hashed(
