@@ -13,6 +13,7 @@ from deskbot.bot.store.base import SqlRepository
 from deskbot.bot.store.models import (
     AgentLabel,
     Conversation,
+    ConversationNote,
     DialogueStateRecord,
     ErasureKind,
     ErasureRecord,
@@ -27,6 +28,7 @@ __all__ = ["ErasureRepository"]
 # The tables an erasure deletes from, in the order it does (children first).
 ERASED_TABLES = (
     "agent_labels",
+    "conversation_notes",
     "turns",
     "handoffs",
     "dialogue_states",
@@ -48,6 +50,9 @@ def _deletes(conversation_ids: list[str]) -> dict[str, Delete]:
     state_of = col(DialogueStateRecord.conversation_id)
     return {
         "agent_labels": delete(AgentLabel).where(col(AgentLabel.turn_id).in_(turns)),
+        "conversation_notes": delete(ConversationNote).where(
+            col(ConversationNote.conversation_id).in_(conversation_ids)
+        ),
         "turns": delete(TurnRecord).where(col(TurnRecord.conversation_id).in_(conversation_ids)),
         "handoffs": delete(Handoff).where(col(Handoff.conversation_id).in_(conversation_ids)),
         "dialogue_states": delete(DialogueStateRecord).where(state_of.in_(conversation_ids)),

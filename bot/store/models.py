@@ -44,6 +44,11 @@ class Conversation(SQLModel, table=True):
     token_hash: str = Field(index=True, max_length=64)
     customer_id: str | None = Field(default=None, index=True, max_length=128)
     channel: str = Field(default="web", max_length=32)
+    # What the site passed about its customer when the widget opened (the console's
+    # customer panel shows them): a display name, the page it was opened on, the language.
+    customer_name: str | None = Field(default=None, max_length=128)
+    page: str | None = Field(default=None, max_length=512)
+    language: str | None = Field(default=None, max_length=16)
     status: ConversationStatus = Field(default="open", index=True, sa_type=AutoString(16))
     created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -189,3 +194,29 @@ class ErasureRecord(SQLModel, table=True):
     requested_by: str = Field(max_length=160)  # cli, customer, admin:USERNAME, retention
     counts: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class ConversationNote(SQLModel, table=True):
+    """An agent's internal note on a conversation: agents see it beside the transcript,
+    the customer never does. Erased with the conversation."""
+
+    __tablename__ = "conversation_notes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: str = Field(foreign_key="conversations.id", index=True, max_length=32)
+    agent: str = Field(max_length=128)
+    text: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class CannedReply(SQLModel, table=True):
+    """A saved reply agents insert in one click, shared by all agents and edited by
+    admins. Its text may hold placeholders ({customer_name}, {agent_name}, ...)."""
+
+    __tablename__ = "canned_replies"
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=128, unique=True)
+    text: str
+    updated_by: str = Field(max_length=128)
+    updated_at: datetime = Field(default_factory=utcnow)

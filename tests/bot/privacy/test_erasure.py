@@ -10,12 +10,18 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
+from sqlmodel import Session
 from typer.testing import CliRunner
 
 from deskbot.bot.cli import load_plugins
 from deskbot.bot.core.config import BotConfig, ConfigError, config_from_dict, load_config
 from deskbot.bot.privacy.erasure import Eraser, ErasureError, load_erasure_hooks
-from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
+from deskbot.bot.store import (
+    ConversationNote,
+    SqlConversationStore,
+    create_store_engine,
+    migrate,
+)
 
 
 @pytest.fixture
@@ -58,7 +64,16 @@ def customer_data(store: SqlConversationStore, customer: str | None, tag: str) -
         store.claim_handoff(int(handoff.id or 0), "ann")
         store.append_turn(conv.id, "agent", f"{tag} agent says hi {n}", author="ann")
         store.save_dialogue_state(conv.id, {"slots": {"email": f"{tag}{n}@example.com"}})
-        texts += [said, f"{tag} reply {n}", f"{tag} answer {n}", f"{tag} agent says hi {n}"]
+        with Session(store.engine) as s:  # an agent's internal note on the conversation
+            s.add(ConversationNote(conversation_id=conv.id, agent="ann", text=f"{tag} note {n}"))
+            s.commit()
+        texts += [
+            said,
+            f"{tag} note {n}",
+            f"{tag} reply {n}",
+            f"{tag} answer {n}",
+            f"{tag} agent says hi {n}",
+        ]
     return texts
 
 
@@ -95,7 +110,7 @@ def test_forget_removes_every_row_of_the_customer_and_nothing_else(
 
     assert report.rows == {
         "conversations": 2, "turns": 6, "agent_labels": 2, "handoffs": 2, "dialogue_states": 2,
-        "satisfaction": 0,
+        "satisfaction": 0, "conversation_notes": 2,
     }  # fmt: skip
     dump = dump_all_tables(store)
     for t in [*gone, "cust-gone", "zebra", *gone_convs]:

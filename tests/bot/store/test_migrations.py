@@ -14,9 +14,10 @@ from sqlalchemy import Engine, inspect, text
 from sqlmodel import SQLModel
 
 from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
+from deskbot.bot.store.conversations import hash_token
 from deskbot.bot.store.engine import _alembic_config
 
-HEAD = "0006"
+HEAD = "0007"
 PREVIOUS_HEAD = "0004"  # the release before had no satisfaction survey
 BEFORE_DROP = "0003"  # the release before that had the unused table model_versions
 
@@ -49,6 +50,8 @@ def test_migrations_create_every_table_and_are_idempotent(engine: Engine) -> Non
         "agent_labels",
         "agents",
         "alembic_version",
+        "canned_replies",
+        "conversation_notes",
         "conversations",
         "dialogue_states",
         "erasures",
@@ -68,11 +71,21 @@ def test_a_database_of_an_earlier_release_upgrades_keeping_its_rows(engine: Engi
     migrate(engine, BEFORE_DROP)
     assert "model_versions" in tables(engine)
     store = SqlConversationStore(engine)
-    conv, token = store.create_conversation(customer_id="c-1")
-    store.append_turn(conv.id, "user", "my card hasn't arrived")
-    bot = store.record_bot_turn(conv.id, "Cards arrive in 3-5 days.", kind="faq", state={"n": 1})
+    # The conversation row as that release wrote it (today's model has columns it lacks).
+    conv_id, token = "c" * 32, "the-session-token"
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "insert into conversations (id, token_hash, customer_id, channel, status,"
+                " created_at, updated_at) values (:id, :hash, 'c-1', 'web', 'open',"
+                " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            ),
+            {"id": conv_id, "hash": hash_token(token)},
+        )
+    store.append_turn(conv_id, "user", "my card hasn't arrived")
+    bot = store.record_bot_turn(conv_id, "Cards arrive in 3-5 days.", kind="faq", state={"n": 1})
     store.add_label(int(bot.id or 0), "ann", intent="card_arrival")
-    handoff = store.open_handoff(conv.id, "customer_request")
+    handoff = store.open_handoff(conv_id, "customer_request")
     with engine.begin() as conn:  # a row in the table that goes, had anything written one
         conn.execute(
             text(
@@ -85,15 +98,16 @@ def test_a_database_of_an_earlier_release_upgrades_keeping_its_rows(engine: Engi
 
     assert version(engine) == HEAD and "model_versions" not in tables(engine)
     assert schema_diff(engine) == []
-    store.record_satisfaction(conv.id, 4)  # the new table works on the upgraded rows
-    answer = store.satisfaction(conv.id)
+    store.record_satisfaction(conv_id, 4)  # the new table works on the upgraded rows
+    answer = store.satisfaction(conv_id)
     assert answer is not None and answer.score == 4
     found = store.conversation_by_token(token)
     assert found is not None and found.status == "handoff"
-    assert [(t.role, t.kind) for t in store.history(conv.id)] == [("user", None), ("bot", "faq")]
-    assert store.dialogue_state(conv.id) == {"n": 1}
+    assert (found.customer_id, found.customer_name, found.page) == ("c-1", None, None)
+    assert [(t.role, t.kind) for t in store.history(conv_id)] == [("user", None), ("bot", "faq")]
+    assert store.dialogue_state(conv_id) == {"n": 1}
     assert [label.turn_id for label in store.labels()] == [bot.id]
-    assert store.active_handoff(conv.id) == handoff
+    assert store.active_handoff(conv_id) == handoff
 
 
 def test_the_migrations_downgrade_to_the_previous_release_and_to_nothing(engine: Engine) -> None:
