@@ -11,7 +11,10 @@ and one queue of writers (`SqlRepository`):
 - `AgentRepository` (`agents.py`): console accounts and agents' labels;
 - `ReviewRepository` (`review.py`): the review queue and the dashboard's counts;
 - `SatisfactionRepository` (`satisfaction.py`): survey answers and CSAT;
-- `ErasureRepository` (`erasure.py`): erasure and retention.
+- `ErasureRepository` (`erasure.py`): erasure and retention;
+- `CannedReplyRepository` (`canned.py`), `NoteRepository` (`notes.py`),
+  `HandoffTransferRepository` (`transfers.py`), `PresenceRepository` (`presence.py`):
+  the help desk's canned replies, internal notes, release and transfer, who is typing.
 
 Example:
     >>> engine = create_store_engine("sqlite://")
@@ -25,12 +28,16 @@ Example:
 from __future__ import annotations
 
 from deskbot.bot.store.agents import AgentRepository
+from deskbot.bot.store.canned import CannedReplyRepository
 from deskbot.bot.store.conversations import ConversationRepository, hash_token
 from deskbot.bot.store.engine import create_store_engine, migrate
 from deskbot.bot.store.erasure import ErasureRepository
 from deskbot.bot.store.handoffs import HandoffRepository
+from deskbot.bot.store.notes import NoteRepository
+from deskbot.bot.store.presence import PresenceRepository
 from deskbot.bot.store.review import ReviewRepository
 from deskbot.bot.store.satisfaction import SatisfactionRepository
+from deskbot.bot.store.transfers import HandoffTransferRepository
 
 __all__ = ["SqlConversationStore", "create_store_engine", "hash_token", "migrate"]
 
@@ -42,6 +49,10 @@ class SqlConversationStore(
     ReviewRepository,
     SatisfactionRepository,
     ErasureRepository,
+    CannedReplyRepository,
+    NoteRepository,
+    HandoffTransferRepository,
+    PresenceRepository,
 ):
     """The conversation store on a SQLAlchemy engine (SQLite or PostgreSQL).
 
