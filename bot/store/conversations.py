@@ -110,20 +110,70 @@ class ConversationRepository(SqlRepository):
     # -- conversations -------------------------------------------------------------------
 
     def create_conversation(
-        self, *, customer_id: str | None = None, channel: str = "web"
+        self,
+        *,
+        customer_id: str | None = None,
+        channel: str = "web",
+        customer_name: str | None = None,
+        page: str | None = None,
+        language: str | None = None,
     ) -> tuple[Conversation, str]:
-        """Open a conversation; returns it with its session token (shown once, stored hashed)."""
+        """Open a conversation; returns it with its session token (shown once, stored hashed).
+
+        `customer_name`, `page` and `language` are what the site said of its customer,
+        checked by the caller (`deskbot.bot.server.identity`)."""
         token = secrets.token_urlsafe(_TOKEN_BYTES)
         conv = Conversation(
             id=secrets.token_hex(16),
             token_hash=hash_token(token),
             customer_id=customer_id,
             channel=channel,
+            customer_name=customer_name,
+            page=page,
+            language=language,
         )
         with self._write_session() as s:
             s.add(conv)
             s.commit()
         return conv, token
+
+    def identify_customer(
+        self,
+        conversation_id: str,
+        *,
+        customer_id: str | None = None,
+        customer_name: str | None = None,
+        page: str | None = None,
+        language: str | None = None,
+    ) -> bool:
+        """Fill in what the site said of the conversation's customer, where nothing was
+        said before (a conversation started before the site identified its customer).
+
+        What is stored is never replaced: a conversation stays with the customer it was
+        first given, whatever a later page says. Returns whether anything changed."""
+        with self._write_session() as s:
+            conv = s.get(Conversation, conversation_id)
+            if conv is None:
+                return False
+            values: dict[str, str] = {}
+            # The name goes with the id: never another customer's name on this one.
+            if customer_id is None or conv.customer_id in (None, customer_id):
+                if customer_id is not None and conv.customer_id is None:
+                    values["customer_id"] = customer_id
+                if customer_name is not None and conv.customer_name is None:
+                    values["customer_name"] = customer_name
+            if page is not None and conv.page is None:
+                values["page"] = page
+            if language is not None and conv.language is None:
+                values["language"] = language
+            if values:
+                s.execute(
+                    update(Conversation)
+                    .where(col(Conversation.id) == conversation_id)
+                    .values(values)
+                )
+                s.commit()
+        return bool(values)
 
     def conversation_by_token(self, token: str) -> Conversation | None:
         with self.session() as s:

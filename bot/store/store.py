@@ -10,6 +10,7 @@ and one queue of writers (`SqlRepository`):
 - `HandoffRepository` (`handoffs.py`): the queue of conversations for a person;
 - `AgentRepository` (`agents.py`): console accounts and agents' labels;
 - `ReviewRepository` (`review.py`): the review queue and the dashboard's counts;
+- `SearchRepository` (`search.py`): the console's search of every conversation;
 - `SatisfactionRepository` (`satisfaction.py`): survey answers and CSAT;
 - `ErasureRepository` (`erasure.py`): erasure and retention;
 - `CannedReplyRepository` (`canned.py`), `NoteRepository` (`notes.py`),
@@ -37,6 +38,7 @@ from deskbot.bot.store.notes import NoteRepository
 from deskbot.bot.store.presence import PresenceRepository
 from deskbot.bot.store.review import ReviewRepository
 from deskbot.bot.store.satisfaction import SatisfactionRepository
+from deskbot.bot.store.search import SearchRepository
 from deskbot.bot.store.transfers import HandoffTransferRepository
 
 __all__ = ["SqlConversationStore", "create_store_engine", "hash_token", "migrate"]
@@ -47,6 +49,7 @@ class SqlConversationStore(
     HandoffRepository,
     AgentRepository,
     ReviewRepository,
+    SearchRepository,
     SatisfactionRepository,
     ErasureRepository,
     CannedReplyRepository,
