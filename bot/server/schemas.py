@@ -10,11 +10,26 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from deskbot.bot.core.types import Reply
 from deskbot.bot.privacy.erasure import MAX_CUSTOMER_ID, check_customer_id
 from deskbot.bot.server.frontdoor import HARD_MAX_CHARS, clean_message
+from deskbot.bot.server.identity import (
+    MAX_LANGUAGE,
+    MAX_NAME,
+    MAX_PAGE,
+    check_customer_name,
+    check_language,
+    check_page,
+)
 
 REST_CHANNEL = "rest"
 
@@ -83,21 +98,59 @@ class RestMessageIn(BaseModel):
 
 
 class SessionIn(BaseModel):
-    """Who the customer is, as the embedding site knows them (optional).
+    """Who the customer is, as the embedding site knows them (every field optional).
 
     The site proves it chose the id: `customer_hash` is HMAC-SHA256 of `customer_id`
-    under the key it shares with the bot (`DESKBOT_CUSTOMER_KEY`), in hex.
+    under the key it shares with the bot (`DESKBOT_CUSTOMER_KEY`), in hex. The name needs
+    a signed id; the page and the language do not (`deskbot.bot.server.identity`, the
+    rules the widget's URL follows too). Agents see them beside the conversation.
     """
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    customer_id: str = Field(min_length=1, max_length=MAX_CUSTOMER_ID)
-    customer_hash: str = Field(min_length=64, max_length=64)
+    customer_id: str | None = Field(default=None, min_length=1, max_length=MAX_CUSTOMER_ID)
+    customer_hash: str | None = Field(default=None, min_length=64, max_length=64)
+    customer_name: str | None = Field(
+        default=None, description=f"The customer's name for agents (at most {MAX_NAME} characters)."
+    )
+    page: str | None = Field(
+        default=None,
+        max_length=MAX_PAGE,
+        description="The http(s) URL of the page the customer is chatting from.",
+    )
+    language: str | None = Field(
+        default=None,
+        max_length=MAX_LANGUAGE,
+        description="The customer's language, a BCP-47 tag such as 'en' or 'en-GB'.",
+    )
 
     @field_validator("customer_id")
     @classmethod
-    def _customer(cls, value: str) -> str:
-        return check_customer_id(value)
+    def _customer(cls, value: str | None) -> str | None:
+        return None if value is None else check_customer_id(value)
+
+    @field_validator("customer_name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        return None if value is None else check_customer_name(value)
+
+    @field_validator("page")
+    @classmethod
+    def _page(cls, value: str | None) -> str | None:
+        return None if value is None else check_page(value)
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str | None) -> str | None:
+        return None if value is None else check_language(value)
+
+    @model_validator(mode="after")
+    def _signed_id(self) -> SessionIn:
+        if (self.customer_id is None) != (self.customer_hash is None):
+            raise ValueError("customer_id and customer_hash go together; send both or neither")
+        if self.customer_name is not None and self.customer_id is None:
+            raise ValueError("customer_name is taken only with a signed customer_id")
+        return self
 
 
 class SessionOut(BaseModel):

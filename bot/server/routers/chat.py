@@ -7,7 +7,6 @@ message passes the front door (`deskbot.bot.server.frontdoor`) before anything i
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from deskbot.bot.core.types import Reply
 from deskbot.bot.dialogue.pipeline import UnknownTurn
-from deskbot.bot.privacy.erasure import Eraser, ErasureError, customer_hash
+from deskbot.bot.privacy.erasure import Eraser, ErasureError
 from deskbot.bot.server.deps import (
     BotDep,
     Conv,
@@ -30,6 +29,7 @@ from deskbot.bot.server.deps import (
     message_text,
 )
 from deskbot.bot.server.frontdoor import accept_message
+from deskbot.bot.server.identity import signed_by_site
 from deskbot.bot.server.schemas import (
     ErasureOut,
     FeedbackIn,
@@ -38,6 +38,7 @@ from deskbot.bot.server.schemas import (
     MessageIn,
     OptionalSessionIn,
     ReplyOut,
+    SessionIn,
     SessionOut,
     TurnOut,
     reply_out,
@@ -51,20 +52,27 @@ router = APIRouter(prefix="/api", tags=["chat"])
 @router.post("/sessions", response_model=SessionOut, status_code=201)
 def create_session(bot: BotDep, body: OptionalSessionIn = None) -> SessionOut:
     """Open a conversation; keep the token, it is shown only once. Send no body for
-    an anonymous customer, or the customer's id signed by your site (`SessionIn`)."""
-    customer_id = None
-    if body is not None:
+    an anonymous customer, or what your site knows (`SessionIn`): the customer's id
+    signed by your site and their name, the page and the language of the chat."""
+    if body is None:
+        body = SessionIn()
+    if body.customer_id is not None and body.customer_hash is not None:
         key = bot.config.privacy.customer_key
         if not key:
             raise HTTPException(
                 422,
                 "customer_id is not accepted: the server has no DESKBOT_CUSTOMER_KEY to "
-                "check customer_hash with; open the session without a body",
+                "check customer_hash with; open the session without it",
             )
-        if not hmac.compare_digest(body.customer_hash, customer_hash(key, body.customer_id)):
+        if not signed_by_site(key, body.customer_id, body.customer_hash):
             raise HTTPException(403, "customer_hash does not match customer_id")
-        customer_id = body.customer_id
-    conv, token = bot.store.create_conversation(customer_id=customer_id, channel="api")
+    conv, token = bot.store.create_conversation(
+        customer_id=body.customer_id,
+        channel="api",
+        customer_name=body.customer_name,
+        page=body.page,
+        language=body.language,
+    )
     return SessionOut(conversation_id=conv.id, session_token=token)
 
 
