@@ -10,13 +10,13 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import gradio as gr
 
 from deskbot.bot.server.container import Bot
-from deskbot.bot.store.models import Agent
+from deskbot.bot.store.models import Agent, TurnRecord
 from deskbot.ui.accounts.auth import COOKIE_NAME, SessionSigner
 from deskbot.ui.console.actions import ConsoleError, ConsoleService, reason_words
 from deskbot.ui.console.dashboard import build_figures, csat_markdown
@@ -32,11 +32,33 @@ CLOCK_SECONDS = 15.0
 Update = Any
 
 
+def _inline(text: str) -> str:
+    """`md_text` for text that follows ours on its line (no heading or list can start
+    there, so a typed `- ` or `1. ` needs no backslash for a screen reader to read)."""
+    return md_text(text, line_start=False)
+
+
 def _err(text: str) -> str:
-    return f"**Not done:** {md_text(text)}"
+    return f"**Not done:** {_inline(text)}"
 
 
 _SPEAKERS = {"user": "Customer", "bot": "Bot", "agent": "Agent"}
+
+
+def signed_in(agent: Agent) -> str:
+    """The header's line: who is signed in, and their role (Markdown)."""
+    return f"Signed in as **{_inline(agent.display_name)}** ({_inline(agent.role)})"
+
+
+def review_context(before: Sequence[TurnRecord], turn: TurnRecord) -> str:
+    """A reviewed bot turn after the turns `before` it, a paragraph each (Markdown):
+    who spoke, then what they wrote."""
+    lines = [f"**{_SPEAKERS.get(t.role, t.role)}:** {_inline(t.text)}" for t in before]
+    lines.append(
+        f"**Bot** `#{turn.id}` ({_inline(turn.intent or '-')}, "
+        f"{turn.confidence or 0:.2f}): {_inline(turn.text)}"
+    )
+    return "\n\n".join(lines)
 
 
 def news(unread: Unread) -> tuple[str, int]:
@@ -138,7 +160,7 @@ class ConsoleHandlers:
         """Header, queue, picker, queue signature, what is new, the live model's intents."""
         agent = self.me(request)
         table, pick, qsig, unread = self.queue_update(None, agent)
-        header = f"Signed in as **{md_text(agent.display_name)}** ({md_text(agent.role)})"
+        header = signed_in(agent)
         # The live model can change while serving (a promoted version, new intents).
         intents = gr.update(choices=self.svc.intent_choices())
         return header, table, pick, qsig, unread, *news(unread), intents
@@ -278,15 +300,7 @@ class ConsoleHandlers:
         turn = self.bot.store.get_turn(turn_id) if turn_id is not None else None
         if turn is None:
             return gr.skip(), gr.skip()
-        before = [
-            f"**{_SPEAKERS.get(t.role, t.role)}:** {md_text(t.text)}"
-            for t in self.svc.turns_before(turn)
-        ]
-        reviewed = (
-            f"**Bot** `#{turn.id}` ({md_text(turn.intent or '-')}, "
-            f"{turn.confidence or 0:.2f}): {md_text(turn.text)}"
-        )
-        context = "\n\n".join([*before, reviewed])
+        context = review_context(self.svc.turns_before(turn), turn)
         return gr.update(choices=[turn_choice(turn)], value=int(turn.id or 0)), context
 
     def dashboard(self, request: gr.Request) -> tuple[Update, ...]:

@@ -147,7 +147,7 @@ class ChatService:
 
     def _handoff_status(self, handoff: Handoff) -> Status:
         if handoff.status == "claimed" and handoff.claimed_by:
-            who = md_text(self.agent_name(handoff.claimed_by))
+            who = md_text(self.agent_name(handoff.claimed_by), line_start=False)
             text = f"You're talking to **{who}** from our support team."
             return Status(text, poll=True, person=False)
         place = queue_place(self.store, handoff)
