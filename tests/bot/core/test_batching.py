@@ -80,23 +80,40 @@ def test_wait_when_idle_gathers_a_lone_first_request_with_the_next() -> None:
     batcher.close()
 
 
+def taken(batcher: MicroBatcher[int, int], timeout: float = 10.0) -> bool:
+    """Wait until the worker has taken every queued request (it runs it or waits for company)."""
+    deadline = time.monotonic() + timeout
+    while not batcher._queue.empty():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
 def test_an_idle_batcher_runs_a_lone_request_at_once_and_a_busy_one_waits_for_company() -> None:
+    """No clock decides the outcome: the waits are a minute, far beyond any test's
+    scheduling delay, so a batcher that waits when idle is caught (the first call does
+    not start within 10 s), and one that does not wait when busy is caught (the second
+    request runs alone)."""
     calls: list[list[int]] = []
+    entered = threading.Event()
 
     def fn(xs: list[int]) -> list[int]:
         calls.append(list(xs))
-        time.sleep(0.05)
+        entered.set()
         return xs
 
-    batcher: MicroBatcher[int, int] = MicroBatcher(fn, max_wait_ms=300, busy_window_ms=1000)
+    batcher: MicroBatcher[int, int] = MicroBatcher(
+        fn, max_batch=2, max_wait_ms=60_000, busy_window_ms=60_000
+    )
     first = batcher.submit([1])
-    time.sleep(0.02)  # well inside the 300 ms a waiting batcher would still be waiting
-    assert calls == [[1]]  # idle: it ran at once, alone
-    assert first.result(5) == [1]
-    # Busy now (its last batch just ended): the next request waits for company.
+    assert entered.wait(10), "an idle batcher waited for company"  # 10 s, not the 60 s wait
+    assert first.result(5) == [1] and calls == [[1]]  # idle: it ran at once, alone
+    # Busy now (its last batch ended within the busy window): the next request waits for
+    # company, and the third fills the batch of two.
     second = batcher.submit([2])
-    time.sleep(0.1)
+    assert taken(batcher)  # the worker holds it: alone, it would run now
     third = batcher.submit([3])
-    assert second.result(5) == [2] and third.result(5) == [3]
+    assert second.result(10) == [2] and third.result(10) == [3]
     assert calls == [[1], [2, 3]]
     batcher.close()
