@@ -19,7 +19,7 @@ from deskbot.bot.server.container import Bot
 from deskbot.bot.store.models import Agent, TurnRecord
 from deskbot.ui.accounts.auth import COOKIE_NAME, SessionSigner
 from deskbot.ui.console.actions import ConsoleError, ConsoleService, reason_words
-from deskbot.ui.console.dashboard import build_figures, csat_markdown
+from deskbot.ui.console.dashboard import build_figures, csat_markdown, csat_plots
 from deskbot.ui.console.unread import Unread
 from deskbot.ui.render import md_text, turn_choice
 
@@ -304,8 +304,8 @@ class ConsoleHandlers:
         return gr.update(choices=[turn_choice(turn)], value=int(turn.id or 0)), context
 
     def dashboard(self, request: gr.Request) -> tuple[Update, ...]:
-        """The dashboard's headline, four figures and the customers' satisfaction over the
-        last `DASHBOARD_DAYS`."""
+        """The dashboard's headline, four figures and the customers' satisfaction (CSAT
+        plotted by intent and by agent, then its tables) over the last `DASHBOARD_DAYS`."""
         self.me(request)
         counts = self.bot.store.dashboard_counts(days=DASHBOARD_DAYS)
         figs = build_figures(
@@ -314,17 +314,14 @@ class ConsoleHandlers:
             index_version=str(self.bot.retriever.version or "") or None,
             days=DASHBOARD_DAYS,
         )
-        store = self.bot.store
-        csat = csat_markdown(
-            store.csat_by_intent(days=DASHBOARD_DAYS),
-            store.csat_by_agent(days=DASHBOARD_DAYS),
-            DASHBOARD_DAYS,
-        )
+        by_intent = self.bot.store.csat_by_intent(days=DASHBOARD_DAYS)
+        by_agent = self.bot.store.csat_by_agent(days=DASHBOARD_DAYS)
         return (
             figs.headline,
             figs.turns_per_day,
             figs.automation,
             figs.handoff_reasons,
             figs.top_intents,
-            csat,
+            *csat_plots(by_intent, by_agent, DASHBOARD_DAYS),
+            csat_markdown(by_intent, by_agent, DASHBOARD_DAYS),
         )

@@ -136,8 +136,8 @@ class ReviewTab:
 
 @dataclass
 class DashboardTab:
-    """The dashboard tab: a headline, four figures and the customers' satisfaction,
-    drawn when the tab is opened."""
+    """The dashboard tab: a headline, four figures and the customers' satisfaction
+    (plotted by intent and by agent, then as tables), drawn when the tab is opened."""
 
     tab: Component
     refresh: Component
@@ -288,6 +288,8 @@ def _dashboard_tab() -> DashboardTab:
         headline = gr.Markdown("", elem_id="dashboard-headline")
         plots = _plots("Messages per day", "Automation and fallback")
         plots += _plots("Handoff reasons", "Top intents")
+        with gr.Row():  # images named by their text alternative (dashboard.csat_html)
+            plots += [gr.HTML("", elem_id=f"dashboard-csat-{by}") for by in ("intent", "agent")]
         csat = gr.Markdown("", elem_id="dashboard-csat")
     return DashboardTab(tab, refresh, [headline, *plots, csat])
 
