@@ -111,6 +111,15 @@ def search(
     lexical_weight: Annotated[
         float | None, typer.Option(min=0.0, max=1.0, help="Weight of BM25 in the ranking.")
     ] = None,
+    main_weight: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Weight of a passage's main vector against its best one (several vectors "
+            "a passage: alternatives, question+sentences); 0: the best alone.",
+        ),
+    ] = 0.0,
     min_score: Annotated[float | None, typer.Option(help="Default: knowledge.min_score.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per hit.")] = False,
 ) -> None:
@@ -125,6 +134,7 @@ def search(
             _index_dir(cfg, index),
             build_embedder(cfg.knowledge.embedder, runtime=cfg.limits.inference_runtime),
             lexical_weight=DEFAULT_LEXICAL_WEIGHT if lexical_weight is None else lexical_weight,
+            main_weight=main_weight,
             min_score=threshold,
         )
         hits = retriever.retrieve(query, top_k=top_k, intent=intent)

@@ -78,6 +78,7 @@ class _Served:
 
     index: LoadedIndex
     starts: np.ndarray | None  # first vector row of each passage, when rows are grouped
+    firsts: np.ndarray  # the row of each passage's main vector (its first)
     bm25: Bm25Index | None = None
     # The index's texts embedded by the shared encoder: (its model id, the vectors).
     shared: tuple[str, np.ndarray] | None = None
@@ -102,6 +103,12 @@ class FaissRetriever:
         lexical_weight: weight of the BM25 score (0..1, by the query's best passage)
             added to the rank; 0 turns BM25 off. The default is what
             benchmarks/quality/retrieval_quality.py found best on the demo FAQ.
+        main_weight: with several vectors a passage (alternatives, `question+sentences`),
+            its dense rank is `main_weight` x the cosine of its main vector + the rest x
+            its best vector's; 0: the best vector alone. On the help-centre questions 0.5
+            ranked better than 0 for both encoders measured (benchmarks/quality/
+            retrieval_prose.py): a sentence that matches well in a passage about
+            something else counts for less. `Passage.score` stays the best cosine.
         min_score: under this cosine a passage is not `answerable`; None: all are.
         max_lexical_passages: BM25 is built in memory; above this many passages it is
             skipped (with a warning) rather than slowing every reload.
@@ -126,18 +133,22 @@ class FaissRetriever:
         *,
         intent_bonus: float = 0.1,
         lexical_weight: float = DEFAULT_LEXICAL_WEIGHT,
+        main_weight: float = 0.0,
         min_score: float | None = None,
         max_lexical_passages: int = 200_000,
         shared_encoder: QueryEncoder | None = None,
     ) -> None:
         if not 0.0 <= lexical_weight <= 1.0:
             raise ValueError(f"lexical_weight must be within 0..1, got {lexical_weight}")
+        if not 0.0 <= main_weight <= 1.0:
+            raise ValueError(f"main_weight must be within 0..1, got {main_weight}")
         if min_score is not None and not -1.0 <= min_score <= 1.0:
             raise ValueError(f"min_score is a cosine, within -1..1; got {min_score}")
         self.index_dir = Path(index_dir)
         self.embedder = embedder
         self.intent_bonus = intent_bonus
         self.lexical_weight = lexical_weight
+        self.main_weight = main_weight
         self.min_score = min_score
         self.max_lexical_passages = max_lexical_passages
         self._served: _Served | None = None
@@ -320,7 +331,8 @@ class FaissRetriever:
                     len(loaded.passages),
                     self.max_lexical_passages,
                 )
-        return _Served(index=loaded, starts=starts, bm25=bm25)
+        firsts = starts if starts is not None else np.unique(owners, return_index=True)[1]
+        return _Served(index=loaded, starts=starts, firsts=firsts, bm25=bm25)
 
     def retrieve(
         self,
@@ -356,6 +368,8 @@ class FaissRetriever:
         q = np.ascontiguousarray(q, dtype=np.float32).reshape(-1)
         dense = _dense_scores(served, q, shared, top_k)
         rank = dense.astype(np.float64)
+        if self.main_weight:
+            rank = _with_main(served, q, shared, rank, self.main_weight)
         if intent is not None and self.intent_bonus:
             tagged = np.fromiter((p.intent == intent for p in passages), bool, count=len(passages))
             rank = rank + self.intent_bonus * tagged
@@ -411,6 +425,19 @@ def _dense_scores(
     valid = rows[0] >= 0
     np.maximum.at(dense, loaded.owners[rows[0][valid]], scores[0][valid])
     return dense
+
+
+def _with_main(
+    served: _Served, q: np.ndarray, shared: np.ndarray | None, dense: np.ndarray, weight: float
+) -> np.ndarray:
+    """`dense` mixed with the cosine of each searched passage's main vector."""
+    rows = np.flatnonzero(np.isfinite(dense))
+    if len(served.firsts) != len(dense):  # a passage without vectors: nothing to mix
+        return dense
+    vectors = served.index.vectors if shared is None else shared
+    out = dense.copy()
+    out[rows] = (1 - weight) * dense[rows] + weight * (vectors[served.firsts[rows]] @ q)
+    return out
 
 
 def _best(rank: np.ndarray, top_k: int) -> np.ndarray:
