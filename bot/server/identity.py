@@ -53,8 +53,16 @@ MAX_LANGUAGE = 16
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
 _BAD_URL_CHARS = re.compile(r"[\s<>\"'`\\\x00-\x1f\x7f]")
 
-# The widget's URL query: what the site writes into the address it embeds.
-QUERY_FIELDS = ("customer_id", "customer_hash", "customer_name", "page", "language")
+# The widget's URL query (what the site writes into the address it embeds): its names,
+# and the API's name of each. Gradio reads `page` of a URL itself (a page of a multipage
+# app), so the page and the language go as `customer_page` and `customer_language`.
+QUERY_FIELDS = {
+    "customer_id": "customer_id",
+    "customer_hash": "customer_hash",
+    "customer_name": "customer_name",
+    "customer_page": "page",
+    "customer_language": "language",
+}
 
 
 class IdentityRefused(DeskbotError):
@@ -137,14 +145,15 @@ def context_from_query(query: Mapping[str, str], key: str | None) -> CustomerCon
 
     Args:
         query: the query of the page the widget was opened with (`customer_id`,
-            `customer_hash`, `customer_name`, `page`, `language`; other names are not ours).
+            `customer_hash`, `customer_name`, `customer_page`, `customer_language`;
+            other names are not ours).
         key: `privacy.customer_key` (without one, no customer id is taken).
 
     Raises:
         IdentityRefused: a value is malformed, the id is not signed by the site, or a name
             comes without a signed id.
     """
-    given = {name: str(query[name]) for name in QUERY_FIELDS if query.get(name)}
+    given = {field: str(query[name]) for name, field in QUERY_FIELDS.items() if query.get(name)}
     customer_id = given.get("customer_id")
     signature = given.get("customer_hash")
     try:

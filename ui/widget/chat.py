@@ -93,8 +93,20 @@ def chat_events(bot: Bot) -> ChatEvents:
         bot.pipeline,
         max_message_chars=bot.config.limits.max_message_chars,
         session_expiry_s=bot.config.dialogue.session_expiry_minutes * 60.0,
+        customer_key=bot.config.privacy.customer_key,
     )
     return ChatEvents(svc)
+
+
+def identify(svc: ChatService) -> Any:
+    """The handler that stores who the customer is, as the page's URL says (the site's
+    `customer_id`, `customer_hash`, `customer_name`, `customer_page`, `customer_language`;
+    `service.identify`)."""
+
+    def handler(token: str | None, request: gr.Request) -> None:
+        svc.identify(token, dict(request.query_params or {}))
+
+    return handler
 
 
 def build_chat(bot: Bot) -> gr.Blocks:
@@ -198,18 +210,22 @@ def wire(demo: gr.Blocks, w: Widgets, events: ChatEvents) -> None:
     )
     sent.then(None, [w.outbox, w.box], [w.box, w.outbox], js=AFTER_JS, **page)
     sent.then(events.controls, [w.token], controls, **light)
+    started = [sent]  # the events that may start a conversation (or find it again)
     for select, handler in (
         (w.chatbot.option_select, events.on_option),
         (w.chatbot.example_select, events.on_example),
     ):
         chosen = select(handler, [w.token], reply_outputs, **replying)
         chosen.then(events.controls, [w.token], controls, **light)
+        started.append(chosen)
     w.chatbot.change(None, [w.chatbot], None, js=FLAGS_JS, **page)
     shown = [w.chatbot, w.status, w.timer, w.seen, *controls]
     w.chatbot.like(events.on_like, [w.token], shown, **light)
     loaded = [w.chatbot, w.status, w.timer, w.token, w.seen, *controls]
-    w.person.click(events.talk_to_person, [w.token], loaded, **light)
+    asked = w.person.click(events.talk_to_person, [w.token], loaded, **light)
     w.timer.tick(events.poll, [w.token, w.seen], shown, show_progress="hidden", **light)
     w.rate.click(events.rate, [w.token, w.rating, w.comment], [w.status, w.survey], **light)
-    demo.load(events.on_load, [w.token], loaded, **light)
+    opened = demo.load(events.on_load, [w.token], loaded, **light)
     demo.load(None, None, None, js=INSTALL_JS, **page)
+    for event in (*started, asked, opened):  # then: who its customer is, as the URL says
+        event.then(identify(events.svc), [w.token], None, **light)

@@ -1,17 +1,20 @@
 """What the widget does, free of Gradio: sessions, the front door for messages, views,
 feedback, handoff requests and their status, the satisfaction survey, the greeting's
-suggested questions.
+suggested questions, and who the customer is (what the site put in the widget's URL).
 
 A message passes the same checks as the API's (`deskbot.bot.server.frontdoor`): the
 same length limit (`limits.max_message_chars`), control characters and session expiry,
-refused with the same reason and nothing stored.
+refused with the same reason and nothing stored. What the site says of its customer
+passes the API's checks too (`deskbot.bot.server.identity`): the widget's URL takes
+`customer_id` with `customer_hash`, `customer_name`, `customer_page` and
+`customer_language`, as `POST /api/sessions` takes them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from deskbot.bot.core.errors import DeskbotError
 from deskbot.bot.core.types import Reply
 from deskbot.bot.dialogue.pipeline import TurnPipeline
 from deskbot.bot.server.frontdoor import accept_message, check_session
+from deskbot.bot.server.identity import IdentityRefused, context_from_query
 from deskbot.bot.store import SqlConversationStore
 from deskbot.bot.store.models import Conversation, Handoff
 from deskbot.knowledge.errors import KnowledgeError
@@ -70,6 +74,8 @@ class ChatService:
             test) handoffs and feedback go straight to the store and `reply` refuses.
         max_message_chars: `limits.max_message_chars`.
         session_expiry_s: `dialogue.session_expiry_minutes` in seconds.
+        customer_key: `privacy.customer_key`, which signs the customer ids the site
+            passes (without one, no id is taken).
     """
 
     def __init__(
@@ -79,11 +85,13 @@ class ChatService:
         *,
         max_message_chars: int = DEFAULT_MAX_CHARS,
         session_expiry_s: float = DEFAULT_EXPIRY_S,
+        customer_key: str | None = None,
     ) -> None:
         self.store = store
         self.pipeline = pipeline
         self.max_message_chars = max_message_chars
         self.session_expiry_s = session_expiry_s
+        self.customer_key = customer_key
         self.locks = ConversationLocks()
 
     def conversation(self, token: str | None) -> Conversation | None:
@@ -106,6 +114,31 @@ class ChatService:
         conv, token = self.store.create_conversation(channel="web")
         logger.info("web conversation %s started", conv.id)
         return conv.id, token
+
+    def identify(self, token: str | None, query: Mapping[str, str]) -> bool:
+        """Store what the widget's URL `query` says of the customer on the conversation
+        `token` names, where nothing was said before; returns whether anything was.
+
+        A query the API would refuse (an unsigned or malformed id, a name without an
+        id, a page that is no http(s) URL, a language that is no BCP-47 tag) stores
+        nothing; the customer chats on, anonymous."""
+        conv = self.conversation(token)
+        if conv is None:
+            return False
+        try:
+            context = context_from_query(query, self.customer_key)
+        except IdentityRefused as exc:
+            logger.warning("widget conversation %s: the site's customer refused: %s", conv.id, exc)
+            return False
+        if not context:
+            return False
+        return self.store.identify_customer(
+            conv.id,
+            customer_id=context.customer_id,
+            customer_name=context.customer_name,
+            page=context.page,
+            language=context.language,
+        )
 
     def agent_name(self, username: str) -> str:
         agent = self.store.get_agent(username)
@@ -204,11 +237,15 @@ class ChatService:
         self.store.record_satisfaction(conversation_id, score, text, agent_id=agent)
         logger.info("conversation %s rated %d", conversation_id, score)
 
-    def reply(self, conversation_id: str, text: str) -> Iterator[str | Reply]:
-        """The bot's reply to `text`: text pieces as they are produced, then the `Reply`."""
+    def reply(
+        self, conversation_id: str, text: str, *, message_id: str | None = None
+    ) -> Iterator[str | Reply]:
+        """The bot's reply to `text`: text pieces as they are produced, then the `Reply`.
+        A message sent again with its `message_id` (the page's retry) is stored and
+        answered once: the retry gets the first copy's reply."""
         if self.pipeline is None:
             raise DeskbotError("this widget has no bot pipeline to answer with")
-        yield from self.pipeline.handle_stream(conversation_id, text)
+        yield from self.pipeline.handle_stream(conversation_id, text, message_id=message_id)
 
 
 def options_for(reply: Reply) -> list[dict[str, str]]:

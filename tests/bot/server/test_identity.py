@@ -95,18 +95,24 @@ def test_a_page_is_an_http_url(url: str) -> None:
 
 
 def test_the_widgets_query_follows_the_apis_rules() -> None:
-    query = {**signed("cust-7"), "customer_name": " Ann  Lee ", "page": PAGE, "language": "en-gb"}
+    query = {
+        **signed("cust-7"),
+        "customer_name": " Ann  Lee ",
+        "customer_page": PAGE,
+        "customer_language": "en-gb",
+    }
     assert context_from_query(query, KEY) == CustomerContext("cust-7", "Ann Lee", PAGE, "en-GB")
-    assert context_from_query({"page": PAGE, "utm_source": "mail"}, None) == CustomerContext(
-        page=PAGE
-    )
+    # Other names are not ours (`page` is Gradio's own: a page of a multipage app).
+    assert context_from_query(
+        {"customer_page": PAGE, "page": "x", "utm_source": "mail"}, None
+    ) == CustomerContext(page=PAGE)
     assert not context_from_query({}, KEY)
     refused = [
         ({**signed("cust-7"), "customer_hash": customer_hash("guess", "cust-7")}, "does not match"),
         ({"customer_id": "cust-7"}, "go together"),
         ({"customer_name": "Ann"}, "only with a signed customer_id"),
-        ({"language": "english"}, "BCP-47"),
-        ({"page": "javascript:alert(1)"}, "http"),
+        ({"customer_language": "english"}, "BCP-47"),
+        ({"customer_page": "javascript:alert(1)"}, "http"),
         ({**signed("cust-7"), "customer_name": "Ann\x07"}, "control characters"),
     ]
     for query, reason in refused:
