@@ -22,6 +22,8 @@ import gradio as gr
 from deskbot.bot.server.container import Bot
 from deskbot.ui.accounts.auth import SessionSigner
 from deskbot.ui.console.actions import MAX_REPLY_CHARS
+from deskbot.ui.console.customer import CustomerPanel, lay_out_customer, wire_customer
+from deskbot.ui.console.find import FIND_CSS, lay_out_find, wire_find
 from deskbot.ui.console.handlers import DASHBOARD_DAYS, ConsoleHandlers
 
 logger = logging.getLogger(__name__)
@@ -44,7 +46,7 @@ CONSOLE_CSS = (
     "button.primary, button.stop { transition: none !important; }\n"
     "button.stop { background: #b91c1c !important; border-color: #b91c1c !important;"
     " color: #fff !important; }\n"
-    ".info-text, input.subdued { color: #4b5563 !important; }\n"
+    ".info-text, input.subdued { color: #4b5563 !important; }\n" + FIND_CSS
 )
 QUEUE_HEADERS = ["#", "new", "status", "reason", "waiting", "predicted intent", "last message"]
 REVIEW_HEADERS = ["turn", "confidence", "intent", "customer wrote", "bot answered"]
@@ -104,6 +106,7 @@ class QueueTab:
     send: Component
     hand_back: Component
     resolve: Component
+    customer: CustomerPanel | None = None  # who the customer is, their other conversations
 
     @property
     def actions(self) -> list[Component]:
@@ -249,7 +252,10 @@ def _queue_tab() -> QueueTab:
                 send = gr.Button("Send reply", variant="primary", interactive=False)
                 hand_back = gr.Button("Hand back to the bot", interactive=False)
                 resolve = gr.Button("Resolve and close", variant="stop", interactive=False)
-    return QueueTab(tab, queue, pick, claim, notice, transcript, reply, send, hand_back, resolve)
+        customer = lay_out_customer("queue-customer")
+    return QueueTab(
+        tab, queue, pick, claim, notice, transcript, reply, send, hand_back, resolve, customer
+    )
 
 
 def _review_table(label: str, elem_id: str) -> Component:
@@ -423,10 +429,11 @@ def build_console(bot: Bot, signer: SessionSigner) -> gr.Blocks:
     with gr.Blocks(title=f"{bot.config.name}: agent console") as console:
         header, news = _header()
         seen = (gr.State(""), gr.State(""))  # what the last refresh drew: queue, transcript
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             queue = _queue_tab()
             review = _review_tab()
             dashboard = _dashboard_tab()
+            find = lay_out_find()
         form = _label_form(h.svc.intent_choices())
         _on(
             console.load,
@@ -449,5 +456,7 @@ def build_console(bot: Bot, signer: SessionSigner) -> gr.Blocks:
         _wire_review(h, review, form)
         _wire_tabs([queue.tab, review.tab], dashboard, form)
         _wire_dashboard(h, dashboard)
+        wire_customer(h, queue.pick, queue.customer)
+        wire_find(h, find, tabs, queue.customer, hide=[form.box])
         _on(console.load, h.review_update, None, [review.least, review.down])
     return console
