@@ -115,13 +115,16 @@ def test_concurrent_calls_share_one_batch_of_the_real_model(
         sizes.append(len(conversations))
         return stream_batch(conversations, max_new_tokens=max_new_tokens)
 
+    questions = ["where is my card?", "how long does delivery take?"]
+    # Each alone, unbatched (greedy): what the shared batch must give each caller.
+    alone = ["".join(smollm2.compose([Turn("user", q)], [PASSAGE])) for q in questions]
     monkeypatch.setattr(smollm2, "stream_batch", counted)
     batcher = MicroBatchingGenerator(smollm2, max_batch=2, wait_ms=5000)
-    first = ask(batcher, "where is my card?")
-    second = ask(batcher, "how long does delivery take?")
+    first = ask(batcher, questions[0])
+    second = ask(batcher, questions[1])
     replies = ["".join(first), "".join(second)]
-    assert sizes == [2]
-    assert all(r.strip() for r in replies)
+    assert sizes == [2]  # two callers, one decoding batch
+    assert replies == alone and alone[0] != alone[1] and all(r.strip() for r in replies)
     # A caller that stops reading early does not hang the next batch.
     stream = ask(batcher, "card?")
     assert isinstance(next(stream), str)

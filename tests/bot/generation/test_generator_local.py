@@ -90,10 +90,26 @@ def test_local_settings_are_checked() -> None:
 
 
 @pytest.mark.slow
-def test_the_offline_model_streams_a_reply(smollm2: TransformersGenerator) -> None:
-    pieces = list(smollm2.compose([Turn("user", "my card hasn't arrived")], [PASSAGE]))
-    assert len(pieces) >= 3 and all(isinstance(p, str) for p in pieces)
-    assert "".join(pieces).strip()
+def test_the_offline_model_streams_a_reply(
+    smollm2: TransformersGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reply comes as it is decoded: its first piece before the second decoding step,
+    one piece a step after that, the same reply each time (greedy), within max_new_tokens."""
+    steps: list[int] = []
+    advance = smollm2._advance
+    monkeypatch.setattr(
+        smollm2, "_advance", lambda *a, **kw: (steps.append(1), advance(*a, **kw))[1]
+    )
+    stream = smollm2.compose([Turn("user", "my card hasn't arrived")], [PASSAGE])
+    first = next(stream)
+    at_first = len(steps)
+    pieces = [first, *stream]
+    assert at_first <= 1 < len(steps)  # not decoded to the end before the first piece
+    assert len(pieces) >= 3 and len(pieces) <= len(steps) + 2  # a piece a step (+ the tail)
+    reply = "".join(pieces)
+    assert reply.strip() and smollm2.count_tokens(reply) <= smollm2.max_new_tokens
+    again = "".join(smollm2.compose([Turn("user", "my card hasn't arrived")], [PASSAGE]))
+    assert again == reply
     assert smollm2.count_tokens("hello world") >= 2
     assert smollm2.device == "cpu"
     cached = Path(str(default_cache_dir()))
