@@ -42,13 +42,28 @@ def theme() -> gr.themes.Base:
 
 
 # The embed script: a round button in the page's corner that opens the widget in an
-# iframe. It learns the widget's address from its own src, so it needs no settings.
+# iframe. It learns the widget's address from its own src, so it needs no settings. It
+# tells the widget who the customer is (deskbot.bot.server.identity): the site's
+# data-customer-id, data-customer-hash and data-customer-name, the page (without its
+# query and fragment, which may hold tokens) and the language (data-language, else the
+# page's lang, else the browser's).
 WIDGET_JS = """(function () {
   var me = document.currentScript;
   var origin = new URL(me.src).origin;
   var title = me.getAttribute("data-title") || %(title)s;
+  var query = new URLSearchParams();
+  ["customer-id", "customer-hash", "customer-name"].forEach(function (name) {
+    var value = me.getAttribute("data-" + name);
+    if (value) query.set(name.replace("-", "_"), value);
+  });
+  if (/^https?:$/.test(location.protocol)) {
+    query.set("customer_page", (location.origin + location.pathname).slice(0, 512));
+  }
+  var lang = me.getAttribute("data-language") || document.documentElement.lang ||
+    navigator.language;
+  if (lang) query.set("customer_language", lang);
   var frame = document.createElement("iframe");
-  frame.src = origin + "/";
+  frame.src = origin + "/" + (query.toString() ? "?" + query.toString() : "");
   frame.title = title;
   frame.id = "deskbot-frame";
   frame.style.cssText = "position:fixed;bottom:84px;right:16px;width:min(400px,calc(100vw - 32px));" +
