@@ -5,8 +5,8 @@ never on the test set; "held-out" below means that validation window. Accuracy n
 lower (at the lower bound of a paired bootstrap of the gain), no intent's F1 down by
 more than its allowed drop (`f1_margins`: the configured margin, wider for intents with
 few held-out examples), out-of-scope recall not lower, and the new agent labels agree
-with the live model about as often as its held-out accuracy says they should
-(`audit_labels`).
+with the live model about as often as its agreement with the validation stream's
+agent labels says they should (`deskbot.training.nightly.audit`).
 
 Why the allowed F1 drop depends on held-out support: a fixed margin treats an intent
 with 40 held-out examples like one with 400, yet the F1 of a 40-example intent moves by
@@ -29,19 +29,15 @@ some intent by that much most of the time. So the allowed drop of intent i is
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
 from deskbot.bot.core.errors import DataError
-from deskbot.bot.nlu.registry import read_manifest
 from deskbot.training.data.datasets import OOS_LABEL
-from deskbot.training.data.export import AGENT, Example
 from deskbot.training.nightly.settings import RetrainSettings
 
 Check = dict[str, Any]
@@ -238,64 +234,3 @@ def _per_intent_check(
         ),
         "allowed_drops": allowed_drops,
     }
-
-
-def audit_labels(
-    new: Sequence[Example],
-    live_dir: Path,
-    live_metrics: dict[str, Any] | None,
-    settings: RetrainSettings,
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """How often the live model agrees with the new agent labels of intents it knows.
-
-    On correct labels of messages like the held-out set's, that rate is about the
-    live model's held-out accuracy (`live_metrics`); shuffled or careless labels pull it
-    far below. Without a reference (None) the audit is not made.
-    The same test runs for each agent on their own labels (`agents`: n, agreement,
-    floor, flagged), so one careless or malicious agent stands out among good ones.
-
-    Returns:
-        the audit, and text key -> the live model's best intent for each audited text.
-    """
-    labels = set(read_manifest(live_dir).labels)
-    rows = [e for e in new if e.source == AGENT and e.intent in labels]
-    if settings.audit_margin is None or len(rows) < settings.audit_min_examples:
-        return {"checked": False, "n": len(rows)}, {}
-    if live_metrics is None:
-        return {"checked": False, "n": len(rows), "reason": "no validation window"}, {}
-    from deskbot.bot.nlu.classifier import TransformerIntentClassifier
-
-    clf = TransformerIntentClassifier(live_dir)
-    # Agreement on the best in-scope intent (the ranking ignores the OOS threshold).
-    preds = clf.predict([e.text for e in rows])
-    best = {e.key: p.ranking[0][0] for p, e in zip(preds, rows, strict=True) if p.ranking}
-    agrees = [best.get(e.key) == e.intent for e in rows]
-    expected = float(live_metrics.get("in_scope_accuracy") or live_metrics["accuracy"])
-    margin = float(settings.audit_margin)
-
-    def floor(n: int) -> float:
-        return expected - max(margin, 3 * math.sqrt(expected * (1 - expected) / n))
-
-    by_agent: dict[str, list[bool]] = {}
-    for e, ok in zip(rows, agrees, strict=True):
-        for agent in e.agents:
-            by_agent.setdefault(agent, []).append(ok)
-    agents = {}
-    for agent in sorted(by_agent):
-        oks = by_agent[agent]
-        rate = sum(oks) / len(oks)
-        agents[agent] = {
-            "n": len(oks),
-            "agreement": rate,
-            "floor": floor(len(oks)),
-            "flagged": rate < floor(len(oks)),
-        }
-    audit = {
-        "checked": True,
-        "n": len(rows),
-        "agreement": sum(agrees) / len(rows),
-        "expected": expected,
-        "floor": floor(len(rows)),
-        "agents": agents,
-    }
-    return audit, best

@@ -17,9 +17,10 @@ One run, under a lock (`RetrainLock`):
 6. promote only if the gate passes (`gate`): accuracy not lower (the lower bound of a
    paired bootstrap of the gain, `accuracy_gain`), no intent's F1 down by
    more than its allowed drop (`f1_margins`: the configured margin, wider for intents
-   with few held-out examples), out-of-scope recall not lower, and the new labels agree
-   with the live model about as often as its test accuracy says they should (a
-   figure of the live model alone: it chooses no model);
+   with few held-out examples), out-of-scope recall not lower, and the new agent labels
+   agree with the live model about as often as the validation window's agent labels do
+   (`deskbot.training.nightly.audit`; a figure of the live model alone: it chooses no
+   model);
 7. if a rejected night's labels failed that audit, quarantine the suspicious ones
    (`deskbot.training.nightly.quarantine`): later nights train without them until reviewed;
 8. write a report (JSON, Markdown and HTML with the confusion matrix, per-intent
@@ -57,13 +58,15 @@ from deskbot.bot.store import SqlConversationStore
 from deskbot.knowledge.files.fsutil import append_jsonl, read_jsonl
 from deskbot.training.data.datasets import IntentDataset
 from deskbot.training.data.export import (
+    Example,
     ExportSettings,
     export_examples,
     heldout_keys,
     text_key,
 )
 from deskbot.training.data.pii import PiiRedactor
-from deskbot.training.nightly.gate import GateResult, audit_labels, f1_margins, gate
+from deskbot.training.nightly.audit import audit_labels
+from deskbot.training.nightly.gate import GateResult, f1_margins, gate
 from deskbot.training.nightly.lock import WORK_DIR, RetrainBusy, RetrainLock
 from deskbot.training.nightly.night import NightPlan, night_dataset, plan_night, summarize
 from deskbot.training.nightly.quarantine import LabelQuarantine, QuarantinedLabel, suspects
@@ -122,6 +125,7 @@ class _Run:
     summary: Row
     started: float
     validation: IntentDataset
+    window: list[Example]
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -267,9 +271,16 @@ class RetrainJob:
             live=live,
             live_dir=live_dir,
             plan=plan,
-            summary={**summarize(exported, plan), "validation": stream.summary()},
+            summary={
+                **summarize(exported, plan),
+                "validation": stream.summary(),
+                "newest_label": max(
+                    (i for e in exported.examples for i, _ in e.labels), default=None
+                ),
+            },
             started=started,
             validation=validation,
+            window=stream.window,
             timings={"export_s": export_s},
         )
         repeated = self._repeat_of(run)
@@ -301,6 +312,14 @@ class RetrainJob:
                 default=str,
             ).encode()
         ).hexdigest()
+
+    def _newest_label_before(self) -> int | None:
+        """The newest agent label id the previous run exported (None: no earlier run)."""
+        for earlier in reversed(self.runs()):
+            newest = earlier.get("metrics", {}).get("data", {}).get("newest_label")
+            if newest is not None:
+                return int(newest)
+        return None
 
     def _repeat_of(self, run: _Run) -> RetrainOutcome | None:
         """The earlier run with the same fingerprint, if any: its decision stands."""
@@ -386,12 +405,11 @@ class RetrainJob:
         margins = f1_margins(cand_ev.gold, live_ev.predicted, cand_ev.predicted, s)
         gain = accuracy_gain(cand_ev.gold, live_ev.predicted, cand_ev.predicted, s)
         t = time.perf_counter()
-        # The audit's reference is the live model's test accuracy: a figure of the live
-        # model alone, the same whatever the candidate, so no model is chosen on it. (It
-        # is still test data in a reject decision; the validation window's accuracy was
-        # tried as the reference and let a poisoned night through the quarantine test
-        # with the tests' small models: left for a later change.)
-        audit, audit_predictions = audit_labels(run.plan.new, run.live_dir, live_test.metrics, s)
+        # The audit's reference is the validation window's agent labels, never the test
+        # set (why it is per intent and like for like: `deskbot.training.nightly.audit`).
+        audit, audit_predictions = audit_labels(
+            run.plan.new, run.live_dir, run.window, s, before_label=self._newest_label_before()
+        )
         run.timings["audit_s"] = time.perf_counter() - t
         verdict = gate(live_ev.metrics, cand_ev.metrics, live_pi, cand_pi, s, audit, margins, gain)
         quarantined: list[QuarantinedLabel] = []

@@ -3,8 +3,8 @@
 A rejected night leaves its labels in the store; without a quarantine every later
 night would export them again and be poisoned by the same bad batch. So when the gate
 rejects a night *and* the label audit blames the labels (the live model agrees with
-them far less often than its held-out accuracy predicts), `RetrainJob` puts the
-suspicious ones here (`suspects`), the export skips them from then on, and the run's
+them far less often than with the validation stream's agent labels), `RetrainJob` puts
+the suspicious ones here (`suspects`), the export skips them from then on, and the run's
 report lists them by agent for review. An admin can also withdraw an agent's labels by
 hand (`withdraw_agent`), and `release` returns reviewed labels to training.
 
@@ -175,7 +175,7 @@ def _reason(audit: dict[str, Any], flagged_agent: str | None, pred: str | None) 
     return (
         f"{flagged_agent}'s labels this night agree with the live model on "
         f"{st['agreement']:.0%} of {st['n']} (expected about "
-        f"{audit['expected']:.0%}, floor {st['floor']:.0%}); the live model "
+        f"{st.get('expected', audit['expected']):.0%}, floor {st['floor']:.0%}); the live model "
         + (f"predicts {pred}" if pred else "does not know this intent")
     )
 

@@ -44,10 +44,12 @@ class RetrainSettings:
         f1_min_support: intents with fewer held-out examples are not F1-gated.
         oos_tolerance: out-of-scope recall may be lower by at most this.
         audit_margin: reject the night when the live model agrees with the new agent
-            labels less often than its held-out accuracy minus this (and 3 standard
-            errors); None turns the audit off. It catches mislabelled or poisoned
-            batches; turn it off if agents label only the bot's mistakes.
-        audit_min_examples: the audit needs this many new agent labels.
+            labels less often than with the validation window's agent labels of the
+            same intents, minus this (and 3 standard errors); None turns the audit off.
+            It catches mislabelled or poisoned batches; turn it off if agents label
+            only the bot's mistakes (`deskbot.training.nightly.audit`).
+        audit_min_examples: the audit needs this many new agent labels, and as many
+            agent labels in the validation window.
         validation_share: the share of exported examples that are validation, never
             training: chosen by a hash of the text (`deskbot.training.nightly.validation`),
             so an example's side never changes from one night to the next.

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from deskbot.bot.nlu.registry import ModelRegistry
 from deskbot.bot.store import SqlConversationStore
 from deskbot.training.data.datasets import IntentDataset
 from deskbot.training.data.export import AGENT, CONFIRMED, Example, export_examples, text_key
@@ -105,28 +106,43 @@ def test_export_skips_quarantined_labels_and_withdraw(
     assert len(export_examples(store, exclude_labels=q.label_ids()).examples) == 2
 
 
-@pytest.mark.slow
-def test_a_rejected_nights_bad_labels_are_quarantined_and_the_next_night_trains_without_them(
-    tmp_path: Path, trained_model_dir: Path, small_intents: IntentDataset
-) -> None:
+# ann labels honestly; mallory gives every message the next intent's label
+SHIFT = {y: TEST_INTENTS[(i + 1) % len(TEST_INTENTS)] for i, y in enumerate(TEST_INTENTS)}
+
+
+def poisoned_world(
+    tmp_path: Path, model_dir: Path, small_intents: IntentDataset
+) -> tuple[ModelRegistry, SqlConversationStore, IntentDataset, set[int]]:
+    """v1 live; ann's honest labels of 30 messages to learn and of 6 validating messages of
+    each intent; mallory's 40 wrong ones (each the next intent's). Returns the registry,
+    the store, the test set and mallory's label ids."""
     registry, store, heldout, rows = retrain_world(
-        tmp_path, trained_model_dir, small_intents, heldout_per_intent=6
+        tmp_path, model_dir, small_intents, heldout_per_intent=6
     )
-    keep = set(TEST_INTENTS)
-    # ann labels honestly; mallory gives every message the next intent's label
-    shift = {y: TEST_INTENTS[(i + 1) % len(TEST_INTENTS)] for i, y in enumerate(TEST_INTENTS)}
-    # the messages to learn; ann also labels 6 of each intent that validate (honestly)
     learn = on_side(rows, TRAIN)
     validating = on_side(rows, VALIDATION)
     for text, intent in learn[:30] + [
         r for y in TEST_INTENTS for r in [v for v in validating if v[1] == y][:6]
     ]:
         labelled(store, text, intent, "ann")
-    mallory = learn[30:70]
-    mallory_ids = {labelled(store, text, shift[intent], "mallory")[0] for text, intent in mallory}
-    settings = tiny_night(
-        f1_min_support=5, audit_margin=0.1, audit_min_examples=20, gate_min_examples=40
+    mallory_ids = {
+        labelled(store, text, SHIFT[intent], "mallory")[0] for text, intent in learn[30:70]
+    }
+    return registry, store, heldout, mallory_ids
+
+
+POISON_AUDIT = {"f1_min_support": 5, "audit_margin": 0.1, "audit_min_examples": 20}
+
+
+@pytest.mark.slow
+def test_a_rejected_nights_bad_labels_are_quarantined_and_the_next_night_trains_without_them(
+    tmp_path: Path, trained_model_dir: Path, small_intents: IntentDataset
+) -> None:
+    registry, store, heldout, mallory_ids = poisoned_world(
+        tmp_path, trained_model_dir, small_intents
     )
+    keep = set(TEST_INTENTS)
+    settings = tiny_night(**POISON_AUDIT, gate_min_examples=40)
     job = nightly_job(store, registry, small_intents, heldout, settings, tmp_path / "reports")
     first = job.run()
     assert first.decision == REJECTED and registry.live_version() == "v1"
@@ -158,6 +174,40 @@ def test_a_rejected_nights_bad_labels_are_quarantined_and_the_next_night_trains_
     assert second.metrics["data"]["export"]["left_out"]["quarantined_labels"] == len(held)
     assert second.metrics["data"]["new_examples"] == 70 - len(held)
     assert not second.metrics["audit"]["agents"]["mallory"]["flagged"]
+
+
+@pytest.mark.slow
+def test_the_audit_decides_the_same_whatever_the_test_data_says(
+    tmp_path: Path, trained_model_dir: Path, small_intents: IntentDataset
+) -> None:
+    """The test set is scored and reported, never decided on: the same poisoned night,
+    once with the test set's labels scrambled (each the next intent's, so the live model's
+    test accuracy falls near 0), is rejected with the same audit and the same labels
+    quarantined."""
+    nights = {}
+    for name in ("test", "scrambled"):
+        registry, store, test, _ = poisoned_world(tmp_path / name, trained_model_dir, small_intents)
+        if name == "scrambled":
+            test = IntentDataset(
+                test.texts, tuple(SHIFT[y] for y in test.labels), "scrambled test", "scrambled"
+            )
+        settings = tiny_night(**POISON_AUDIT, gate_min_examples=40)
+        job = nightly_job(store, registry, small_intents, test, settings, tmp_path / name / "r")
+        outcome = job.run()
+        held = sorted((q.label_id, q.agent, q.intent) for q in job.quarantine.entries())
+        nights[name] = outcome, held
+    (real, real_held), (scrambled, scrambled_held) = nights["test"], nights["scrambled"]
+    on_test = {n: o.metrics["test"]["live"]["accuracy"] for n, (o, _) in nights.items()}
+    assert on_test["scrambled"] < 0.2 < on_test["test"]  # the test data did change
+    assert real.decision == scrambled.decision == REJECTED
+    assert real.metrics["audit"] == scrambled.metrics["audit"]
+    assert real.metrics["audit"]["agents"]["mallory"]["flagged"]
+    checks = {
+        n: [c for c in o.metrics["checks"] if c["name"] == "label_audit"]
+        for n, (o, _) in nights.items()
+    }
+    assert checks["test"] == checks["scrambled"] and not checks["test"][0]["passed"]
+    assert real_held == scrambled_held and real_held
 
 
 def test_quarantine_commands(bot_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
