@@ -23,6 +23,7 @@ from deskbot.bot.server.container import Bot
 from deskbot.ui.accounts.auth import SessionSigner
 from deskbot.ui.console.actions import MAX_REPLY_CHARS
 from deskbot.ui.console.customer import CustomerPanel, lay_out_customer, wire_customer
+from deskbot.ui.console.desk import DESK_CSS, DeskPanel, lay_out_desk, typing_line, wire_desk
 from deskbot.ui.console.find import FIND_CSS, lay_out_find, wire_find
 from deskbot.ui.console.handlers import DASHBOARD_DAYS, ConsoleHandlers
 
@@ -46,7 +47,7 @@ CONSOLE_CSS = (
     "button.primary, button.stop { transition: none !important; }\n"
     "button.stop { background: #b91c1c !important; border-color: #b91c1c !important;"
     " color: #fff !important; }\n"
-    ".info-text, input.subdued { color: #4b5563 !important; }\n" + FIND_CSS
+    ".info-text, input.subdued { color: #4b5563 !important; }\n" + DESK_CSS + FIND_CSS
 )
 QUEUE_HEADERS = ["#", "new", "status", "reason", "waiting", "predicted intent", "last message"]
 REVIEW_HEADERS = ["turn", "confidence", "intent", "customer wrote", "bot answered"]
@@ -106,6 +107,7 @@ class QueueTab:
     send: Component
     hand_back: Component
     resolve: Component
+    desk: DeskPanel | None = None  # canned replies, notes, release, transfer, typing
     customer: CustomerPanel | None = None  # who the customer is, their other conversations
 
     @property
@@ -240,6 +242,7 @@ def _queue_tab() -> QueueTab:
                 buttons=["copy", "copy_all"],  # not "share" (to Hugging Face), unlabelled
                 elem_id="console-transcript",
             )
+            typing = typing_line()
             reply = gr.Textbox(
                 label="Reply to the customer",
                 info=REPLY_HINT,
@@ -252,9 +255,10 @@ def _queue_tab() -> QueueTab:
                 send = gr.Button("Send reply", variant="primary", interactive=False)
                 hand_back = gr.Button("Hand back to the bot", interactive=False)
                 resolve = gr.Button("Resolve and close", variant="stop", interactive=False)
+            desk = lay_out_desk(typing)
         customer = lay_out_customer("queue-customer")
     return QueueTab(
-        tab, queue, pick, claim, notice, transcript, reply, send, hand_back, resolve, customer
+        tab, queue, pick, claim, notice, transcript, reply, send, hand_back, resolve, desk, customer
     )
 
 
@@ -456,6 +460,7 @@ def build_console(bot: Bot, signer: SessionSigner) -> gr.Blocks:
         _wire_review(h, review, form)
         _wire_tabs([queue.tab, review.tab], dashboard, form)
         _wire_dashboard(h, dashboard)
+        wire_desk(h, console, queue, news.pushed)
         wire_customer(h, queue.pick, queue.customer)
         wire_find(h, find, tabs, queue.customer, hide=[form.box])
         _on(console.load, h.review_update, None, [review.least, review.down])

@@ -45,6 +45,7 @@ from deskbot.ui.widget.service import (
     storage_secret,
     suggested_questions,
 )
+from deskbot.ui.widget.typing import TypingEvents, TypingLine, lay_out_typing, wire_typing
 
 __all__ = [
     "CHAT_CSS",
@@ -84,6 +85,7 @@ class Widgets:
     rating: gr.Radio
     comment: gr.Textbox
     rate: gr.Button
+    typing: TypingLine | None = None  # "<agent> is typing…" (typing.py)
 
 
 def chat_events(bot: Bot) -> ChatEvents:
@@ -148,6 +150,7 @@ def lay_out(name: str, max_chars: int, suggestions: list[str]) -> Widgets:
         placeholder=greeting(name, suggestions),
         examples=[{"text": q} for q in suggestions] or None,
     )
+    typing = lay_out_typing()
     gr.HTML('<p id="deskbot-waiting-text" aria-live="polite"></p>', elem_id="deskbot-waiting")
     with gr.Row(elem_id="deskbot-input-row", equal_height=True):
         box = gr.Textbox(
@@ -188,6 +191,7 @@ def lay_out(name: str, max_chars: int, suggestions: list[str]) -> Widgets:
         rating,
         comment,
         rate,
+        typing,
     )
 
 
@@ -229,3 +233,5 @@ def wire(demo: gr.Blocks, w: Widgets, events: ChatEvents) -> None:
     demo.load(None, None, None, js=INSTALL_JS, **page)
     for event in (*started, asked, opened):  # then: who its customer is, as the URL says
         event.then(identify(events.svc), [w.token], None, **light)
+    if w.typing is not None:
+        wire_typing(demo, w.typing, TypingEvents(events.svc), token=w.token, timer=w.timer)
