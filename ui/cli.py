@@ -1,10 +1,11 @@
-"""UI commands, added to `deskbot` as a plug-in: `serve` and `agents add`."""
+"""UI commands, added to `deskbot` as a plug-in: `serve` and `agents` (add, list,
+sessions, revoke, disable, enable, passwd, unlock)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -100,3 +101,111 @@ def agents_list(config: ConfigOption = DEFAULT_CONFIG) -> None:
     with store.session() as s:
         for agent in s.exec(select(Agent).order_by(Agent.username)).all():
             typer.echo(f"{agent.username}\t{agent.display_name}\t{agent.role}")
+
+
+def _agent_store(config: Path, username: str) -> Any:
+    """The store of `config`, failing with a message when `username` is not an agent."""
+    from deskbot.bot.server.container import build_store
+
+    cfg = load(config)
+    try:
+        store = build_store(cfg)
+    except DeskbotError as exc:
+        raise fail(str(exc)) from None
+    if store.get_agent(username) is None:
+        raise fail(f"no agent {username!r} (see `deskbot agents list`)")
+    return store
+
+
+@agents_app.command("sessions")
+def agents_sessions(
+    username: Annotated[str, typer.Argument(help="The agent's login name.")],
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """List an agent's console sessions: started, last used, expires, address."""
+    store = _agent_store(config, username)
+    for row in store.agent_sessions(username):
+        typer.echo(
+            f"{row.id[:12]}\t{row.created_at:%Y-%m-%d %H:%M:%S}\t"
+            f"{row.last_seen_at:%Y-%m-%d %H:%M:%S}\t{row.expires_at:%Y-%m-%d %H:%M:%S}\t"
+            f"{row.address or '-'}"
+        )
+
+
+@agents_app.command("revoke")
+def agents_revoke(
+    username: Annotated[str, typer.Argument(help="The agent's login name.")],
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """End all of an agent's console sessions now, on every server."""
+    store = _agent_store(config, username)
+    typer.echo(f"{store.end_agent_sessions(username)} session(s) of {username!r} ended")
+
+
+@agents_app.command("disable")
+def agents_disable(
+    username: Annotated[str, typer.Argument(help="The agent's login name.")],
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Stop an agent from logging in, and end their sessions now (`enable` undoes it)."""
+    store = _agent_store(config, username)
+    store.update_agent(username, disabled=True)
+    ended = store.end_agent_sessions(username)
+    typer.echo(f"agent {username!r} disabled; {ended} session(s) ended")
+
+
+@agents_app.command("enable")
+def agents_enable(
+    username: Annotated[str, typer.Argument(help="The agent's login name.")],
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Let a disabled agent log in again."""
+    _agent_store(config, username).update_agent(username, disabled=False)
+    typer.echo(f"agent {username!r} enabled")
+
+
+@agents_app.command("passwd")
+def agents_passwd(
+    username: Annotated[str, typer.Argument(help="The agent's login name.")],
+    config: ConfigOption = DEFAULT_CONFIG,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin", help="Read the password from the first line of standard input."
+        ),
+    ] = False,
+) -> None:
+    """Set an agent's password; their sessions end."""
+    from deskbot.ui.accounts.auth import set_password
+
+    store = _agent_store(config, username)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        ended = set_password(store, username, password)
+    except DeskbotError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"password of {username!r} changed; {ended} session(s) ended")
+
+
+@agents_app.command("unlock")
+def agents_unlock(
+    username: Annotated[str, typer.Argument(help="The login name (need not exist).")],
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Clear an account's login back-off, lock and try counts, from every address."""
+    from deskbot.ui.accounts.throttle import LoginThrottle
+
+    throttle = LoginThrottle(load(config).limits)
+    try:
+        removed = throttle.unlock(username)
+    finally:
+        throttle.close()
+    if not throttle.shared:
+        raise fail(
+            "without limits.rate_limit_redis_url each server counts login tries in its "
+            "own memory, which this command cannot reach: restart the servers to unlock"
+        )
+    typer.echo(f"{username!r} unlocked ({removed} counter(s) cleared)")

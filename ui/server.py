@@ -25,6 +25,7 @@ from deskbot.bot.server.container import Bot, build_bot
 from deskbot.ui.accounts.admin import add_admin_routes
 from deskbot.ui.accounts.auth import COOKIE_NAME, SessionSigner, secret_key
 from deskbot.ui.accounts.login import ConsoleGate, add_login_routes
+from deskbot.ui.accounts.throttle import LoginThrottle
 from deskbot.ui.console.page import CONSOLE_CSS, build_console
 from deskbot.ui.widget.chat import CHAT_CSS, build_chat
 
@@ -90,7 +91,15 @@ WIDGET_JS = """(function () {
 
 def mount_ui(api: FastAPI, bot: Bot, *, signer: SessionSigner | None = None) -> FastAPI:
     """Add the widget, the embed script and the agent console to `api`."""
-    signer = signer or SessionSigner(secret_key(), bot.store)
+    signer = signer or SessionSigner(
+        secret_key(),
+        bot.store,
+        max_age=int(bot.config.server.console_session_hours * 3600),
+        idle_s=bot.config.server.console_idle_minutes * 60,
+    )
+    throttle = LoginThrottle(
+        bot.config.limits, on_event=lambda outcome: bot.metrics.logins.labels(outcome).inc()
+    )
 
     @api.get("/widget.js", include_in_schema=False)
     def widget_js() -> Response:
@@ -113,6 +122,7 @@ def mount_ui(api: FastAPI, bot: Bot, *, signer: SessionSigner | None = None) -> 
         bot.config.name,
         secure_cookies=bot.config.server.secure_cookies,
         trusted_proxies=bot.config.limits.trusted_proxies,
+        throttle=throttle,
     )
     add_admin_routes(api, CONSOLE_PATH, bot, signer)
     api.add_middleware(ConsoleGate, path=CONSOLE_PATH, signer=signer)

@@ -50,6 +50,7 @@ __all__ = [
     "DATABASE_URL_ENV",
     "DEFAULT_CONFIG_NAME",
     "GENERATOR_API_KEY_ENV",
+    "REST_TOKENS_ENV",
     "TRUSTED_PROXIES_ENV",
     "ActionsConfig",
     "BotConfig",
@@ -73,6 +74,8 @@ CUSTOMER_KEY_ENV = "DESKBOT_CUSTOMER_KEY"
 # Comma-separated; set by the deployment (the proxy's network is known there, not in
 # the bot project's file).
 TRUSTED_PROXIES_ENV = "DESKBOT_TRUSTED_PROXIES"
+# The Rasa REST channel's tokens (server.rest_channel: token), comma-separated.
+REST_TOKENS_ENV = "DESKBOT_REST_TOKENS"
 DEFAULT_CONFIG_NAME = "deskbot.yaml"
 
 
@@ -168,6 +171,10 @@ def config_from_dict(
         key, variable = _SECRETS[section]
         if key in data[section]:
             raise ConfigError(f"{section}.{key} must not be written in the file: set {variable}")
+    if "rest_tokens" in data["server"]:
+        raise ConfigError(
+            f"server.rest_tokens must not be written in the file: set {REST_TOKENS_ENV}"
+        )
     try:
         config = _reader().validate_python(data, context={"root": root})
     except ValidationError as exc:
@@ -216,4 +223,9 @@ def _with_environment(config: BotConfig, env: Mapping[str, str]) -> BotConfig:
             changes["limits"] = dataclasses.replace(config.limits, trusted_proxies=proxies)
         except ConfigError as exc:
             raise ConfigError(f"{TRUSTED_PROXIES_ENV}: {exc}") from None
+    if env.get(REST_TOKENS_ENV):
+        tokens = tuple(t.strip() for t in env[REST_TOKENS_ENV].split(",") if t.strip())
+        if any(len(t) < 16 for t in tokens):
+            raise ConfigError(f"{REST_TOKENS_ENV}: each token needs 16 characters or more")
+        changes["server"] = dataclasses.replace(config.server, rest_tokens=tokens)
     return dataclasses.replace(config, **changes) if changes else config

@@ -297,6 +297,18 @@ class ServerConfig:
     # proxy), "always" behind a TLS proxy whose header does not reach the app, "never"
     # for plain-HTTP development only.
     secure_cookies: Annotated[Text, one_of("auto", "always", "never")] = "auto"
+    # A console session (a row behind the cookie) ends this long after the login, or
+    # after this long without a request, whichever comes first.
+    console_session_hours: PositiveNumber = 12.0
+    console_idle_minutes: PositiveNumber = 60.0
+    # Rasa's REST channel (/webhooks/rest/webhook): "token" needs `Authorization:
+    # Bearer TOKEN` with a token of DESKBOT_REST_TOKENS (comma-separated, one per
+    # client system; each token's senders are conversations of their own); "open"
+    # takes anyone's message (before issue #22 the only way: use it only on a private
+    # network); "off" answers 404.
+    rest_channel: Annotated[Text, one_of("token", "open", "off")] = "token"
+    # From DESKBOT_REST_TOKENS only.
+    rest_tokens: tuple[str, ...] = field(default=(), repr=False)
 
 
 def _retention(days: float | None) -> float | None:

@@ -74,6 +74,22 @@ class LimitsConfig:
     # A Redis URL (redis://HOST:6379/0) shares the buckets between replicas; without
     # one each process counts on its own.
     rate_limit_redis_url: Annotated[Text, AfterValidator(_redis_url)] | None = None
+    # Console logins (deskbot.ui.accounts.throttle), in the same buckets (shared through
+    # rate_limit_redis_url): tries an hour, and at once, for one account from one
+    # address, for one account from all addresses, and from one address at all accounts.
+    # Each hour's ceiling is burst + per_hour. Past login_backoff_after failures in a
+    # row of one account from one address, each further try waits twice as long
+    # (1, 2, 4 ... s); login_lock_after such failures lock that pair for
+    # login_lock_minutes (`deskbot agents unlock NAME` ends it).
+    login_pair_per_hour: Rate = 15.0
+    login_pair_burst: Count = 5
+    login_account_per_hour: Rate = 180.0
+    login_account_burst: Count = 20
+    login_address_per_hour: Rate = 90.0
+    login_address_burst: Count = 10
+    login_backoff_after: Count = 3
+    login_lock_after: Count = 10
+    login_lock_minutes: Annotated[Number, not_below(1)] = 15.0
 
     @model_validator(mode="after")
     def _body_holds_a_message(self) -> Self:

@@ -63,6 +63,15 @@ class BotMetrics:
             registry=self.registry,
         )
 
+        self.logins = Counter(
+            "deskbot_console_logins",
+            "Agent console login tries, by outcome: ok, failure (wrong username or "
+            "password), throttled (429 while backing off or out of tries), locked (429 "
+            "while the account is locked from that address).",
+            ["outcome"],
+            registry=self.registry,
+        )
+
     def turn(self, kind: str, latency_ms: Mapping[str, float]) -> None:
         self.turns.labels(kind=kind).inc()
         for step, ms in latency_ms.items():

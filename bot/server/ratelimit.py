@@ -137,6 +137,14 @@ class MemoryTokenBuckets:
     def __len__(self) -> int:
         return len(self._buckets)
 
+    def drop(self, matching: Callable[[str], bool]) -> int:
+        """Forget (refill) the buckets whose key is `matching`; how many."""
+        with self._lock:
+            keys = [k for k in self._buckets if matching(k)]
+            for k in keys:
+                del self._buckets[k]
+            return len(keys)
+
     def close(self) -> None:
         """Nothing to release."""
 
@@ -226,6 +234,11 @@ class RedisTokenBuckets:
                 )
                 self._down_until = now + self._retry_s
         return self._fallback.take(key)
+
+    def drop(self, matching: Callable[[str], bool]) -> int:
+        """Forget the buckets this process counted while Redis was down (see
+        `MemoryTokenBuckets.drop`); Redis's own keys are deleted by their owner."""
+        return self._fallback.drop(matching)
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, false
 from sqlmodel import AutoString, Field, SQLModel
 
 from deskbot.bot.core.types import Role
@@ -164,6 +164,8 @@ class Agent(SQLModel, table=True):
     password_hash: str = Field(max_length=256)
     role: AgentRole = Field(default="agent", sa_type=AutoString(16))
     created_at: datetime = Field(default_factory=utcnow)
+    # A disabled agent cannot log in, and their sessions were ended (`deskbot agents disable`).
+    disabled: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class SatisfactionAnswer(SQLModel, table=True):
@@ -220,3 +222,18 @@ class CannedReply(SQLModel, table=True):
     text: str
     updated_by: str = Field(max_length=128)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class AgentSession(SQLModel, table=True):
+    """A console login, behind the session cookie: the cookie carries a random token,
+    the row its SHA-256. Deleting the row ends the session on every replica (logout,
+    `deskbot agents revoke`, `disable`, a password change)."""
+
+    __tablename__ = "agent_sessions"
+
+    id: str = Field(primary_key=True, max_length=64)  # SHA-256 of the token, hex
+    username: str = Field(foreign_key="agents.username", index=True, max_length=128)
+    address: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime

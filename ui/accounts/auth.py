@@ -1,10 +1,11 @@
 """Agent accounts and console sessions.
 
-Passwords are stored as argon2id hashes (`argon2-cffi`). A console session is a
-signed cookie (HMAC-SHA256 over the username, the expiry and a fingerprint of the
-agent's password hash), so every app process that shares `DESKBOT_SECRET_KEY` accepts
-it, and changing an agent's password ends their sessions. The cookie is HttpOnly,
-SameSite=Strict, scoped to the console's path, and Secure when served over HTTPS.
+Passwords are stored as argon2id hashes (`argon2-cffi`). A console session is a row of
+`agent_sessions` named by a random token in a signed cookie (`SessionSigner`), so
+every app process that shares the database and `DESKBOT_SECRET_KEY` accepts it, and
+ending the row (logout, revoke, disable, a password change) ends it everywhere at
+once. The cookie is HttpOnly, SameSite=Strict, scoped to the console's path, and Secure
+when served over HTTPS.
 
 Example:
     >>> h = hash_password("correct horse")
@@ -22,6 +23,7 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from argon2 import PasswordHasher
@@ -35,6 +37,10 @@ logger = logging.getLogger(__name__)
 SECRET_ENV = "DESKBOT_SECRET_KEY"
 COOKIE_NAME = "deskbot_agent"
 SESSION_SECONDS = 12 * 3600
+IDLE_SECONDS = 3600
+# A session's last use is written at most this often (a write a request is not needed
+# to keep the idle limit to the minute).
+TOUCH_S = 30
 MIN_PASSWORD_CHARS = 8
 # The roles an agent account may have, by the name the CLI is given.
 _ROLES: dict[str, Literal["agent", "admin"]] = {"agent": "agent", "admin": "admin"}
@@ -101,7 +107,7 @@ def create_agent(
 def authenticate(store: SqlConversationStore, username: str, password: str) -> Agent | None:
     """The agent if the username and password match, else None (in constant-ish time)."""
     agent = store.get_agent(username.strip()) if username else None
-    if agent is None:
+    if agent is None or agent.disabled:
         verify_password(_DUMMY_HASH, password)
         return None
     return agent if verify_password(agent.password_hash, password) else None
@@ -126,45 +132,116 @@ def secret_key() -> bytes:
 
 @dataclass(frozen=True)
 class SessionSigner:
-    """Issues and checks console session cookies.
+    """Issues and checks console session cookies, each backed by a row of the
+    `agent_sessions` table.
+
+    The cookie is a random token and its HMAC-SHA256 under the secret key (a forged
+    cookie is refused without a database read); the row, keyed by the token's SHA-256,
+    is what makes it valid. Each check is one lookup by primary key (joined to the
+    agent), with no cache in between, so a session ended on one replica (logout,
+    `deskbot agents revoke` or `disable`, a password change) is refused by every
+    replica at its next request. A session ends `max_age` seconds after the login, or
+    after `idle_s` without a request (`last_seen_at` is written at most once every
+    `TOUCH_S`, so the idle limit is kept to within that).
 
     Args:
         key: the signing key (`secret_key()`).
-        store: where agents (and their password hashes) live.
-        max_age: seconds a session lasts.
+        store: where agents and their sessions live.
+        max_age: seconds a session lasts at most.
+        idle_s: seconds without a request that end a session.
     """
 
     key: bytes
     store: SqlConversationStore
     max_age: int = SESSION_SECONDS
+    idle_s: float = IDLE_SECONDS
 
-    def issue(self, agent: Agent, *, now: float | None = None) -> str:
-        expires = int((now if now is not None else time.time()) + self.max_age)
-        body = f"{agent.username}|{expires}"
-        return _b64(body.encode("utf-8")) + "." + self._mac(body, agent.password_hash)
+    def issue(self, agent: Agent, *, now: float | None = None, address: str | None = None) -> str:
+        """Start a session for `agent`; the cookie's value."""
+        when = _when(now)
+        token = secrets.token_urlsafe(32)
+        self.store.start_agent_session(
+            session_id(token),
+            agent.username,
+            expires_at=when + timedelta(seconds=self.max_age),
+            address=address[:64] if address else None,
+            now=when,
+        )
+        return f"{token}.{self._mac(token)}"
 
     def check(self, cookie: str | None, *, now: float | None = None) -> Agent | None:
-        """The agent the cookie was issued to, or None if it is missing, forged or expired."""
-        if not cookie or "." not in cookie or len(cookie) > 1024:
+        """The agent whose live session the cookie names, or None (missing, forged,
+        ended, expired, idle too long, or the agent disabled)."""
+        token = self._token(cookie)
+        if token is None:
             return None
-        encoded, mac = cookie.rsplit(".", 1)
-        try:
-            body = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode("utf-8")
-            username, expires = body.rsplit("|", 1)
-            expiry = int(expires)
-        except ValueError:
+        found = self.store.agent_session(session_id(token))
+        if found is None:
             return None
-        if expiry < (now if now is not None else time.time()):
+        session, agent = found
+        when = _when(now)
+        if (
+            agent.disabled
+            or _aware(session.expires_at) <= when
+            or _aware(session.last_seen_at) + timedelta(seconds=self.idle_s) <= when
+        ):
             return None
-        agent = self.store.get_agent(username)
-        if agent is None or not hmac.compare_digest(mac, self._mac(body, agent.password_hash)):
-            return None
+        if when - _aware(session.last_seen_at) >= timedelta(seconds=TOUCH_S):
+            self.store.touch_agent_session(session.id, when)
         return agent
 
-    def _mac(self, body: str, password_hash: str) -> str:
-        fingerprint = hashlib.sha256(password_hash.encode("utf-8")).hexdigest()
-        digest = hmac.new(self.key, f"{body}|{fingerprint}".encode(), hashlib.sha256).digest()
-        return _b64(digest)
+    def end(self, cookie: str | None) -> bool:
+        """End the cookie's session on the server (logout); whether there was one."""
+        token = self._token(cookie)
+        return token is not None and self.store.end_agent_sessions(session_id=session_id(token)) > 0
+
+    def session_of(self, cookie: str | None) -> str | None:
+        """The id of the cookie's session (whatever its state), or None for a forged one."""
+        token = self._token(cookie)
+        return session_id(token) if token is not None else None
+
+    def _token(self, cookie: str | None) -> str | None:
+        if not cookie or "." not in cookie or len(cookie) > 256:
+            return None
+        token, mac = cookie.rsplit(".", 1)
+        return token if hmac.compare_digest(mac, self._mac(token)) else None
+
+    def _mac(self, token: str) -> str:
+        return _b64(hmac.new(self.key, token.encode("utf-8"), hashlib.sha256).digest())
+
+
+def session_id(token: str) -> str:
+    """The stored id of a session token (its SHA-256: the table never holds a token)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def set_password(
+    store: SqlConversationStore, username: str, password: str, *, keep: str | None = None
+) -> int:
+    """Change `username`'s password and end their sessions but `keep` (the session
+    that asked, if any); how many ended.
+
+    Raises:
+        AgentAccountError: the password is too short, or there is no such agent.
+    """
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise AgentAccountError(
+            f"the password must have at least {MIN_PASSWORD_CHARS} characters; choose a longer one"
+        )
+    if not store.update_agent(username, password_hash=hash_password(password)):
+        raise AgentAccountError(f"no agent {username!r} (see `deskbot agents list`)")
+    ended = store.end_agent_sessions(username, keep=keep)
+    logger.info("agent %s: password changed, %d other session(s) ended", username, ended)
+    return ended
+
+
+def _when(now: float | None) -> datetime:
+    return datetime.fromtimestamp(now if now is not None else time.time(), UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite gives back naive datetimes; they were written in UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _b64(data: bytes) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import logging
+import math
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,9 +24,10 @@ from fastapi.responses import (
 from starlette.concurrency import run_in_threadpool
 
 from deskbot.bot.core.network import Network, parse_networks
-from deskbot.bot.server.ratelimit import came_over_https
+from deskbot.bot.server.ratelimit import came_over_https, client_address
 from deskbot.bot.store import SqlConversationStore
 from deskbot.ui.accounts.auth import COOKIE_NAME, SessionSigner, authenticate
+from deskbot.ui.accounts.throttle import LoginThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +75,16 @@ input:focus-visible, button:focus-visible {{ outline: 3px solid #1d4ed8; outline
 _INVALID = ' aria-invalid="true" aria-describedby="login-error"'
 
 
-def login_page(title: str, *, failed: bool = False) -> str:
-    """The login form; after a failed login, with the error and the fields marked."""
+def login_page(title: str, *, failed: bool = False, retry_after: int | None = None) -> str:
+    """The login form; after a failed login, with the error and the fields marked;
+    while logins are throttled, with how long to wait."""
+    error = "Wrong username or password." if failed else ""
+    if retry_after is not None:
+        error = f"Too many login attempts. Try again in {retry_after} seconds."
     return _PAGE.format(
         title=html.escape(title),
-        error="Wrong username or password." if failed else "",
-        invalid=_INVALID if failed else "",
+        error=error,
+        invalid=_INVALID if failed or retry_after is not None else "",
     )
 
 
@@ -103,12 +109,14 @@ def add_login_routes(
     *,
     secure_cookies: str = "auto",
     trusted_proxies: tuple[str, ...] = (),
+    throttle: LoginThrottle | None = None,
 ) -> None:
     """`GET/POST {path}/login` and `GET {path}/logout`; call before mounting the console.
 
     `secure_cookies` ("auto", "always", "never", see `ServerConfig`) decides whether the
     session cookie is marked Secure; with "auto", when the login came over HTTPS, to us
-    or to one of `trusted_proxies` (`X-Forwarded-Proto`).
+    or to one of `trusted_proxies` (`X-Forwarded-Proto`). `throttle` limits the tries
+    (429 with `Retry-After` on the form once it says wait).
     """
     proxies = parse_networks(trusted_proxies)
 
@@ -125,14 +133,35 @@ def add_login_routes(
         username: str = Form(max_length=128),
         password: str = Form(max_length=1024),
     ) -> Response:
+        address = client_address(
+            request.client.host if request.client else None,
+            request.headers.get("x-forwarded-for"),
+            proxies,
+        )
+        if throttle is not None:
+            wait = throttle.wait(username, address)
+            if wait > 0:
+                # The same answer whether the name exists: nothing is checked.
+                retry = str(max(1, math.ceil(wait)))
+                logger.warning("console login throttled for %s s", retry)
+                return HTMLResponse(
+                    login_page(title, retry_after=int(retry)),
+                    status_code=429,
+                    headers={**_NO_STORE, "Retry-After": retry},
+                )
         agent = authenticate(store, username, password)
         if agent is None:
+            if throttle is not None:
+                throttle.failed(username, address)
             logger.warning("failed console login")
             return RedirectResponse("login?failed=1", status_code=303)
+        if throttle is not None:
+            throttle.succeeded(username, address)
+            throttle.on_event("ok")
         response = RedirectResponse("./", status_code=303)
         response.set_cookie(
             COOKIE_NAME,
-            signer.issue(agent),
+            signer.issue(agent, address=address),
             max_age=signer.max_age,
             path=path,
             httponly=True,
@@ -143,7 +172,9 @@ def add_login_routes(
         return response
 
     @app.get(f"{path}/logout", include_in_schema=False)
-    def logout() -> Response:
+    def logout(request: Request) -> Response:
+        # Ended on the server: a copy of the cookie is worth nothing from now on.
+        signer.end(request.cookies.get(COOKIE_NAME))
         response = RedirectResponse("login", status_code=303)
         response.delete_cookie(COOKIE_NAME, path=path, httponly=True, samesite="strict")
         return response

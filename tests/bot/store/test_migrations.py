@@ -17,7 +17,7 @@ from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
 from deskbot.bot.store.conversations import hash_token
 from deskbot.bot.store.engine import _alembic_config
 
-HEAD = "0007"
+HEAD = "0008"
 PREVIOUS_HEAD = "0004"  # the release before had no satisfaction survey
 BEFORE_DROP = "0003"  # the release before that had the unused table model_versions
 
@@ -48,6 +48,7 @@ def test_migrations_create_every_table_and_are_idempotent(engine: Engine) -> Non
     migrate(engine)
     assert tables(engine) == {
         "agent_labels",
+        "agent_sessions",
         "agents",
         "alembic_version",
         "canned_replies",

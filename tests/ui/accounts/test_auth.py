@@ -6,16 +6,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlmodel import select
 from typer.testing import CliRunner
 
 from deskbot.bot.cli import load_plugins
 from deskbot.bot.core.errors import StoreError
-from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
+from deskbot.bot.store import AgentSession, SqlConversationStore, create_store_engine, migrate
 from deskbot.ui.accounts.auth import (
     AgentAccountError,
     SessionSigner,
     authenticate,
     create_agent,
+    set_password,
     verify_password,
 )
 
@@ -46,27 +48,50 @@ def test_agents_are_stored_with_an_argon2_hash_and_authenticate(
         create_agent(store, "bob smith", "long-enough")
 
 
-def test_session_cookies_are_signed_expire_and_end_with_a_new_password(
+def test_session_cookies_are_signed_and_expire_after_their_age_or_idle_time(
     store: SqlConversationStore,
 ) -> None:
     agent = create_agent(store, "alice", "correct-horse")
-    signer = SessionSigner(b"k" * 32, store, max_age=60)
+    signer = SessionSigner(b"k" * 32, store, max_age=600, idle_s=120)
     cookie = signer.issue(agent, now=1000.0)
     assert signer.check(cookie, now=1030.0).username == "alice"  # type: ignore[union-attr]
-    assert signer.check(cookie, now=1061.0) is None  # expired
+    assert signer.check(cookie, now=1601.0) is None  # past its absolute expiry
     assert SessionSigner(b"other" * 8, store).check(cookie, now=1030.0) is None
-    body, mac = cookie.rsplit(".", 1)
-    forged = SessionSigner(b"k" * 32, store).issue(agent, now=10_000.0).rsplit(".", 1)[0]
-    assert signer.check(f"{forged}.{mac}", now=1030.0) is None  # longer expiry, old MAC
-    assert signer.check(f"{body}.{mac[:-2]}", now=1030.0) is None
+    token, mac = cookie.rsplit(".", 1)
+    assert signer.check(f"{token}.{mac[:-2]}", now=1030.0) is None
+    other = signer.issue(agent, now=1000.0).rsplit(".", 1)[0]
+    assert signer.check(f"{other}.{mac}", now=1030.0) is None  # another token, this MAC
     assert signer.check("garbage", now=1030.0) is None and signer.check(None) is None
+    # Idle: each use keeps it alive (written at most every TOUCH_S), 120 s without ends it.
+    assert signer.check(cookie, now=1100.0) is not None
+    assert signer.check(cookie, now=1210.0) is not None
+    assert signer.check(cookie, now=1331.0) is None
     with store.session() as s:
-        row = s.get(type(agent), "alice")
-        assert row is not None
-        row.password_hash = "$argon2id$changed"
-        s.add(row)
-        s.commit()
-    assert signer.check(cookie, now=1030.0) is None
+        assert s.exec(select(AgentSession)).first() is not None  # the table holds no token
+        assert all(token not in row.id for row in s.exec(select(AgentSession)).all())
+
+
+def test_logout_revoke_disable_and_a_new_password_end_sessions_on_the_server(
+    store: SqlConversationStore,
+) -> None:
+    alice = create_agent(store, "alice", "correct-horse")
+    bob = create_agent(store, "bob", "battery-staple")
+    signer = SessionSigner(b"k" * 32, store)
+    first, second, bobs = signer.issue(alice), signer.issue(alice), signer.issue(bob)
+    assert signer.end(first) and signer.check(first) is None  # logout: the copy is dead
+    assert signer.check(second) is not None and not signer.end("forged.cookie")
+    # A password change ends the other sessions, keeping the one that asked.
+    third = signer.issue(alice)
+    assert set_password(store, "alice", "new-horse-123", keep=signer.session_of(third)) == 1
+    assert signer.check(second) is None and signer.check(third) is not None
+    assert authenticate(store, "alice", "new-horse-123") is not None
+    assert store.end_agent_sessions("alice") == 1 and signer.check(third) is None  # revoke
+    assert signer.check(bobs) is not None  # nobody else's
+    store.update_agent("bob", disabled=True)
+    assert signer.check(bobs) is None  # disabled: refused even before the rows go
+    assert authenticate(store, "bob", "battery-staple") is None
+    with pytest.raises(AgentAccountError, match="at least 8"):
+        set_password(store, "alice", "short")
 
 
 def test_cli_adds_an_agent_with_the_password_from_stdin(tmp_path: Path) -> None:
