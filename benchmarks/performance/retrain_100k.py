@@ -6,8 +6,10 @@ distinct, a share with PII in them, `--labelled` of them labelled by agents and 
 confirmed by thumbs-up or resolution, with the usual disputes mixed in. Then one real
 `RetrainJob.run()` from the 10-shot model: export (with redaction and deduplication), the
 night's dataset (every new example, `--max-new` is above what the export yields, plus
-the replay), fine-tuning from live, evaluation of candidate and live on the full
-BANKING77 test set, the label audit, gate, report. Filling the store is not timed.
+the replay), fine-tuning from live, evaluation of candidate and live on the validation
+window (what the gate and the label audit decide on) and on the full BANKING77 test set
+(`test_data`: scored and reported only, never decided on), gate, report. Filling the
+store is not timed.
 
     python -m benchmarks.performance.retrain_100k --turns 100000 --work var/bench/retrain_100k
 
@@ -125,7 +127,7 @@ def main() -> None:
         store=store,
         registry=registry,
         base_data=base,
-        heldout=test,
+        test_data=test,
         settings=RetrainSettings(epochs=args.epochs, max_new=args.max_new, replay_max=args.max_new),
         reports_dir=args.work / "reports",
     )
@@ -146,8 +148,13 @@ def main() -> None:
                 "epochs": args.epochs,
                 "deferred_to_next_night": o.metrics["data"].get("deferred_to_next_night"),
                 "decision": o.decision,
+                "validation": o.metrics["data"].get("validation"),
                 "live_accuracy": o.metrics.get("live", {}).get("accuracy"),
                 "candidate_accuracy": o.metrics.get("candidate", {}).get("accuracy"),
+                "test_reported_only": {
+                    m: o.metrics.get("test", {}).get(m, {}).get("accuracy")
+                    for m in ("live", "candidate")
+                },
                 "failed_checks": o.reasons,
                 "timings_s": o.metrics.get("timings"),
                 "fill_store_s_untimed": round(fill_s, 1),

@@ -8,7 +8,15 @@ and a next night (`--labels` more correct labels in the same store) shows that t
 goes on without them. For contrast the poisoned night's turns with correct labels run as
 a clean night on a fresh registry and store.
 
-    python -m benchmarks.robustness.poisoning --labels 300 --fraction 0.3 --work var/bench/poisoning
+Both start from a history: `--history` correct labels logged and run as a night before
+(a deployment has one). The label audit's reference is the validation stream's agent
+labels from before the night it audits: a fifth of a poisoned night's own labels land
+in the validation stream, and a reference made of them would expect the poison. The
+gate and the audit decide on the validation stream; the BANKING77 test split is scored
+and reported only (`test_reported_only`).
+
+    python -m benchmarks.robustness.poisoning --labels 300 --fraction 0.3 --history 500 \
+        --work var/bench/poisoning
 
 Prints one JSON object; progress goes to stderr.
 """
@@ -51,21 +59,30 @@ def night(
     rows: list[tuple[str, str]],
     truth: dict[str, str] | None = None,
     next_rows: list[tuple[str, str]] | None = None,
+    history: list[tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """One night on a fresh registry and store; with `next_rows`, a second night after it."""
+    """One night on a fresh registry and store, after a night of `history`; with
+    `next_rows`, a second night after it."""
     registry = fresh_registry(work, model)
     store = fresh_store(work)
-    log_night(store, TransformerIntentClassifier(registry.live_dir()), rows)
     job = RetrainJob(
         store=store,
         registry=registry,
         base_data=base,
-        heldout=test,
+        test_data=test,  # scored and reported only; the gate decides on the validation stream
         settings=RetrainSettings(),
         reports_dir=work / "reports",
     )
+    before = None
+    if history:
+        log(f"history: a night of {len(history)} correct labels")
+        log_night(store, TransformerIntentClassifier(registry.live_dir()), history)
+        before = summarise(job.run())
+    log_night(store, TransformerIntentClassifier(registry.live_dir()), rows)
     o = job.run()
     out = summarise(o)
+    if before is not None:
+        out["history_night"] = before
     held = job.quarantine.entries()
     if truth is not None:
         wrong = {text_key(t) for t, y in rows if truth[text_key(t)] != y}
@@ -97,8 +114,12 @@ def summarise(o: RetrainOutcome) -> dict[str, Any]:
     allowed = checks.get("per_intent_f1", {}).get("allowed_drops", {})
     return {
         "decision": o.decision,
-        "live_accuracy": o.metrics["live"]["accuracy"],
-        "candidate_accuracy": o.metrics["candidate"]["accuracy"],
+        "validation": o.metrics["data"].get("validation"),
+        "live_accuracy": o.metrics.get("live", {}).get("accuracy"),
+        "candidate_accuracy": o.metrics.get("candidate", {}).get("accuracy"),
+        "test_reported_only": {
+            m: o.metrics.get("test", {}).get(m, {}).get("accuracy") for m in ("live", "candidate")
+        },
         "failed_checks": o.reasons,
         "audit": o.metrics.get("audit"),
         "allowed_f1_drop": {
@@ -108,7 +129,7 @@ def summarise(o: RetrainOutcome) -> dict[str, Any]:
         },
         "quarantined": o.metrics.get("quarantined"),
         "report": str(o.report_dir),
-        "timings": o.metrics["timings"],
+        "timings": o.metrics.get("timings"),
     }
 
 
@@ -116,12 +137,17 @@ def main() -> None:
     ap = parser(__doc__)
     ap.add_argument("--labels", type=int, default=300)
     ap.add_argument("--fraction", type=float, default=0.3)
+    ap.add_argument(
+        "--history", type=int, default=500, help="Correct labels of a night run before."
+    )
     add_work_options(ap, "poisoning")
     ap.add_argument("--no-clean", action="store_true", help="Skip the clean contrast night.")
     ap.add_argument("--no-next", action="store_true", help="Skip the night after the poisoned one.")
     args = ap.parse_args()
     _, test, base, rest = banking_loop()
     model = base_model(args.cache, base)
+    history = rest[: args.history]
+    rest = rest[args.history :]
     rows = rest[: args.labels]
     truth = {text_key(t): y for t, y in rows}
     next_rows = None if args.no_next else rest[args.labels : 2 * args.labels]
@@ -132,11 +158,14 @@ def main() -> None:
         "benchmark": "poisoning",
         "labels": len(rows),
         "wrong_labels": wrong,
-        "poisoned": night(args.work / "poisoned", model, base, test, poisoned, truth, next_rows),
+        "history_labels": len(history),
+        "poisoned": night(
+            args.work / "poisoned", model, base, test, poisoned, truth, next_rows, history
+        ),
     }
     if not args.no_clean:
         log("clean night with the same turns")
-        result["clean"] = night(args.work / "clean", model, base, test, rows)
+        result["clean"] = night(args.work / "clean", model, base, test, rows, history=history)
     result["poisoned_rejected"] = result["poisoned"]["decision"] == "rejected"
     if "clean" in result:
         result["clean_promoted"] = result["clean"]["decision"] == "promoted"
