@@ -175,7 +175,10 @@ def wilson_interval(satisfied: int, answers: int, z: float = _Z95) -> tuple[floa
     z2n = z * z / answers
     center = (p + z2n / 2) / (1 + z2n)
     half = z * math.sqrt(p * (1 - p) / answers + z2n / (4 * answers)) / (1 + z2n)
-    return max(0.0, center - half), min(1.0, center + half)
+    # At 0 or all satisfied the bound is the share itself; rounding must not cross it.
+    low = 0.0 if satisfied == 0 else max(0.0, min(p, center - half))
+    high = 1.0 if satisfied == answers else min(1.0, max(p, center + half))
+    return low, high
 
 
 @dataclass(frozen=True)
@@ -239,8 +242,8 @@ def csat_figure(title: str, bars: list[CsatBar]) -> Figure:
     y = list(range(len(shown)))
     values = [b.csat * 100 for b in shown]
     errors = [
-        [(b.csat - b.low) * 100 for b in shown],
-        [(b.high - b.csat) * 100 for b in shown],
+        [max(0.0, b.csat - b.low) * 100 for b in shown],
+        [max(0.0, b.high - b.csat) * 100 for b in shown],
     ]
     ax.barh(y, values, color="#4c78a8", xerr=errors, error_kw={"ecolor": "#333", "capsize": 2})
     ax.set_yticks(y, [_short(b.name) for b in shown])

@@ -60,6 +60,17 @@ def test_the_wilson_interval_is_wide_for_few_answers() -> None:
     assert 0.73 < low < 0.8 < high < 0.86
     with pytest.raises(ValueError, match="at least one answer"):
         wilson_interval(0, 0)
+    # None of them or all of them: the bound is the share itself, whatever the rounding
+    # (matplotlib refuses an error bar below 0 by a hair, seen with 0 of 3).
+    for n in range(1, 200):
+        low, high = wilson_interval(0, n)
+        assert low == 0.0 and high > 0
+        low, high = wilson_interval(n, n)
+        assert high == 1.0 and low < 1
+        for k in range(n + 1):
+            low, high = wilson_interval(k, n)
+            assert 0 <= low <= k / n <= high <= 1
+    csat_figure("all bounds", [bar(f"g{k}", k, 3) for k in range(4)])
 
 
 def test_csat_is_plotted_by_intent_and_by_agent_from_stored_answers(
