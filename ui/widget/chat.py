@@ -33,6 +33,7 @@ from deskbot.ui.widget.client import (
     AFTER_JS,
     CHAT_CSS,
     ENQUEUE_JS,
+    FAILED_JS,
     FLAGS_JS,
     INSTALL_JS,
     TAKE_JS,
@@ -78,6 +79,7 @@ class Widgets:
     box: gr.Textbox
     send: gr.Button
     outbox: gr.Textbox
+    outbox_id: gr.Textbox
     dispatch: gr.Button
     person: gr.Button
     timer: gr.Timer
@@ -163,9 +165,12 @@ def lay_out(name: str, max_chars: int, suggestions: list[str]) -> Widgets:
             elem_id="deskbot-input",
             autofocus=True,
         )
-        send = gr.Button("Send", variant="primary", scale=1, min_width=64)
+        send = gr.Button(
+            "Send", variant="primary", scale=1, min_width=64, elem_id="deskbot-send"
+        )
     # The page's queue sends each message through these (client.py); never shown.
     outbox = gr.Textbox(visible=False)
+    outbox_id = gr.Textbox(visible=False)  # the message's id (idempotent turns)
     dispatch = gr.Button("Send next", elem_id="deskbot-dispatch")
     person = gr.Button("Talk to a person", size="sm", variant="secondary")
     with gr.Column(visible=False, elem_id="deskbot-survey") as survey:
@@ -184,6 +189,7 @@ def lay_out(name: str, max_chars: int, suggestions: list[str]) -> Widgets:
         box,
         send,
         outbox,
+        outbox_id,
         dispatch,
         person,
         timer,
@@ -208,11 +214,12 @@ def wire(demo: gr.Blocks, w: Widgets, events: ChatEvents) -> None:
     reply_outputs = [w.chatbot, w.status, w.timer, w.token, w.outbox, w.seen]
     controls = [w.person, w.survey]
     for trigger in (w.box.submit, w.send.click):
-        trigger(None, [w.box], [w.box], js=ENQUEUE_JS, trigger_mode="multiple", **page)
+        trigger(None, [w.box], None, js=ENQUEUE_JS, trigger_mode="multiple", **page)
     sent = w.dispatch.click(
-        events.respond, [w.outbox, w.token], reply_outputs, js=TAKE_JS, **replying
+        events.respond, [w.outbox, w.token, w.outbox_id], reply_outputs, js=TAKE_JS, **replying
     )
-    sent.then(None, [w.outbox, w.box], [w.box, w.outbox], js=AFTER_JS, **page)
+    sent.success(None, [w.outbox], None, js=AFTER_JS, **page)
+    sent.failure(None, None, None, js=FAILED_JS, **page)
     sent.then(events.controls, [w.token], controls, **light)
     started = [sent]  # the events that may start a conversation (or find it again)
     for select, handler in (

@@ -1,11 +1,18 @@
 """What the widget runs in the browser: its stylesheet and its scripts.
 
-The customer's messages go through a queue in the page. Pressing Enter (or Send) takes
-the text out of the box at once, in the browser, so whatever is typed afterwards stays
-there (a server answer never writes the box). One message is sent at a time: the next
-leaves when the reply to the previous one is complete, with the session token that
-reply may have just created, so messages written while a reply streams are stored in
-the order they were written, each in the same conversation, and none is dropped.
+The customer's messages go through a queue in the page. Its code is in the page's head
+(`HEAD`), so its listeners are there before the message box: Enter (or Send) takes the
+text out of the box itself, as the customer sees it, and empties the box at once, in
+the browser. Nothing reads Gradio's copy of the box (which can lag the box when keys
+come fast) and no server answer writes the box, so whatever is typed afterwards stays.
+
+Each message gets an id in the page. One message is sent at a time, with its id and
+the session token the previous reply may have just created, so messages written while
+a reply streams are stored in the order they were written, in the same conversation.
+A message stays at the head of the queue until its reply is complete: when a send
+fails (the network, a restart), the same message is sent again later with the same
+id, and the server's idempotent turns (`Pipeline.handle_stream(message_id=)`) store
+and answer it once.
 
 The scripts also keep the thumbs to the bot's own replies (the chat marks agents'
 messages and notices with `NO_FEEDBACK`; Gradio offers thumbs on every assistant
@@ -57,34 +64,76 @@ CHAT_CSS = """
 # Installed once per page as window.deskbot; every snippet below starts with it.
 _WIDGET = """
 if (!window.deskbot) {
-  const d = (window.deskbot = { items: [], busy: false, flags: [] });
+  const d = (window.deskbot = { items: [], busy: false, sending: null, tries: 0, flags: [] });
+  d.newId = () => (window.crypto && crypto.randomUUID ? crypto.randomUUID()
+    : Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 12));
   d.showWaiting = () => {
     const p = document.getElementById("deskbot-waiting-text");
     if (!p) return;
-    const n = d.items.length;
+    const waiting = d.items.filter((m) => m !== d.sending).map((m) => m.text);
+    const n = waiting.length;
     p.textContent = n ? (n === 1 ? "1 message" : n + " messages") +
-      " waiting to be sent: " + d.items.join(" · ") : "";
+      " waiting to be sent: " + waiting.join(" · ") : "";
   };
+  // The message at the head of the queue leaves; it stays there until its reply is
+  // complete, so a send that fails is sent again, with the same id.
   d.pump = () => {
     if (d.busy || !d.items.length) return;
     const button = document.getElementById("deskbot-dispatch");
     if (!button) { setTimeout(d.pump, 100); return; }
     d.busy = true;
+    d.sending = d.items[0];
+    d.showWaiting();
     button.click();
   };
   d.enqueue = (text) => {
-    if (!text || !text.trim()) return text;
-    d.items.push(text);
+    if (!text || !text.trim()) return false;
+    d.items.push({ text: text, id: d.newId() });
     d.showWaiting();
     setTimeout(d.pump, 0);
-    return "";
+    return true;
   };
-  d.take = () => {
-    const text = d.items.shift();
+  // Enter or Send: the text in the box, as the customer sees it, joins the queue and
+  // the box is emptied here, in the page (never from the server, never from a copy).
+  d.send = () => {
+    const box = document.querySelector("#deskbot-input textarea");
+    if (!box || !d.enqueue(box.value)) return;
+    box.value = "";
+    box.dispatchEvent(new Event("input", { bubbles: true }));
+  };
+  d.take = () => (d.sending ? [d.sending.text, d.sending.id] : ["", ""]);
+  d.done = () => {
+    if (d.sending && d.items[0] === d.sending) d.items.shift();
+    d.sending = null; d.busy = false; d.tries = 0;
     d.showWaiting();
-    return text === undefined ? "" : text;
+    setTimeout(d.pump, 0);
   };
-  d.done = () => { d.busy = false; setTimeout(d.pump, 0); };
+  d.failed = () => {
+    d.sending = null; d.busy = false; d.tries += 1;
+    d.showWaiting();
+    setTimeout(d.pump, Math.min(30000, 1000 * 2 ** Math.min(d.tries, 5)));
+  };
+  // Back into the box: a message the server refused, before anything typed since.
+  d.giveBack = (text) => {
+    const box = document.querySelector("#deskbot-input textarea");
+    if (!box || !text) return;
+    box.value = box.value.trim() ? text + "\\n" + box.value : text;
+    box.dispatchEvent(new Event("input", { bubbles: true }));
+  };
+  const inBox = (el) => el && el.closest && el.closest("#deskbot-input");
+  document.addEventListener("keydown", (e) => {
+    if (e.key !== "Enter" || e.shiftKey || e.isComposing || e.keyCode === 229) return;
+    if (!inBox(e.target)) return;
+    e.preventDefault();
+    e.stopPropagation();  // Gradio's own submit would read a copy of the box
+    d.send();
+  }, true);
+  document.addEventListener("click", (e) => {
+    if (!(e.target && e.target.closest && e.target.closest("#deskbot-send"))) return;
+    e.preventDefault();
+    e.stopPropagation();
+    d.send();
+  }, true);
   const THUMBS = /^(Like|Dislike|Liked|Disliked)$/;
   d.thumbs = (row) => {
     const found = [...row.querySelectorAll("button")];
@@ -134,18 +183,19 @@ def with_widget(body: str, args: str = "") -> str:
     return f"({args}) => {{ {_WIDGET}\n const d = window.deskbot; {body} }}"
 
 
-# Enter or Send: the box's text joins the queue and the box is emptied, in the browser.
-ENQUEUE_JS = with_widget("return d.enqueue(text);", "text")
-# The hidden button's event: its message is the next one in the queue, sent with the
+# Enter or Send, where the page's own listeners (installed in the page head, `HEAD`) did
+# not take the key first: the same `send`, reading the box itself.
+ENQUEUE_JS = with_widget("d.send(); return [];", "text")
+# The hidden button's event: the message at the head of the queue with its id, and the
 # token as it is now (the previous reply may have just set it).
-TAKE_JS = with_widget("return [d.take(), token];", "outbox, token")
+TAKE_JS = with_widget(
+    "const [text, id] = d.take(); return [text, token, id];", "outbox, token, message_id"
+)
 # After each reply: a message the front door refused goes back into the box (before
 # anything typed since), then the next message leaves.
-AFTER_JS = with_widget(
-    "d.done(); if (!returned) return [box, ''];"
-    " return [box && box.trim() ? returned + '\\n' + box : returned, ''];",
-    "returned, box",
-)
+AFTER_JS = with_widget("d.done(); d.giveBack(returned); return [];", "returned")
+# The send failed (the server or the network): the same message is sent again later.
+FAILED_JS = with_widget("d.failed(); return [];")
 # The chat changed: which assistant messages may have thumbs.
 FLAGS_JS = with_widget(
     "d.flags = (chat || []).filter((m) => m.role !== 'user').map((m) =>"
@@ -154,3 +204,6 @@ FLAGS_JS = with_widget(
     "chat",
 )
 INSTALL_JS = with_widget("d.showWaiting(); d.mark(); return [];")
+# In the page's head: the queue and its key and click listeners are there before the
+# box is, so no Enter reaches the box before them.
+HEAD = f"<script>(() => {{ {_WIDGET} }})();</script>"

@@ -11,6 +11,7 @@ writes the customer's input box: the page empties it when a message is sent
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ import gradio as gr
 
 from deskbot.bot.core.types import Reply
 from deskbot.bot.server.frontdoor import Refused
+from deskbot.bot.server.schemas import MESSAGE_ID
 from deskbot.ui.render import md_text
 from deskbot.ui.widget.client import NO_FEEDBACK
 from deskbot.ui.widget.service import ChatService, Status, options_for
@@ -25,6 +27,8 @@ from deskbot.ui.widget.service import ChatService, Status, options_for
 logger = logging.getLogger(__name__)
 
 THINKING = "…"
+# A message id as the API takes one (the page sends `crypto.randomUUID()`s).
+VALID_ID = re.compile(MESSAGE_ID)
 FAILED = (
     "Sorry, something went wrong on our side. Your message is saved; try again or ask for a person."
 )
@@ -86,9 +90,12 @@ class ChatEvents:
         conv = self.svc.conversation(token)
         return controls(self.svc.status(conv.id if conv is not None else None))
 
-    def respond(self, message: str | None, token: str | None) -> Iterator[Outputs]:
+    def respond(
+        self, message: str | None, token: str | None, message_id: str | None = None
+    ) -> Iterator[Outputs]:
         """Outputs: chat, status, timer, token, the message handed back to the box (a
-        refused one; "" otherwise), signature."""
+        refused one; "" otherwise), signature. `message_id`: the page's id of the
+        message (a resend of a stored one is answered once, `ChatService.reply`)."""
         if not (message or "").strip():
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), "", gr.skip()
             return
@@ -103,9 +110,11 @@ class ChatEvents:
             conv_id, token = self.svc.start()
         else:
             conv_id = conv.id
-        yield from self._answer(conv_id, text, token)
+        yield from self._answer(conv_id, text, token, valid_id(message_id))
 
-    def _answer(self, conv_id: str, text: str, token: str | None) -> Iterator[Outputs]:
+    def _answer(
+        self, conv_id: str, text: str, token: str | None, message_id: str | None = None
+    ) -> Iterator[Outputs]:
         pending = [*self.svc.view(conv_id).messages, {"role": "user", "content": md_text(text)}]
         thinking = {"role": "assistant", "content": THINKING, "metadata": notice_id(-2)}
         yield [*pending, thinking], gr.skip(), gr.skip(), token, "", gr.skip()
@@ -113,7 +122,7 @@ class ChatEvents:
         partial = ""
         with self.svc.locks.hold(conv_id):
             try:
-                for event in self.svc.reply(conv_id, text):
+                for event in self.svc.reply(conv_id, text, message_id=message_id):
                     if isinstance(event, Reply):
                         reply = event
                     else:
@@ -179,6 +188,14 @@ class ChatEvents:
             return PICK_A_SCORE, gr.skip()
         self.svc.rate(conv.id, int(score), comment)
         return THANKS, gr.update(visible=False)
+
+
+def valid_id(message_id: str | None) -> str | None:
+    """The page's message id, or None where it sent none or one that is no id (the
+    message is then stored without one, as before ids)."""
+    if isinstance(message_id, str) and VALID_ID.match(message_id):
+        return message_id
+    return None
 
 
 def notice_id(index: int) -> dict[str, str]:
