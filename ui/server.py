@@ -28,6 +28,7 @@ from deskbot.ui.accounts.login import ConsoleGate, add_login_routes
 from deskbot.ui.accounts.throttle import LoginThrottle
 from deskbot.ui.console.page import CONSOLE_CSS, build_console
 from deskbot.ui.widget.chat import CHAT_CSS, build_chat
+from deskbot.ui.widget.client import HEAD as CHAT_HEAD
 
 CONSOLE_PATH = "/agent"
 
@@ -145,6 +146,7 @@ def mount_ui(api: FastAPI, bot: Bot, *, signer: SessionSigner | None = None) -> 
         ssr_mode=False,
         footer_links=[],
         css=CHAT_CSS,
+        head=CHAT_HEAD,
         pwa=False,
         theme=theme(),
     )
