@@ -78,6 +78,8 @@ class TypingBoard:
         self._lock = threading.Lock()
         # (conversation id, side) -> (the typer's name, when the mark expires)
         self._marks: dict[tuple[str, Side], tuple[str, float]] = {}
+        # (conversation id, side) -> (the name this process last sent, when)
+        self._sent: dict[tuple[str, Side], tuple[str, float]] = {}
         self._last_read = 0.0
         self._listener: threading.Thread | None = None
         self._stop = threading.Event()
@@ -90,10 +92,13 @@ class TypingBoard:
         """`side` types in the conversation (`name`: who, as the other side sees it)."""
         name = name[:_MAX_NAME_CHARS]
         now = self.clock()
+        key = (conversation_id, side)
         with self._lock:
-            held = self._marks.get((conversation_id, side))
-            # Renewed a moment ago (a second tab, a fast page): nobody needs to hear it.
-            fresh = held is not None and held[0] == name and held[1] - now > self.ttl_s - RENEW_S
+            sent = self._sent.get(key)
+            # Sent a moment ago (a second tab, a fast page): the others know already.
+            fresh = sent is not None and sent[0] == name and now - sent[1] < RENEW_S / 2
+            if not fresh:
+                self._sent[key] = (name, now)
             self._put(conversation_id, side, name, now)
         if not fresh:
             self._send(conversation_id, side, name, on=True)
@@ -102,6 +107,7 @@ class TypingBoard:
         """`side` stopped typing (sent the message, emptied the box)."""
         with self._lock:
             held = self._marks.pop((conversation_id, side), None)
+            self._sent.pop((conversation_id, side), None)
         if held is not None or self.across_processes:
             self._send(conversation_id, side, "", on=False)
 
@@ -129,6 +135,7 @@ class TypingBoard:
         """Set a mark (the lock held), dropping the expired ones."""
         for key in [k for k, (_, until) in self._marks.items() if until <= now]:
             del self._marks[key]
+            self._sent.pop(key, None)
         self._marks[(conversation_id, side)] = (name, now + self.ttl_s)
 
     def _send(self, conversation_id: str, side: Side, name: str, *, on: bool) -> None:
