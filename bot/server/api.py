@@ -27,6 +27,8 @@ Example:
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI
 
 from deskbot.bot import __version__
@@ -36,6 +38,8 @@ from deskbot.bot.server.frontdoor import BodyLimit
 from deskbot.bot.server.handlers import add_error_handlers
 from deskbot.bot.server.ratelimit import RateLimit, make_buckets
 from deskbot.bot.server.routers import chat, ops, rasa
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["add_limits", "close_api", "create_api"]
 
@@ -53,6 +57,10 @@ def create_api(bot: Bot) -> FastAPI:
     api.include_router(ops.router)
     api.include_router(chat.router)
     api.include_router(rasa.router)
+    server = bot.config.server
+    notice = rasa.rest_channel_notice(server.rest_channel, server.rest_tokens)
+    if notice is not None:
+        logger.warning("%s", notice)
     add_limits(api, bot)
     return api
 

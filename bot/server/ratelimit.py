@@ -56,6 +56,7 @@ logger = logging.getLogger(__name__)
 # Requests to these paths are never limited: probes must see a busy server as alive.
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+REST_WEBHOOK_PATH = "/webhooks/rest/webhook"
 _MAX_FORWARDED = 32  # X-Forwarded-For entries looked at, right to left
 
 
@@ -366,7 +367,9 @@ class RateLimit:
             if wait > 0:
                 await self._refuse(send, "from your address", wait)
                 return
-        if self.session_buckets is not None:
+        # The REST channel's Bearer is a client system's credential, not a session: its
+        # senders are counted one by one instead (deps.rest_message).
+        if self.session_buckets is not None and scope.get("path") != REST_WEBHOOK_PATH:
             key = token_key(headers.get("authorization", ""))
             if key is not None:
                 wait = await take(self.session_buckets, key)

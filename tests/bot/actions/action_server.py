@@ -122,6 +122,8 @@ def configure(base: BotConfig, webhook: str, **dialogue: object) -> BotConfig:
             required_slots={"action_card_order_status": ("order_number",)},
         ),
         dialogue=DialogueConfig(**dialogue),  # type: ignore[arg-type]
+        # The REST channel as before issue #22 (test_rest_channel.py tests it closed).
+        server=dataclasses.replace(base.server, rest_channel="open"),
     )
 
 
