@@ -142,3 +142,42 @@ def test_cli_prompts_for_the_password_twice(tmp_path: Path) -> None:
         input="short\nshort\n",
     )
     assert short.exit_code != 0 and "at least 8 characters" in short.output
+
+
+def test_cli_lists_revokes_disables_sets_passwords_and_unlocks(tmp_path: Path) -> None:
+    runner = CliRunner()
+    project = str(tmp_path / "b")
+    assert runner.invoke(load_plugins(), ["init", project]).exit_code == 0
+
+    def run(*args: str, stdin: str | None = None) -> str:
+        result = runner.invoke(load_plugins(), [*args, "-c", project], input=stdin)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run("agents", "add", "dan", "--password-stdin", stdin="first-password\n")
+    store = SqlConversationStore(
+        create_store_engine(f"sqlite:///{tmp_path / 'b' / 'var' / 'deskbot.db'}")
+    )
+    signer = SessionSigner(b"k" * 32, store)
+    dan = store.get_agent("dan")
+    assert dan is not None
+    cookies = [signer.issue(dan, address="192.0.2.9") for _ in range(2)]
+    listed = run("agents", "sessions", "dan").splitlines()
+    assert len(listed) == 2 and all(line.endswith("192.0.2.9") for line in listed)
+    assert "2 session(s) of 'dan' ended" in run("agents", "revoke", "dan")
+    assert all(signer.check(c) is None for c in cookies)
+    cookie = signer.issue(dan)
+    assert "1 session(s) ended" in run(
+        "agents", "passwd", "dan", "--password-stdin", stdin="second-password\n"
+    )
+    assert signer.check(cookie) is None and authenticate(store, "dan", "second-password")
+    cookie = signer.issue(dan)
+    assert "disabled; 1 session(s) ended" in run("agents", "disable", "dan")
+    assert signer.check(cookie) is None and authenticate(store, "dan", "second-password") is None
+    run("agents", "enable", "dan")
+    assert authenticate(store, "dan", "second-password") is not None
+    unknown = runner.invoke(load_plugins(), ["agents", "revoke", "nobody", "-c", project])
+    assert unknown.exit_code != 0 and "no agent 'nobody'" in unknown.output
+    # Without Redis the servers' counts are out of the command's reach, and it says so.
+    unlock = runner.invoke(load_plugins(), ["agents", "unlock", "dan", "-c", project])
+    assert unlock.exit_code != 0 and "rate_limit_redis_url" in unlock.output
