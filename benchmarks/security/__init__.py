@@ -1,0 +1,1 @@
+"""Attacks on the agent console: `python -m benchmarks.security.<script> --help`."""
