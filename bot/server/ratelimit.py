@@ -138,6 +138,14 @@ class MemoryTokenBuckets:
     def __len__(self) -> int:
         return len(self._buckets)
 
+    def refund(self, key: str) -> None:
+        """Give back a token taken from `key`'s bucket (up to its size): the login
+        throttle takes one for each try and refunds a successful login's."""
+        with self._lock:
+            if key in self._buckets:
+                tokens, when = self._buckets[key]
+                self._buckets[key] = (min(float(self.burst), tokens + 1.0), when)
+
     def drop(self, matching: Callable[[str], bool]) -> int:
         """Forget (refill) the buckets whose key is `matching`; how many."""
         with self._lock:
@@ -155,6 +163,7 @@ class MemoryTokenBuckets:
 _TAKE_SCRIPT = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3] or '1')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
@@ -166,7 +175,9 @@ if tokens == nil or ts == nil then
 end
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
 local wait = 0
-if tokens >= 1 then
+if cost < 0 then
+  tokens = math.min(burst, tokens - cost)
+elseif tokens >= 1 then
   tokens = tokens - 1
 else
   wait = (1 - tokens) / rate
@@ -235,6 +246,20 @@ class RedisTokenBuckets:
                 )
                 self._down_until = now + self._retry_s
         return self._fallback.take(key)
+
+    def refund(self, key: str) -> None:
+        """Give back a token taken from `key`'s bucket (see `MemoryTokenBuckets.refund`)."""
+        import redis
+
+        if time.monotonic() >= self._down_until:
+            try:
+                self._script(
+                    keys=[self._prefix + key], args=[self.per_minute / 60.0, self.burst, -1]
+                )
+                return
+            except (redis.RedisError, OSError):
+                pass
+        self._fallback.refund(key)
 
     def drop(self, matching: Callable[[str], bool]) -> int:
         """Forget the buckets this process counted while Redis was down (see

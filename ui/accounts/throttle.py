@@ -8,8 +8,10 @@ ceilings, each `burst + per_hour` tries in any hour:
 - one account from all addresses (`login_account_*`, 20 + 180 = 200),
 - one address at all accounts (`login_address_*`, 10 + 90 = 100).
 
-Every try takes a token, whether the username exists or not, so an unknown name gets
-the same answers at the same rate as a known one. On top of the buckets, failures in a
+Every try takes a token before its password is checked, whether the username exists
+or not, so an unknown name gets the same answers at the same rate as a known one, and
+parallel tries cannot overshoot; a successful login gives its tokens back, so only
+failures count. On top of the buckets, failures in a
 row of one account from one address back off exponentially: after
 `login_backoff_after` (3, so three typos cost nothing) each further failure makes the
 next try wait 1, 2, 4 ... s, and `login_lock_after` (10) lock the pair for
@@ -147,8 +149,20 @@ class LoginThrottle:
         self._set(f"until:{pair}", str(self._clock() + delay), math.ceil(delay) + 1)
 
     def succeeded(self, username: str, address: str) -> None:
-        """End the pair's streak and remember the address for this account."""
-        pair = f"{account_key(username)}|{address_key(address)}"
+        """End the pair's streak, give back the try's tokens (only failures count
+        against the ceilings: an office behind one address logs in every morning) and
+        remember the address for this account."""
+        acct, addr = account_key(username), address_key(address)
+        pair = f"{acct}|{addr}"
+        refunds: list[tuple[TokenBuckets | None, str]] = [
+            (self.pair, f"pair:{pair}"),
+            (self.address, f"address:{addr}"),
+        ]
+        if not self._get(f"known:{pair}"):
+            refunds.append((self.account, f"account:{acct}"))
+        for buckets, key in refunds:
+            if isinstance(buckets, MemoryTokenBuckets | RedisTokenBuckets):
+                buckets.refund(key)
         self._delete(f"streak:{pair}", f"until:{pair}")
         self._set(f"known:{pair}", "1", KNOWN_ADDRESS_S)
 

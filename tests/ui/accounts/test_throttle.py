@@ -99,7 +99,7 @@ def test_an_address_that_logged_in_before_skips_the_account_wide_bucket() -> Non
     assert throttle.wait("carol", "203.0.113.7") == 0.0
     throttle.succeeded("carol", "203.0.113.7")  # her desk
     # An attack from elsewhere empties the account's bucket...
-    assert sum(tries(throttle, "carol", f"203.0.113.{i}", 1)[0] for i in range(100, 110)) == 2
+    assert sum(tries(throttle, "carol", f"203.0.113.{i}", 1)[0] for i in range(100, 110)) == 3
     assert throttle.wait("carol", "203.0.113.200") > 0  # a new address waits too
     assert throttle.wait("carol", "203.0.113.7") == 0.0  # ...and she logs in from her desk
 
@@ -181,3 +181,12 @@ def test_replicas_count_together_through_redis_and_unlock_reaches_them(redis_url
     assert one.wait("dave", "192.0.2.50") == 0.0
     for t in (one, two, cli):
         t.close()
+
+
+def test_successful_logins_cost_nothing_so_an_office_behind_one_address_logs_in() -> None:
+    throttle = LoginThrottle(limits(login_address_burst=3, login_pair_burst=2))
+    for i in range(30):  # thirty agents, one address, each logs in twice
+        for _ in range(2):
+            assert throttle.wait(f"agent{i}", "192.0.2.80") == 0.0, i
+            throttle.succeeded(f"agent{i}", "192.0.2.80")
+    assert sum(tries(throttle, "agent0", "192.0.2.80", 5)) == 2  # failures still count
