@@ -159,6 +159,8 @@ class SessionSigner:
     def issue(self, agent: Agent, *, now: float | None = None, address: str | None = None) -> str:
         """Start a session for `agent`; the cookie's value."""
         when = _when(now)
+        # Ended sessions are refused anyway; each login clears them out of the table.
+        self.store.prune_agent_sessions(when, idle=timedelta(seconds=self.idle_s))
         token = secrets.token_urlsafe(32)
         self.store.start_agent_session(
             session_id(token),

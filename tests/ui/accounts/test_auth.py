@@ -181,3 +181,11 @@ def test_cli_lists_revokes_disables_sets_passwords_and_unlocks(tmp_path: Path) -
     # Without Redis the servers' counts are out of the command's reach, and it says so.
     unlock = runner.invoke(load_plugins(), ["agents", "unlock", "dan", "-c", project])
     assert unlock.exit_code != 0 and "rate_limit_redis_url" in unlock.output
+
+
+def test_a_login_clears_ended_sessions_out_of_the_table(store: SqlConversationStore) -> None:
+    agent = create_agent(store, "erin", "correct-horse")
+    signer = SessionSigner(b"k" * 32, store, max_age=600, idle_s=120)
+    signer.issue(agent, now=1000.0)
+    signer.issue(agent, now=1500.0)  # the first is idle past 120 s: deleted
+    assert len(store.agent_sessions("erin")) == 1
