@@ -165,9 +165,7 @@ def lay_out(name: str, max_chars: int, suggestions: list[str]) -> Widgets:
             elem_id="deskbot-input",
             autofocus=True,
         )
-        send = gr.Button(
-            "Send", variant="primary", scale=1, min_width=64, elem_id="deskbot-send"
-        )
+        send = gr.Button("Send", variant="primary", scale=1, min_width=64, elem_id="deskbot-send")
     # The page's queue sends each message through these (client.py); never shown.
     outbox = gr.Textbox(visible=False)
     outbox_id = gr.Textbox(visible=False)  # the message's id (idempotent turns)

@@ -74,9 +74,13 @@ class ChatEvents:
         )
         return gr.update(value=messages, feedback_value=feedback), status, signature
 
-    def on_load(self, token: str | None) -> Outputs:
+    def on_load(self, token: str | None, request: gr.Request | None = None) -> Outputs:
         """Outputs: chat, status, timer, token, signature, person button, survey."""
-        conv = self.svc.conversation(token)
+        conv = self.svc.conversation(token, query_of(request))
+        if conv is None and self.svc.conversation(token) is not None:
+            # The token names another customer's conversation (a shared browser): it is
+            # forgotten, and this customer's first message starts their own.
+            return gr.skip(), "", gr.Timer(active=False), None, "", *controls(Status("", False))
         if conv is None:
             # Nothing to show. The token is left alone: a message sent before this load
             # event ran may have started a conversation, and its token must stay.
@@ -91,7 +95,11 @@ class ChatEvents:
         return controls(self.svc.status(conv.id if conv is not None else None))
 
     def respond(
-        self, message: str | None, token: str | None, message_id: str | None = None
+        self,
+        message: str | None,
+        token: str | None,
+        message_id: str | None = None,
+        request: gr.Request | None = None,
     ) -> Iterator[Outputs]:
         """Outputs: chat, status, timer, token, the message handed back to the box (a
         refused one; "" otherwise), signature. `message_id`: the page's id of the
@@ -100,7 +108,7 @@ class ChatEvents:
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), "", gr.skip()
             return
         try:
-            conv, text = self.svc.admit(token, message or "")
+            conv, text = self.svc.admit(token, message or "", query_of(request))
         except Refused as refused:
             # Nothing is stored; the text goes back to the box to be shortened or fixed.
             kept = None if refused.status == 401 else token
@@ -188,6 +196,13 @@ class ChatEvents:
             return PICK_A_SCORE, gr.skip()
         self.svc.rate(conv.id, int(score), comment)
         return THANKS, gr.update(visible=False)
+
+
+def query_of(request: gr.Request | None) -> dict[str, str] | None:
+    """The query of the page the widget was opened with (who the site says it is)."""
+    if request is None:
+        return None
+    return dict(request.query_params or {})
 
 
 def valid_id(message_id: str | None) -> str | None:

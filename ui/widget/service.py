@@ -94,18 +94,39 @@ class ChatService:
         self.customer_key = customer_key
         self.locks = ConversationLocks()
 
-    def conversation(self, token: str | None) -> Conversation | None:
+    def conversation(
+        self, token: str | None, query: Mapping[str, str] | None = None
+    ) -> Conversation | None:
+        """The conversation `token` names; None also where the widget's URL `query` says
+        (signed) that the customer is someone else than the conversation's: a second
+        customer on a shared browser starts their own and never sees the first's."""
         if not token or not isinstance(token, str) or len(token) > 256:
             return None
-        return self.store.conversation_by_token(token)
+        conv = self.store.conversation_by_token(token)
+        if conv is not None and query is not None and self.someone_else(conv, query):
+            logger.info("widget conversation %s: another customer on its browser", conv.id)
+            return None
+        return conv
 
-    def admit(self, token: str | None, message: str) -> tuple[Conversation | None, str]:
+    def someone_else(self, conv: Conversation, query: Mapping[str, str]) -> bool:
+        """Whether the site's signed customer in `query` is not `conv`'s customer."""
+        if conv.customer_id is None:
+            return False
+        try:
+            said = context_from_query(query, self.customer_key).customer_id
+        except IdentityRefused:
+            return False  # an id the site did not sign claims nothing
+        return said is not None and said != conv.customer_id
+
+    def admit(
+        self, token: str | None, message: str, query: Mapping[str, str] | None = None
+    ) -> tuple[Conversation | None, str]:
         """The front door: the conversation `token` names (None when it names none: the
         message starts one) and the message as it is stored. Raises `Refused` with the
         API's reason for a message the API refuses, or an expired session; nothing is
         stored then. A closed conversation takes messages (its page says so)."""
         text = accept_message(message, self.max_message_chars)
-        conv = self.conversation(token)
+        conv = self.conversation(token, query)
         if conv is not None:
             check_session(conv, self.session_expiry_s, closed_ok=True)
         return conv, text

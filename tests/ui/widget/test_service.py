@@ -74,3 +74,26 @@ def test_a_query_the_api_would_refuse_stores_nothing(store: SqlConversationStore
     signed = {"customer_id": "cust-1", "customer_hash": customer_hash(KEY, "cust-1")}
     assert not keyless.identify(token, signed)
     assert keyless.identify(token, {"customer_page": PAGE, "customer_language": "fr"})
+
+
+def signed(customer_id: str) -> dict[str, str]:
+    return {"customer_id": customer_id, "customer_hash": customer_hash(KEY, customer_id)}
+
+
+def test_another_customer_on_the_same_browser_starts_their_own_conversation(
+    store: SqlConversationStore,
+) -> None:
+    svc = ChatService(store, None, customer_key=KEY)
+    conv_id, token = svc.start()
+    assert svc.identify(token, signed("cust-1"))
+    store.append_turn(conv_id, "user", "my card number ends 4242")
+
+    # The same customer, or a page that says nothing, goes on with the conversation.
+    for query in (signed("cust-1"), {}, None, {"customer_id": "cust-2"}):  # last: unsigned
+        conv = svc.conversation(token, query)
+        assert conv is not None and conv.id == conv_id, query
+    # Another signed customer on that browser: the token names no conversation for them,
+    # so their first message starts a new one and they never see the first's.
+    assert svc.conversation(token, signed("cust-2")) is None
+    conv, text = svc.admit(token, "hello", signed("cust-2"))
+    assert conv is None and text == "hello"
