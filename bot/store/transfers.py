@@ -36,8 +36,13 @@ class HandoffTransferRepository(SqlRepository):
     """Release and transfer of claimed handoffs; the agents one may go to."""
 
     def agents(self) -> list[Agent]:
-        """Every console account, by display name (whom a handoff may go to)."""
-        return self._all(select(Agent).order_by(col(Agent.display_name), col(Agent.username)))
+        """The console accounts that are not disabled, by display name (whom a handoff
+        may go to)."""
+        return self._all(
+            select(Agent)
+            .where(col(Agent.disabled).is_(False))
+            .order_by(col(Agent.display_name), col(Agent.username))
+        )
 
     def release_handoff(self, handoff_id: int, by: Agent) -> Handoff:
         """Put the claimed handoff back in the queue, unclaimed; the handoff as it is now.
@@ -54,12 +59,15 @@ class HandoffTransferRepository(SqlRepository):
 
         Raises:
             NotAllowed: `by` neither has the handoff nor is an admin.
-            StoreError: no such handoff or agent `to`, `to` has it already, or the
-                handoff is not claimed.
+            StoreError: no such handoff or agent `to`, `to` is disabled or has it
+                already, or the handoff is not claimed.
         """
         with self.session() as s:
-            if s.get(Agent, to) is None:
-                raise StoreError(f"there is no agent {to!r}; pick one from the list")
+            target = s.get(Agent, to)
+        if target is None:
+            raise StoreError(f"there is no agent {to!r}; pick one from the list")
+        if target.disabled:
+            raise StoreError(f"agent {to!r} is disabled and cannot answer; pick another")
         return self._move(handoff_id, by, claimed_by=to, extra=col(Handoff.claimed_by) != to)
 
     def _move(

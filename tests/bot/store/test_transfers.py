@@ -96,3 +96,8 @@ def test_moves_wake_the_consoles_and_list_the_agents(store: SqlConversationStore
     if not store.changes.across_processes:
         assert store.changes.version > seen
     assert [a.username for a in store.agents()] == ["alice", "bob"]
+    assert store.claim_handoff(int(h.id or 0), "alice")
+    assert store.update_agent("bob", disabled=True)
+    assert [a.username for a in store.agents()] == ["alice"]
+    with pytest.raises(StoreError, match="'bob' is disabled"):
+        store.transfer_handoff(int(h.id or 0), alice, "bob")
