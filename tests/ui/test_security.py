@@ -33,7 +33,7 @@ from tests.ui.conftest import AGENT, LiveApp
 CONSOLE = "/agent"
 ADMIN = ("root", "root-password-long", "Root Admin")
 # What anyone may call without a session: the widget's page and its embed script, the
-# API's session opening, the Rasa REST channel (its sender is its only key, as in Rasa),
+# API's session opening, the Rasa REST channel (its own token check: test_rest_channel.py),
 # probes, metrics and the API docs. A new public route must be added here on purpose.
 PUBLIC_API = {
     ("GET", "/healthz"),
