@@ -219,7 +219,16 @@ def _queue_column() -> tuple[Component, Component, Component]:
         max_height=420,
     )
     with gr.Row(equal_height=True):
-        pick = gr.Dropdown(label="Conversation", choices=[], scale=3, elem_id="console-pick")
+        # Every handler checks the picked id against the store; Gradio's own check against
+        # the choices would fail a timer tick that left before a push emptied them.
+        pick = gr.Dropdown(
+            label="Conversation",
+            choices=[],
+            scale=3,
+            elem_id="console-pick",
+            allow_custom_value=True,
+            filterable=False,
+        )
         claim = gr.Button("Claim", variant="primary", scale=1, interactive=False)
     return queue, pick, claim
 
