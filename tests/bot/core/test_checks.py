@@ -81,7 +81,8 @@ def test_config_classes_check_themselves_when_built_by_code() -> None:
         (
             {"server": {"prot": 80, "hots": "x"}},
             "unknown key(s) ['hots', 'prot'] in section 'server'; known: "
-            "['host', 'port', 'secure_cookies']",
+            "['console_idle_minutes', 'console_session_hours', 'host', 'port', 'rest_channel',"
+            " 'rest_tokens', 'secure_cookies']",
         ),
         ({"server": {1: 80}}, "unknown key(s) [1] in section 'server'"),
         (
