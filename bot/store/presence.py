@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -83,6 +84,9 @@ class TypingBoard:
         self._last_read = 0.0
         self._listener: threading.Thread | None = None
         self._stop = threading.Event()
+        # Marks this board sent come back to its own listener too: it knows them already,
+        # and an echo of a start arriving after the stop would set the mark again.
+        self._origin = secrets.token_hex(8)
 
     @property
     def across_processes(self) -> bool:
@@ -141,7 +145,8 @@ class TypingBoard:
     def _send(self, conversation_id: str, side: Side, name: str, *, on: bool) -> None:
         if not self.across_processes:
             return
-        payload = json.dumps({"c": conversation_id, "s": side, "n": name, "on": on})
+        mark = {"c": conversation_id, "s": side, "n": name, "on": on, "o": self._origin}
+        payload = json.dumps(mark)
         try:
             with self.engine.begin() as conn:
                 conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": payload})
@@ -149,12 +154,14 @@ class TypingBoard:
             logger.warning("could not send a typing mark (%s)", type(exc).__name__)
 
     def _heard(self, payload: str) -> None:
-        """A mark another process (or this one) sent."""
+        """A mark another board sent (this board's own are ignored)."""
         try:
             mark = json.loads(payload)
+            if mark.get("o") == self._origin:
+                return
             conversation_id, side = str(mark["c"]), mark["s"]
             name, on = str(mark.get("n", "")), bool(mark.get("on"))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             logger.warning("ignored a malformed typing mark")
             return
         if side not in SIDES:
