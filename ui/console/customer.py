@@ -31,6 +31,7 @@ __all__ = [
     "lay_out_customer",
     "past_rows",
     "status_words",
+    "transcript_view",
     "wire_customer",
 ]
 
@@ -51,6 +52,22 @@ class CustomerPanel:
     summary: Component
     past: Component
     past_ids: Component
+
+
+def transcript_view(label: str, *, height: int, elem_id: str) -> gr.Chatbot:
+    """A conversation's transcript as the console shows it (the queue's and Find's):
+    HTML shown as text, no thumbs, copy buttons (not "share" to Hugging Face)."""
+    return gr.Chatbot(
+        label=label,
+        height=height,
+        group_consecutive_messages=False,
+        sanitize_html=True,
+        allow_tags=False,
+        latex_delimiters=[],
+        feedback_options=None,
+        buttons=["copy", "copy_all"],
+        elem_id=elem_id,
+    )
 
 
 def lay_out_customer(elem_id: str, *, min_width: int = 220) -> CustomerPanel:

@@ -33,6 +33,7 @@ from deskbot.ui.console.customer import (
     picked_conversation,
     short_id,
     status_words,
+    transcript_view,
     when,
 )
 from deskbot.ui.console.handlers import ConsoleHandlers
@@ -150,16 +151,8 @@ def lay_out_find() -> FindTab:
         with gr.Row():
             with gr.Column(scale=3, min_width=420):
                 title = gr.Markdown(NOTHING_OPEN, elem_id="find-title")
-                transcript = gr.Chatbot(
-                    label="Transcript (read-only)",
-                    height=420,
-                    group_consecutive_messages=False,
-                    sanitize_html=True,
-                    allow_tags=False,
-                    latex_delimiters=[],
-                    feedback_options=None,
-                    buttons=["copy", "copy_all"],
-                    elem_id="find-transcript",
+                transcript = transcript_view(
+                    "Transcript (read-only)", height=420, elem_id="find-transcript"
                 )
             customer = lay_out_customer("find-customer")
     return FindTab(

@@ -22,7 +22,12 @@ import gradio as gr
 from deskbot.bot.server.container import Bot
 from deskbot.ui.accounts.auth import SessionSigner
 from deskbot.ui.console.actions import MAX_REPLY_CHARS
-from deskbot.ui.console.customer import CustomerPanel, lay_out_customer, wire_customer
+from deskbot.ui.console.customer import (
+    CustomerPanel,
+    lay_out_customer,
+    transcript_view,
+    wire_customer,
+)
 from deskbot.ui.console.desk import DESK_CSS, DeskPanel, lay_out_desk, typing_line, wire_desk
 from deskbot.ui.console.find import FIND_CSS, lay_out_find, wire_find
 from deskbot.ui.console.handlers import DASHBOARD_DAYS, ConsoleHandlers
@@ -240,15 +245,9 @@ def _queue_tab() -> QueueTab:
             queue, pick, claim = _queue_column()
         with gr.Column(scale=3, min_width=480):
             notice = gr.Markdown("", elem_id="console-notice")
-            transcript = gr.Chatbot(
-                label="Transcript (intents, confidences, retrieved passages)",
+            transcript = transcript_view(
+                "Transcript (intents, confidences, retrieved passages)",
                 height=330,
-                group_consecutive_messages=False,
-                sanitize_html=True,
-                allow_tags=False,
-                latex_delimiters=[],
-                feedback_options=None,
-                buttons=["copy", "copy_all"],  # not "share" (to Hugging Face), unlabelled
                 elem_id="console-transcript",
             )
             typing = typing_line()

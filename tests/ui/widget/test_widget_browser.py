@@ -96,20 +96,25 @@ TYPED_DURING_REPLY = "and can I do it abroad?"
 QUICK = ["hello?", "what exchange rate do you use?", "is there an age limit?", "my top up failed"]
 
 
+def hold_first_reply(app: LiveApp, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """The reply to FIRST waits until the returned event is set: a slow reply, made certain."""
+    release = threading.Event()
+    pipeline = app.bot.pipeline
+    real = pipeline.handle_stream
+
+    def held(conversation_id: str, text: str, **kw: Any) -> Iterator[Any]:
+        if text == FIRST:
+            assert release.wait(timeout=60)
+        yield from real(conversation_id, text, **kw)
+
+    monkeypatch.setattr(pipeline, "handle_stream", held)
+    return release
+
+
 def test_text_typed_during_a_reply_stays_in_the_box(
     live_app: LiveApp, new_page: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The first reply waits until the customer has typed: a slow reply, made certain.
-    typed = threading.Event()
-    pipeline = live_app.bot.pipeline
-    real = pipeline.handle_stream
-
-    def slow_first(conversation_id: str, text: str, **kw: Any) -> Iterator[Any]:
-        if text == FIRST:
-            assert typed.wait(timeout=30)
-        yield from real(conversation_id, text, **kw)
-
-    monkeypatch.setattr(pipeline, "handle_stream", slow_first)
+    typed = hold_first_reply(live_app, monkeypatch)  # until the customer has typed
     page = open_chat(new_page, live_app.url)
     box = page.locator("#deskbot-input textarea")
     ask(page, FIRST)
@@ -131,16 +136,7 @@ def test_five_messages_sent_in_a_row_during_a_reply_are_all_stored_in_order_and_
     # The first reply is held until all five are sent: they are typed while it is being
     # written, however slow the machine running the test. The test does not time them:
     # under the load of a shared test machine Playwright's own round trips took over 1 s.
-    all_sent = threading.Event()
-    pipeline = live_app.bot.pipeline
-    real = pipeline.handle_stream
-
-    def held_first(conversation_id: str, text: str, **kw: Any) -> Iterator[Any]:
-        if text == FIRST:
-            assert all_sent.wait(timeout=60)
-        yield from real(conversation_id, text, **kw)
-
-    monkeypatch.setattr(pipeline, "handle_stream", held_first)
+    all_sent = hold_first_reply(live_app, monkeypatch)
     page = open_chat(new_page, live_app.url)  # no conversation yet: the first one starts it
     box = page.locator("#deskbot-input textarea")
     sent = [FIRST, *QUICK]
