@@ -161,3 +161,32 @@ def bot_project(tmp_path: Path, trained_model_dir: Path, faq_index_dir: Path) ->
     from tests.bot.actions.action_server import make_project
 
     return make_project(tmp_path / "bot", trained_model_dir, faq_index_dir)
+
+
+# A Redis database of the tests' own, emptied before and after each test that uses it.
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+def _redis_up() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """The real Redis (shared rate-limit and login buckets); fails where CI requires it
+    (DESKBOT_REQUIRE_REDIS) and it is down, skips elsewhere."""
+    if not _redis_up():
+        if os.environ.get("DESKBOT_REQUIRE_REDIS"):
+            pytest.fail("Redis is required (DESKBOT_REQUIRE_REDIS) but 127.0.0.1:6379 is down")
+        pytest.skip("Redis is not running on 127.0.0.1:6379")
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield REDIS_URL
+    client.flushdb()
+    client.close()

@@ -5,7 +5,6 @@ through a real Redis, and nothing stored for a refused request."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import socket
 import time
 from collections.abc import Iterator
@@ -27,8 +26,6 @@ from deskbot.bot.server.ratelimit import (
 )
 from tests.bot.actions.action_server import running_bot
 from tests.bot.server.conftest import QUESTION, counts, session
-
-REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
 def app_with(bot: Bot, **limits: Any) -> Any:
@@ -238,29 +235,6 @@ def test_oversized_bodies_get_413_json_on_every_route(bot: Bot) -> None:
 # -- shared through Redis -------------------------------------------------------------------------
 
 
-def _redis_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    if not _redis_up():
-        if os.environ.get("DESKBOT_REQUIRE_REDIS"):
-            pytest.fail("Redis is required (DESKBOT_REQUIRE_REDIS) but 127.0.0.1:6379 is down")
-        pytest.skip("Redis is not running on 127.0.0.1:6379")
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield REDIS_URL
-    client.flushdb()
-    client.close()
-
-
 def test_two_replicas_share_their_buckets_through_redis(bot: Bot, redis_url: str) -> None:
     limits = {
         "session_requests_per_minute": 6,
@@ -308,7 +282,7 @@ def test_closing_the_app_releases_redis_and_the_bot(
     url = f"{redis_url}?client_name={name}"
 
     def ours() -> int:
-        admin = redis.Redis.from_url(REDIS_URL)
+        admin = redis.Redis.from_url(redis_url)
         try:
             return sum(c.get("name") == name for c in admin.client_list())
         finally:

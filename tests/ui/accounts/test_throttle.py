@@ -4,7 +4,6 @@ memory and shared through the real Redis."""
 
 from __future__ import annotations
 
-import socket
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -18,9 +17,7 @@ from deskbot.bot.core.config_serving import LimitsConfig
 from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
 from deskbot.ui.accounts.auth import SessionSigner, create_agent
 from deskbot.ui.accounts.login import add_login_routes
-from deskbot.ui.accounts.throttle import PREFIX, LoginThrottle
-
-REDIS_URL = "redis://127.0.0.1:6379/13"
+from deskbot.ui.accounts.throttle import LoginThrottle
 
 
 def limits(**changes: object) -> LimitsConfig:
@@ -137,32 +134,6 @@ def test_the_login_form_answers_429_with_retry_after_alike_for_unknown_names(
     # The right password is not even checked while throttled.
     r = client.post("/agent/login", data={"username": "alice", "password": "correct-horse"})
     assert r.status_code == 429 and "set-cookie" not in r.headers
-
-
-def _redis_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    if not _redis_up():
-        pytest.skip("Redis is not running on 127.0.0.1:6379")
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-
-    def clear() -> None:
-        for key in client.scan_iter(match=PREFIX + "*"):
-            client.delete(key)
-
-    clear()
-    yield REDIS_URL
-    clear()
-    client.close()
 
 
 def test_replicas_count_together_through_redis_and_unlock_reaches_them(redis_url: str) -> None:
