@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -164,8 +164,11 @@ def picked_conversation(evt: gr.SelectData, ids: Sequence[str]) -> str | None:
     return next((cid for cid in ids if shown and shown.startswith(short_id(cid))), None)
 
 
-def wire_customer(h: ConsoleHandlers, pick: Component, panel: CustomerPanel | None) -> None:
-    """The queue's panel (if it has one) follows the picked handoff."""
+def wire_customer(
+    h: ConsoleHandlers, picked: Callable[..., Any], pick: Component, panel: CustomerPanel | None
+) -> None:
+    """The queue's panel (if it has one) follows the picked handoff: `picked` is a `.then`
+    after the console opened it (see `ui.console.page._on`)."""
     if panel is None:
         return
 
@@ -174,11 +177,12 @@ def wire_customer(h: ConsoleHandlers, pick: Component, panel: CustomerPanel | No
         handoff = h.bot.store.get_handoff(int(handoff_id)) if handoff_id else None
         return panel_values(h, handoff.conversation_id if handoff is not None else None)
 
-    pick.change(
+    picked(
         show,
         [pick],
         [panel.summary, panel.past, panel.past_ids],
         api_visibility="private",
         concurrency_limit=None,
         show_progress="hidden",
+        trigger_mode="always_last",
     )

@@ -320,9 +320,9 @@ class DeskHandlers:
 
 def _on(
     trigger: Callable[..., Any], fn: Any, inputs: list[Any], outputs: list[Any], **kw: Any
-) -> None:
+) -> Any:
     # As the console's own events: short database calls side by side, no public API.
-    trigger(fn, inputs, outputs, api_visibility="private", concurrency_limit=None, **kw)
+    return trigger(fn, inputs, outputs, api_visibility="private", concurrency_limit=None, **kw)
 
 
 class QueueParts(Protocol):
@@ -336,22 +336,32 @@ class QueueParts(Protocol):
 
 
 def wire_desk(
-    handlers: ConsoleHandlers, console: Component, q: QueueParts, pushed: Component
-) -> None:
+    handlers: ConsoleHandlers,
+    console: Component,
+    q: QueueParts,
+    *,
+    refreshed: Callable[..., Any],
+    picked: Callable[..., Any],
+) -> Callable[..., Any]:
     """Connect the desk's components to their handlers: `q` is the queue tab (its picker,
-    reply box, send button and notice), `pushed` the console's push stream."""
+    reply box, send button and notice); `refreshed` and `picked` follow the console's
+    pushed refresh and its opening of a picked conversation (their `.then`: a trigger
+    takes one `always_last` listener, see `ui.console.page._on`). Returns what follows
+    the desk's own opening (`picked` itself without a desk)."""
     d = q.desk
     if d is None:
-        return
+        return picked
     pick, reply, send, notice = q.pick, q.reply, q.send, q.notice
     h = DeskHandlers(handlers)
     _on(console.load, h.on_load, [], [d.canned, d.edit_pick, d.admin])
     _on(console.load, None, [], [], js=TYPING_JS)
-    _on(pick.change, h.on_pick, [pick], [*d.panel, d.typing, d.timer])
+    opened = _on(
+        picked, h.on_pick, [pick], [*d.panel, d.typing, d.timer], trigger_mode="always_last"
+    )
     # A push (another agent's move, a note) and a notice (this agent's claim, release,
     # close) may each change what the tools apply to.
-    for changed in (pushed.change, notice.change):
-        _on(changed, h.panel, [pick], d.panel, show_progress="hidden")
+    _on(refreshed, h.panel, [pick], d.panel, show_progress="hidden", trigger_mode="always_last")
+    _on(notice.change, h.panel, [pick], d.panel, show_progress="hidden")
     _on(d.timer.tick, h.customer_typing, [pick], [d.typing], show_progress="hidden")
     _on(d.typing_on.click, h.typer(typing=True), [pick], [], show_progress="hidden")
     for stopped in (d.typing_off.click, send.click, reply.submit):
@@ -365,3 +375,5 @@ def wire_desk(
     editor = [d.admin_notice, d.canned, d.edit_pick, d.edit_title, d.edit_text]
     _on(d.save.click, h.save, [d.edit_pick, d.edit_title, d.edit_text], editor)
     _on(d.delete.click, h.delete, [d.edit_pick], editor)
+    follows: Callable[..., Any] = opened.then
+    return follows

@@ -174,10 +174,16 @@ def _on(
     inputs: Sequence[Component] | None,
     outputs: Sequence[Component],
     **options: Any,
-) -> None:
-    # Agents' actions are short database calls; let them run side by side. No handler is
-    # part of the public API.
-    trigger(
+) -> Any:
+    """Listen to `trigger`; returns the listener, whose `.then` follows it.
+
+    Agents' actions are short database calls; let them run side by side. No handler is
+    part of the public API. A trigger has at most one `always_last` listener (the
+    default of `.change`): when one of several finishes with a trigger deferred, Gradio's
+    page fires the whole trigger again, which defers the others, and the listeners set
+    each other off until their runs stop overlapping (a console refreshed ten times a
+    second for most of a minute). A second listener follows the first with `.then`."""
+    return trigger(
         fn,
         list(inputs) if inputs is not None else None,
         list(outputs),
@@ -344,11 +350,11 @@ def _wire_news(
     n: News,
     form: LabelForm,
     seen: tuple[Component, Component],
-) -> None:
-    """The push stream, the refresh it sets off, and the title count."""
+) -> Any:
+    """The push stream, the refresh it sets off (returned), and the title count."""
     qseen, tseen = seen
     _on(console.load, h.watch, None, [n.pushed], show_progress="hidden")
-    _on(
+    refreshed = _on(
         n.pushed.change,
         h.tick,
         [q.pick, qseen, tseen, n.state, n.page_hidden],
@@ -370,15 +376,17 @@ def _wire_news(
     _on(n.count.change, None, [n.count, n.alert], [], js=TITLE_JS)
     _on(n.alert.change, None, [n.alert], [], js=ASK_PERMISSION_JS)
     _on(console.load, None, None, [], js=LIVE_REGIONS_JS)
+    return refreshed
 
 
 def _wire_queue(
     h: ConsoleHandlers, q: QueueTab, n: News, form: LabelForm, seen: tuple[Component, Component]
-) -> None:
+) -> Any:
+    """The queue's buttons and picker; returns the listener that opens a picked one."""
     qseen, tseen = seen
     transcript_out = [q.transcript, form.turn, tseen]
     _on(q.queue.select, h.queue_pick, None, [q.pick])
-    _on(
+    picked = _on(
         q.pick.change,
         h.pick_conversation,
         [q.pick, n.state],
@@ -408,6 +416,7 @@ def _wire_queue(
             [q.notice, *q.actions],
             api_name="close",
         )
+    return picked
 
 
 def _wire_label(h: ConsoleHandlers, form: LabelForm) -> None:
@@ -462,14 +471,14 @@ def build_console(bot: Bot, signer: SessionSigner) -> gr.Blocks:
                 form.intent,
             ],
         )
-        _wire_news(h, console, queue, news, form, seen)
-        _wire_queue(h, queue, news, form, seen)
+        refreshed = _wire_news(h, console, queue, news, form, seen)
+        picked = _wire_queue(h, queue, news, form, seen)
         _wire_label(h, form)
         _wire_review(h, review, form)
         _wire_tabs([queue.tab, review.tab], dashboard, form)
         _wire_dashboard(h, dashboard)
-        wire_desk(h, console, queue, news.pushed)
-        wire_customer(h, queue.pick, queue.customer)
+        opened = wire_desk(h, console, queue, refreshed=refreshed.then, picked=picked.then)
+        wire_customer(h, opened, queue.pick, queue.customer)
         wire_find(h, find, tabs, queue.customer, hide=[form.box])
         _on(console.load, h.review_update, None, [review.least, review.down])
     return console
