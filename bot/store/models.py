@@ -137,6 +137,10 @@ class Handoff(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     claimed_at: datetime | None = None
     resolved_at: datetime | None = None
+    # The team whose queue it waits in (`Team.name`; DEFAULT_TEAM when none routes it).
+    team: str = Field(
+        default="general", index=True, max_length=64, sa_column_kwargs={"server_default": "general"}
+    )
 
 
 class AgentLabel(SQLModel, table=True):
@@ -237,3 +241,42 @@ class AgentSession(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     last_seen_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime
+
+
+class AuditEvent(SQLModel, table=True):
+    """One thing someone did with customers' data or the bot (#22): who, what, on which
+    object, from where, when. Append-only, and never the text of a message: erasing a
+    customer keeps the row and blanks `conversation_id` (see `deskbot.bot.store.audit`)."""
+
+    __tablename__ = "audit_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    # An agent's username, or "os:NAME" for the command line (the operating-system user).
+    actor: str | None = Field(default=None, index=True, max_length=160)
+    action: str = Field(index=True, max_length=48)
+    object_type: str | None = Field(default=None, max_length=32)
+    object_id: str | None = Field(default=None, max_length=128)
+    conversation_id: str | None = Field(default=None, index=True, max_length=32)
+    address: str | None = Field(default=None, max_length=64)
+    # A short machine-written detail (an intent, a version, a count): never customer text.
+    detail: str | None = Field(default=None, max_length=256)
+
+
+class Team(SQLModel, table=True):
+    """A group of agents with its own queue: handoffs are routed to a team by intent or
+    handoff reason (config `teams`), and agents see and claim their teams' handoffs."""
+
+    __tablename__ = "teams"
+
+    name: str = Field(primary_key=True, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AgentTeam(SQLModel, table=True):
+    """An agent's membership of a team."""
+
+    __tablename__ = "agent_teams"
+
+    username: str = Field(foreign_key="agents.username", primary_key=True, max_length=128)
+    team: str = Field(foreign_key="teams.name", primary_key=True, max_length=64)

@@ -17,7 +17,7 @@ from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
 from deskbot.bot.store.conversations import hash_token
 from deskbot.bot.store.engine import _alembic_config
 
-HEAD = "0008"
+HEAD = "0009"
 PREVIOUS_HEAD = "0004"  # the release before had no satisfaction survey
 BEFORE_DROP = "0003"  # the release before that had the unused table model_versions
 
@@ -49,8 +49,10 @@ def test_migrations_create_every_table_and_are_idempotent(engine: Engine) -> Non
     assert tables(engine) == {
         "agent_labels",
         "agent_sessions",
+        "agent_teams",
         "agents",
         "alembic_version",
+        "audit_events",
         "canned_replies",
         "conversation_notes",
         "conversations",
@@ -58,6 +60,7 @@ def test_migrations_create_every_table_and_are_idempotent(engine: Engine) -> Non
         "erasures",
         "handoffs",
         "satisfaction",
+        "teams",
         "turns",
     }
     assert version(engine) == HEAD
@@ -86,7 +89,23 @@ def test_a_database_of_an_earlier_release_upgrades_keeping_its_rows(engine: Engi
     store.append_turn(conv_id, "user", "my card hasn't arrived")
     bot = store.record_bot_turn(conv_id, "Cards arrive in 3-5 days.", kind="faq", state={"n": 1})
     store.add_label(int(bot.id or 0), "ann", intent="card_arrival")
-    handoff = store.open_handoff(conv_id, "customer_request")
+    with engine.begin() as conn:  # a handoff and an agent of the one-queue release
+        conn.execute(
+            text(
+                "insert into handoffs (conversation_id, reason, status, created_at)"
+                " values (:id, 'customer_request', 'queued', CURRENT_TIMESTAMP)"
+            ),
+            {"id": conv_id},
+        )
+        conn.execute(
+            text("update conversations set status = 'handoff' where id = :id"), {"id": conv_id}
+        )
+        conn.execute(
+            text(
+                "insert into agents (username, display_name, password_hash, role, created_at)"
+                " values ('ann', 'Ann', 'x', 'agent', CURRENT_TIMESTAMP)"
+            )
+        )
     with engine.begin() as conn:  # a row in the table that goes, had anything written one
         conn.execute(
             text(
@@ -108,7 +127,11 @@ def test_a_database_of_an_earlier_release_upgrades_keeping_its_rows(engine: Engi
     assert [(t.role, t.kind) for t in store.history(conv_id)] == [("user", None), ("bot", "faq")]
     assert store.dialogue_state(conv_id) == {"n": 1}
     assert [label.turn_id for label in store.labels()] == [bot.id]
-    assert store.active_handoff(conv_id) == handoff
+    handoff = store.active_handoff(conv_id)
+    assert handoff is not None and handoff.team == "general"  # one queue: the default team
+    with engine.connect() as conn:
+        members = conn.execute(text("select username, team from agent_teams")).all()
+    assert [tuple(m) for m in members] == [("ann", "general")]
 
 
 def test_the_migrations_downgrade_to_the_previous_release_and_to_nothing(engine: Engine) -> None:
