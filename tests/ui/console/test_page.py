@@ -233,9 +233,7 @@ def test_new_work_raises_the_unread_marker_and_the_title_count(
         " document.dispatchEvent(new Event('visibilitychange')); }"
     )
     store.append_turn(mine.conversation_id, "user", "are you still there?")
-    # The push reaches the page behind the console's other events (the typing timer's
-    # tick every second among them): a loaded CI machine has taken over 15 s.
-    wait_until(lambda: console.title() == f"(2) {title}", timeout=60)
+    wait_until(lambda: console.title() == f"(2) {title}")
     console.locator("#console-transcript").get_by_text("are you still there?").wait_for()
     # Opening the new handoff reads it.
     pick(console, "I was charged twice")
