@@ -112,14 +112,15 @@ def search(
         float | None, typer.Option(min=0.0, max=1.0, help="Weight of BM25 in the ranking.")
     ] = None,
     main_weight: Annotated[
-        float,
+        float | None,
         typer.Option(
             min=0.0,
             max=1.0,
             help="Weight of a passage's main vector against its best one (several vectors "
-            "a passage: alternatives, question+sentences); 0: the best alone.",
+            "a passage: alternatives, question+sentences); 0: the best alone. "
+            "Default: knowledge.main_weight.",
         ),
-    ] = 0.0,
+    ] = None,
     min_score: Annotated[float | None, typer.Option(help="Default: knowledge.min_score.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per hit.")] = False,
 ) -> None:
@@ -134,7 +135,7 @@ def search(
             _index_dir(cfg, index),
             build_embedder(cfg.knowledge.embedder, runtime=cfg.limits.inference_runtime),
             lexical_weight=DEFAULT_LEXICAL_WEIGHT if lexical_weight is None else lexical_weight,
-            main_weight=main_weight,
+            main_weight=cfg.knowledge.main_weight if main_weight is None else main_weight,
             min_score=threshold,
         )
         hits = retriever.retrieve(query, top_k=top_k, intent=intent)

@@ -135,6 +135,11 @@ class KnowledgeConfig:
     # new model or index (in the background; the embedder answers meanwhile). Its
     # cosines run higher: use min_score 0.6 with it (benchmarks/quality/retrieval_quality.py).
     query_encoder: Annotated[Text, one_of("embedder", "intents")] = "embedder"
+    # With several vectors a passage (alternative questions, an index built with
+    # `--embed question+sentences`): the weight of its main vector's cosine against its
+    # best one's in the ranking; 0, the best alone. Choose it on your own validation
+    # questions (`benchmarks/quality/retrieval_prose.py` picks it on a validation half).
+    main_weight: Annotated[Number, within(0, 1)] = 0.0
 
     @property
     def approved_file(self) -> Path:

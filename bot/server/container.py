@@ -207,6 +207,7 @@ def build_bot(
     retriever = FaissRetriever(
         config.knowledge.index_dir,
         models.embedder,
+        main_weight=config.knowledge.main_weight,
         shared_encoder=(
             IntentSharedEncoder(models.live)
             if config.knowledge.query_encoder == "intents"

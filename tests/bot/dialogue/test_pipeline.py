@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import text as sql
 
 from deskbot.bot.actions.client import ActionClient
+from deskbot.bot.core.errors import ConfigError
 from deskbot.bot.core.types import Reply
 from deskbot.bot.dialogue.pipeline import TurnPipeline, UnknownTurn
 from deskbot.bot.nlu.classifier import TransformerIntentClassifier
@@ -375,3 +376,18 @@ def test_the_intent_model_embeds_the_faq_query_in_the_same_pass(
         assert faq_embedder.items == embedded + 1
     finally:
         shared.close()
+
+
+def test_the_served_retriever_takes_knowledge_main_weight(bot: Bot) -> None:
+    """The ranking mix chosen on validation (`knowledge.main_weight`) is what `deskbot
+    serve` ranks with, and an out-of-range weight is refused when the config loads."""
+    cfg = dataclasses.replace(
+        bot.config, knowledge=dataclasses.replace(bot.config.knowledge, main_weight=0.5)
+    )
+    other = build_bot(cfg, store=bot.store)
+    try:
+        assert other.retriever.main_weight == 0.5 and bot.retriever.main_weight == 0.0
+    finally:
+        other.close()
+    with pytest.raises(ConfigError, match="knowledge.main_weight"):
+        dataclasses.replace(bot.config.knowledge, main_weight=1.5)
