@@ -41,6 +41,7 @@ from deskbot.bot.core.config_sections import (
     ServerConfig,
 )
 from deskbot.bot.core.config_serving import GeneratorConfig, LimitsConfig
+from deskbot.bot.core.config_teams import TeamRoute, TeamsConfig
 from deskbot.bot.core.errors import ConfigError
 from deskbot.knowledge.files.safe_yaml import brief, load_yaml, shorten
 
@@ -64,6 +65,7 @@ __all__ = [
     "LimitsConfig",
     "PrivacyConfig",
     "ServerConfig",
+    "TeamsConfig",
     "config_from_dict",
     "load_config",
 ]
@@ -106,6 +108,7 @@ class BotConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    teams: TeamsConfig = field(default_factory=TeamsConfig)
     # Arguments for `deskbot train intents`, checked by the training layer, not here.
     training: Annotated[dict[str, Any], PlainValidator(_training)] = field(default_factory=dict)
 
@@ -120,6 +123,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "server": ServerConfig,
     "generator": GeneratorConfig,
     "privacy": PrivacyConfig,
+    "teams": TeamsConfig,
 }
 _FILE_KEYS = ["name", "training", *_SECTIONS]
 # The secrets the environment gives: section -> (key, variable). The file may not
@@ -205,6 +209,8 @@ def _sections(raw: dict[Any, Any]) -> dict[str, Any]:
 def _known_keys(section: str) -> list[str]:
     if section.startswith("actions.confirm."):  # one action's confirmation
         return sorted(f.name for f in dataclasses.fields(ConfirmConfig))
+    if section.startswith("teams.routes."):  # one team's route
+        return sorted(f.name for f in dataclasses.fields(TeamRoute))
     cls = _SECTIONS.get(section)
     return sorted(f.name for f in dataclasses.fields(cls)) if cls else sorted(_FILE_KEYS)
 

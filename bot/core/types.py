@@ -7,7 +7,16 @@ from typing import Literal
 
 from deskbot.knowledge.passage import Passage
 
-__all__ = ["OUT_OF_SCOPE", "IntentPrediction", "Passage", "Reply", "ReplyKind", "Role", "Turn"]
+__all__ = [
+    "OUT_OF_SCOPE",
+    "HandoffReason",
+    "IntentPrediction",
+    "Passage",
+    "Reply",
+    "ReplyKind",
+    "Role",
+    "Turn",
+]
 
 OUT_OF_SCOPE = "out_of_scope"
 
@@ -15,6 +24,18 @@ Role = Literal["user", "bot", "agent", "system"]
 #: What a bot reply is (stored as the bot turn's `kind`).
 ReplyKind = Literal[
     "faq", "generated", "clarify", "handoff", "action", "smalltalk", "fallback", "form"
+]
+
+#: Why the bot hands a conversation to a person (the policy decides; the config's
+#: `teams` section routes by it, so it lives below both).
+HandoffReason = Literal[
+    "customer_request",
+    "out_of_scope",
+    "negative_feedback",
+    "unclear",
+    "action",
+    "action_unavailable",
+    "form_failed",
 ]
 
 

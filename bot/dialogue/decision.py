@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from deskbot.bot.core.types import IntentPrediction, ReplyKind
+from deskbot.bot.core.types import HandoffReason, IntentPrediction, ReplyKind
 from deskbot.bot.nlu.smalltalk import SmallTalk
 
 if TYPE_CHECKING:  # the policy's module imports this one
@@ -27,15 +27,6 @@ Route = Literal[
     "prepare",
     "confirm",
     "cancel",
-]
-HandoffReason = Literal[
-    "customer_request",
-    "out_of_scope",
-    "negative_feedback",
-    "unclear",
-    "action",
-    "action_unavailable",
-    "form_failed",
 ]
 
 

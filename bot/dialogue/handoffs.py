@@ -104,12 +104,23 @@ class ConversationHandoffs:
         return Reply(text=decision.text, kind="handoff", turn_id=turn.id, handoff_reason=reason)
 
     def open(self, conversation_id: str, reason: str, intent: str | None) -> None:
-        handoff = self.store.open_handoff(conversation_id, reason, intent=intent)
+        """Queue the conversation in the team its reason or last intent routes to
+        (`TeamsConfig.team_for`); `intent` is this turn's, if it has one."""
+        routed_by = intent or self._last_intent(conversation_id)
+        team = self.policy.rules.teams.team_for(reason, routed_by)
+        handoff = self.store.open_handoff(conversation_id, reason, intent=intent, team=team)
         if self.metrics is not None:
             self.metrics.handoff(reason)
         logger.info(
-            "conversation %s handed off (handoff %s, reason %s)",
+            "conversation %s handed off (handoff %s, reason %s, team %s)",
             conversation_id,
             handoff.id,
             reason,
+            handoff.team,
         )
+
+    def _last_intent(self, conversation_id: str) -> str | None:
+        """The intent of the customer's latest classified message (feedback and the
+        "talk to a person" button hand off outside a turn)."""
+        history = self.store.history(conversation_id, limit=20)
+        return next((t.intent for t in reversed(history) if t.role == "user" and t.intent), None)

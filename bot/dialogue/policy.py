@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from deskbot.bot.core.config_sections import ConfirmConfig
+from deskbot.bot.core.config_teams import TeamsConfig
 from deskbot.bot.core.slots import extract_slots, slot_prompt
 from deskbot.bot.core.types import OUT_OF_SCOPE, IntentPrediction, Passage
 from deskbot.bot.dialogue.confirming import Confirmations
@@ -176,6 +177,8 @@ class DialogueRules:
     bot_name: str = "our"
     # Actions with a side effect: their own confidence bar and yes/no question.
     confirm: Mapping[str, ConfirmConfig] = field(default_factory=dict)
+    # Which team's queue a handoff waits in, by its reason or the last intent.
+    teams: TeamsConfig = field(default_factory=TeamsConfig)
 
 
 def intent_title(intent: str) -> str:

@@ -108,7 +108,10 @@ def build_store(config: BotConfig, *, run_migrations: bool = True) -> SqlConvers
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     if run_migrations:
         migrate(engine)
-    return SqlConversationStore(engine)
+    store = SqlConversationStore(engine, default_team=config.teams.default)
+    if run_migrations:
+        store.ensure_teams(config.teams.names)  # the teams the config routes handoffs to
+    return store
 
 
 def dialogue_rules(config: BotConfig) -> DialogueRules:
@@ -133,6 +136,7 @@ def dialogue_rules(config: BotConfig) -> DialogueRules:
         max_negative_feedback=d.max_negative_feedback,
         form_max_attempts=d.form_max_attempts,
         bot_name=config.name,
+        teams=config.teams,
     )
 
 

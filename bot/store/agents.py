@@ -12,7 +12,15 @@ from sqlmodel import col, select
 
 from deskbot.bot.core.errors import StoreError
 from deskbot.bot.store.base import SqlRepository
-from deskbot.bot.store.models import Agent, AgentLabel, AgentSession, LabelFields, utcnow
+from deskbot.bot.store.models import (
+    Agent,
+    AgentLabel,
+    AgentSession,
+    AgentTeam,
+    LabelFields,
+    Team,
+    utcnow,
+)
 
 __all__ = ["AgentRepository"]
 
@@ -20,9 +28,18 @@ __all__ = ["AgentRepository"]
 class AgentRepository(SqlRepository):
     """Console accounts, and agents' corrections of bot turns (the nightly job's data)."""
 
-    def add_agent(self, agent: Agent) -> None:
+    def add_agent(self, agent: Agent, *, teams: Sequence[str] = ()) -> None:
+        """Add the account, a member of `teams` (`deskbot.bot.store.teams`).
+
+        Raises:
+            StoreError: the agent exists, or one of `teams` does not.
+        """
         with self._write_session() as s:
+            for team in teams:
+                if s.get(Team, team) is None:
+                    raise StoreError(f"there is no team {team!r} (see `deskbot teams list`)")
             s.add(agent)
+            s.add_all(AgentTeam(username=agent.username, team=team) for team in set(teams))
             try:
                 s.commit()
             except IntegrityError as exc:

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, Update, bindparam, update
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from deskbot.bot.core.config_teams import DEFAULT_TEAM
 from deskbot.bot.store.changes import ChangeFeed
 from deskbot.bot.store.models import Conversation, ConversationStatus, utcnow
 
@@ -30,6 +31,10 @@ class SqlRepository:
     Args:
         engine: from `create_store_engine`; its schema must be migrated (`migrate`).
     """
+
+    # The team of new agents and of handoffs no route names (`SqlConversationStore`'s
+    # argument, config `teams.default`).
+    default_team: str = DEFAULT_TEAM
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine

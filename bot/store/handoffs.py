@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import update
 from sqlmodel import col, select
@@ -30,14 +30,25 @@ class HandoffRepository(SqlRepository):
     """The queue of conversations waiting for (or owned by) a person."""
 
     def open_handoff(
-        self, conversation_id: str, reason: str, *, intent: str | None = None
+        self,
+        conversation_id: str,
+        reason: str,
+        *,
+        intent: str | None = None,
+        team: str | None = None,
     ) -> Handoff:
-        """Queue the conversation for a human; an already open handoff is returned as is."""
+        """Queue the conversation for a human in `team`'s queue (the default team's for
+        None); an already open handoff is returned as is."""
         with self._write_session() as s:
             existing = s.exec(_open_handoffs(conversation_id)).first()
             if existing is not None:
                 return existing
-            handoff = Handoff(conversation_id=conversation_id, reason=reason, intent=intent)
+            handoff = Handoff(
+                conversation_id=conversation_id,
+                reason=reason,
+                intent=intent,
+                team=team or self.default_team,
+            )
             s.add(handoff)
             s.execute(set_conversation_status(conversation_id, "handoff"))
             self.changes.wrote(s)
@@ -54,13 +65,18 @@ class HandoffRepository(SqlRepository):
         with self.session() as s:
             return s.exec(_open_handoffs(conversation_id)).first()
 
-    def handoff_queue(self, *, statuses: Sequence[HandoffStatus] = ("queued",)) -> list[Handoff]:
-        """The handoffs in any of `statuses`, oldest first."""
-        return self._all(
-            select(Handoff)
-            .where(col(Handoff.status).in_(tuple(statuses)))
-            .order_by(col(Handoff.created_at))
-        )
+    def handoff_queue(
+        self,
+        *,
+        statuses: Sequence[HandoffStatus] = ("queued",),
+        teams: Collection[str] | None = None,
+    ) -> list[Handoff]:
+        """The handoffs in any of `statuses`, oldest first; only those of `teams` unless
+        None (every team's)."""
+        query = select(Handoff).where(col(Handoff.status).in_(tuple(statuses)))
+        if teams is not None:
+            query = query.where(col(Handoff.team).in_(tuple(teams)))
+        return self._all(query.order_by(col(Handoff.created_at)))
 
     def claim_handoff(self, handoff_id: int, agent: str) -> bool:
         """Give the handoff to `agent`; False if someone else already has it.

@@ -15,7 +15,8 @@ and one queue of writers (`SqlRepository`):
 - `ErasureRepository` (`erasure.py`): erasure and retention;
 - `CannedReplyRepository` (`canned.py`), `NoteRepository` (`notes.py`),
   `HandoffTransferRepository` (`transfers.py`), `PresenceRepository` (`presence.py`):
-  the help desk's canned replies, internal notes, release and transfer, who is typing.
+  the help desk's canned replies, internal notes, release and transfer, who is typing;
+- `TeamRepository` (`teams.py`): teams of agents, each with its own queue.
 
 Example:
     >>> engine = create_store_engine("sqlite://")
@@ -28,6 +29,9 @@ Example:
 
 from __future__ import annotations
 
+from sqlalchemy import Engine
+
+from deskbot.bot.core.config_teams import DEFAULT_TEAM
 from deskbot.bot.store.agents import AgentRepository
 from deskbot.bot.store.canned import CannedReplyRepository
 from deskbot.bot.store.conversations import ConversationRepository, hash_token
@@ -39,6 +43,7 @@ from deskbot.bot.store.presence import PresenceRepository
 from deskbot.bot.store.review import ReviewRepository
 from deskbot.bot.store.satisfaction import SatisfactionRepository
 from deskbot.bot.store.search import SearchRepository
+from deskbot.bot.store.teams import TeamRepository
 from deskbot.bot.store.transfers import HandoffTransferRepository
 
 __all__ = ["SqlConversationStore", "create_store_engine", "hash_token", "migrate"]
@@ -56,9 +61,15 @@ class SqlConversationStore(
     NoteRepository,
     HandoffTransferRepository,
     PresenceRepository,
+    TeamRepository,
 ):
     """The conversation store on a SQLAlchemy engine (SQLite or PostgreSQL).
 
     Args:
         engine: from `create_store_engine`; its schema must be migrated (`migrate`).
+        default_team: the team of new agents and of handoffs no route names.
     """
+
+    def __init__(self, engine: Engine, *, default_team: str = DEFAULT_TEAM) -> None:
+        super().__init__(engine)
+        self.default_team = default_team

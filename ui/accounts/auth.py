@@ -22,6 +22,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -74,12 +75,14 @@ def create_agent(
     *,
     display_name: str | None = None,
     role: str = "agent",
+    teams: Sequence[str] | None = None,
 ) -> Agent:
-    """Add an agent who can log in to the console.
+    """Add an agent who can log in to the console, a member of `teams` (None: the
+    store's default team, where a handoff no route takes waits).
 
     Raises:
         AgentAccountError: the name or password is unusable (the message says why).
-        StoreError: an agent with that username exists.
+        StoreError: an agent with that username exists, or a team does not.
     """
     username = username.strip()
     if not username or len(username) > 128 or any(c.isspace() for c in username):
@@ -99,7 +102,7 @@ def create_agent(
         password_hash=hash_password(password),
         role=checked_role,
     )
-    store.add_agent(agent)
+    store.add_agent(agent, teams=[store.default_team] if teams is None else teams)
     logger.info("agent %s added (role %s)", username, role)
     return agent
 

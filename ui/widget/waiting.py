@@ -41,9 +41,9 @@ class Place:
 
 
 def queue_place(store: SqlConversationStore, handoff: Handoff) -> Place | None:
-    """`handoff`'s place in the queue of handoffs no agent has claimed; None if it is
-    not queued."""
-    queued = [h.id for h in store.handoff_queue()]
+    """`handoff`'s place in its team's queue of handoffs no agent has claimed; None if
+    it is not queued."""
+    queued = [h.id for h in store.handoff_queue(teams=[handoff.team])]
     if handoff.id not in queued:
         return None
     position = queued.index(handoff.id) + 1
