@@ -14,6 +14,7 @@ from deskbot.bot.core.metrics import BotMetrics
 from deskbot.bot.core.types import Reply
 from deskbot.bot.dialogue.policy import Decision, DialoguePolicy, DialogueState, HandoffReason
 from deskbot.bot.store import Handoff, SqlConversationStore
+from deskbot.bot.store.audit import AuditEntry
 
 logger = logging.getLogger(__name__)
 
@@ -84,12 +85,13 @@ class ConversationHandoffs:
         assert handoff is not None
         return handoff, reply
 
-    def hand_back(self, handoff_id: int) -> None:
-        """An agent gives the conversation back to the bot; its fallback counters restart."""
+    def hand_back(self, handoff_id: int, *, audit: AuditEntry | None = None) -> None:
+        """An agent gives the conversation back to the bot; its fallback counters restart
+        (`audit` is written with the handoff's change)."""
         handoff = self.store.get_handoff(handoff_id)
         if handoff is None:
             raise DeskbotError(f"no handoff {handoff_id}")
-        self.store.resolve_handoff(handoff_id, back_to_bot=True)
+        self.store.resolve_handoff(handoff_id, back_to_bot=True, audit=audit)
         state = DialogueState.from_json(self.store.dialogue_state(handoff.conversation_id))
         self.store.save_dialogue_state(
             handoff.conversation_id,

@@ -66,6 +66,7 @@ from deskbot.bot.dialogue.turn import (
 from deskbot.bot.nlu.classifier import EncodedPrediction, IntentClassifier, QueuedIntentClassifier
 from deskbot.bot.nlu.smalltalk import SmallTalk, detect_smalltalk
 from deskbot.bot.store import Conversation, Handoff, SqlConversationStore
+from deskbot.bot.store.audit import AuditEntry
 
 logger = logging.getLogger(__name__)
 
@@ -193,9 +194,9 @@ class TurnPipeline:
         """The customer asked for a person (a button, not a message): queue the conversation."""
         return self.handoffs.request(conversation_id)
 
-    def hand_back(self, handoff_id: int) -> None:
+    def hand_back(self, handoff_id: int, *, audit: AuditEntry | None = None) -> None:
         """An agent gives the conversation back to the bot; its fallback counters restart."""
-        self.handoffs.hand_back(handoff_id)
+        self.handoffs.hand_back(handoff_id, audit=audit)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -39,6 +39,7 @@ from typing import TypedDict
 from deskbot.bot.core.config import BotConfig
 from deskbot.bot.core.errors import DeskbotError
 from deskbot.bot.store import SqlConversationStore
+from deskbot.bot.store.audit import ERASURE, AuditEntry
 
 logger = logging.getLogger(__name__)
 
@@ -194,8 +195,14 @@ class Eraser:
         customer_id: str | None = None,
         conversation_ids: Sequence[str] = (),
         requested_by: str = "cli",
+        actor: str | None = None,
+        address: str | None = None,
     ) -> ErasureReport:
         """Erase the customer's (or the given conversations') data everywhere.
+
+        The audit log gets one `erasure` row by `actor` (from `address`), written with the
+        deletion; it names neither the customer nor the conversations, and the rows
+        about them lose those names (`deskbot.bot.store.audit`).
 
         Raises:
             ErasureError: nothing named, or a hook cannot finish now (nothing was erased).
@@ -211,9 +218,19 @@ class Eraser:
                 counts = stack.enter_context(hook(scope, self.store, self.config))
                 for what, n in counts.items():
                     report.derived[f"{name}.{what}"] = n
+            audit = AuditEntry(
+                actor or requested_by,
+                ERASURE,
+                object_type="customer" if customer_id is not None else "conversation",
+                address=address,
+                detail=f"{len(scope.conversation_ids)} conversations",
+            )
             report.add(
                 self.store.erase_conversations(
-                    scope.conversation_ids, kind="forget", requested_by=requested_by
+                    scope.conversation_ids,
+                    kind="forget",
+                    requested_by=requested_by,
+                    audit=audit,
                 )
             )
         logger.info(

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from deskbot.bot.core.errors import StoreError
+from deskbot.bot.store.audit import AuditEntry, write_audit
 from deskbot.bot.store.base import SqlRepository
 from deskbot.bot.store.models import (
     Agent,
@@ -28,12 +29,14 @@ __all__ = ["AgentRepository"]
 class AgentRepository(SqlRepository):
     """Console accounts, and agents' corrections of bot turns (the nightly job's data)."""
 
-    def add_agent(self, agent: Agent, *, teams: Sequence[str] = ()) -> None:
-        """Add the account, a member of `teams` (`deskbot.bot.store.teams`).
+    def add_agent(self, agent: Agent, *, teams: Sequence[str] | None = None) -> None:
+        """Add the account, a member of `teams` (`deskbot.bot.store.teams`; None: the
+        default team, as the migration to teams put every agent).
 
         Raises:
             StoreError: the agent exists, or one of `teams` does not.
         """
+        teams = [self.default_team] if teams is None else teams
         with self._write_session() as s:
             for team in teams:
                 if s.get(Team, team) is None:
@@ -133,12 +136,21 @@ class AgentRepository(SqlRepository):
         with self._write_transaction() as conn:
             return int(conn.execute(statement).rowcount) == 1
 
-    def add_label(self, turn_id: int, agent: str, **values: Unpack[LabelFields]) -> AgentLabel:
+    def add_label(
+        self,
+        turn_id: int,
+        agent: str,
+        *,
+        audit: AuditEntry | None = None,
+        **values: Unpack[LabelFields],
+    ) -> AgentLabel:
         """Store `agent`'s correction of turn `turn_id`: the right intent, and whether (and
-        how) the answer was wrong."""
+        how) the answer was wrong (with `audit`'s row, in the same transaction)."""
         label = AgentLabel(turn_id=turn_id, agent=agent, **values)
         with self._write_session() as s:
             s.add(label)
+            if audit is not None:
+                write_audit(s, audit)
             self.changes.wrote(s)  # the console marks the turn labelled
             s.commit()
         self.changes.committed()

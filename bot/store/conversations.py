@@ -20,6 +20,7 @@ from sqlmodel import col, select
 
 from deskbot.bot.core.errors import StoreError
 from deskbot.bot.core.types import Role
+from deskbot.bot.store.audit import AuditEntry, write_audit
 from deskbot.bot.store.base import SqlRepository, set_conversation_status
 from deskbot.bot.store.models import (
     Conversation,
@@ -200,9 +201,16 @@ class ConversationRepository(SqlRepository):
     # -- turns ---------------------------------------------------------------------------
 
     def append_turn(
-        self, conversation_id: str, role: Role, text: str, **meta: Unpack[TurnFields]
+        self,
+        conversation_id: str,
+        role: Role,
+        text: str,
+        *,
+        audit: AuditEntry | None = None,
+        **meta: Unpack[TurnFields],
     ) -> TurnRecord:
-        """Store one message as the conversation's next turn and return it (with its id).
+        """Store one message as the conversation's next turn and return it (with its id);
+        `audit` (an agent's reply) is written in the same transaction.
 
         The sequence number is computed inside the INSERT itself. SQLite runs that
         statement under its write lock; PostgreSQL first locks the conversation's row,
@@ -212,7 +220,10 @@ class ConversationRepository(SqlRepository):
         with self._turn_transaction(conversation_id) as conn:
             if not self._lock_conversation(conn, conversation_id):
                 raise StoreError(f"no conversation {conversation_id!r}")
-            return self._insert(conn, values)
+            turn = self._insert(conn, values)
+            if audit is not None:
+                write_audit(conn, audit)
+            return turn
 
     def append_message(
         self, conversation_id: str, text: str, message_id: str

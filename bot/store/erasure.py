@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import Delete, delete, insert
 from sqlmodel import col, select
 
+from deskbot.bot.store.audit import AuditEntry, scrub_conversations, write_audit
 from deskbot.bot.store.base import SqlRepository
 from deskbot.bot.store.models import (
     AgentLabel,
@@ -101,13 +102,15 @@ class ErasureRepository(SqlRepository):
         *,
         kind: ErasureKind = "forget",
         requested_by: str = "cli",
+        audit: AuditEntry | None = None,
     ) -> dict[str, int]:
         """Delete the conversations and everything stored about them, in one transaction:
         agents' labels of their turns, the turns (feedback included), handoffs, dialogue
         state, satisfaction survey answers, the conversations. Returns the rows deleted per table.
 
         The same transaction adds an `ErasureRecord` (`kind`, `requested_by`, the counts)
-        when anything was deleted.
+        when anything was deleted. An erasure ("forget", not a prune) also keeps the audit
+        log's rows about the conversations but blanks what names them, and writes `audit`.
         """
         counts = dict.fromkeys(ERASED_TABLES, 0)
         if not conversation_ids:
@@ -126,6 +129,9 @@ class ErasureRepository(SqlRepository):
                     ).all()
                 for name, stmt in _deletes(chunk).items():
                     counts[name] += int(conn.execute(stmt).rowcount)
+                if kind == "forget":
+                    for scrub in scrub_conversations(chunk):
+                        conn.execute(scrub)
             if any(counts.values()):
                 conn.execute(
                     insert(ErasureRecord).values(
@@ -135,6 +141,8 @@ class ErasureRepository(SqlRepository):
                         created_at=utcnow(),
                     )
                 )
+                if audit is not None:
+                    write_audit(conn, audit)
         return counts
 
     def erasures(self) -> list[ErasureRecord]:

@@ -9,6 +9,7 @@ from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from deskbot.bot.core.errors import StoreError
+from deskbot.bot.store.audit import AuditEntry, write_audit
 from deskbot.bot.store.base import SqlRepository, set_conversation_status
 from deskbot.bot.store.models import Handoff, HandoffStatus, utcnow
 
@@ -78,11 +79,14 @@ class HandoffRepository(SqlRepository):
             query = query.where(col(Handoff.team).in_(tuple(teams)))
         return self._all(query.order_by(col(Handoff.created_at)))
 
-    def claim_handoff(self, handoff_id: int, agent: str) -> bool:
+    def claim_handoff(
+        self, handoff_id: int, agent: str, *, audit: AuditEntry | None = None
+    ) -> bool:
         """Give the handoff to `agent`; False if someone else already has it.
 
         One conditional UPDATE decides: of two agents (in any number of processes)
-        claiming at once, exactly one changes the row.
+        claiming at once, exactly one changes the row. `audit` is written in the same
+        transaction when the claim succeeds.
         """
         with self._changing_transaction() as conn:
             result = conn.execute(
@@ -90,10 +94,15 @@ class HandoffRepository(SqlRepository):
                 .where(col(Handoff.id) == handoff_id, col(Handoff.status) == "queued")
                 .values(status="claimed", claimed_by=agent, claimed_at=utcnow())
             )
+            if audit is not None and result.rowcount == 1:
+                write_audit(conn, audit)
         return result.rowcount == 1
 
-    def resolve_handoff(self, handoff_id: int, *, back_to_bot: bool = True) -> None:
-        """Close the handoff; the conversation returns to the bot or is closed."""
+    def resolve_handoff(
+        self, handoff_id: int, *, back_to_bot: bool = True, audit: AuditEntry | None = None
+    ) -> None:
+        """Close the handoff; the conversation returns to the bot or is closed (and
+        `audit` is written in the same transaction)."""
         with self._write_session() as s:
             handoff = s.get(Handoff, handoff_id)
             if handoff is None:
@@ -106,6 +115,8 @@ class HandoffRepository(SqlRepository):
                     handoff.conversation_id, "open" if back_to_bot else "closed"
                 )
             )
+            if audit is not None:
+                write_audit(s, audit)
             self.changes.wrote(s)
             s.commit()
         self.changes.committed()

@@ -13,6 +13,7 @@ and one queue of writers (`SqlRepository`):
 - `SearchRepository` (`search.py`): the console's search of every conversation;
 - `SatisfactionRepository` (`satisfaction.py`): survey answers and CSAT;
 - `ErasureRepository` (`erasure.py`): erasure and retention;
+- `AuditRepository` (`audit.py`): the audit log of who did what (#22);
 - `CannedReplyRepository` (`canned.py`), `NoteRepository` (`notes.py`),
   `HandoffTransferRepository` (`transfers.py`), `PresenceRepository` (`presence.py`):
   the help desk's canned replies, internal notes, release and transfer, who is typing;
@@ -33,6 +34,7 @@ from sqlalchemy import Engine
 
 from deskbot.bot.core.config_teams import DEFAULT_TEAM
 from deskbot.bot.store.agents import AgentRepository
+from deskbot.bot.store.audit import AuditRepository
 from deskbot.bot.store.canned import CannedReplyRepository
 from deskbot.bot.store.conversations import ConversationRepository, hash_token
 from deskbot.bot.store.engine import create_store_engine, migrate
@@ -61,6 +63,7 @@ class SqlConversationStore(
     NoteRepository,
     HandoffTransferRepository,
     PresenceRepository,
+    AuditRepository,
     TeamRepository,
 ):
     """The conversation store on a SQLAlchemy engine (SQLite or PostgreSQL).

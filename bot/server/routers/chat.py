@@ -43,6 +43,7 @@ from deskbot.bot.server.schemas import (
     TurnOut,
     reply_out,
 )
+from deskbot.bot.store.audit import CUSTOMER
 
 logger = logging.getLogger(__name__)
 
@@ -84,9 +85,13 @@ def erase_me(conv: Conv, bot: BotDep) -> ErasureOut:
     eraser = Eraser(bot.store, bot.config)
     try:
         if conv.customer_id is not None and conv.channel == "api":
-            report = eraser.forget(customer_id=conv.customer_id, requested_by="customer")
+            report = eraser.forget(
+                customer_id=conv.customer_id, requested_by="customer", actor=CUSTOMER
+            )
         else:
-            report = eraser.forget(conversation_ids=[conv.id], requested_by="customer")
+            report = eraser.forget(
+                conversation_ids=[conv.id], requested_by="customer", actor=CUSTOMER
+            )
     except ErasureError as exc:
         logger.warning("erasure of conversation %s postponed: %s", conv.id, exc)
         raise HTTPException(
