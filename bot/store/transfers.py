@@ -19,7 +19,7 @@ from sqlmodel import col, select
 from deskbot.bot.core.errors import StoreError
 from deskbot.bot.store.base import SqlRepository
 from deskbot.bot.store.canned import NotAllowed
-from deskbot.bot.store.models import Agent, Handoff
+from deskbot.bot.store.models import Agent, AgentTeam, Handoff
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +59,9 @@ class HandoffTransferRepository(SqlRepository):
 
         Raises:
             NotAllowed: `by` neither has the handoff nor is an admin.
-            StoreError: no such handoff or agent `to`, `to` is disabled or has it
-                already, or the handoff is not claimed.
+            StoreError: no such handoff or agent `to`, `to` is disabled, has it already
+                or is neither an admin nor in the handoff's team, or the handoff is not
+                claimed.
         """
         with self.session() as s:
             target = s.get(Agent, to)
@@ -68,6 +69,15 @@ class HandoffTransferRepository(SqlRepository):
             raise StoreError(f"there is no agent {to!r}; pick one from the list")
         if target.disabled:
             raise StoreError(f"agent {to!r} is disabled and cannot answer; pick another")
+        with self.session() as s:
+            h = s.get(Handoff, handoff_id)
+            member = h is None or s.get(AgentTeam, (to, h.team)) is not None
+        if not member and target.role != "admin" and h is not None:
+            # They would hold a conversation they cannot see (`deskbot.bot.store.teams`).
+            raise StoreError(
+                f"agent {to!r} is not in team {h.team!r}, where conversation #{handoff_id} "
+                "waits; pick one of its members, or ask an admin to add them to it"
+            )
         return self._move(handoff_id, by, claimed_by=to, extra=col(Handoff.claimed_by) != to)
 
     def _move(

@@ -102,7 +102,7 @@ def create_agent(
         password_hash=hash_password(password),
         role=checked_role,
     )
-    store.add_agent(agent, teams=[store.default_team] if teams is None else teams)
+    store.add_agent(agent, teams=teams)
     logger.info("agent %s added (role %s)", username, role)
     return agent
 

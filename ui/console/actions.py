@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from deskbot.bot.core.types import OUT_OF_SCOPE
 from deskbot.bot.store import SqlConversationStore
 from deskbot.bot.store.models import Agent, Handoff, TurnRecord
+from deskbot.ui.console.teams import refusal, teams_of
 from deskbot.ui.render import agent_transcript
 
 if TYPE_CHECKING:  # the pipeline module loads the models' libraries; actions need none
@@ -48,6 +49,17 @@ REASONS = {
 }
 # The turns before a reviewed bot turn that the review shows with it.
 REVIEW_CONTEXT_TURNS = 6
+# The queue table's columns (`QueueEntry.row`).
+QUEUE_HEADERS = [
+    "#",
+    "new",
+    "status",
+    "team",
+    "reason",
+    "waiting",
+    "predicted intent",
+    "last message",
+]
 
 
 def reason_words(code: str) -> str:
@@ -79,7 +91,8 @@ class QueueEntry:
         return int(self.handoff.id or 0)
 
     def row(self, marker: str = "") -> list[Any]:
-        """The queue table's row: id, unread marker, status, reason, wait, intent, text."""
+        """The queue table's row: id, unread marker, status, team, reason, wait, intent,
+        text."""
         h = self.handoff
         status = f"claimed by {h.claimed_by}" if h.status == "claimed" else h.status
         # A claimed conversation waited until it was claimed; that clock has stopped.
@@ -88,6 +101,7 @@ class QueueEntry:
             h.id,
             marker,
             status,
+            h.team,
             reason_words(h.reason),
             waited(h.created_at, _aware(end) if end else None),
             self.intent,
@@ -139,8 +153,11 @@ class ConsoleService:
         """What an agent can pick when correcting: (shown, stored), out of scope first."""
         return [(OUT_OF_SCOPE_CHOICE, OUT_OF_SCOPE)] + [(i, i) for i in self.intents()]
 
-    def open_handoffs(self) -> list[Handoff]:
-        return self.store.handoff_queue(statuses=("queued", "claimed"))
+    def open_handoffs(self, agent: Agent) -> list[Handoff]:
+        """The queued and claimed handoffs of `agent`'s teams (an admin's: all)."""
+        return self.store.handoff_queue(
+            statuses=("queued", "claimed"), teams=teams_of(self.store, agent)
+        )
 
     def queue_entries(self, handoffs: Sequence[Handoff]) -> list[QueueEntry]:
         entries = []
@@ -167,9 +184,19 @@ class ConsoleService:
             raise ConsoleError("Pick a conversation from the queue first.")
         return h
 
-    def transcript(self, handoff_id: int) -> tuple[list[dict[str, Any]], list[TurnRecord]]:
-        """The conversation's messages with the bot's intents and passages, and its bot turns."""
+    def visible(self, agent: Agent, handoff_id: int | None) -> Handoff:
+        """The handoff, if it is of one of `agent`'s teams (an admin sees all)."""
         h = self.handoff(handoff_id)
+        refused = refusal(self.store, agent, h.team, f"Conversation #{h.id}")
+        if refused is not None:
+            raise ConsoleError(refused)
+        return h
+
+    def transcript(
+        self, agent: Agent, handoff_id: int
+    ) -> tuple[list[dict[str, Any]], list[TurnRecord]]:
+        """The conversation's messages with the bot's intents and passages, and its bot turns."""
+        h = self.visible(agent, handoff_id)
         turns = self.store.history(h.conversation_id)
         ids = [int(t.id) for t in turns if t.id is not None]
         labelled = {label.turn_id for label in self.store.labels_for(ids)}
@@ -215,7 +242,7 @@ class ConsoleService:
     # -- acting ----------------------------------------------------------------------------
 
     def claim(self, agent: Agent, handoff_id: int) -> str:
-        h = self.handoff(handoff_id)
+        h = self.visible(agent, handoff_id)
         if h.status == "claimed" and h.claimed_by == agent.username:
             return f"You already have conversation #{h.id}."
         if not self.store.claim_handoff(int(h.id or 0), agent.username):
@@ -226,7 +253,7 @@ class ConsoleService:
         return f"You claimed conversation #{h.id}; the customer sees your name."
 
     def _owned(self, agent: Agent, handoff_id: int) -> Handoff:
-        h = self.handoff(handoff_id)
+        h = self.visible(agent, handoff_id)
         if h.status != "claimed" or (h.claimed_by != agent.username and agent.role != "admin"):
             raise ConsoleError(f"Claim conversation #{h.id} before answering or closing it.")
         return h

@@ -173,8 +173,10 @@ def wire_customer(
         return
 
     def show(handoff_id: int | None, request: gr.Request) -> tuple[str, Any, list[str]]:
-        h.me(request)
+        agent = h.me(request)
         handoff = h.bot.store.get_handoff(int(handoff_id)) if handoff_id else None
+        if handoff is not None and h.refused(agent, int(handoff_id or 0)) is not None:
+            handoff = None  # outside the agent's teams: nobody to show
         return panel_values(h, handoff.conversation_id if handoff is not None else None)
 
     picked(

@@ -27,6 +27,7 @@ from deskbot.bot.store.canned import MAX_CANNED_CHARS
 from deskbot.bot.store.notes import MAX_NOTE_CHARS
 from deskbot.bot.store.presence import RENEW_S
 from deskbot.ui.console.handlers import ConsoleHandlers
+from deskbot.ui.console.teams import refusal
 from deskbot.ui.console.tools import DeskTools, NoteView, placeholder_help
 from deskbot.ui.render import md_text
 
@@ -229,10 +230,12 @@ class DeskHandlers:
     ) -> tuple[Update, ...]:
         agent = self.console.me(request)
         h = self.tools.store.get_handoff(int(handoff_id)) if handoff_id else None
+        if h is not None and refusal(self.tools.store, agent, h.team, "") is not None:
+            h = None  # outside the agent's teams: no tool applies
         owns = self.tools.owns(agent, h)
         picked = h is not None and h.status != "resolved"
         return (
-            notes_markdown(self.tools.notes(handoff_id)),
+            notes_markdown(self.tools.notes(agent, handoff_id)),
             gr.update(interactive=picked),
             gr.update(interactive=owns),
             gr.update(choices=self.tools.transfer_choices(agent, handoff_id))
@@ -279,7 +282,7 @@ class DeskHandlers:
         """Notice, notes, the note box (emptied once the note is stored)."""
         agent = self.console.me(request)
         notice, done = self._act(lambda: self.tools.add_note(agent, handoff_id, text or ""))
-        notes = notes_markdown(self.tools.notes(handoff_id))
+        notes = notes_markdown(self.tools.notes(agent, handoff_id))
         return notice, notes, "" if done else gr.skip()
 
     def release(self, handoff_id: int | None, request: gr.Request) -> tuple[Update, ...]:

@@ -20,6 +20,7 @@ from typing import Any
 
 import gradio as gr
 
+from deskbot.bot.store.models import Agent
 from deskbot.bot.store.search import (
     MAX_TEXT_CHARS,
     ConversationFilter,
@@ -37,6 +38,7 @@ from deskbot.ui.console.customer import (
     when,
 )
 from deskbot.ui.console.handlers import ConsoleHandlers
+from deskbot.ui.console.teams import refusal
 from deskbot.ui.render import agent_transcript, md_text
 
 __all__ = ["FIND_CSS", "FindTab", "lay_out_find", "wire_find"]
@@ -311,12 +313,20 @@ class FindHandlers:
             gr.update(interactive=page.has_more),
         )
 
-    def viewer(self, conversation_id: str | None) -> tuple[Update, ...]:
+    def viewer(self, conversation_id: str | None, agent: Agent) -> tuple[Update, ...]:
         """The conversation, read-only: title, transcript, customer panel. Outputs:
         `FindTab.viewer`."""
         conv = self.store.get_conversation(conversation_id) if conversation_id else None
         if conv is None:
             return (gr.skip(),) * 5
+        what = f"Conversation `{short_id(conv.id)}`"
+        refused = refusal(self.store, agent, self.store.conversation_team(conv.id), what)
+        if refused is not None:  # handed to a team the agent is not in
+            return (
+                f"**Not shown:** {md_text(refused, line_start=False)}",
+                [],
+                *panel_values(self.h, None),
+            )
         turns = self.store.history(conv.id)
         ids = [int(t.id) for t in turns if t.id is not None]
         labelled = {label.turn_id for label in self.store.labels_for(ids)}
@@ -333,18 +343,18 @@ class FindHandlers:
         self, ids: Sequence[str], evt: gr.SelectData, request: gr.Request
     ) -> tuple[Update, ...]:
         """A click on a row of results (or of the panel's other conversations) opens it."""
-        self.h.me(request)
-        return self.viewer(picked_conversation(evt, ids))
+        agent = self.h.me(request)
+        return self.viewer(picked_conversation(evt, ids), agent)
 
     def open_elsewhere(
         self, ids: Sequence[str], evt: gr.SelectData, request: gr.Request
     ) -> tuple[Update, ...]:
         """A click on a past conversation in the queue's panel opens it in this tab."""
-        self.h.me(request)
+        agent = self.h.me(request)
         conversation_id = picked_conversation(evt, ids)
         if conversation_id is None:
             return (gr.skip(),) * 6
-        return (gr.Tabs(selected=TAB_ID), *self.viewer(conversation_id))
+        return (gr.Tabs(selected=TAB_ID), *self.viewer(conversation_id, agent))
 
 
 def wire_find(

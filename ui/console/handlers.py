@@ -20,6 +20,7 @@ from deskbot.bot.store.models import Agent, TurnRecord
 from deskbot.ui.accounts.auth import COOKIE_NAME, SessionSigner
 from deskbot.ui.console.actions import ConsoleError, ConsoleService, reason_words
 from deskbot.ui.console.dashboard import build_figures, csat_markdown, csat_plots
+from deskbot.ui.console.teams import refusal
 from deskbot.ui.console.unread import Unread
 from deskbot.ui.render import md_text, turn_choice
 
@@ -95,6 +96,11 @@ class ConsoleHandlers:
             raise gr.Error("Your session ended; log in again.")
         return agent
 
+    def refused(self, agent: Agent, handoff_id: int | None) -> str | None:
+        """Why `agent` may not see the handoff (outside their teams), or None."""
+        h = self.bot.store.get_handoff(int(handoff_id)) if handoff_id else None
+        return refusal(self.bot.store, agent, h.team, f"Conversation #{h.id}") if h else None
+
     def _act(self, action: Callable[[], str]) -> tuple[str, bool]:
         """Run an agent's action: (the notice to show, whether it was done)."""
         try:
@@ -115,7 +121,7 @@ class ConsoleHandlers:
         """The queue table, the conversation picker, a signature of what changed, and
         what is new for the agent (`unread` updated, the `selected` conversation read
         if the page is `in_view`; a fresh one on the first call)."""
-        entries = self.svc.queue_entries(self.svc.open_handoffs())
+        entries = self.svc.queue_entries(self.svc.open_handoffs(agent))
         if unread is None:
             unread = Unread.load(entries)
         else:
@@ -130,13 +136,14 @@ class ConsoleHandlers:
         sig = repr([(r[0], r[2]) for r in rows])
         return gr.update(value=rows), gr.update(choices=choices, value=value), sig, unread
 
-    def transcript_update(self, handoff_id: int | None) -> tuple[Update, Update, str]:
-        """The transcript, the bot turns to label, and a signature of the transcript."""
+    def transcript_update(self, handoff_id: int | None, agent: Agent) -> tuple[Update, Update, str]:
+        """The transcript, the bot turns to label, and a signature of the transcript
+        (nothing of a conversation outside `agent`'s teams)."""
         empty: tuple[Update, Update, str] = ([], gr.update(choices=[], value=None), "")
         if not handoff_id:
             return empty
         try:
-            messages, bot_turns = self.svc.transcript(int(handoff_id))
+            messages, bot_turns = self.svc.transcript(agent, int(handoff_id))
         except ConsoleError:
             return empty
         choices = [turn_choice(t) for t in bot_turns]
@@ -145,6 +152,8 @@ class ConsoleHandlers:
     def buttons(self, handoff_id: int | None, agent: Agent) -> tuple[Update, ...]:
         """Claim, Send, Hand back and Resolve: usable only on a conversation they apply to."""
         h = self.bot.store.get_handoff(int(handoff_id)) if handoff_id else None
+        if h is not None and refusal(self.bot.store, agent, h.team, "") is not None:
+            h = None  # outside the agent's teams: nothing applies
         can_claim = h is not None and h.status == "queued"
         owns = (
             h is not None
@@ -185,10 +194,22 @@ class ConsoleHandlers:
         """Show the picked conversation (it is read now) with a clean notice; with none
         picked (it was closed) the last notice stays."""
         agent = self.me(request)
+        refused = self.refused(agent, handoff_id)
+        if refused is not None:  # a stale or forged pick: show nothing of it
+            table, _, qsig, _ = self.queue_update(None, agent, unread)
+            return (
+                *self.transcript_update(None, agent),
+                _err(refused),
+                table,
+                qsig,
+                unread,
+                *news(unread),
+                *self.buttons(None, agent),
+            )
         unread = unread.read(handoff_id)
         table, _, qsig, _ = self.queue_update(handoff_id, agent, unread)
         return (
-            *self.transcript_update(handoff_id),
+            *self.transcript_update(handoff_id, agent),
             "" if handoff_id else gr.skip(),
             table,
             qsig,
@@ -211,7 +232,7 @@ class ConsoleHandlers:
         table, pick, qsig, unread = self.queue_update(
             handoff_id, agent, unread, in_view=not page_hidden
         )
-        messages, label_pick, tsig = self.transcript_update(handoff_id)
+        messages, label_pick, tsig = self.transcript_update(handoff_id, agent)
         t_changed = tsig != tseen
         return (
             table,  # waiting times and markers change on every refresh
@@ -238,13 +259,13 @@ class ConsoleHandlers:
         queue redraws on the store's push)."""
         agent = self.me(request)
         note, _ = self._act(lambda: self.svc.claim(agent, int(handoff_id or 0)))
-        return (note, *self.transcript_update(handoff_id), *self.buttons(handoff_id, agent))
+        return (note, *self.transcript_update(handoff_id, agent), *self.buttons(handoff_id, agent))
 
     def send(self, handoff_id: int | None, text: str, request: gr.Request) -> tuple[Update, ...]:
         """Send the agent's reply; empty the reply box once it is sent."""
         agent = self.me(request)
         note, done = self._act(lambda: self.svc.send(agent, int(handoff_id or 0), text or ""))
-        return (note, "" if done else text, *self.transcript_update(handoff_id))
+        return (note, "" if done else text, *self.transcript_update(handoff_id, agent))
 
     def closer(
         self, *, back_to_bot: bool

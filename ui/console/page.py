@@ -21,7 +21,7 @@ import gradio as gr
 
 from deskbot.bot.server.container import Bot
 from deskbot.ui.accounts.auth import SessionSigner
-from deskbot.ui.console.actions import MAX_REPLY_CHARS
+from deskbot.ui.console.actions import MAX_REPLY_CHARS, QUEUE_HEADERS
 from deskbot.ui.console.customer import (
     CustomerPanel,
     lay_out_customer,
@@ -54,7 +54,6 @@ CONSOLE_CSS = (
     " color: #fff !important; }\n"
     ".info-text, input.subdued { color: #4b5563 !important; }\n" + DESK_CSS + FIND_CSS
 )
-QUEUE_HEADERS = ["#", "new", "status", "reason", "waiting", "predicted intent", "last message"]
 REVIEW_HEADERS = ["turn", "confidence", "intent", "customer wrote", "bot answered"]
 REPLY_HINT = "Enter sends · Shift+Enter adds a line"
 # Browser-side: the title's count of new things, and (if the agent turned them on) a
@@ -221,9 +220,9 @@ def _header() -> tuple[Component, News]:
 def _queue_column() -> tuple[Component, Component, Component]:
     queue = gr.Dataframe(
         headers=QUEUE_HEADERS,
-        datatype=["number", "str", "str", "str", "str", "str", "str"],
+        datatype=["number", "str", "str", "str", "str", "str", "str", "str"],
         interactive=False,
-        column_widths=["7%", "9%", "13%", "17%", "10%", "14%", "30%"],
+        column_widths=["6%", "8%", "12%", "9%", "15%", "9%", "13%", "28%"],
         label="Handoff queue",
         elem_id="console-queue",
         wrap=True,

@@ -25,6 +25,7 @@ from deskbot.bot.store import SqlConversationStore
 from deskbot.bot.store.canned import PLACEHOLDERS, check_placeholders, fill
 from deskbot.bot.store.models import Agent, ConversationNote, Handoff
 from deskbot.ui.console.actions import MAX_REPLY_CHARS, ConsoleError
+from deskbot.ui.console.teams import refusal
 
 logger = logging.getLogger(__name__)
 
@@ -94,10 +95,14 @@ class DeskTools:
         agent = self.store.get_agent(username)
         return agent.display_name if agent is not None else username
 
-    def handoff(self, handoff_id: int | None) -> Handoff:
+    def handoff(self, agent: Agent, handoff_id: int | None) -> Handoff:
+        """The picked handoff, if it is of one of `agent`'s teams (admins: any)."""
         h = self.store.get_handoff(int(handoff_id)) if handoff_id else None
         if h is None:
             raise ConsoleError("Pick a conversation from the queue first.")
+        refused = refusal(self.store, agent, h.team, f"Conversation #{h.id}")
+        if refused is not None:
+            raise ConsoleError(refused)
         return h
 
     @staticmethod
@@ -129,7 +134,7 @@ class DeskTools:
         reply = self.store.get_canned_reply(int(reply_id)) if reply_id else None
         if reply is None:
             raise ConsoleError("Pick a canned reply to insert.")
-        h = self.handoff(handoff_id)
+        h = self.handoff(agent, handoff_id)
         conv = self.store.get_conversation(h.conversation_id)
         values = {
             "customer_name": (conv.customer_name or "") if conv is not None else "",
@@ -169,10 +174,11 @@ class DeskTools:
 
     # -- internal notes --------------------------------------------------------------------
 
-    def notes(self, handoff_id: int | None) -> list[NoteView]:
-        """The picked conversation's notes, oldest first (none without a conversation)."""
+    def notes(self, agent: Agent, handoff_id: int | None) -> list[NoteView]:
+        """The picked conversation's notes, oldest first (none without a conversation,
+        or of one outside `agent`'s teams)."""
         h = self.store.get_handoff(int(handoff_id)) if handoff_id else None
-        if h is None:
+        if h is None or refusal(self.store, agent, h.team, "") is not None:
             return []
         names: dict[str, str] = {}
         return [
@@ -182,7 +188,7 @@ class DeskTools:
 
     def add_note(self, agent: Agent, handoff_id: int | None, text: str) -> str:
         """Any agent may note on an open conversation, claimed by them or not."""
-        h = self.handoff(handoff_id)
+        h = self.handoff(agent, handoff_id)
         if not (text or "").strip():
             raise ConsoleError("Write the note first.")
         _store(lambda: self.store.add_note(h.conversation_id, agent.username, text))
@@ -191,18 +197,20 @@ class DeskTools:
     # -- release and transfer --------------------------------------------------------------
 
     def transfer_choices(self, agent: Agent, handoff_id: int | None) -> list[tuple[str, str]]:
-        """(display name, username) of the agents the picked conversation may go to."""
+        """(display name, username) of the agents the picked conversation may go to: the
+        members of its team, and admins."""
         h = self.store.get_handoff(int(handoff_id)) if handoff_id else None
         holder = h.claimed_by if h is not None else agent.username
+        members = set(self.store.team_members().get(h.team, [])) if h is not None else set()
         return [
             (f"{a.display_name} ({a.username})", a.username)
             for a in self.store.agents()
-            if a.username != holder
+            if a.username != holder and (a.username in members or a.role == "admin")
         ]
 
     def release(self, agent: Agent, handoff_id: int | None) -> str:
         """Put the conversation back in the queue, unclaimed; a note says who did."""
-        h = self.handoff(handoff_id)
+        h = self.handoff(agent, handoff_id)
         self.store.typing.stop(h.conversation_id, "agent")
         _store(lambda: self.store.release_handoff(int(h.id or 0), agent))
         self._note(agent, h, f"Released conversation #{h.id} to the queue.")
@@ -211,7 +219,7 @@ class DeskTools:
 
     def transfer(self, agent: Agent, handoff_id: int | None, to: str | None) -> str:
         """Give the conversation to agent `to`; a note says who gave it to whom."""
-        h = self.handoff(handoff_id)
+        h = self.handoff(agent, handoff_id)
         if not to:
             raise ConsoleError("Pick the agent to transfer the conversation to.")
         self.store.typing.stop(h.conversation_id, "agent")

@@ -51,9 +51,9 @@ def test_only_one_agent_gets_a_claim_and_only_they_may_answer(
     conv_id, _ = _conversation(store)
     handoff = store.open_handoff(conv_id, "customer_request", intent="card_arrival")
     hid = int(handoff.id or 0)
-    rows = svc.queue_rows(svc.open_handoffs())
-    assert rows[0][:4] == [hid, "", "queued", "Customer asked for a person"]
-    assert rows[0][5] == "card_arrival" and rows[0][6] == "where is my card"
+    rows = svc.queue_rows(svc.open_handoffs(alice))
+    assert rows[0][:5] == [hid, "", "queued", "general", "Customer asked for a person"]
+    assert rows[0][6] == "card_arrival" and rows[0][7] == "where is my card"
 
     with pytest.raises(ConsoleError, match="Claim conversation"):
         svc.send(alice, hid, "hello")
@@ -73,7 +73,7 @@ def test_only_one_agent_gets_a_claim_and_only_they_may_answer(
 
     svc.close(alice, hid, back_to_bot=False)
     assert store.get_conversation(conv_id).status == "closed"  # type: ignore[union-attr]
-    assert svc.open_handoffs() == []
+    assert svc.open_handoffs(alice) == []
     assert not chat.status(conv_id).poll
 
 

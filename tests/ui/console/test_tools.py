@@ -109,7 +109,7 @@ def test_notes_are_shown_to_agents_and_never_to_the_customer(
     conv_id = store.get_handoff(hid).conversation_id  # type: ignore[union-attr]
     ConsoleService(store, lambda: ()).send(alice, hid, "Checking your card now.")
     assert "only agents see it" in tools.add_note(bob, hid, NOTE)  # any agent may note
-    assert [(n.author, n.text) for n in tools.notes(hid)] == [("Bob Stone", NOTE)]
+    assert [(n.author, n.text) for n in tools.notes(alice, hid)] == [("Bob Stone", NOTE)]
     chat = ChatService(store, pipeline=None)
     shown = chat.view(conv_id).messages
     assert [m["content"] for m in shown][-1].endswith("Checking your card now.")
@@ -134,7 +134,9 @@ def test_release_puts_the_customer_back_in_the_queue_with_their_place(
     status = chat.status(conv_id)
     assert status.poll and "Waiting for a person" in status.text
     assert "You're number 1 in the queue" in status.text and "Alice" not in status.text
-    assert [n.text for n in tools.notes(hid)] == [f"Released conversation #{hid} to the queue."]
+    assert [n.text for n in tools.notes(alice, hid)] == [
+        f"Released conversation #{hid} to the queue."
+    ]
     assert ConsoleService(store, lambda: ()).claim(bob, hid).startswith("You claimed")
 
 

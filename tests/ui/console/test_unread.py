@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from deskbot.bot.store import SqlConversationStore
+from deskbot.bot.store import Agent, SqlConversationStore
 from deskbot.ui.console.actions import ConsoleService, QueueEntry
 from deskbot.ui.console.unread import MARKER, Unread
 
+ADMIN = Agent(username="root", display_name="Root", password_hash="x", role="admin")
+
 
 def entries(svc: ConsoleService) -> list[QueueEntry]:
-    return svc.queue_entries(svc.open_handoffs())
+    return svc.queue_entries(svc.open_handoffs(ADMIN))
 
 
 def handed_off(store: SqlConversationStore, text: str) -> tuple[str, int]:
