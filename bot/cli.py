@@ -26,7 +26,8 @@ from typing import Annotated, Any
 import typer
 
 from deskbot.bot import __version__
-from deskbot.bot.cli_common import DEFAULT_CONFIG, ConfigOption, fail, load, reported
+from deskbot.bot.audit_cli import audit_app
+from deskbot.bot.cli_common import DEFAULT_CONFIG, ConfigOption, cli_actor, fail, load, reported
 from deskbot.bot.core.config import ACTIONS_TOKEN_ENV, BotConfig
 from deskbot.bot.core.errors import DeskbotError
 from deskbot.bot.core.types import Reply
@@ -44,6 +45,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The conversation database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -263,7 +265,10 @@ def forget(
                 abort=True,
             )
         report = eraser.forget(
-            customer_id=customer, conversation_ids=conversation or (), requested_by="cli"
+            customer_id=customer,
+            conversation_ids=conversation or (),
+            requested_by="cli",
+            actor=cli_actor(),
         )
     if as_json:
         typer.echo(json.dumps(report.to_dict()))

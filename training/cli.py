@@ -11,8 +11,10 @@ import typer
 import yaml
 
 from deskbot.bot.cli import DEFAULT_CONFIG, fail, load
+from deskbot.bot.cli_common import audited
 from deskbot.bot.core.errors import DeskbotError
 from deskbot.bot.nlu.registry import ModelRegistry
+from deskbot.bot.store.audit import MODEL_PROMOTED
 from deskbot.knowledge.errors import KnowledgeError
 from deskbot.knowledge.files.safe_yaml import load_yaml
 from deskbot.training.registry_cli import ConfigOpt
@@ -88,7 +90,18 @@ def train_intents(
     if promote:
         if registry is None:
             raise fail("--promote needs the registry of a config (drop --out)")
+        from deskbot.bot.server.container import build_store
+
+        assert cfg is not None  # a registry comes from a config
+        previous = registry.live_version()
         registry.set_live(m.version, reason="train --promote")
+        audited(
+            build_store(cfg),
+            MODEL_PROMOTED,
+            object_type="model",
+            object_id=m.version,
+            detail=f"train --promote, was {previous}",
+        )
         typer.echo(f"{m.version} is live")
 
 

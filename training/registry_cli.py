@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from deskbot.bot.cli import DEFAULT_CONFIG, fail, load
+from deskbot.bot.cli_common import audited
 from deskbot.bot.core.errors import DeskbotError
 from deskbot.bot.nlu.registry import ModelRegistry, read_manifest
+from deskbot.bot.store.audit import MODEL_PROMOTED, MODEL_ROLLED_BACK, NIGHTLY
 from deskbot.knowledge.errors import KnowledgeError
 
 models_app = typer.Typer(help="Model versions and the live pointer.", no_args_is_help=True)
@@ -122,12 +124,17 @@ def models_promote(
     config: ConfigOpt = DEFAULT_CONFIG,
 ) -> None:
     """Make VERSION live (atomically; running servers pick it up without a restart)."""
-    registry = _registry(config)
+    from deskbot.bot.server.container import build_store
+
+    cfg = load(config)
+    registry = ModelRegistry(cfg.intents.registry)
     try:
+        store = build_store(cfg)  # before the change: the audit log must be reachable
         previous = registry.live_version()
         registry.set_live(version, reason="promote (manual)")
     except DeskbotError as exc:
         raise fail(str(exc)) from None
+    audited(store, MODEL_PROMOTED, object_type="model", object_id=version, detail=f"was {previous}")
     typer.echo(f"{version} is live (was {previous})")
 
 
@@ -139,12 +146,19 @@ def models_rollback(
     config: ConfigOpt = DEFAULT_CONFIG,
 ) -> None:
     """Make the previously live version (or --to VERSION) live again."""
-    registry = _registry(config)
+    from deskbot.bot.server.container import build_store
+
+    cfg = load(config)
+    registry = ModelRegistry(cfg.intents.registry)
     try:
+        store = build_store(cfg)
         previous = registry.live_version()
         target = registry.rollback(to)
     except DeskbotError as exc:
         raise fail(str(exc)) from None
+    audited(
+        store, MODEL_ROLLED_BACK, object_type="model", object_id=target, detail=f"was {previous}"
+    )
     typer.echo(f"{target} is live again (was {previous})")
 
 
@@ -187,7 +201,9 @@ def retrain(
         outcome = job.run(
             since=since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
         )
-        faq = FaqLoop.from_config(cfg).run(job.store)
+        faq = FaqLoop.from_config(cfg).run(job.store, actor=NIGHTLY)
+        if cfg.privacy.audit_retention_days is not None:
+            job.store.prune_audit(cfg.privacy.audit_retention_days, actor=NIGHTLY)
     except RetrainBusy as exc:
         raise fail(str(exc), code=3) from None
     except (DeskbotError, KnowledgeError) as exc:

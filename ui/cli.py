@@ -1,5 +1,5 @@
-"""UI commands, added to `deskbot` as a plug-in: `serve` and `agents` (add, list,
-sessions, revoke, disable, enable, passwd, unlock)."""
+"""UI commands, added to `deskbot` as a plug-in: `serve`, `agents` (add, list,
+sessions, revoke, disable, enable, passwd, unlock) and `teams` (`ui.teams_cli`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,16 @@ from typing import Annotated, Any
 import typer
 
 from deskbot.bot.cli import DEFAULT_CONFIG, fail, load
+from deskbot.bot.cli_common import audited
 from deskbot.bot.core.errors import DeskbotError
+from deskbot.bot.store.audit import (
+    AGENT_ADDED,
+    AGENT_DISABLED,
+    AGENT_ENABLED,
+    AGENT_UNLOCKED,
+    PASSWORD_CHANGED,
+    SESSIONS_REVOKED,
+)
 from deskbot.knowledge.errors import KnowledgeError
 
 agents_app = typer.Typer(help="Agents who may use the agent console.", no_args_is_help=True)
@@ -22,8 +31,11 @@ ConfigOption = Annotated[
 
 
 def register(app: typer.Typer) -> None:
+    from deskbot.ui.teams_cli import teams_app
+
     app.command()(serve)
     app.add_typer(agents_app, name="agents")
+    app.add_typer(teams_app, name="teams")
 
 
 def serve(
@@ -61,6 +73,10 @@ def agents_add(
         str | None, typer.Option("--name", help="Shown to customers. Default: the username.")
     ] = None,
     role: Annotated[str, typer.Option(help="agent or admin.")] = "agent",
+    team: Annotated[
+        list[str] | None,
+        typer.Option("--team", help="A team to join (repeatable). Default: teams.default."),
+    ] = None,
     password_stdin: Annotated[
         bool,
         typer.Option(
@@ -79,9 +95,12 @@ def agents_add(
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
         store = build_store(cfg)
-        agent = create_agent(store, username, password, display_name=name, role=role)
+        agent = create_agent(
+            store, username, password, display_name=name, role=role, teams=team or None
+        )
     except DeskbotError as exc:
         raise fail(str(exc)) from None
+    audited(store, AGENT_ADDED, object_type="agent", object_id=agent.username, detail=agent.role)
     typer.echo(f"agent {agent.username!r} ({agent.role}) added; log in at /agent/")
 
 
@@ -139,7 +158,9 @@ def agents_revoke(
 ) -> None:
     """End all of an agent's console sessions now, on every server."""
     store = _agent_store(config, username)
-    typer.echo(f"{store.end_agent_sessions(username)} session(s) of {username!r} ended")
+    ended = store.end_agent_sessions(username)
+    audited(store, SESSIONS_REVOKED, object_type="agent", object_id=username, detail=f"{ended}")
+    typer.echo(f"{ended} session(s) of {username!r} ended")
 
 
 @agents_app.command("disable")
@@ -151,6 +172,7 @@ def agents_disable(
     store = _agent_store(config, username)
     store.update_agent(username, disabled=True)
     ended = store.end_agent_sessions(username)
+    audited(store, AGENT_DISABLED, object_type="agent", object_id=username)
     typer.echo(f"agent {username!r} disabled; {ended} session(s) ended")
 
 
@@ -160,7 +182,9 @@ def agents_enable(
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Let a disabled agent log in again."""
-    _agent_store(config, username).update_agent(username, disabled=False)
+    store = _agent_store(config, username)
+    store.update_agent(username, disabled=False)
+    audited(store, AGENT_ENABLED, object_type="agent", object_id=username)
     typer.echo(f"agent {username!r} enabled")
 
 
@@ -187,6 +211,7 @@ def agents_passwd(
         ended = set_password(store, username, password)
     except DeskbotError as exc:
         raise fail(str(exc)) from None
+    audited(store, PASSWORD_CHANGED, object_type="agent", object_id=username)
     typer.echo(f"password of {username!r} changed; {ended} session(s) ended")
 
 
@@ -196,9 +221,11 @@ def agents_unlock(
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Clear an account's login back-off, lock and try counts, from every address."""
+    from deskbot.bot.server.container import build_store
     from deskbot.ui.accounts.throttle import LoginThrottle
 
-    throttle = LoginThrottle(load(config).limits)
+    cfg = load(config)
+    throttle = LoginThrottle(cfg.limits)
     try:
         removed = throttle.unlock(username)
     finally:
@@ -208,4 +235,10 @@ def agents_unlock(
             "without limits.rate_limit_redis_url each server counts login tries in its "
             "own memory, which this command cannot reach: restart the servers to unlock"
         )
+    try:
+        store = build_store(cfg)
+    except DeskbotError as exc:
+        raise fail(f"unlocked, but not in the audit log: {exc}") from None
+    # The name need not be an agent's: unlocking a guessed name is recorded too.
+    audited(store, AGENT_UNLOCKED, object_type="agent", object_id=username[:128])
     typer.echo(f"{username!r} unlocked ({removed} counter(s) cleared)")

@@ -330,6 +330,9 @@ class PrivacyConfig:
     # state by `deskbot db prune` (None keeps them until erased). What the nightly job
     # already learnt from them stays, PII-redacted (see SECURITY.md).
     retention_days: Annotated[Number | None, AfterValidator(_retention)] = None
+    # Audit log rows older than this are deleted by the nightly job (`deskbot retrain`)
+    # and `deskbot audit prune` (None keeps them). A year covers a yearly access review.
+    audit_retention_days: Annotated[Number | None, AfterValidator(_retention)] = 365.0
     # The secret shared with the site that embeds the chat; a session opened with a
     # `customer_id` must carry `customer_hash` = HMAC-SHA256(key, id) in hex. Only from
     # the environment (DESKBOT_CUSTOMER_KEY).

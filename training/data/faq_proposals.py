@@ -27,6 +27,7 @@ from sqlmodel import col
 from deskbot.bot.core.config import BotConfig
 from deskbot.bot.core.errors import DataError
 from deskbot.bot.store import AgentLabel, SqlConversationStore, TurnRecord
+from deskbot.bot.store.audit import FAQ_PROPOSAL_DECIDED, NIGHTLY, AuditEntry
 from deskbot.knowledge.files.fsutil import atomic_write_text
 from deskbot.knowledge.files.safe_yaml import load_yaml
 from deskbot.training.data.export import text_key
@@ -218,11 +219,46 @@ class FaqLoop:
         logger.info("%d approved FAQ entries ingested", len(fresh))
         return len(fresh)
 
-    def run(self, store: SqlConversationStore) -> dict[str, Any]:
+    def record_decisions(self, store: SqlConversationStore, actor: str) -> int:
+        """Write one audit row (`faq_proposal_decided`) for each reviewed proposal not yet
+        recorded, and mark it `decision_recorded`; returns how many.
+
+        A reviewer decides by editing the file, so the row is written when the loop first
+        sees the decision, by `actor` (who ran the loop), with the decision as detail.
+        The row names the proposal and its conversation, never its text. A run stopped
+        between the row and the mark writes the row again next time.
+        """
+        entries = self.read()
+        recorded = 0
+        for e in entries:
+            if e.get("status") not in (APPROVED, REJECTED) or e.get("decision_recorded"):
+                continue
+            turn = (
+                store.get_turn(int(e["turn_id"])) if str(e.get("turn_id", "")).isdigit() else None
+            )
+            store.record_audit(
+                AuditEntry(
+                    actor,
+                    FAQ_PROPOSAL_DECIDED,
+                    "faq_proposal",
+                    str(e.get("id")),
+                    turn.conversation_id if turn is not None else None,
+                    detail=str(e.get("status")),
+                )
+            )
+            e["decision_recorded"] = True
+            recorded += 1
+        if recorded:
+            self._write(entries)
+        return recorded
+
+    def run(self, store: SqlConversationStore, *, actor: str = NIGHTLY) -> dict[str, Any]:
         proposed = self.propose(store)
+        decided = self.record_decisions(store, actor)
         ingested = self.ingest_approved()
         return {
             "proposed": proposed,
+            "decided": decided,
             "ingested": ingested,
             "proposals_file": str(self.proposals_file),
         }

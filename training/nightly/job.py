@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 from deskbot.bot.core.errors import DataError
 from deskbot.bot.nlu.registry import ModelRegistry, read_manifest
 from deskbot.bot.store import SqlConversationStore
+from deskbot.bot.store.audit import MODEL_PROMOTED, NIGHTLY, AuditEntry
 from deskbot.knowledge.files.fsutil import append_jsonl, read_jsonl
 from deskbot.training.data.datasets import IntentDataset
 from deskbot.training.data.export import (
@@ -488,6 +489,10 @@ class RetrainJob:
         self._write_known(version, run.plan.known_after)
         self.registry.set_live(version, reason=f"retrain {run.run_id}")
         logger.info("run %s: promoted %s (was %s)", run.run_id, version, run.live)
+        # After the switch (a file): a row that cannot be written fails the run loudly.
+        self.store.record_audit(
+            AuditEntry(NIGHTLY, MODEL_PROMOTED, "model", version, detail=f"was {run.live}")
+        )
 
     def _write_report(
         self,
