@@ -21,6 +21,7 @@ from deskbot.bot.store.audit import (
     SESSIONS_REVOKED,
 )
 from deskbot.knowledge.errors import KnowledgeError
+from deskbot.ui.teams_cli import teams_app
 
 agents_app = typer.Typer(help="Agents who may use the agent console.", no_args_is_help=True)
 
@@ -31,8 +32,6 @@ ConfigOption = Annotated[
 
 
 def register(app: typer.Typer) -> None:
-    from deskbot.ui.teams_cli import teams_app
-
     app.command()(serve)
     app.add_typer(agents_app, name="agents")
     app.add_typer(teams_app, name="teams")
