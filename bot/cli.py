@@ -32,6 +32,7 @@ from deskbot.bot.core.config import ACTIONS_TOKEN_ENV, BotConfig
 from deskbot.bot.core.errors import DeskbotError
 from deskbot.bot.core.types import Reply
 from deskbot.bot.knowledge_cli import ingest, search
+from deskbot.bot.testing_cli import test_app
 from deskbot.knowledge.errors import KnowledgeError
 
 __all__ = ["DEFAULT_CONFIG", "ConfigOption", "app", "fail", "load", "load_plugins", "main"]
@@ -45,6 +46,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The conversation database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(test_app, name="test")
 app.add_typer(audit_app, name="audit")
 
 

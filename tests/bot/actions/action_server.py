@@ -146,3 +146,17 @@ def running_bot(
         yield built
     finally:
         built.close()
+
+
+@pytest.fixture(scope="module")
+def module_bot(
+    tmp_path_factory: pytest.TempPathFactory,
+    trained_model_dir: Path,
+    faq_index_dir: Path,
+    action_server: str,
+) -> Iterator[Bot]:
+    """A warmed-up bot over a new test project, one per test module, its actions on the
+    session's action server (import it with `action_server` into the test module)."""
+    root = tmp_path_factory.mktemp("p") / "bot"
+    with running_bot(root, trained_model_dir, faq_index_dir, action_server) as built:
+        yield built
