@@ -14,10 +14,12 @@ import logging
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
+from deskbot.bot.core.network import parse_networks
 from deskbot.bot.privacy.erasure import Eraser, ErasureError, ErasureReport, check_customer_id
 from deskbot.bot.server.container import Bot
 from deskbot.bot.store.models import Agent
 from deskbot.ui.accounts.auth import COOKIE_NAME, SessionSigner
+from deskbot.ui.accounts.login import request_address
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,11 @@ class AdminRoutes:
     def __init__(self, bot: Bot, signer: SessionSigner) -> None:
         self.bot = bot
         self.signer = signer
+        self.proxies = parse_networks(bot.config.limits.trusted_proxies)
+
+    def address(self, request: Request) -> str:
+        """The client's address, a forwarded one only from `limits.trusted_proxies`."""
+        return request_address(request, self.proxies)
 
     def admin(self, request: Request) -> Agent:
         """The admin of this request's session: 401 without a session, 403 for an agent."""
@@ -54,13 +61,17 @@ class AdminRoutes:
         customer_id: str | None = None,
         conversation_ids: tuple[str, ...] = (),
         not_found: str,
+        address: str | None = None,
     ) -> JSONResponse:
-        """Erase as `agent`; 404 with `not_found` when nothing was stored."""
+        """Erase as `agent` (from `address`, for the audit log); 404 with `not_found`
+        when nothing was stored."""
         try:
             report: ErasureReport = Eraser(self.bot.store, self.bot.config).forget(
                 customer_id=customer_id,
                 conversation_ids=conversation_ids,
                 requested_by=f"admin:{agent.username}",
+                actor=agent.username,
+                address=address,
             )
         except ErasureError as exc:
             raise HTTPException(503, str(exc), {"Retry-After": "300"}) from None
@@ -76,7 +87,10 @@ class AdminRoutes:
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         return self.erase(
-            agent, customer_id=customer_id, not_found="nothing is stored for that customer id"
+            agent,
+            customer_id=customer_id,
+            not_found="nothing is stored for that customer id",
+            address=self.address(request),
         )
 
     def erase_conversation(self, conversation_id: str, request: Request) -> JSONResponse:
@@ -87,7 +101,10 @@ class AdminRoutes:
                 422, f"a conversation id has at most {MAX_CONVERSATION_ID_CHARS} characters"
             )
         return self.erase(
-            agent, conversation_ids=(conversation_id,), not_found="no such conversation"
+            agent,
+            conversation_ids=(conversation_id,),
+            not_found="no such conversation",
+            address=self.address(request),
         )
 
 

@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from deskbot.bot.core.network import Network, parse_networks
 from deskbot.bot.server.ratelimit import came_over_https, client_address
 from deskbot.bot.store import SqlConversationStore
+from deskbot.bot.store.audit import LOGIN, LOGIN_FAILED, LOGOUT, AuditEntry
 from deskbot.ui.accounts.auth import COOKIE_NAME, SessionSigner, authenticate
 from deskbot.ui.accounts.throttle import LoginThrottle
 
@@ -88,6 +89,17 @@ def login_page(title: str, *, failed: bool = False, retry_after: int | None = No
     )
 
 
+def request_address(request: Any, proxies: tuple[Network, ...]) -> str:
+    """The client's address of a Starlette or Gradio request, as the rate limiter sees
+    it: a forwarded one only from `proxies` (Gradio's has no client without a connection)."""
+    client = getattr(request, "client", None)
+    return client_address(
+        client.host if client is not None else None,
+        request.headers.get("x-forwarded-for"),
+        proxies,
+    )
+
+
 def _secure_cookie(request: Request, secure_cookies: str, proxies: tuple[Network, ...]) -> bool:
     """Whether the session cookie is marked Secure (see `add_login_routes`)."""
     if secure_cookies != "auto":
@@ -133,11 +145,7 @@ def add_login_routes(
         username: str = Form(max_length=128),
         password: str = Form(max_length=1024),
     ) -> Response:
-        address = client_address(
-            request.client.host if request.client else None,
-            request.headers.get("x-forwarded-for"),
-            proxies,
-        )
+        address = request_address(request, proxies)
         if throttle is not None:
             wait = throttle.wait(username, address)
             if wait > 0:
@@ -154,14 +162,20 @@ def add_login_routes(
             if throttle is not None:
                 throttle.failed(username, address)
             logger.warning("failed console login")
+            store.record_audit(_failed_login(store, username, address))
             return RedirectResponse("login?failed=1", status_code=303)
         if throttle is not None:
             throttle.succeeded(username, address)
             throttle.on_event("ok")
+        cookie = signer.issue(agent, address=address)
+        # Before the cookie goes out: a login the log cannot hold does not happen.
+        store.record_audit(
+            AuditEntry(agent.username, LOGIN, "agent", agent.username, None, address)
+        )
         response = RedirectResponse("./", status_code=303)
         response.set_cookie(
             COOKIE_NAME,
-            signer.issue(agent, address=address),
+            cookie,
             max_age=signer.max_age,
             path=path,
             httponly=True,
@@ -173,14 +187,29 @@ def add_login_routes(
 
     @app.get(f"{path}/logout", include_in_schema=False)
     def logout(request: Request) -> Response:
+        cookie = request.cookies.get(COOKIE_NAME)
+        agent = signer.check(cookie)
         # Ended on the server: a copy of the cookie is worth nothing from now on.
-        signer.end(request.cookies.get(COOKIE_NAME))
+        if signer.end(cookie) and agent is not None:
+            address = request_address(request, proxies)
+            store.record_audit(
+                AuditEntry(agent.username, LOGOUT, "agent", agent.username, None, address)
+            )
         response = RedirectResponse("login", status_code=303)
         response.delete_cookie(COOKIE_NAME, path=path, httponly=True, samesite="strict")
         return response
 
 
 _NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _failed_login(store: SqlConversationStore, username: str, address: str) -> AuditEntry:
+    """The audit row of a failed login. It names the account only if one exists: what
+    is typed into an unknown name is often a password typed into the wrong field, and
+    the log keeps no string that a visitor chose."""
+    if store.get_agent(username) is not None:
+        return AuditEntry(username, LOGIN_FAILED, "agent", username, None, address)
+    return AuditEntry(None, LOGIN_FAILED, None, None, None, address, "unknown account")
 
 
 def cross_site(scope: Scope) -> bool:

@@ -20,6 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from deskbot.bot.core.types import OUT_OF_SCOPE
 from deskbot.bot.store import SqlConversationStore
+from deskbot.bot.store.audit import (
+    AGENT_REPLIED,
+    HANDED_BACK,
+    HANDOFF_CLAIMED,
+    RESOLVED,
+    TURN_LABELLED,
+    AuditEntry,
+)
 from deskbot.bot.store.models import Agent, Handoff, TurnRecord
 from deskbot.ui.console.teams import refusal, teams_of
 from deskbot.ui.render import agent_transcript
@@ -109,6 +117,11 @@ class QueueEntry:
         ]
 
 
+def _audit(agent: Agent, action: str, h: Handoff, address: str | None) -> AuditEntry:
+    """The audit row of `agent`'s `action` on handoff `h` (no message text)."""
+    return AuditEntry(agent.username, action, "handoff", str(h.id), h.conversation_id, address)
+
+
 def waited(since: datetime, now: datetime | None = None) -> str:
     """A wait time for people: '45s', '12m 05s', '3h 10m'."""
     seconds = max(0, int(((now or datetime.now(UTC)) - _aware(since)).total_seconds()))
@@ -161,16 +174,16 @@ class ConsoleService:
 
     def queue_entries(self, handoffs: Sequence[Handoff]) -> list[QueueEntry]:
         entries = []
+        turns = self.store.queue_customer_turns({h.conversation_id for h in handoffs})
         for h in handoffs:
-            history = self.store.history(h.conversation_id, limit=20)
-            customer = [t for t in history if t.role == "user"]
+            customer = turns.get(h.conversation_id, [])
             intent = h.intent or next((t.intent for t in reversed(customer) if t.intent), "")
             entries.append(
                 QueueEntry(
                     handoff=h,
                     last_text=customer[-1].text if customer else "",
                     intent=intent or "",
-                    customer_turns=tuple(int(t.id or 0) for t in customer),
+                    customer_turns=tuple(t.id for t in customer),
                 )
             )
         return entries
@@ -241,11 +254,13 @@ class ConsoleService:
 
     # -- acting ----------------------------------------------------------------------------
 
-    def claim(self, agent: Agent, handoff_id: int) -> str:
+    def claim(self, agent: Agent, handoff_id: int, *, address: str | None = None) -> str:
+        """Claim the handoff for `agent` (from `address`: the audit log's)."""
         h = self.visible(agent, handoff_id)
         if h.status == "claimed" and h.claimed_by == agent.username:
             return f"You already have conversation #{h.id}."
-        if not self.store.claim_handoff(int(h.id or 0), agent.username):
+        audit = _audit(agent, HANDOFF_CLAIMED, h, address)
+        if not self.store.claim_handoff(int(h.id or 0), agent.username, audit=audit):
             now = self.store.get_handoff(int(h.id or 0))
             who = now.claimed_by if now is not None and now.claimed_by else "someone else"
             raise ConsoleError(f"Conversation #{h.id} was already claimed by {who}.")
@@ -258,23 +273,32 @@ class ConsoleService:
             raise ConsoleError(f"Claim conversation #{h.id} before answering or closing it.")
         return h
 
-    def send(self, agent: Agent, handoff_id: int, text: str) -> str:
+    def send(self, agent: Agent, handoff_id: int, text: str, *, address: str | None = None) -> str:
         text = text.strip()
         if not text:
             raise ConsoleError("Write a reply first.")
         if len(text) > MAX_REPLY_CHARS:
             raise ConsoleError(f"Replies are at most {MAX_REPLY_CHARS} characters.")
         h = self._owned(agent, handoff_id)
-        self.store.append_turn(h.conversation_id, "agent", text, author=agent.username)
+        self.store.append_turn(
+            h.conversation_id,
+            "agent",
+            text,
+            author=agent.username,
+            audit=_audit(agent, AGENT_REPLIED, h, address),
+        )
         logger.info("agent %s replied in conversation %s", agent.username, h.conversation_id)
         return "Sent."
 
-    def close(self, agent: Agent, handoff_id: int, *, back_to_bot: bool) -> str:
+    def close(
+        self, agent: Agent, handoff_id: int, *, back_to_bot: bool, address: str | None = None
+    ) -> str:
         h = self._owned(agent, handoff_id)
+        audit = _audit(agent, HANDED_BACK if back_to_bot else RESOLVED, h, address)
         if back_to_bot and self.pipeline is not None:
-            self.pipeline.hand_back(int(h.id or 0))
+            self.pipeline.hand_back(int(h.id or 0), audit=audit)
         else:
-            self.store.resolve_handoff(int(h.id or 0), back_to_bot=back_to_bot)
+            self.store.resolve_handoff(int(h.id or 0), back_to_bot=back_to_bot, audit=audit)
         logger.info("handoff %s resolved by %s (back_to_bot=%s)", h.id, agent.username, back_to_bot)
         if back_to_bot:
             return f"Conversation #{h.id} is back with the bot."
@@ -289,6 +313,7 @@ class ConsoleService:
         new_intent: str | None,
         answer_wrong: bool,
         correct_answer: str | None,
+        address: str | None = None,
     ) -> str:
         """Store an agent's correction of a bot turn (training data for the nightly job)."""
         turn = self.store.get_turn(int(turn_id)) if turn_id else None
@@ -319,6 +344,16 @@ class ConsoleService:
             answer_wrong=answer_wrong,
             correct_answer=answer if answer_wrong else None,
             note="new intent" if new else None,
+            audit=AuditEntry(
+                agent.username,
+                TURN_LABELLED,
+                "turn",
+                str(turn.id),
+                turn.conversation_id,
+                address,
+                # The label, never the right answer's text (it may quote the customer).
+                f"intent={chosen or '-'} answer_wrong={answer_wrong}",
+            ),
         )
         logger.info("turn %s labelled by %s", turn.id, agent.username)
         return f"Saved the label of turn #{turn.id}."

@@ -182,7 +182,8 @@ class FindError(ValueError):
     """A search that cannot run as asked; the message says what to type instead."""
 
 
-def _day(text: str | None, field: str) -> date | None:
+def typed_day(text: str | None, field: str) -> date | None:
+    """The date typed in `field` (YYYY-MM-DD), None if blank; FindError names the field."""
     value = (text or "").strip()
     if not value:
         return None
@@ -201,8 +202,8 @@ def conversation_filter(
     until: str | None,
 ) -> ConversationFilter:
     """The store's filter from what the agent chose (`ANY` or blank: no condition)."""
-    first = _day(since, "Active from")
-    last = _day(until, "Started up to")
+    first = typed_day(since, "Active from")
+    last = typed_day(until, "Started up to")
     if first is not None and last is not None and first > last:
         raise FindError("'Active from' must not be after 'Started up to'.")
 
@@ -313,9 +314,11 @@ class FindHandlers:
             gr.update(interactive=page.has_more),
         )
 
-    def viewer(self, conversation_id: str | None, agent: Agent) -> tuple[Update, ...]:
-        """The conversation, read-only: title, transcript, customer panel. Outputs:
-        `FindTab.viewer`."""
+    def viewer(
+        self, conversation_id: str | None, agent: Agent, request: gr.Request
+    ) -> tuple[Update, ...]:
+        """The conversation, read-only: title, transcript, customer panel (recorded in
+        the audit log first). Outputs: `FindTab.viewer`."""
         conv = self.store.get_conversation(conversation_id) if conversation_id else None
         if conv is None:
             return (gr.skip(),) * 5
@@ -327,6 +330,7 @@ class FindHandlers:
                 [],
                 *panel_values(self.h, None),
             )
+        self.h.opened(agent, request, conv.id, None)
         turns = self.store.history(conv.id)
         ids = [int(t.id) for t in turns if t.id is not None]
         labelled = {label.turn_id for label in self.store.labels_for(ids)}
@@ -344,7 +348,7 @@ class FindHandlers:
     ) -> tuple[Update, ...]:
         """A click on a row of results (or of the panel's other conversations) opens it."""
         agent = self.h.me(request)
-        return self.viewer(picked_conversation(evt, ids), agent)
+        return self.viewer(picked_conversation(evt, ids), agent, request)
 
     def open_elsewhere(
         self, ids: Sequence[str], evt: gr.SelectData, request: gr.Request
@@ -354,7 +358,7 @@ class FindHandlers:
         conversation_id = picked_conversation(evt, ids)
         if conversation_id is None:
             return (gr.skip(),) * 6
-        return (gr.Tabs(selected=TAB_ID), *self.viewer(conversation_id, agent))
+        return (gr.Tabs(selected=TAB_ID), *self.viewer(conversation_id, agent, request))
 
 
 def wire_find(

@@ -11,13 +11,17 @@ Example:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
+from functools import cached_property
 from typing import Any
 
 import gradio as gr
 
+from deskbot.bot.core.network import Network, parse_networks
 from deskbot.bot.server.container import Bot
+from deskbot.bot.store.audit import TRANSCRIPT_OPENED, AuditEntry, AuditError
 from deskbot.bot.store.models import Agent, TurnRecord
 from deskbot.ui.accounts.auth import COOKIE_NAME, SessionSigner
+from deskbot.ui.accounts.login import request_address
 from deskbot.ui.console.actions import ConsoleError, ConsoleService, reason_words
 from deskbot.ui.console.dashboard import build_figures, csat_markdown, csat_plots
 from deskbot.ui.console.teams import refusal
@@ -95,6 +99,33 @@ class ConsoleHandlers:
             # auth_dependency already refuses such requests; this is the second lock.
             raise gr.Error("Your session ended; log in again.")
         return agent
+
+    @cached_property
+    def proxies(self) -> tuple[Network, ...]:
+        return parse_networks(self.bot.config.limits.trusted_proxies)
+
+    def address(self, request: gr.Request) -> str:
+        """The agent's address for the audit log, as the login and the rate limiter see
+        it: a forwarded one only from `limits.trusted_proxies`."""
+        return request_address(request, self.proxies)
+
+    def opened(
+        self, agent: Agent, request: gr.Request, conversation_id: str, handoff_id: int | None
+    ) -> None:
+        """Record that `agent` opened a conversation's transcript, before it is shown
+        (an `AuditError` shows nothing)."""
+        entry = AuditEntry(
+            agent.username,
+            TRANSCRIPT_OPENED,
+            "handoff" if handoff_id else "conversation",
+            str(handoff_id) if handoff_id else conversation_id,
+            conversation_id,
+            self.address(request),
+        )
+        try:
+            self.bot.store.record_audit(entry)
+        except AuditError as exc:
+            raise gr.Error(str(exc)) from None
 
     def refused(self, agent: Agent, handoff_id: int | None) -> str | None:
         """Why `agent` may not see the handoff (outside their teams), or None."""
@@ -206,6 +237,9 @@ class ConsoleHandlers:
                 *news(unread),
                 *self.buttons(None, agent),
             )
+        h = self.bot.store.get_handoff(int(handoff_id)) if handoff_id else None
+        if h is not None:
+            self.opened(agent, request, h.conversation_id, int(handoff_id or 0))
         unread = unread.read(handoff_id)
         table, _, qsig, _ = self.queue_update(handoff_id, agent, unread)
         return (
@@ -258,13 +292,17 @@ class ConsoleHandlers:
         """Claim the picked conversation; redraw the transcript and the buttons (the
         queue redraws on the store's push)."""
         agent = self.me(request)
-        note, _ = self._act(lambda: self.svc.claim(agent, int(handoff_id or 0)))
+        address = self.address(request)
+        note, _ = self._act(lambda: self.svc.claim(agent, int(handoff_id or 0), address=address))
         return (note, *self.transcript_update(handoff_id, agent), *self.buttons(handoff_id, agent))
 
     def send(self, handoff_id: int | None, text: str, request: gr.Request) -> tuple[Update, ...]:
         """Send the agent's reply; empty the reply box once it is sent."""
         agent = self.me(request)
-        note, done = self._act(lambda: self.svc.send(agent, int(handoff_id or 0), text or ""))
+        address = self.address(request)
+        note, done = self._act(
+            lambda: self.svc.send(agent, int(handoff_id or 0), text or "", address=address)
+        )
         return (note, "" if done else text, *self.transcript_update(handoff_id, agent))
 
     def closer(
@@ -274,8 +312,11 @@ class ConsoleHandlers:
 
         def close(handoff_id: int | None, request: gr.Request) -> tuple[Update, ...]:
             agent = self.me(request)
+            address = self.address(request)
             note, _ = self._act(
-                lambda: self.svc.close(agent, int(handoff_id or 0), back_to_bot=back_to_bot)
+                lambda: self.svc.close(
+                    agent, int(handoff_id or 0), back_to_bot=back_to_bot, address=address
+                )
             )
             # The queue drops the conversation on the store's push; the notice stays.
             return (note, *self.buttons(handoff_id, agent))
@@ -301,6 +342,7 @@ class ConsoleHandlers:
                 new_intent=new_intent,
                 answer_wrong=wrong,
                 correct_answer=answer,
+                address=self.address(request),
             )
         )
         if not done:

@@ -22,6 +22,7 @@ import gradio as gr
 from deskbot.bot.server.container import Bot
 from deskbot.ui.accounts.auth import SessionSigner
 from deskbot.ui.console.actions import MAX_REPLY_CHARS, QUEUE_HEADERS
+from deskbot.ui.console.audit import lay_out_audit, wire_audit
 from deskbot.ui.console.customer import (
     CustomerPanel,
     lay_out_customer,
@@ -454,6 +455,7 @@ def build_console(bot: Bot, signer: SessionSigner) -> gr.Blocks:
             review = _review_tab()
             dashboard = _dashboard_tab()
             find = lay_out_find()
+            audit = lay_out_audit()  # admins only
         form = _label_form(h.svc.intent_choices())
         _on(
             console.load,
@@ -479,5 +481,6 @@ def build_console(bot: Bot, signer: SessionSigner) -> gr.Blocks:
         opened = wire_desk(h, console, queue, refreshed=refreshed.then, picked=picked.then)
         wire_customer(h, opened, queue.pick, queue.customer)
         wire_find(h, find, tabs, queue.customer, hide=[form.box])
+        wire_audit(h, console, audit, hide=[form.box])
         _on(console.load, h.review_update, None, [review.least, review.down])
     return console
