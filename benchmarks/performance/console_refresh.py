@@ -1,7 +1,7 @@
 """How long the agent console's page load and pushed refresh take with 1,000 conversations
 queued, for an agent (their teams' queues) and an admin (every queue).
 
-A store (a SQLite file, or PostgreSQL with `--database-url`) gets `--conversations`
+A store (a SQLite file, or a new PostgreSQL database with `--postgres`) gets `--conversations`
 queued handoffs of `--turns` turns each, spread over `--teams` teams; a tenth are
 claimed. An agent is in two of the teams, an admin in none (admins see all). Each
 request runs the console's real handler in this process, as Gradio calls it: the
@@ -16,7 +16,7 @@ Not included: Gradio's own work around the handler (its queue, the JSON to the
 browser: the table's rows are a few hundred bytes each) and the browser's drawing.
 
     python -m benchmarks.performance.console_refresh --out benchmarks/results/console_refresh.json
-    python -m benchmarks.performance.console_refresh --database-url postgresql://... \\
+    python -m benchmarks.performance.console_refresh --postgres \\
         --out benchmarks/results/console_refresh_postgres.json
 
 Prints JSON: median and p95 (ms) per handler and role, with the conditions.
@@ -37,7 +37,7 @@ from typing import Any
 import gradio as gr
 
 from benchmarks.common import command, log, machine
-from benchmarks.common.serve import pct
+from benchmarks.common.serve import create_database, drop_database, pct
 from deskbot.bot.core.config import BotConfig
 from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
 from deskbot.ui.accounts.auth import COOKIE_NAME, SessionSigner, create_agent
@@ -54,7 +54,8 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--database-url", help="a PostgreSQL database (emptied); default SQLite")
+    p.add_argument("--postgres", action="store_true", help="a new PostgreSQL database")
+    p.add_argument("--database-url", help="an empty database to fill instead (default: SQLite)")
     p.add_argument("--conversations", type=int, default=1000)
     p.add_argument("--turns", type=int, default=4, help="turns per conversation")
     p.add_argument("--teams", type=int, default=4)
@@ -141,23 +142,26 @@ def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     args = parse_args()
+    load_before = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory() as tmp:
-        url = args.database_url or f"sqlite:///{tmp}/console.db"
-        if args.database_url:
-            from sqlalchemy import text
-
-            engine = create_store_engine(url)
-            with engine.begin() as conn:  # a fresh schema each run
-                conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-            engine.dispose()
-        roles = measure(url, args)
+        if args.postgres:  # on DESKBOT_BENCH_POSTGRES_URL's server, dropped after
+            url = create_database(prefix="deskbot_console_bench")
+            try:
+                roles = measure(url, args)
+            finally:
+                drop_database(url)
+        else:
+            roles = measure(args.database_url or f"sqlite:///{tmp}/console.db", args)
     worst = max(r[k]["median_ms"] for r in roles.values() for k in r if k != "queue_rows")
     result = {
         **roles,
         "target": f"median < {TARGET_MS:g} ms for page load and refresh, agent and admin",
         "met": worst < TARGET_MS,
         "conditions": {
-            "database": "PostgreSQL" if args.database_url else "SQLite file",
+            "database": "PostgreSQL"
+            if args.postgres or (args.database_url or "").startswith("postgresql")
+            else "SQLite file",
+            "load_average_1m_before": load_before,
             "conversations_queued": args.conversations,
             "turns_each": args.turns,
             "teams": args.teams,
