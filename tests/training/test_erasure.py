@@ -19,6 +19,7 @@ from deskbot.bot.nlu.classifier import TransformerIntentClassifier
 from deskbot.bot.nlu.registry import KNN_FILE, ModelRegistry
 from deskbot.bot.server.container import build_store
 from deskbot.bot.store import SqlConversationStore
+from deskbot.bot.store.audit import NIGHTLY
 from deskbot.training.data.datasets import IntentDataset, load_intents
 from deskbot.training.data.export import text_key
 from deskbot.training.data.faq_proposals import FaqLoop
@@ -128,6 +129,7 @@ def test_forget_leaves_nothing_of_the_customer_in_any_table_or_file(
     for e in entries:
         e["status"] = "approved"
     loop._write(entries)
+    assert loop.record_decisions(store, NIGHTLY) == 2  # the audit log names the proposals
     assert loop.ingest_approved() == 2
     gone_red = redacted_texts(tuple(t for t, _ in gone))
     kept_red = redacted_texts(tuple(t for t, _ in kept))
@@ -139,6 +141,7 @@ def test_forget_leaves_nothing_of_the_customer_in_any_table_or_file(
     assert sum(bank_hits(registry, gone_red).values()) >= 1
     kept_in_bank = bank_hits(registry, kept_red)
     gone_proposal = next(e["id"] for e in entries if "cust-gone" in e["answer"])
+    assert gone_proposal in dump_all_tables(store)  # its decision's audit row
 
     # A reviewer had quarantined one label of each customer.
     quarantine = LabelQuarantine(registry.root / WORK_DIR / "quarantine.json")
@@ -172,8 +175,8 @@ def test_forget_leaves_nothing_of_the_customer_in_any_table_or_file(
 
     # Nothing of the customer in any table ...
     dump = dump_all_tables(store)
-    for needle in ("xqzgone", "cust-gone", *gone_red, *(t for t, _ in gone)):
-        assert needle not in dump, needle
+    for needle in ("xqzgone", "cust-gone", gone_proposal, *gone_red, *(t for t, _ in gone)):
+        assert needle not in dump, needle  # the audit log's rows included
     assert all(t in dump for t, _ in kept)
     # ... in any file of the project (raw text, redacted text, keys, PII) ...
     after = files_under(root)
