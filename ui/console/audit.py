@@ -14,12 +14,15 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -43,6 +46,7 @@ TAB_ID = "audit"
 SHOWN_ROWS = 500
 HEADERS = ["time (UTC)", "actor", "action", "object", "conversation", "address", "detail"]
 REFUSED = "Only an admin may read the audit log."
+EXPORT_KEEP_S = 600.0
 
 Component = Any
 Update = Any
@@ -204,9 +208,14 @@ class AuditHandlers:
             except AuditError as exc:
                 return f"**Not exported:** {md_text(str(exc), line_start=False)}", gr.skip()
             text = audit_csv(events) if fmt == "csv" else audit_jsonl(events)
-            return f"**{len(events)} events exported.**", write_export(text, fmt)
+            return f"**{len(events)} events exported.**", write_export(text, fmt, self.export_dir)
 
         return export
+
+    @cached_property
+    def export_dir(self) -> Path:
+        """This process's folder of exports (mode 700, a name no one can guess)."""
+        return Path(tempfile.mkdtemp(prefix="deskbot-audit-"))
 
     def _events(
         self, where: AuditFilter, *, limit: int | None, newest_first: bool = True
@@ -221,11 +230,17 @@ class AuditHandlers:
         )
 
 
-def write_export(text: str, fmt: str) -> str:
-    """Write an export where Gradio serves files from (the system's temporary folder),
-    readable by this user only; returns its path."""
+def write_export(text: str, fmt: str, folder: Path, *, now: float | None = None) -> str:
+    """Write an export into `folder` (this process's own, under the system's temporary
+    folder, where Gradio takes files from); returns its path. Gradio copies it into its
+    cache when the handler returns, so exports older than `EXPORT_KEEP_S` are deleted."""
+    cutoff = (now or time.time()) - EXPORT_KEEP_S
+    for old in folder.glob("audit-*"):
+        with contextlib.suppress(OSError):  # deleted meanwhile by another thread
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    fd, path = tempfile.mkstemp(prefix=f"audit-{stamp}-", suffix=f".{fmt}")
+    fd, path = tempfile.mkstemp(prefix=f"audit-{stamp}-", suffix=f".{fmt}", dir=folder)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
     return path

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from deskbot.bot.server.api import close_api, create_api
 from deskbot.bot.server.container import Bot, build_bot
 from deskbot.bot.store.models import AuditEvent
 from deskbot.ui.accounts.auth import COOKIE_NAME, SessionSigner, create_agent
-from deskbot.ui.console.audit import REFUSED, AuditHandlers
+from deskbot.ui.console.audit import EXPORT_KEEP_S, REFUSED, AuditHandlers, write_export
 from deskbot.ui.console.find import FindHandlers
 from deskbot.ui.console.handlers import ConsoleHandlers
 from deskbot.ui.server import mount_ui
@@ -194,3 +195,10 @@ def test_only_admins_see_and_read_the_audit_tab(desk: Desk) -> None:
     assert [row[1:3] for row in table["value"]] == [["alice", "login"]]
     notice, _ = a.show("any", "any", "2026-12-31", "2026-01-01", root)
     assert "must not be after" in notice
+
+
+def test_an_export_file_is_private_and_deleted_by_a_later_export(tmp_path: Path) -> None:
+    first = Path(write_export("a\n", "csv", tmp_path))
+    assert first.read_text(encoding="utf-8") == "a\n" and first.stat().st_mode & 0o077 == 0
+    second = Path(write_export("b\n", "jsonl", tmp_path, now=time.time() + EXPORT_KEEP_S + 1))
+    assert not first.exists() and second.suffix == ".jsonl"
