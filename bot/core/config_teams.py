@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import field
 from typing import Annotated, Self, get_args
 
@@ -116,6 +117,13 @@ class TeamsConfig:
     def names(self) -> tuple[str, ...]:
         """The default team, then the routed teams."""
         return (self.default, *(t for t in self.routes if t != self.default))
+
+    def unknown_intents(self, labels: Iterable[str]) -> list[str]:
+        """The routed intents that are none of `labels` (the live model's), sorted: a
+        typo, or an intent of a model not trained yet. They route nothing until a
+        model predicts them, so the bot starts and says so (`Bot.warm_up`)."""
+        known = set(labels)
+        return sorted({i for r in self.routes.values() for i in r.intents} - known)
 
     def team_for(self, reason: str, intent: str | None) -> str:
         """The team whose queue a handoff for `reason`, in a conversation whose last

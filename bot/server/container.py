@@ -63,6 +63,13 @@ class Bot:
         """
         self.classifier.warm_up()
         self.classifier.predict(["hello"])
+        unknown = self.config.teams.unknown_intents(self.classifier.labels)
+        if unknown:
+            logger.warning(
+                "teams.routes names intents the live model does not predict, which route "
+                "nothing until a model does: %s",
+                unknown,
+            )
         single_threaded_blas()
         try:
             self.retriever.warm_up()

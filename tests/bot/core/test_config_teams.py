@@ -60,6 +60,14 @@ def test_malformed_routes_name_the_key(
     assert str(err.value).startswith(message), str(err.value)
 
 
+def test_routed_intents_the_model_does_not_know_are_named() -> None:
+    teams = TeamsConfig(
+        routes={"a": TeamRoute(intents=("refund", "card_lost")), "b": TeamRoute(intents=("x",))}
+    )
+    assert teams.unknown_intents(["refund", "card_lost", "other"]) == ["x"]
+    assert TeamsConfig().unknown_intents([]) == []
+
+
 def test_routes_built_by_code_are_checked_too() -> None:
     with pytest.raises(ConfigError, match="teams.routes.reasons has unknown handoff reason"):
         TeamRoute(reasons=("angry",))
