@@ -85,9 +85,11 @@ def create_agent(
         StoreError: an agent with that username exists, or a team does not.
     """
     username = username.strip()
-    if not username or len(username) > 128 or any(c.isspace() for c in username):
+    # No ':' either: the audit log names the command line "os:USER" and the nightly job
+    # "system:nightly", so an agent named "os:root" would pass for someone else there.
+    if not username or len(username) > 128 or any(c.isspace() or c == ":" for c in username):
         raise AgentAccountError(
-            "the username must be 1 to 128 characters without spaces, e.g. 'alice'"
+            "the username must be 1 to 128 characters without spaces or ':', e.g. 'alice'"
         )
     if len(password) < MIN_PASSWORD_CHARS:
         raise AgentAccountError(

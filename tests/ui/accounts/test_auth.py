@@ -46,6 +46,10 @@ def test_agents_are_stored_with_an_argon2_hash_and_authenticate(
         create_agent(store, "bob", "short")
     with pytest.raises(AgentAccountError, match="without spaces"):
         create_agent(store, "bob smith", "long-enough")
+    # The audit log's other actors are "os:USER" and "system:nightly": no agent passes for one.
+    for name in ("os:root", "system:nightly", "customer:self"):
+        with pytest.raises(AgentAccountError, match="or ':'"):
+            create_agent(store, name, "long-enough")
 
 
 def test_session_cookies_are_signed_and_expire_after_their_age_or_idle_time(
