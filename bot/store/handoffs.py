@@ -138,18 +138,28 @@ class HandoffRepository(SqlRepository):
         return turns
 
     def claim_handoff(
-        self, handoff_id: int, agent: str, *, audit: AuditEntry | None = None
+        self,
+        handoff_id: int,
+        agent: str,
+        *,
+        team: str | None = None,
+        audit: AuditEntry | None = None,
     ) -> bool:
-        """Give the handoff to `agent`; False if someone else already has it.
+        """Give the handoff to `agent`; False if someone else already has it, or (with
+        `team`) it no longer waits in that team's queue.
 
         One conditional UPDATE decides: of two agents (in any number of processes)
-        claiming at once, exactly one changes the row. `audit` is written in the same
-        transaction when the claim succeeds.
+        claiming at once, exactly one changes the row; and a handoff an admin moved to
+        another team after the agent's team was checked is not claimed. `audit` is
+        written in the same transaction when the claim succeeds.
         """
+        where = [col(Handoff.id) == handoff_id, col(Handoff.status) == "queued"]
+        if team is not None:
+            where.append(col(Handoff.team) == team)
         with self._changing_transaction() as conn:
             result = conn.execute(
                 update(Handoff)
-                .where(col(Handoff.id) == handoff_id, col(Handoff.status) == "queued")
+                .where(*where)
                 .values(status="claimed", claimed_by=agent, claimed_at=utcnow())
             )
             if audit is not None and result.rowcount == 1:

@@ -260,8 +260,11 @@ class ConsoleService:
         if h.status == "claimed" and h.claimed_by == agent.username:
             return f"You already have conversation #{h.id}."
         audit = _audit(agent, HANDOFF_CLAIMED, h, address)
-        if not self.store.claim_handoff(int(h.id or 0), agent.username, audit=audit):
+        # The team checked above must still be the handoff's when the claim is written.
+        if not self.store.claim_handoff(int(h.id or 0), agent.username, team=h.team, audit=audit):
             now = self.store.get_handoff(int(h.id or 0))
+            if now is not None and now.team != h.team:
+                raise ConsoleError(f"Conversation #{h.id} moved to team {now.team!r}; look again.")
             who = now.claimed_by if now is not None and now.claimed_by else "someone else"
             raise ConsoleError(f"Conversation #{h.id} was already claimed by {who}.")
         logger.info("handoff %s claimed by %s", h.id, agent.username)

@@ -81,6 +81,17 @@ def test_a_team_with_open_handoffs_or_the_default_team_is_not_deleted(
     assert [t.name for t in store.teams()] == ["general"]
 
 
+def test_a_claim_checked_against_one_team_fails_once_the_handoff_moved(
+    store: SqlConversationStore,
+) -> None:
+    store.create_team("billing")
+    hid = _handoff(store)
+    store.move_handoff_to_team(hid, "billing")  # after the agent's team was checked
+    assert not store.claim_handoff(hid, "alice", team="general")
+    assert store.get_handoff(hid).status == "queued"  # type: ignore[union-attr]
+    assert store.claim_handoff(hid, "bea", team="billing")
+
+
 def test_only_an_open_handoff_moves_and_only_to_a_team(store: SqlConversationStore) -> None:
     hid = _handoff(store)
     with pytest.raises(StoreError, match="no team 'sales'"):
