@@ -66,6 +66,9 @@ class ConversationFilter:
         until: started before this time (UTC).
         customer_id: the site's id of its customer.
         exclude: a conversation id left out (the one already on screen).
+        teams: only conversations the agents of these teams may read: never handed off
+            (no team), or whose latest handoff waits in one of them. None: every team's
+            (an admin's search).
     """
 
     text: str | None = None
@@ -76,6 +79,7 @@ class ConversationFilter:
     until: datetime | None = None
     customer_id: str | None = None
     exclude: str | None = None
+    teams: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.status is not None and self.status not in SEARCH_STATUSES:
@@ -121,6 +125,15 @@ class ConversationFilter:
             where.append(col(Conversation.customer_id) == self.customer_id)
         if self.exclude is not None:
             where.append(cid != self.exclude)
+        if self.teams is not None:
+            latest_team = (
+                select(Handoff.team)
+                .where(handoff_of)
+                .order_by(col(Handoff.id).desc())
+                .limit(1)
+                .scalar_subquery()
+            )
+            where.append(or_(~exists().where(handoff_of), latest_team.in_(self.teams)))
         return where
 
 
@@ -190,12 +203,21 @@ class SearchRepository(SqlRepository):
         return SearchPage(results, int(total), offset, limit)
 
     def customer_history(
-        self, customer_id: str, *, exclude: str | None = None, limit: int = 20
+        self,
+        customer_id: str,
+        *,
+        exclude: str | None = None,
+        limit: int = 20,
+        teams: Sequence[str] | None = None,
     ) -> list[ConversationSummary]:
-        """The customer's conversations (but `exclude`), newest activity first."""
-        found = self.search_conversations(
-            ConversationFilter(customer_id=customer_id, exclude=exclude), limit=limit
+        """The customer's conversations (but `exclude`), newest activity first; with
+        `teams`, only those the agents of these teams may read."""
+        where = ConversationFilter(
+            customer_id=customer_id,
+            exclude=exclude,
+            teams=None if teams is None else tuple(teams),
         )
+        found = self.search_conversations(where, limit=limit)
         return found.results
 
     def agent_choices(self) -> list[tuple[str, str]]:

@@ -19,9 +19,10 @@ from typing import Any
 
 import gradio as gr
 
-from deskbot.bot.store.models import Conversation
+from deskbot.bot.store.models import Agent, Conversation
 from deskbot.bot.store.search import ConversationSummary
 from deskbot.ui.console.handlers import ConsoleHandlers
+from deskbot.ui.console.teams import teams_of
 from deskbot.ui.render import md_text
 
 __all__ = [
@@ -144,14 +145,19 @@ def past_rows(past: Sequence[ConversationSummary]) -> list[list[str]]:
     ]
 
 
-def panel_values(h: ConsoleHandlers, conversation_id: str | None) -> tuple[str, Any, list[str]]:
-    """The panel's summary, its table of other conversations and their ids."""
+def panel_values(
+    h: ConsoleHandlers, conversation_id: str | None, agent: Agent | None = None
+) -> tuple[str, Any, list[str]]:
+    """The panel's summary, its table of other conversations and their ids (those
+    `agent`'s teams may read)."""
     conv = h.bot.store.get_conversation(conversation_id) if conversation_id else None
-    if conv is None:
+    if conv is None or agent is None:
         return NOBODY, gr.update(value=[]), []
     past: list[ConversationSummary] = []
     if conv.customer_id is not None:
-        past = h.bot.store.customer_history(conv.customer_id, exclude=conv.id, limit=PAST_LIMIT)
+        past = h.bot.store.customer_history(
+            conv.customer_id, exclude=conv.id, limit=PAST_LIMIT, teams=teams_of(h.bot.store, agent)
+        )
     ids = [s.conversation.id for s in past]
     return customer_markdown(conv), gr.update(value=past_rows(past)), ids
 
@@ -177,7 +183,7 @@ def wire_customer(
         handoff = h.bot.store.get_handoff(int(handoff_id)) if handoff_id else None
         if handoff is not None and h.refused(agent, int(handoff_id or 0)) is not None:
             handoff = None  # outside the agent's teams: nobody to show
-        return panel_values(h, handoff.conversation_id if handoff is not None else None)
+        return panel_values(h, handoff.conversation_id if handoff is not None else None, agent)
 
     picked(
         show,

@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -38,7 +38,7 @@ from deskbot.ui.console.customer import (
     when,
 )
 from deskbot.ui.console.handlers import ConsoleHandlers
-from deskbot.ui.console.teams import refusal
+from deskbot.ui.console.teams import refusal, teams_of
 from deskbot.ui.render import agent_transcript, md_text
 
 __all__ = ["FIND_CSS", "FindTab", "lay_out_find", "wire_find"]
@@ -283,28 +283,31 @@ class FindHandlers:
         request: gr.Request,
     ) -> tuple[Update, ...]:
         """Search from the first page. Outputs: `FindTab.listing`."""
-        self.h.me(request)
+        me = self.h.me(request)
         try:
             where = conversation_filter(text, status, agent, intent, since, until)
         except FindError as exc:
             notice = f"**Not searched:** {md_text(str(exc), line_start=False)}"
             return (notice, *(gr.skip(),) * 5)
-        return self._listing(where, 0)
+        return self._listing(where, 0, me)
 
     def turn_page(self, step: int) -> Any:
         """The handler of "Newer results" (`step` -1) or "Older results" (+1)."""
 
         def turn(query: tuple[ConversationFilter, int] | None, request: gr.Request) -> Any:
-            self.h.me(request)
+            me = self.h.me(request)
             if query is None:
                 return (gr.skip(),) * 6
             where, offset = query
-            return self._listing(where, max(0, offset + step * PAGE_SIZE))
+            return self._listing(where, max(0, offset + step * PAGE_SIZE), me)
 
         return turn
 
-    def _listing(self, where: ConversationFilter, offset: int) -> tuple[Update, ...]:
-        page = self.store.search_conversations(where, limit=PAGE_SIZE, offset=offset)
+    def _listing(self, where: ConversationFilter, offset: int, me: Agent) -> tuple[Update, ...]:
+        """A page of results: only conversations `me`'s teams may read (an admin: all)."""
+        teams = teams_of(self.store, me)
+        mine = replace(where, teams=None if teams is None else tuple(teams))
+        page = self.store.search_conversations(mine, limit=PAGE_SIZE, offset=offset)
         return (
             found_words(page),
             gr.update(value=result_rows(page)),
@@ -341,7 +344,7 @@ class FindHandlers:
             f"{state.get(conv.status, conv.status)} · {len(turns)} messages · "
             f"last active {when(conv.updated_at)}"
         )
-        return (title, messages, *panel_values(self.h, conv.id))
+        return (title, messages, *panel_values(self.h, conv.id, agent))
 
     def open_row(
         self, ids: Sequence[str], evt: gr.SelectData, request: gr.Request

@@ -209,3 +209,20 @@ def test_agent_choices_list_every_account(store: SqlConversationStore) -> None:
     for username, name in (("bob", "Bob Stone"), ("alice", "Alice Martin")):
         store.add_agent(Agent(username=username, display_name=name, password_hash="x"))
     assert store.agent_choices() == [("Alice Martin", "alice"), ("Bob Stone", "bob")]
+
+
+def test_a_team_filter_finds_what_the_teams_agents_may_read(store: SqlConversationStore) -> None:
+    store.create_team("billing")
+    bot_only = conversation(store, "fees question")  # never handed off: no team
+    general = conversation(store, "card question")
+    store.open_handoff(general, "customer_request")
+    moved = conversation(store, "refund question")
+    store.open_handoff(moved, "customer_request")  # first in general ...
+    store.resolve_handoff(int(store.active_handoff(moved).id or 0), back_to_bot=True)  # type: ignore[union-attr]
+    store.open_handoff(moved, "customer_request", team="billing")  # ... now billing's
+    assert set(found(store, teams=("general",))) == {bot_only, general}
+    assert set(found(store, teams=("billing",))) == {bot_only, moved}
+    assert set(found(store, teams=())) == {bot_only}
+    assert set(found(store)) == {bot_only, general, moved}
+    history = store.customer_history("nobody", teams=["billing"])
+    assert history == []

@@ -12,7 +12,7 @@ import pytest
 from deskbot.bot.core.config import BotConfig
 from deskbot.bot.store import Agent, SqlConversationStore
 from deskbot.ui.accounts.auth import COOKIE_NAME, SessionSigner, create_agent
-from deskbot.ui.console.customer import short_id
+from deskbot.ui.console.customer import panel_values, short_id
 from deskbot.ui.console.desk import DeskHandlers
 from deskbot.ui.console.find import FindHandlers
 from deskbot.ui.console.handlers import ConsoleHandlers
@@ -129,6 +129,32 @@ def test_find_opens_only_the_teams_conversations(desk: Desk) -> None:
     assert "Not shown" in title and "team 'billing'" in title and messages == []
     assert "fees" in str(opened(bot_only, alice)[1])
     assert SECRET in str(opened(billing_conv, root)[1])
+
+    # The list of results names only what the agent may open (an admin: all); nothing of
+    # the other team's conversation, not even its first message, reaches the page.
+    def results(agent: Agent) -> tuple[str, list[str]]:
+        listed = desk.find.search("", "any", "", "", "", "", desk.request(agent))
+        return str(listed[1]), listed[2]
+
+    text, ids = results(alice)
+    assert ids == [bot_only] and SECRET not in text
+    assert set(results(root)[1]) == {billing_conv, bot_only}
+
+
+def test_the_customer_panel_lists_only_the_teams_past_conversations(desk: Desk) -> None:
+    store = desk.store
+    alice = create_agent(store, "alice", "password-1")
+    past, _ = store.create_conversation(customer_id="c-9")
+    store.append_turn(past.id, "user", SECRET)
+    store.open_handoff(past.id, "customer_request", team="billing")
+    now, _ = store.create_conversation(customer_id="c-9")
+    store.append_turn(now.id, "user", "hello again")
+    handoff = int(store.open_handoff(now.id, "customer_request").id or 0)
+    _, _, ids = panel_values(desk.h, now.id, alice)
+    assert ids == []  # the billing conversation of the same customer is not listed
+    root = create_agent(store, "root", "password-3", role="admin")
+    assert panel_values(desk.h, now.id, root)[2] == [past.id]
+    assert handoff
 
 
 def test_a_transfer_goes_only_to_the_conversations_team(desk: Desk) -> None:
