@@ -182,8 +182,9 @@ class DialogueRules:
 
 
 def intent_title(intent: str) -> str:
-    """A button title for an intent name: `card_arrival` -> `Card arrival`."""
-    words = intent.replace("_", " ").strip(" ?").strip()
+    """A button title for an intent name (or an FAQ entry's id): `card_arrival` ->
+    `Card arrival`, `shoe-sizes` -> `Shoe sizes`."""
+    words = intent.replace("_", " ").replace("-", " ").strip(" ?").strip()
     return words[:1].upper() + words[1:].lower()
 
 
@@ -402,8 +403,8 @@ class DialoguePolicy:
         return Decision(
             route="out_of_scope",
             state=replace(state, oos_streak=streak, offered=()),
-            text=f"Sorry, I can only help with questions about {self.rules.bot_name} "
-            "accounts, cards and payments. Could you rephrase that?",
+            text=f"Sorry, I can only help with questions about {self.rules.bot_name}. "
+            "Could you rephrase that?",
         )
 
     def _clarify(self, state: DialogueState, prediction: IntentPrediction) -> Decision:

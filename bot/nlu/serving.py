@@ -11,6 +11,11 @@ A server also calls `watch()`: the same check then runs on a timer, so a replica
 without traffic loads the promoted version before its next customer (and its /readyz
 reports it) instead of on that customer's turn.
 
+**Before the first model.** With a `fallback` (the FAQ's `RetrievalIntentClassifier`,
+`bot/nlu/retrieval.py`), a registry without a live model serves the fallback instead
+of refusing to start; the first version promoted is then loaded like any other, and
+the fallback is not served again (a rollback needs a version to go to).
+
 Example:
     >>> clf = ReloadingIntentClassifier("var/models/intents")  # doctest: +SKIP
     >>> clf.predict(["my card hasn't arrived"])[0].intent      # doctest: +SKIP
@@ -42,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from deskbot.bot.core.batching import MicroBatcher
+from deskbot.bot.core.errors import ArtifactError
 from deskbot.bot.core.types import IntentPrediction
 from deskbot.bot.nlu.classifier import (
     EncodedPrediction,
@@ -168,6 +174,8 @@ class ReloadingIntentClassifier:
             noticed the change; tests and scripts).
         factory: builds a classifier from a model directory (default:
             `TransformerIntentClassifier`, with `classifier_kwargs`).
+        fallback: served while the registry has no live model (None: a registry
+            without one raises `ArtifactError`, as `ModelRegistry.live_dir` does).
     """
 
     def __init__(
@@ -177,6 +185,7 @@ class ReloadingIntentClassifier:
         check_interval_s: float = 1.0,
         background: bool = True,
         factory: Callable[[Path], TransformerIntentClassifier] | None = None,
+        fallback: IntentClassifier | None = None,
         **classifier_kwargs: Any,
     ) -> None:
         self.registry = registry if isinstance(registry, ModelRegistry) else ModelRegistry(registry)
@@ -191,7 +200,10 @@ class ReloadingIntentClassifier:
         self._stop = threading.Event()
         self._signature = self._pointer_signature()
         version = self.registry.live_version()
-        self._current = self._factory(self.registry.live_dir())
+        self.fallback = fallback
+        self._current: TransformerIntentClassifier | None = None
+        if version is not None or fallback is None:
+            self._current = self._factory(self.registry.live_dir())
         self._current_version = version
         self.reloads = 0
 
@@ -199,29 +211,48 @@ class ReloadingIntentClassifier:
 
     @property
     def version(self) -> str:
-        return str(self._current.version)
+        return str(self._serving().version)
 
     @property
     def labels(self) -> tuple[str, ...]:
-        return tuple(self._current.labels)
+        return tuple(self._serving().labels)
 
     def warm_up(self) -> None:
-        self._current.warm_up()
+        self._serving().warm_up()
 
     def predict(self, texts: Sequence[str]) -> list[IntentPrediction]:
         self.maybe_reload()
-        current = self._current  # one read: a swap during the call does not affect it
+        current = self._serving()  # one read: a swap during the call does not affect it
         return list(current.predict(texts))
 
     def predict_encoded(self, texts: Sequence[str]) -> list[EncodedPrediction]:
         """`predict` with the embeddings, all from one model (see `EncodedPrediction`)."""
         self.maybe_reload()
-        current = self._current
+        current = self._serving()
         return list(current.predict_encoded(texts))
 
+    @property
+    def has_model(self) -> bool:
+        """False while the fallback serves (the registry has had no live model yet)."""
+        return self._current is not None
+
     def current(self) -> TransformerIntentClassifier:
-        """The model serving now."""
-        return self._current
+        """The model serving now.
+
+        Raises:
+            ArtifactError: no model is live yet (the fallback serves).
+        """
+        current = self._current
+        if current is None:
+            raise ArtifactError(f"{self.registry.root}: no live intent model yet")
+        return current
+
+    def _serving(self) -> IntentClassifier:
+        current = self._current
+        if current is not None:
+            return current
+        assert self.fallback is not None  # __init__ loads a model when there is none
+        return self.fallback
 
     # -- following LIVE ------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from deskbot.bot.dialogue.pipeline import TurnPipeline
 from deskbot.bot.dialogue.policy import DialogueRules
 from deskbot.bot.dialogue.turn import Responder
 from deskbot.bot.nlu.classifier import IntentClassifier, IntentSharedEncoder
+from deskbot.bot.nlu.retrieval import RetrievalIntentClassifier
 from deskbot.bot.nlu.serving import (
     BatchingEmbedder,
     BatchingIntentClassifier,
@@ -62,7 +64,8 @@ class Bot:
             IndexCorrupt: the index directory has no live version.
         """
         self.classifier.warm_up()
-        self.classifier.predict(["hello"])
+        with contextlib.suppress(IndexCorrupt):  # FAQ-only: reported just below
+            self.classifier.predict(["hello"])
         unknown = self.config.teams.unknown_intents(self.classifier.labels)
         if unknown:
             logger.warning(
@@ -79,6 +82,11 @@ class Bot:
                 raise
             logger.error("serving without FAQ answers until the index is rebuilt: %s", exc)
         self._warmed = True
+
+    @property
+    def faq_only(self) -> bool:
+        """True while the FAQ's entries are the intents (no intent model live yet)."""
+        return self.live_model is not None and not self.live_model.has_model
 
     @property
     def ready(self) -> bool:
@@ -172,15 +180,9 @@ class _Models:
     prefetch: Callable[[str], None] | None
 
 
-def _models(config: BotConfig) -> _Models:
+def _embedder(config: BotConfig) -> tuple[Embedder, Callable[[str], None] | None]:
+    """The query embedder (batched when `limits.micro_batching`) and its prefetch."""
     limits = config.limits
-    # Follows the registry's LIVE pointer: a promoted model serves without a restart.
-    live = ReloadingIntentClassifier(
-        config.intents.registry,
-        num_threads=limits.inference_threads,
-        runtime=limits.inference_runtime,
-        precision=limits.inference_precision,
-    )
     embedder = build_embedder(
         config.knowledge.embedder,
         runtime=limits.inference_runtime,
@@ -188,14 +190,41 @@ def _models(config: BotConfig) -> _Models:
         precision=limits.query_precision,
     )
     if not limits.micro_batching:
-        return _Models(live, live, embedder, None)
+        return embedder, None
     batched = BatchingEmbedder(
         embedder, max_batch=limits.max_batch, max_wait_ms=limits.batch_wait_ms
     )
+    return batched, batched.prefetch
+
+
+def _models(
+    config: BotConfig,
+    embedder: Embedder,
+    prefetch: Callable[[str], None] | None,
+    faq: RetrievalIntentClassifier,
+) -> _Models:
+    limits = config.limits
+    # Follows the registry's LIVE pointer: a promoted model serves without a restart.
+    # Until the first is promoted, the FAQ's entries are the intents (`faq`).
+    live = ReloadingIntentClassifier(
+        config.intents.registry,
+        num_threads=limits.inference_threads,
+        runtime=limits.inference_runtime,
+        precision=limits.inference_precision,
+        fallback=faq,
+    )
+    if not live.has_model:
+        logger.warning(
+            "%s: no live intent model: the FAQ's entries are the intents until one is "
+            "promoted (picked up without a restart)",
+            config.intents.registry,
+        )
+    if not limits.micro_batching:
+        return _Models(live, live, embedder, prefetch)
     classifier = BatchingIntentClassifier(
         live, max_batch=limits.max_batch, max_wait_ms=limits.batch_wait_ms
     )
-    return _Models(live, classifier, batched, batched.prefetch)
+    return _Models(live, classifier, embedder, prefetch)
 
 
 def build_bot(
@@ -214,17 +243,19 @@ def build_bot(
             passage verbatim.
     """
     store = store or build_store(config)
-    models = _models(config)
+    embedder, prefetch = _embedder(config)
     retriever = FaissRetriever(
-        config.knowledge.index_dir,
-        models.embedder,
-        main_weight=config.knowledge.main_weight,
-        shared_encoder=(
-            IntentSharedEncoder(models.live)
-            if config.knowledge.query_encoder == "intents"
-            else None
-        ),
+        config.knowledge.index_dir, embedder, main_weight=config.knowledge.main_weight
     )
+    faq = RetrievalIntentClassifier(
+        retriever, min_score=config.knowledge.min_score, top_k=config.knowledge.top_k
+    )
+    models = _models(config, embedder, prefetch, faq)
+    if config.knowledge.query_encoder == "intents":
+        if models.live.has_model:
+            retriever.shared_encoder = IntentSharedEncoder(models.live)
+        else:  # it needs a model's encoder: the embedder embeds queries until a restart
+            logger.warning("knowledge.query_encoder 'intents' needs a live intent model")
     actions = (
         RasaActionClient(
             config.actions.url, token=config.actions.token, timeout_s=config.actions.timeout_s

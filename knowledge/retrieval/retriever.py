@@ -397,6 +397,14 @@ class FaissRetriever:
             self.share()
         return None
 
+    def passages(self) -> tuple[IndexedPassage, ...]:
+        """The live version's passages, in index order.
+
+        Raises:
+            IndexCorrupt: the live version cannot be loaded.
+        """
+        return tuple(self._current().index.passages)
+
     def vectors(self) -> np.ndarray:
         """The live version's stored vectors (one row per vector, see `owners`)."""
         return self._current().index.vectors
