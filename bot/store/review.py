@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from deskbot.bot.store.base import SqlRepository
 from deskbot.bot.store.models import AgentLabel, Handoff, TurnRecord, utcnow
+from deskbot.bot.store.teams import readable_by
 
 __all__ = ["ReviewRepository"]
 
@@ -18,18 +20,28 @@ class ReviewRepository(SqlRepository):
     """What agents review (bot turns the bot was unsure of, or the customer disliked)
     and the dashboard's aggregates."""
 
-    def least_confident_turns(self, *, limit: int = 20) -> list[TurnRecord]:
-        """Bot turns with the lowest intent confidence that no agent has labelled yet."""
+    def least_confident_turns(
+        self, *, limit: int = 20, teams: Sequence[str] | None = None
+    ) -> list[TurnRecord]:
+        """Bot turns with the lowest intent confidence that no agent has labelled yet
+        (with `teams`, of conversations their agents may read)."""
         return self._unlabelled_bot_turns(
             col(TurnRecord.confidence).is_not(None),
             order_by=(col(TurnRecord.confidence).asc(), col(TurnRecord.id).desc()),
             limit=limit,
+            teams=teams,
         )
 
-    def thumbs_down_turns(self, *, limit: int = 20) -> list[TurnRecord]:
-        """Bot turns the customer gave a thumbs-down, newest first, not labelled yet."""
+    def thumbs_down_turns(
+        self, *, limit: int = 20, teams: Sequence[str] | None = None
+    ) -> list[TurnRecord]:
+        """Bot turns the customer gave a thumbs-down, newest first, not labelled yet
+        (with `teams`, of conversations their agents may read)."""
         return self._unlabelled_bot_turns(
-            col(TurnRecord.feedback) == -1, order_by=(col(TurnRecord.id).desc(),), limit=limit
+            col(TurnRecord.feedback) == -1,
+            order_by=(col(TurnRecord.id).desc(),),
+            limit=limit,
+            teams=teams,
         )
 
     def _unlabelled_bot_turns(
@@ -38,15 +50,18 @@ class ReviewRepository(SqlRepository):
         *,
         order_by: tuple[UnaryExpression[Any], ...],
         limit: int,
+        teams: Sequence[str] | None,
     ) -> list[TurnRecord]:
         """The review queue's base query: bot turns matching `condition` without a label."""
         labelled = select(AgentLabel.turn_id)
-        return self._all(
-            select(TurnRecord)
-            .where(TurnRecord.role == "bot", condition, col(TurnRecord.id).not_in(labelled))
-            .order_by(*order_by)
-            .limit(limit)
-        )
+        where: list[ColumnElement[bool]] = [
+            col(TurnRecord.role) == "bot",
+            condition,
+            col(TurnRecord.id).not_in(labelled),
+        ]
+        if teams is not None:
+            where.append(readable_by(col(TurnRecord.conversation_id), teams))
+        return self._all(select(TurnRecord).where(*where).order_by(*order_by).limit(limit))
 
     def dashboard_counts(self, *, days: int = 14) -> dict[str, Any]:
         """Aggregates for the agent dashboard over the last `days` days (UTC).

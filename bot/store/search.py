@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 
 from deskbot.bot.store.base import SqlRepository
 from deskbot.bot.store.models import Agent, Conversation, Handoff, HandoffStatus, TurnRecord
+from deskbot.bot.store.teams import readable_by
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -126,14 +127,7 @@ class ConversationFilter:
         if self.exclude is not None:
             where.append(cid != self.exclude)
         if self.teams is not None:
-            latest_team = (
-                select(Handoff.team)
-                .where(handoff_of)
-                .order_by(col(Handoff.id).desc())
-                .limit(1)
-                .scalar_subquery()
-            )
-            where.append(or_(~exists().where(handoff_of), latest_team.in_(self.teams)))
+            where.append(readable_by(cid, self.teams))
         return where
 
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import ColumnElement, delete, exists, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -31,7 +32,24 @@ from deskbot.bot.store.models import Agent, AgentTeam, Handoff, Team
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TeamRepository"]
+__all__ = ["TeamRepository", "readable_by"]
+
+
+def readable_by(conversation_id: Any, teams: Iterable[str]) -> ColumnElement[bool]:
+    """The SQL condition that the conversation `conversation_id` (a column) is one the
+    agents of `teams` may read: it never had a handoff (no team), or its latest handoff
+    waits in one of them. Find, the customer panel and the review queue apply it (an
+    admin's reads skip it)."""
+    handoff_of = col(Handoff.conversation_id) == conversation_id
+    latest_team = (
+        select(Handoff.team)
+        .where(handoff_of)
+        .order_by(col(Handoff.id).desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return or_(~exists().where(handoff_of), latest_team.in_(list(teams)))
+
 
 _OPEN = ("queued", "claimed")
 

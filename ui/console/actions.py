@@ -220,12 +220,14 @@ class ConsoleService:
 
         return agent_transcript(turns, name, labelled), [t for t in turns if t.role == "bot"]
 
-    def review(self, which: str, *, limit: int = 25) -> list[list[Any]]:
-        """Rows of the active-learning queue: 'least_confident' or 'thumbs_down' bot turns."""
+    def review(self, which: str, agent: Agent, *, limit: int = 25) -> list[list[Any]]:
+        """Rows of the active-learning queue: 'least_confident' or 'thumbs_down' bot turns,
+        of the conversations `agent`'s teams may read."""
+        teams = teams_of(self.store, agent)
         if which == "least_confident":
-            turns = self.store.least_confident_turns(limit=limit)
+            turns = self.store.least_confident_turns(limit=limit, teams=teams)
         else:
-            turns = self.store.thumbs_down_turns(limit=limit)
+            turns = self.store.thumbs_down_turns(limit=limit, teams=teams)
         rows = []
         for t in turns:
             asked = self.customer_text(t)

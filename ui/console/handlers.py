@@ -353,16 +353,20 @@ class ConsoleHandlers:
 
     def review_update(self, request: gr.Request) -> tuple[Update, Update]:
         """The least confident turns and the turns customers disliked."""
-        self.me(request)
-        return self.svc.review("least_confident"), self.svc.review("thumbs_down")
+        agent = self.me(request)
+        return self.svc.review("least_confident", agent), self.svc.review("thumbs_down", agent)
 
     def review_pick(self, evt: gr.SelectData, request: gr.Request) -> tuple[Update, Update]:
         """A click on a review row puts its turn in the label form, with its context."""
-        self.me(request)
+        agent = self.me(request)
         turn_id = _picked_id(evt)
         turn = self.bot.store.get_turn(turn_id) if turn_id is not None else None
         if turn is None:
             return gr.skip(), gr.skip()
+        team = self.bot.store.conversation_team(turn.conversation_id)
+        refused = refusal(self.bot.store, agent, team, f"Bot turn #{turn_id}")
+        if refused is not None:  # a stale or forged row of another team's conversation
+            return gr.skip(), _err(refused)
         context = review_context(self.svc.turns_before(turn), turn)
         return gr.update(choices=[turn_choice(turn)], value=int(turn.id or 0)), context
 

@@ -179,12 +179,32 @@ def test_review_queue_lists_unlabelled_uncertain_and_disliked_turns(
     _, sure = _conversation(store, confidence=0.95)
     _, unsure = _conversation(store, confidence=0.20)
     _, middling = _conversation(store, confidence=0.50)
-    assert [r[0] for r in svc.review("least_confident")] == [unsure, middling, sure]
-    assert svc.review("least_confident")[0][3] == "where is my card"
+    assert [r[0] for r in svc.review("least_confident", alice)] == [unsure, middling, sure]
+    assert svc.review("least_confident", alice)[0][3] == "where is my card"
     store.set_feedback(sure, -1)
-    assert [r[0] for r in svc.review("thumbs_down")] == [sure]
+    assert [r[0] for r in svc.review("thumbs_down", alice)] == [sure]
     _label(svc, alice, unsure, intent="exchange_rate")
-    assert unsure not in [r[0] for r in svc.review("least_confident")]
+    assert unsure not in [r[0] for r in svc.review("least_confident", alice)]
+
+
+def test_the_review_queue_shows_an_agent_their_teams_conversations(
+    store: SqlConversationStore,
+) -> None:
+    """A bot turn of a conversation handed to another team is not reviewed by this one's
+    agents (its customer's message is in the row); an admin reviews every team's."""
+    store.create_team("billing")
+    alice = create_agent(store, "alice", "password-1")  # the default team only
+    root = create_agent(store, "root", "password-2", role="admin")
+    svc = ConsoleService(store, lambda: LABELS)
+    conv, mine = _conversation(store, confidence=0.20)
+    other_conv, other = _conversation(store, confidence=0.10)
+    store.open_handoff(other_conv, "customer_request", team="billing")
+    store.set_feedback(other, -1)
+    assert [r[0] for r in svc.review("least_confident", alice)] == [mine]
+    assert svc.review("thumbs_down", alice) == []
+    assert [r[0] for r in svc.review("least_confident", root)] == [other, mine]
+    assert [r[0] for r in svc.review("thumbs_down", root)] == [other]
+    assert conv != other_conv
 
 
 def test_customer_feedback_only_reaches_their_own_bot_turns(store: SqlConversationStore) -> None:

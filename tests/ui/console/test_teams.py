@@ -95,6 +95,15 @@ def test_an_agent_sees_and_claims_only_their_teams_conversations(desk: Desk) -> 
     assert "not in" in notice and SECRET not in notes
     assert SECRET not in str(desk.desk.panel(billing, request))
 
+    # The review queue's rows and a picked (stale or forged) review row: nothing of it.
+    bot_turn = store.append_turn(billing_conv, "bot", "Let me check.", confidence=0.1)
+    assert SECRET not in str(desk.h.review_update(request))
+    row = [int(bot_turn.id or 0)]
+    click = gr.SelectData(None, {"index": [0, 0], "value": row[0], "row_value": row})
+    _, context = desk.h.review_pick(click, request)
+    assert SECRET not in str(context) and "not in" in str(context)
+    assert SECRET in str(desk.h.review_pick(click, desk.request(bea))[1])
+
     # Her own team's conversation works as before.
     assert "You claimed" in desk.h.claim(general, request)[0]
     assert "You claimed" in desk.h.claim(billing, desk.request(bea))[0]
