@@ -110,6 +110,14 @@ def test_an_faq_alone_serves_answers_and_refuses_what_it_does_not_know(
     assert off["intent"] == "out_of_scope" and off["kind"] == "fallback"
     assert off["citations"] == []
 
+    # Two entries nearly tied, neither a close match: which one? (One click answers.)
+    auth = _session(client)
+    unsure = _ask(client, auth, "exchange shoes for another size")
+    assert unsure["kind"] == "clarify", unsure
+    assert {"Returns", "Shoe sizes"} <= set(unsure["buttons"])  # type: ignore[arg-type]
+    clicked = _ask(client, auth, "Shoe sizes")
+    assert clicked["kind"] == "faq" and clicked["citations"] == ["shoe-sizes"]
+
     ops = client.get("/readyz")
     assert ops.status_code == 200, ops.text
     # The console labels with the FAQ's entries until a model is trained.
@@ -145,3 +153,34 @@ def test_the_first_promoted_model_serves_without_a_restart(
             )
         ]
     assert versions[0].startswith("faq:") and versions[-1] == "v1"
+
+
+def test_the_widget_and_the_console_work_with_the_faqs_entries_as_intents(
+    served: tuple[Bot, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deskbot.ui.accounts.auth import create_agent
+    from deskbot.ui.console.actions import ConsoleService
+    from deskbot.ui.server import mount_ui
+    from deskbot.ui.widget.service import ChatService
+
+    bot, _client = served
+    monkeypatch.setenv("DESKBOT_SECRET_KEY", "test-secret-" + "x" * 32)
+    page = TestClient(mount_ui(create_api(bot), bot)).get("/")
+    assert page.status_code == 200
+
+    widget = ChatService(bot.store, bot.pipeline)
+    conv_id, _token = widget.start()
+    reply = list(widget.reply(conv_id, "can I send shoes back?"))[-1]
+    assert not isinstance(reply, str) and reply.citations == ("returns",)
+
+    console = ConsoleService(bot.store, lambda: bot.classifier.labels, bot.pipeline)
+    assert console.intents() == ["delivery-time", "returns", "shoe-sizes"]
+    agent = create_agent(bot.store, "alice", "correct-horse-battery")
+    console.label(  # an agent's label names an entry (the first model's training data)
+        agent,
+        reply.turn_id,
+        intent="returns",
+        new_intent=None,
+        answer_wrong=False,
+        correct_answer=None,
+    )
