@@ -40,13 +40,10 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import shutil
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -69,8 +66,21 @@ from deskbot.training.data.pii import PiiRedactor
 from deskbot.training.nightly.audit import audit_labels
 from deskbot.training.nightly.gate import GateResult, f1_margins, gate
 from deskbot.training.nightly.lock import WORK_DIR, RetrainBusy, RetrainLock
-from deskbot.training.nightly.night import NightPlan, night_dataset, plan_night, summarize
-from deskbot.training.nightly.quarantine import LabelQuarantine, QuarantinedLabel, suspects
+from deskbot.training.nightly.night import (
+    NightPlan,
+    night_dataset,
+    plan_night,
+    read_known,
+    run_fingerprint,
+    summarize,
+    write_known,
+)
+from deskbot.training.nightly.quarantine import (
+    LabelQuarantine,
+    QuarantinedLabel,
+    quarantine_summary,
+    suspects,
+)
 from deskbot.training.nightly.reports import (
     NOTHING_NEW,
     PROMOTED,
@@ -184,23 +194,15 @@ class RetrainJob:
 
     def known_examples(self, version: str) -> dict[str, str]:
         """text_key -> label of everything `version` was trained on (base data if unrecorded)."""
-        path = self._known_file(version)
-        if path.is_file():
-            out = {}
-            for line in path.read_text(encoding="utf-8").splitlines():
-                k, _, y = line.partition("\t")
-                out[k] = y
-            return out
+        known = read_known(self._known_file(version))
+        if known is not None:
+            return known
         return {
             text_key(t): y for t, y in zip(self.base_data.texts, self.base_data.labels, strict=True)
         }
 
     def _write_known(self, version: str, known: dict[str, str]) -> None:
-        path = self._known_file(version)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(f"{k}\t{y}\n" for k, y in sorted(known.items())), encoding="utf-8")
-        os.replace(tmp, path)
+        write_known(self._known_file(version), known)
 
     def runs(self) -> list[Row]:
         return read_jsonl(self.work / "runs.jsonl")
@@ -265,7 +267,14 @@ class RetrainJob:
         plan = plan_night(
             stream.train, known, set(live_manifest.labels), set(self.base_data.intents), s
         )
-        fingerprint = self._fingerprint(live, plan, validation)
+        fingerprint = run_fingerprint(
+            live,
+            plan,
+            settings=self.settings.fingerprint(),
+            training=self.base_training,
+            validation=validation.sha256,
+            test=self.test_data.sha256,
+        )
         run = _Run(
             run_id=time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + fingerprint[:6],
             fingerprint=fingerprint,
@@ -295,24 +304,6 @@ class RetrainJob:
         run.summary["night_examples"] = len(night)
         run.summary["replayed"] = len(night) - len(plan.new)
         return self._judge(run, self._train(run, night))
-
-    def _fingerprint(self, live: str, plan: NightPlan, validation: IntentDataset) -> str:
-        """The same inputs (live version, new examples, settings, validation window, test
-        set): the same run."""
-        return hashlib.sha256(
-            json.dumps(
-                {
-                    "live": live,
-                    "new": sorted((e.key, e.intent) for e in plan.new),
-                    "settings": self.settings.fingerprint(),
-                    "training": self.base_training,
-                    "validation": validation.sha256,
-                    "test": self.test_data.sha256,
-                },
-                sort_keys=True,
-                default=str,
-            ).encode()
-        ).hexdigest()
 
     def _newest_label_before(self) -> int | None:
         """The newest agent label id the previous run exported (None: no earlier run)."""
@@ -428,7 +419,9 @@ class RetrainJob:
             metrics=self._metrics(run, (live_ev, cand_ev, live_test, cand_test), verdict, audit),
             notices=list(self.notices),
         )
-        outcome.metrics["quarantined"] = self._quarantine_summary(quarantined)
+        outcome.metrics["quarantined"] = quarantine_summary(
+            quarantined, len(self.quarantine.label_ids())
+        )
         if quarantined:
             by_agent = outcome.metrics["quarantined"]["by_agent"]
             outcome.reasons.append(
@@ -471,13 +464,6 @@ class RetrainJob:
             "audit": audit,
             "data": run.summary,
             "timings": {k: round(v, 2) for k, v in run.timings.items()},
-        }
-
-    def _quarantine_summary(self, quarantined: list[QuarantinedLabel]) -> Row:
-        return {
-            "labels": len(quarantined),
-            "by_agent": dict(sorted(Counter(q.agent for q in quarantined).items())),
-            "in_quarantine": len(self.quarantine.label_ids()),
         }
 
     def _promote(self, run: _Run, model_dir: Path) -> None:

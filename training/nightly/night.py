@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from deskbot.knowledge.files.fsutil import atomic_write_text
 from deskbot.training.data.datasets import OOS_LABEL, IntentDataset
 from deskbot.training.data.export import AGENT, Example, ExportResult, text_key
 from deskbot.training.nightly.settings import RetrainSettings
@@ -118,3 +121,32 @@ def summarize(exported: ExportResult, plan: NightPlan) -> dict[str, Any]:
         "new_intents_held_back": plan.held_back,
         "deferred_to_next_night": plan.deferred,
     }
+
+
+def run_fingerprint(live: str, plan: NightPlan, **inputs: object) -> str:
+    """What makes a run the same as an earlier one: the live version, the new examples
+    and the other `inputs` (settings, training arguments, the validation window's and the
+    test set's hashes). The same fingerprint: the same run, answered from the record."""
+    return hashlib.sha256(
+        json.dumps(
+            {"live": live, "new": sorted((e.key, e.intent) for e in plan.new), **inputs},
+            sort_keys=True,
+            default=str,
+        ).encode()
+    ).hexdigest()
+
+
+def read_known(path: Path) -> dict[str, str] | None:
+    """What a model version was trained on (text_key -> label), as `write_known` wrote
+    it; None when it was never written."""
+    if not path.is_file():
+        return None
+    rows = (line.partition("\t") for line in path.read_text(encoding="utf-8").splitlines())
+    return {key: label for key, _, label in rows}
+
+
+def write_known(path: Path, known: dict[str, str]) -> None:
+    """Record what a model version was trained on, one `key<TAB>label` line each
+    (written whole or not at all)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, "".join(f"{k}\t{y}\n" for k, y in sorted(known.items())))

@@ -279,3 +279,13 @@ def withdraw_agent(
             )
         )
     return quarantine.add(entries)
+
+
+def quarantine_summary(quarantined: list[QuarantinedLabel], in_quarantine: int) -> dict[str, Any]:
+    """A run's report of what it quarantined: how many labels, by agent, and how many
+    labels are in quarantine in all."""
+    return {
+        "labels": len(quarantined),
+        "by_agent": dict(sorted(Counter(q.agent for q in quarantined).items())),
+        "in_quarantine": in_quarantine,
+    }
