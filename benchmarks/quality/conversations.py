@@ -19,7 +19,6 @@ median and p95 of the judged turns' latency, and a plot.
 from __future__ import annotations
 
 import argparse
-import math
 import shutil
 import statistics
 import time
@@ -28,7 +27,8 @@ from typing import Any
 
 import yaml
 
-from benchmarks.common import RESULTS, command, emit, log, machine, serve
+from benchmarks.common import RESULTS, ROOT, command, emit, log, machine, serve
+from deskbot.ui.console.dashboard import wilson_interval
 
 MODULE = "benchmarks.quality.conversations"
 DATA = Path(__file__).resolve().parents[1] / "data" / "conversations" / "heldout.yaml"
@@ -48,13 +48,12 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+def interval(k: int, n: int) -> tuple[float, float]:
+    """The Wilson 95% interval of `k` of `n` (the dashboard's), rounded."""
     if n == 0:
         return (0.0, 0.0)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (round(centre - half, 4), round(centre + half, 4))
+    low, high = wilson_interval(k, n)
+    return (round(low, 4), round(high, 4))
 
 
 def play(bot: Any, conversations: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -100,9 +99,9 @@ def scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out[kind] = {
             "n": n,
             "intent_accuracy": round(intent / n, 4) if n else None,
-            "intent_accuracy_95ci": wilson(intent, n),
+            "intent_accuracy_95ci": interval(intent, n),
             "answered_accuracy": round(answered / n, 4) if n else None,
-            "answered_accuracy_95ci": wilson(answered, n),
+            "answered_accuracy_95ci": interval(answered, n),
             "kinds": {
                 k: sum(r["kind"] == k for r in part) for k in sorted({r["kind"] for r in part})
             },
@@ -181,14 +180,12 @@ def main() -> None:
         {
             "benchmark": "conversations",
             "command": command(MODULE),
-            "data": str(
-                args.data.relative_to(Path.cwd()) if args.data.is_absolute() else args.data
-            ),
+            "data": str(args.data.resolve().relative_to(ROOT)),
             "model": args.model or args.project,
             "context": "off (each message read alone)",
             **result,
             "judged_turn_ms_median": round(statistics.median(latencies), 2),
-            "judged_turn_ms_p95": round(sorted(latencies)[int(0.95 * (len(latencies) - 1))], 2),
+            "judged_turn_ms_p95": serve.pct(latencies, 0.95),
             "misses": [r for r in rows if not r["answered"]],
             "plot": str(plot_path),
             **machine(),
