@@ -237,8 +237,7 @@ def _queue_column() -> tuple[Component, Component, Component]:
             choices=[],
             scale=3,
             elem_id="console-pick",
-            allow_custom_value=True,
-            filterable=False,
+            allow_custom_value=True,  # Gradio makes it filterable then (typing an id)
         )
         claim = gr.Button("Claim", variant="primary", scale=1, interactive=False)
     return queue, pick, claim
