@@ -1,0 +1,1 @@
+"""Candidate intents found in customers\x27 unlabelled messages."""
