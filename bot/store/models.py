@@ -35,9 +35,17 @@ def utcnow() -> datetime:
 
 
 class Conversation(SQLModel, table=True):
-    """One customer's conversation with the bot (and, after a handoff, with agents)."""
+    """One customer's conversation with the bot (and, after a handoff, with agents).
+
+    An imported past conversation (`deskbot import conversations`) names its `source`
+    (the export format) and its id there (`external_id`, unique per source: importing
+    twice adds nothing); a live one has neither. Imported ones open to no session token,
+    are never queued, and the dashboard's live figures leave them out."""
 
     __tablename__ = "conversations"
+    __table_args__ = (
+        Index("uq_conversations_source_external_id", "source", "external_id", unique=True),
+    )
 
     id: str = Field(primary_key=True, max_length=32)
     # Only a hash of the session token is stored: a database leak reveals no sessions.
@@ -52,6 +60,8 @@ class Conversation(SQLModel, table=True):
     status: ConversationStatus = Field(default="open", index=True, sa_type=AutoString(16))
     created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)
+    source: str | None = Field(default=None, max_length=16)
+    external_id: str | None = Field(default=None, max_length=128)
 
 
 class TurnRecord(SQLModel, table=True):

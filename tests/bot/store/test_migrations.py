@@ -17,7 +17,7 @@ from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
 from deskbot.bot.store.conversations import hash_token
 from deskbot.bot.store.engine import _alembic_config
 
-HEAD = "0009"
+HEAD = "0010"
 PREVIOUS_HEAD = "0004"  # the release before had no satisfaction survey
 BEFORE_DROP = "0003"  # the release before that had the unused table model_versions
 
