@@ -10,10 +10,17 @@ from sqlalchemy import ColumnElement, Subquery, UnaryExpression, func
 from sqlmodel import Session, col, select
 
 from deskbot.bot.store.base import SqlRepository
-from deskbot.bot.store.models import AgentLabel, Handoff, TurnRecord, utcnow
+from deskbot.bot.store.models import AgentLabel, Conversation, Handoff, TurnRecord, utcnow
 from deskbot.bot.store.teams import readable_by
 
-__all__ = ["ReviewRepository"]
+__all__ = ["ReviewRepository", "live_turn"]
+
+
+def live_turn() -> ColumnElement[bool]:
+    """A turn of a live conversation: imported past conversations (`Conversation.source`
+    set, `deskbot import conversations`) are left out of every live figure."""
+    imported = select(Conversation.id).where(col(Conversation.source).is_not(None))
+    return col(TurnRecord.conversation_id).not_in(imported)
 
 
 class ReviewRepository(SqlRepository):
@@ -69,12 +76,13 @@ class ReviewRepository(SqlRepository):
         Returns a dict with `turns_per_day` ({"YYYY-MM-DD": customer messages}),
         `conversations` (those with a customer message), `handed_off` (those of them
         with a handoff), `handoff_reasons`, `bot_kinds` and `top_intents` (name -> count).
+        Live conversations only: imported ones are never counted (`live_turn`).
         """
         since = utcnow() - timedelta(days=days)
         with self.session() as s:
             active = (
                 select(TurnRecord.conversation_id)
-                .where(TurnRecord.role == "user", col(TurnRecord.created_at) >= since)
+                .where(TurnRecord.role == "user", col(TurnRecord.created_at) >= since, live_turn())
                 .distinct()
                 .subquery()
             )
@@ -89,7 +97,7 @@ def _turns_per_day(s: Session, since: datetime) -> dict[str, int]:
     day = func.date(TurnRecord.created_at)
     per_day = s.execute(
         select(day, func.count())
-        .where(TurnRecord.role == "user", col(TurnRecord.created_at) >= since)
+        .where(TurnRecord.role == "user", col(TurnRecord.created_at) >= since, live_turn())
         .group_by(day)
         .order_by(day)
     ).all()
@@ -118,7 +126,7 @@ def _handoff_counts(s: Session, since: datetime, active: Subquery) -> dict[str, 
 
 def _bot_turn_counts(s: Session, since: datetime) -> dict[str, dict[str, int]]:
     """The bot's turns since `since` by kind, and its ten most frequent intents."""
-    bot_recent = (TurnRecord.role == "bot", col(TurnRecord.created_at) >= since)
+    bot_recent = (TurnRecord.role == "bot", col(TurnRecord.created_at) >= since, live_turn())
     kinds = s.execute(
         select(TurnRecord.kind, func.count()).where(*bot_recent).group_by(TurnRecord.kind)
     ).all()
