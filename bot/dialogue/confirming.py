@@ -18,13 +18,10 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from deskbot.bot.core.config_sections import ConfirmConfig, prompt_slots
-from deskbot.bot.dialogue.decision import Decision
-
-if TYPE_CHECKING:  # the policy's module imports this one
-    from deskbot.bot.dialogue.policy import DialogueState
+from deskbot.bot.dialogue.decision import Decision, DialogueState
 
 __all__ = [
     "BUTTON_NO",

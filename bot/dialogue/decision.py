@@ -1,20 +1,21 @@
-"""What the dialogue policy is told about a message and what it decides: plain frozen
-values (the state kept between turns is `policy.DialogueState`; the rules over them are
-`deskbot.bot.dialogue.policy`'s).
+"""What the dialogue policy decides from and what it decides: plain frozen values.
+
+`DialogueState` is what the bot remembers of a conversation between turns, `Message`
+what is known of one customer message, `Decision` the route for it; the rules over them
+are `deskbot.bot.dialogue.policy`'s.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 from deskbot.bot.core.types import HandoffReason, IntentPrediction, ReplyKind
 from deskbot.bot.nlu.smalltalk import SmallTalk
 
-if TYPE_CHECKING:  # the policy's module imports this one
-    from deskbot.bot.dialogue.policy import DialogueState
-
-__all__ = ["Decision", "HandoffReason", "Message", "Route"]
+__all__ = ["Decision", "DialogueState", "HandoffReason", "Message", "Route"]
 
 Route = Literal[
     "answer",
@@ -28,6 +29,85 @@ Route = Literal[
     "confirm",
     "cancel",
 ]
+
+
+_COUNTERS = ("form_attempts", "oos_streak", "clarify_streak", "negative_streak")
+
+
+def _text_or_none(value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError("must be a string")
+    return value
+
+
+@dataclass(frozen=True)
+class DialogueState:
+    """What the bot remembers of one conversation between turns (stored as JSON).
+
+    Attributes:
+        slots: values read from the conversation (order number, e-mail, amount).
+        form: the action whose slots are being collected, if any.
+        form_intent: the intent that started the form.
+        form_attempts: replies in a row that held no value for the asked slot.
+        offered: intents offered as buttons by the last clarifying question.
+        oos_streak: out-of-scope messages in a row.
+        clarify_streak: clarifying questions in a row.
+        negative_streak: negative feedback in a row.
+        pending: an action with a side effect the bot offered to run and waits for the
+            customer's "Yes" to (`actions.confirm`); any other reply cancels it.
+        pending_intent: the intent that asked for `pending`.
+        choice_slot: the slot the customer is choosing a value of for `pending` (which
+            card), from `choices`: button title -> value.
+    """
+
+    slots: dict[str, str] = field(default_factory=dict)
+    form: str | None = None
+    form_intent: str | None = None
+    form_attempts: int = 0
+    offered: tuple[str, ...] = ()
+    oos_streak: int = 0
+    clarify_streak: int = 0
+    negative_streak: int = 0
+    pending: str | None = None
+    pending_intent: str | None = None
+    choice_slot: str | None = None
+    choices: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["offered"] = list(self.offered)
+        return d
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any] | None) -> DialogueState:
+        """Read a stored state; unknown or malformed keys are dropped, not fatal."""
+        if not raw:
+            return cls()
+        try:
+            slots = {str(k): str(v) for k, v in dict(raw.get("slots") or {}).items()}
+            choices = {str(k): str(v) for k, v in dict(raw.get("choices") or {}).items()}
+            counters = {name: int(raw.get(name) or 0) for name in _COUNTERS}
+            return cls(
+                slots=slots,
+                form=_text_or_none(raw.get("form")),
+                form_intent=_text_or_none(raw.get("form_intent")),
+                offered=tuple(str(i) for i in raw.get("offered") or ()),
+                pending=_text_or_none(raw.get("pending")),
+                pending_intent=_text_or_none(raw.get("pending_intent")),
+                choice_slot=_text_or_none(raw.get("choice_slot")),
+                choices=choices,
+                **counters,
+            )
+        except (TypeError, ValueError):
+            return cls()
+
+    def settled(self) -> DialogueState:
+        """The state after the bot helped: the fallback counters start again."""
+        return replace(self, offered=(), oos_streak=0, clarify_streak=0, negative_streak=0)
+
+    def unconfirmed(self) -> DialogueState:
+        """The state without an action waiting for the customer's yes."""
+        return replace(self, pending=None, pending_intent=None, choice_slot=None, choices={})
 
 
 @dataclass(frozen=True)
