@@ -196,7 +196,11 @@ def parse_time(value: Any, what: str = "time") -> datetime | None:
         when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
         return _in_range(when.astimezone(UTC), what, value)
     if isinstance(value, int | float):
-        return _from_epoch(float(value), what, value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer past float's range
+            raise RowError(f"{what} {brief(value)} is out of range") from None
+        return _from_epoch(seconds, what, value)
     raise RowError(f"{what} must be ISO 8601 or Unix seconds, got {brief(value)}")
 
 

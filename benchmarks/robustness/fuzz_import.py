@@ -1,0 +1,106 @@
+"""Hostile exports: property-based fuzzing (hypothesis) of every `deskbot import
+conversations` format, 10,000 new cases per format, reported per format.
+
+Runs the suite's import fuzz test (`tests/training/imports/test_imports_fuzz.py`) in this
+process under the `ci-full` profile (10,000 new random cases per format: JSONL, CSV,
+Chatwoot, Zendesk, Rasa; each case any bytes, or records of the format's shape with
+hostile values, imported with or without --strict and --format into a real SQLite
+store). A case passes when the import ends in a report or a short error naming the file,
+what is stored is exactly what the report counts, and a refused file stores nothing.
+
+    nice -n 5 python -m benchmarks.robustness.fuzz_import
+    python -m benchmarks.robustness.fuzz_import --cases 300 --only csv   # a quick look
+
+Prints one JSON object on stdout (and writes benchmarks/results/fuzz_import.json);
+pytest's report on stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import sys
+import time
+from typing import Any
+
+from benchmarks.common import ROOT, command, emit, machine, parser
+from benchmarks.robustness.fuzz import Durations
+
+TEST = "tests/training/imports/test_imports_fuzz.py"
+
+
+def main() -> None:
+    ap = parser(__doc__)
+    ap.add_argument("--profile", default="ci-full", choices=["ci", "ci-full"])
+    ap.add_argument("--cases", type=int, default=None, help="override every format's count")
+    ap.add_argument("--only", default=None, help="one format: jsonl, csv, chatwoot, zendesk, rasa")
+    ap.add_argument("--name", default="fuzz_import", help="results file name")
+    args = ap.parse_args()
+
+    os.environ["DESKBOT_FUZZ_PROFILE"] = args.profile
+    os.environ.setdefault("DESKBOT_FUZZ_SHRINK", "0")  # report a failure as found
+    if args.cases:
+        os.environ["DESKBOT_FUZZ_CASES"] = str(args.cases)
+    os.chdir(ROOT)  # pytest reads its configuration from the repository root
+    import pytest
+
+    from tests.fuzzing import STATS
+
+    plugin = Durations()
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(sys.stderr):
+        code = pytest.main(
+            [
+                "-m",
+                "fuzz",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--tb=line",
+                *(["-k", args.only] if args.only else []),
+                TEST,
+            ],
+            plugins=[plugin],
+        )
+    wall = time.perf_counter() - started
+    formats: dict[str, Any] = {}
+    for name, stats in sorted(STATS.items()):
+        call_s, outcome = next(
+            (v for k, v in plugin.calls.items() if stats.test and k.endswith(stats.test)),
+            (stats.busy_s, "unknown"),
+        )
+        formats[name.removeprefix("import-")] = {
+            "cases": stats.cases,
+            "failed_cases": stats.failed_cases,
+            "failures": stats.failures,
+            "outcome": outcome,
+            "wall_s": round(call_s, 2),
+            "slowest_case_s": round(stats.slowest_s, 4),
+            "mean_case_ms": round(1000 * stats.busy_s / max(1, stats.cases), 3),
+        }
+    result = {
+        "benchmark": "fuzz_import",
+        "command": command("benchmarks.robustness.fuzz_import"),
+        "profile": args.profile,
+        "cases_override": args.cases,
+        "target": "10,000 cases a format: no crash, a clear error, nothing stored from a "
+        "refused file",
+        "pytest_exit_code": int(code),
+        "all_passed": bool(formats) and all(f["outcome"] == "passed" for f in formats.values()),
+        "met": int(code) == 0
+        and all(f["cases"] >= 10_000 and f["failed_cases"] == 0 for f in formats.values()),
+        "formats": formats,
+        "total": {"cases": sum(f["cases"] for f in formats.values()), "wall_s": round(wall, 1)},
+        "conditions": {
+            "store": "SQLite in memory, one per format",
+            "python": platform.python_version(),
+            "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
+            **machine(),
+        },
+    }
+    emit(result, args.name)
+
+
+if __name__ == "__main__":
+    main()
