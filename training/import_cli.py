@@ -25,7 +25,9 @@ def register(app: typer.Typer) -> None:
 def conversations(
     files: Annotated[
         list[Path],
-        typer.Argument(help="Export files (JSON Lines, JSON or CSV).", show_default=False),
+        typer.Argument(
+            help="Export files (JSON Lines, JSON or CSV).", metavar="FILE...", show_default=False
+        ),
     ],
     config: ConfigOption = DEFAULT_CONFIG,
     fmt: Annotated[
