@@ -26,7 +26,7 @@ def conversations(
     files: Annotated[
         list[Path],
         typer.Argument(
-            help="Export files (JSON Lines, JSON or CSV).", metavar="FILE...", show_default=False
+            help="Export files (JSON Lines, JSON or CSV).", metavar="FILE", show_default=False
         ),
     ],
     config: ConfigOption = DEFAULT_CONFIG,
