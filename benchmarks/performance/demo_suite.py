@@ -9,7 +9,7 @@ With `--project`, a trained and indexed demo project is copied into the work fol
 (`deskbot init`, `deskbot train intents --promote` with the demo's config, `deskbot
 ingest`), and the training's seconds are reported. The project's action server runs
 beside it (`deskbot actions serve`). `deskbot test conversations --json` then runs the
-suite (bot/demo/conversations.yaml, as `deskbot init` writes it) `--runs` times, each a
+suite (bot/demo/conversations.yaml, which `deskbot init` writes) `--runs` times, each a
 command of its own; the result is the median of the seconds the command reports (from
 loading the cases to the last case: the bot built and warmed up, every case played) and
 of its wall time (with Python's start). The pending cases
@@ -93,7 +93,7 @@ def main() -> None:
         actions.wait_ready("/health", timeout=120)
         runs = []
         for i in range(args.runs):
-            report, wall = run_suite(project, project / "tests" / "conversations.yaml")
+            report, wall = run_suite(project, SUITE)
             log(
                 f"run {i + 1}: {report['passed']}/{report['cases']} passed in "
                 f"{report['seconds']:.1f} s ({wall:.1f} s wall)"
@@ -117,6 +117,7 @@ def main() -> None:
             "failures": [f["test_case"] for f in first["failures"]],
             "pending_cases": pending["cases"],
             "pending_passed": pending["passed"],
+            "pending_seconds": pending["seconds"],
             "pending_now_passing": sorted(
                 {c for c in _names(PENDING)} - {f["test_case"] for f in pending["failures"]}
             ),
