@@ -107,6 +107,51 @@ def train_intents(
         typer.echo(f"{m.version} is live")
 
 
+@train_app.command("verifier")
+def train_verifier(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Write the version here (default: a new live version under generator.verifier).",
+        ),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override the number of epochs.")] = None,
+) -> None:
+    """Train the guard's claim verifier on passage/claim pairs made from the FAQ."""
+    from deskbot.knowledge.files.fsutil import atomic_write_text
+    from deskbot.knowledge.sources.faq import load_faq
+    from deskbot.knowledge.sources.loading import FAQ_SUFFIXES, expand_paths
+    from deskbot.training.claims.trainer import VerifierArgs, VerifierTrainer
+
+    cfg = load(config)
+    try:
+        files = [p for p in expand_paths(cfg.knowledge.sources) if p.suffix in FAQ_SUFFIXES]
+        entries = [e for f in files for e in load_faq(f)]
+        if not entries:
+            raise fail(f"{config}: knowledge.sources holds no FAQ file to make claims from")
+        args = VerifierArgs() if epochs is None else VerifierArgs(epochs=epochs)
+        version = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        registry = cfg.generator.verifier
+        target = out or registry / "versions" / version
+        typer.echo(f"training the claim verifier on {len(entries)} FAQ entries -> {target}")
+        result = VerifierTrainer(args, progress=typer.echo).train(entries, target, version=version)
+        if out is None:
+            atomic_write_text(registry / "LIVE", version + "\n")
+    except (DeskbotError, KnowledgeError) as exc:
+        raise fail(str(exc)) from None
+    m = result.manifest
+    dev = m.metrics["dev"]
+    typer.echo(
+        f"verifier {m.version}: min_support {m.min_support}, max_contradiction "
+        f"{m.max_contradiction}; dev: {dev['supported_passed']:.3f} supported passed, "
+        f"{dev['contradicted_rejected']:.3f} contradicted and {dev['unsupported_rejected']:.3f} "
+        f"unsupported rejected; {result.seconds / 60:.1f} min"
+        + ("" if out else f"; live under {registry}")
+    )
+
+
 def _read_training_args(path: Path) -> dict[str, Any]:
     """A YAML mapping of `TrainingArgs` fields (`--args`)."""
     try:
