@@ -107,6 +107,11 @@ class IntentsConfig:
     train_data: ProjectPath | None = None
     test_data: ProjectPath | None = None
     registry: ProjectPath = Path("var/models/intents")
+    # Examples agents approved in the console's Discover tab (text,category CSV), trained
+    # with train_data by `deskbot train intents` and the nightly job when the file exists.
+    discovered_data: ProjectPath = Path("data/intents/discovered.csv")
+    # Where `deskbot discover intents --out` writes the candidates the Discover tab shows.
+    discovery_dir: ProjectPath = Path("var/discovery")
     # Below this calibrated confidence the bot asks a clarifying question.
     clarify_below: Annotated[Number, within(0, 1)] = 0.5
 
