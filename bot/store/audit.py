@@ -78,6 +78,9 @@ HANDED_BACK: Final = "handed_back"
 RESOLVED: Final = "resolved"
 TURN_LABELLED: Final = "turn_labelled"
 FAQ_PROPOSAL_DECIDED: Final = "faq_proposal_decided"
+FAQ_PROPOSAL_EDITED: Final = "faq_proposal_edited"
+DISCOVERY_EDITED: Final = "discovery_edited"
+DISCOVERY_APPROVED: Final = "discovery_approved"
 EXPORT: Final = "export"
 ERASURE: Final = "erasure"
 MODEL_PROMOTED: Final = "model_promoted"
@@ -103,6 +106,9 @@ ACTIONS: Final = (
     RESOLVED,
     TURN_LABELLED,
     FAQ_PROPOSAL_DECIDED,
+    FAQ_PROPOSAL_EDITED,
+    DISCOVERY_EDITED,
+    DISCOVERY_APPROVED,
     EXPORT,
     ERASURE,
     MODEL_PROMOTED,
