@@ -5,6 +5,7 @@ inference runs, and the reply generator. Each key, what it accepts and what it m
 from __future__ import annotations
 
 from dataclasses import field
+from pathlib import Path
 from typing import Annotated, Self
 
 from pydantic import AfterValidator, model_validator
@@ -152,6 +153,10 @@ class GeneratorConfig:
     # passages, and the share of its content words found in them, must reach these.
     min_similarity: Annotated[Number, checks.within(-1, 1)] = 0.5
     min_coverage: Annotated[Number, checks.within(0, 1)] = 0.5
+    # The guard's claim verifier (`deskbot train verifier` writes it here): every sent
+    # sentence must be judged supported by a cited passage. Nothing trained there: the
+    # guard runs its rules only, and says so at startup.
+    verifier: ProjectPath = Path("var/models/verifier")
 
     @model_validator(mode="after")
     def _url_for_openai(self) -> Self:

@@ -17,6 +17,17 @@ Two checks run on every sentence of a generated reply:
    `benchmarks/quality/generator_grounding.py`). Short courtesy sentences without facts
    ("I hope this helps.") are exempt.
 
+3. **Claims** (when a claim verifier is trained, `deskbot.bot.generation.verifier`):
+   a sentence must be judged *supported* by a sentence of a cited passage. Word
+   overlap cannot tell "Topping up ... is free" from "Yes, there is a fee for topping
+   up by card": the verifier, a cross-encoder fine-tuned on passage/claim pairs made
+   from the FAQ, reads both together and refuses a contradicted sentence (a negation,
+   a wrong yes/no, a dropped condition) or one no passage states. A bare "Yes." or
+   "No, you can't." claims nothing a passage can confirm and is refused too; courtesy
+   is exempt only when it says nothing else ("I hope this helps.", not "Sure, it's
+   free."). Without a verifier the guard checks facts and support only, and says so
+   at startup (`build_responder`).
+
 A reply that echoes the system prompt's rules (a shared run of `echo_ngram` words not
 found in the passages) or a chat-template marker is refused too.
 
@@ -40,6 +51,7 @@ import numpy as np
 from deskbot.bot.core.types import Passage
 from deskbot.bot.generation.facts import clean_text, extract_facts, missing_facts
 from deskbot.bot.generation.prompting import SYSTEM_RULES
+from deskbot.bot.generation.verifier import ClaimVerifier
 from deskbot.knowledge.embedding.embedder import Embedder, resolve_model_path
 
 logger = logging.getLogger(__name__)
@@ -100,6 +112,23 @@ _CREDENTIAL_REQUEST = re.compile(
     r"\b(?:card number|pin|password|passcode|cvv|cvc|security code|one-time code|otp)\b",
     re.IGNORECASE,
 )
+# "Yes.", "No, there isn't.", "No, you cannot.": an answer whose claim lives only in the
+# question, which the guard does not see.
+_BARE_YES_NO = re.compile(
+    r"^(?:yes|no|yeah|nope)\b[\s,!.]*(?:(?:no|yes)[\s,!.]*)*"
+    r"(?:(?:it|there|you|we|i|that|this)\s+(?:is|are|can|do|does|will|have|has|am)(?:n't| not|not)?"
+    r"(?:\s+(?:not|do|it|so))?)?[\s.!]*$",
+    re.IGNORECASE,
+)
+# Words a courtesy sentence may use besides its opener; anything else is a claim.
+_COURTESY_STEMS = {
+    "sorry", "confusion", "misunderstand", "inconvenience", "hear", "happy", "glad", "assist",
+    "further", "question", "help", "anyth", "anything", "else", "hope", "welcome", "thank", "patience", "understand", "worri", "worries", "worry", "problem", "great", "reach",
+    "detail", "details", "more", "course", "certainly", "sure", "today", "trouble", "frustrat",
+    "frustrating", "concern", "day", "nice", "good", "appreciate", "apologize", "apologise",
+    "hello", "there", "pleas", "please", "tell", "what", "happen", "happened", "provide",
+    "information", "accurate", "possible", "ahead", "ask", "asking", "need",
+}  # fmt: skip
 _TEMPLATE_MARKERS = re.compile(
     r"<\|[^|<>]{1,40}\|>|\bpassages:|\[/?inst\]|<</?sys>>|system prompt|my instructions",
     re.IGNORECASE,
@@ -139,6 +168,7 @@ class GroundingGuard:
             check off and leaves the exact fact checks.
         min_similarity: the least cosine similarity between a reply sentence and some
             passage sentence.
+        verifier: the claim verifier; None checks facts and word support only.
         min_coverage: the least share of the sentence's content words (stemmed, four
             letters or more, stop words aside) that the passages contain. Embeddings say
             "same topic"; this says "same claims": measured, it rejects most sentences
@@ -161,8 +191,10 @@ class GroundingGuard:
         protected_texts: Sequence[str] | None = None,
         echo_ngram: int = 6,
         common_words: set[str] | None = None,
+        verifier: ClaimVerifier | None = None,
     ) -> None:
         self.embedder = embedder
+        self.verifier = verifier
         self.min_similarity = min_similarity
         self.min_coverage = min_coverage
         self.echo_ngram = echo_ngram
@@ -225,6 +257,23 @@ class GroundingGuard:
             return SentenceCheck(
                 GuardDecision(False, "unsupported facts: " + ", ".join(missing), tuple(missing))
             )
+        if _BARE_YES_NO.match(clean_text(sentence).strip()):
+            return SentenceCheck(
+                GuardDecision(False, "a bare yes or no states no claim", (sentence,))
+            )
+        if self.verifier is not None:
+            if _is_courtesy(sentence):
+                return SentenceCheck(GuardDecision(True, "ok (courtesy)"))
+            verdict = self.verifier.judge(sentence, passages)
+            if verdict.label != "supported":
+                reason = (
+                    f"contradicts the passage ({verdict.contradiction:.2f})"
+                    if verdict.label == "contradicted"
+                    else f"unsupported claim (support {verdict.support:.2f})"
+                )
+                return SentenceCheck(
+                    GuardDecision(False, reason, (sentence,)), verdict.passage_id, verdict.support
+                )
         if self.embedder is None:
             return SentenceCheck(GuardDecision(True, "ok"), passages[0].id, 1.0)
         best_passage, similarity = self.support(sentence, passages)
@@ -367,5 +416,10 @@ def _ngrams(text: str, n: int) -> set[tuple[str, ...]]:
 
 
 def _is_courtesy(sentence: str) -> bool:
+    """A short sentence that opens with courtesy and claims nothing besides."""
     s = clean_text(sentence).strip()
-    return bool(_COURTESY.match(s)) and len(_WORD.findall(s.lower())) <= 14
+    opener = _COURTESY.match(s)
+    if not opener or len(_WORD.findall(s.lower())) > 14:
+        return False
+    rest = re.sub(r"\bfeel free\b", " ", s[opener.end() :], flags=re.IGNORECASE)
+    return not (_stems(rest) - _COURTESY_STEMS)

