@@ -26,11 +26,12 @@ eval_app = typer.Typer(help="Evaluate models.", no_args_is_help=True)
 def register(app: typer.Typer) -> None:
     app.add_typer(train_app, name="train")
     app.add_typer(eval_app, name="eval")
-    from deskbot.training import discover_cli, import_cli, registry_cli
+    from deskbot.training import answers_cli, discover_cli, import_cli, registry_cli
 
     registry_cli.register(app)  # `deskbot retrain`, `deskbot models ...`
     import_cli.register(app)  # `deskbot import conversations`
     discover_cli.register(app)  # `deskbot discover intents`
+    answers_cli.register(discover_cli.discover_app)  # `deskbot discover answers`
 
 
 @train_app.command("intents")
@@ -61,7 +62,7 @@ def train_intents(
     epochs: Annotated[int | None, typer.Option(help="Override the number of epochs.")] = None,
 ) -> None:
     """Fine-tune the intent classifier and write a model version directory."""
-    from deskbot.training.data.datasets import load_intents
+    from deskbot.training.data.datasets import load_intents, load_project_intents
     from deskbot.training.intents.trainer import IntentTrainer, TrainingArgs
 
     cfg = load(config) if (data is None or out is None or config.exists()) else None
@@ -71,10 +72,12 @@ def train_intents(
         overrides = {"max_steps": max_steps, "epochs": epochs}
         raw_args.update({k: v for k, v in overrides.items() if v is not None})
         args = TrainingArgs.from_dict(raw_args)
-        data_path = data or (cfg.intents.train_data if cfg else None)
-        if data_path is None:
-            raise fail("no training data: pass --data or set intents.train_data in the config")
-        dataset = load_intents(data_path)
+        if data is not None or cfg is None:
+            if data is None:
+                raise fail("no training data: pass --data or set intents.train_data")
+            dataset = load_intents(data)
+        else:  # the project's intents file and the Discover tab's approved examples
+            dataset = load_project_intents(cfg.intents.train_data, cfg.intents.discovered_data)
         valid_set = load_intents(valid) if valid else None
         registry = ModelRegistry(cfg.intents.registry) if cfg and out is None else None
         if out is None:
