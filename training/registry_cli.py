@@ -218,7 +218,7 @@ def _retrain_job(
     cfg: BotConfig, settings_file: Path | None, reports: Path | None, progress: bool
 ) -> RetrainJob:
     from deskbot.bot.server.container import build_store
-    from deskbot.training.data.datasets import load_intents
+    from deskbot.training.data.datasets import load_intents, load_project_intents
     from deskbot.training.nightly.job import RetrainJob, RetrainSettings
 
     assert cfg.intents.train_data is not None and cfg.intents.test_data is not None
@@ -229,7 +229,7 @@ def _retrain_job(
     return RetrainJob(
         store=build_store(cfg),
         registry=ModelRegistry(cfg.intents.registry),
-        base_data=load_intents(cfg.intents.train_data),
+        base_data=load_project_intents(cfg.intents.train_data, cfg.intents.discovered_data),
         test_data=load_intents(cfg.intents.test_data),
         settings=settings,
         base_training=dict(cfg.training),

@@ -154,6 +154,31 @@ def load_intents(path: str | Path) -> IntentDataset:
     return IntentDataset(tuple(texts), tuple(labels), str(file), hashlib.sha256(raw).hexdigest())
 
 
+def load_project_intents(train: Path | None, discovered: Path | None) -> IntentDataset:
+    """The project's intents file with, when the file exists, the examples agents approved
+    in the console's Discover tab (`intents.discovered_data`), one dataset.
+
+    Raises:
+        DataError: neither file, or one that `load_intents` refuses.
+    """
+    parts = [load_intents(p) for p in (train, discovered) if p is not None and p.is_file()]
+    if train is not None and not train.is_file():
+        raise DataError(f"{train}: no such file")
+    if not parts:
+        raise DataError(
+            "no training data: set intents.train_data, or approve candidates in the "
+            "console's Discover tab"
+        )
+    if len(parts) == 1:
+        return parts[0]
+    return IntentDataset(
+        sum((d.texts for d in parts), ()),
+        sum((d.labels for d in parts), ()),
+        " + ".join(d.source for d in parts),
+        hashlib.sha256("".join(d.sha256 for d in parts).encode()).hexdigest(),
+    )
+
+
 def _read_csv(text: str, file: Path) -> tuple[list[str], list[str]]:
     # newline="": csv reads \r, \n and \r\n line ends itself; split lines would make it
     # refuse a bare \r.
