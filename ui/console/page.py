@@ -30,8 +30,10 @@ from deskbot.ui.console.customer import (
     wire_customer,
 )
 from deskbot.ui.console.desk import DESK_CSS, DeskPanel, lay_out_desk, typing_line, wire_desk
+from deskbot.ui.console.discover import lay_out_discover, wire_discover
 from deskbot.ui.console.find import FIND_CSS, lay_out_find, wire_find
 from deskbot.ui.console.handlers import DASHBOARD_DAYS, ConsoleHandlers
+from deskbot.ui.console.proposals import lay_out_proposals, wire_proposals
 
 logger = logging.getLogger(__name__)
 
@@ -454,6 +456,7 @@ def build_console(bot: Bot, signer: SessionSigner) -> gr.Blocks:
             review = _review_tab()
             dashboard = _dashboard_tab()
             find = lay_out_find()
+            discover, proposals = lay_out_discover(), lay_out_proposals()
             audit = lay_out_audit()  # admins only
         form = _label_form(h.svc.intent_choices())
         _on(
@@ -481,5 +484,7 @@ def build_console(bot: Bot, signer: SessionSigner) -> gr.Blocks:
         wire_customer(h, opened, queue.pick, queue.customer)
         wire_find(h, find, tabs, queue.customer, hide=[form.box])
         wire_audit(h, console, audit, hide=[form.box])
+        wire_discover(h, discover, hide=[form.box])
+        wire_proposals(h, proposals, hide=[form.box])
         _on(console.load, h.review_update, None, [review.least, review.down])
     return console
