@@ -147,7 +147,9 @@ class GeneratorConfig:
     breaker_reset_s: Annotated[Number, not_below(0)] = 30.0
     # torch.compile the model (transformers).
     compile: Flag = False
-    # "sentence": the reply streams a checked sentence at a time; "buffer": all at once.
+    # "sentence": each sentence is checked as the model writes it, the model stopped at
+    # the first that fails; "buffer": the whole reply is checked once complete. Either
+    # way the customer sees a reply only whole (or the FAQ answer instead).
     stream_mode: Annotated[Text, one_of("sentence", "buffer")] = "sentence"
     # The guard (deskbot.bot.generation.guard): a reply's cosine similarity to its
     # passages, and the share of its content words found in them, must reach these.
