@@ -28,9 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_DIRS = tuple(str(ROOT / name) + "/" for name in ("bot", "knowledge", "training", "ui"))
 # Issue #18's goal is 10; the test holds what is reached so the count can only go down
 # (README: Follow one turn says what stands between). 22 at the end of #18; since then a
-# turn also writes through recording.py (idempotent messages) and wakes the consoles
-# through store/changes.py (push).
-MAX_FILES = 24
+# turn also writes through recording.py (idempotent messages), wakes the consoles
+# through store/changes.py (push), reads its message in the thread through
+# nlu/context.py (follow-ups, issue #19), and runs `DialogueState`'s code in
+# dialogue/decision.py (moved out of policy.py, which had reached 493 of 500 lines).
+MAX_FILES = 26
 STEPS = {
     "bot/server/routers/chat.py",
     "bot/dialogue/pipeline.py",

@@ -219,31 +219,56 @@ def agent_transcript(
             who = _inline(agent_name(t.author or "agent"))
             messages.append({"role": "assistant", "content": f"**{who}:** {_inline(t.text)}"})
         elif t.role == "bot":
-            lines = [f"**Bot** `#{t.id}`: {_inline(t.text) or '*(silent)*'}"]
-            meta = f"intent **{_inline(t.intent or '-')}**"
-            if t.confidence is not None:
-                meta += f" · confidence {t.confidence:.2f}"
-            meta += f" · {_inline(t.kind or '-')}"
-            if t.feedback == -1:
-                meta += " · customer: thumbs down"
-            elif t.feedback == 1:
-                meta += " · customer: thumbs up"
-            if t.id in labelled:
-                meta += " · labelled"
-            lines.append(meta)
-            for p in t.passages:
-                if isinstance(p, dict):
-                    lines.append(
-                        f"- passage {_inline(str(p.get('id', '?')))} "
-                        f"({float(p.get('score') or 0):.2f}): {_inline(str(p.get('question', '')))}"
-                    )
-            messages.append(
-                {
-                    "role": "assistant",
-                    "content": "\n\n".join(lines[:2]) + "\n\n" + "\n".join(lines[2:]),
-                }
-            )
+            messages.append({"role": "assistant", "content": _bot_turn(t, labelled)})
     return messages
+
+
+def _bot_turn(t: TurnRecord, labelled: set[int]) -> str:
+    """A bot turn for the agent: its text, intent, confidence, kind, feedback, how its
+    message was read in the thread, and the passages it retrieved."""
+    lines = [f"**Bot** `#{t.id}`: {_inline(t.text) or '*(silent)*'}"]
+    meta = f"intent **{_inline(t.intent or '-')}**"
+    if t.confidence is not None:
+        meta += f" · confidence {t.confidence:.2f}"
+    meta += f" · {_inline(t.kind or '-')}"
+    if t.feedback == -1:
+        meta += " · customer: thumbs down"
+    elif t.feedback == 1:
+        meta += " · customer: thumbs up"
+    if t.id in labelled:
+        meta += " · labelled"
+    lines.append(meta)
+    read = context_note((t.reply or {}).get("context"))
+    if read:
+        lines.append(read)
+    for p in t.passages:
+        if isinstance(p, dict):
+            lines.append(
+                f"- passage {_inline(str(p.get('id', '?')))} "
+                f"({float(p.get('score') or 0):.2f}): {_inline(str(p.get('question', '')))}"
+            )
+    return "\n\n".join(lines[:2]) + "\n\n" + "\n".join(lines[2:])
+
+
+def context_note(context: object) -> str:
+    """How a message was read in its thread (`Reading.explain`, stored with the bot's
+    turn), as one line for the agent: after what, and what the thread changed."""
+    if not isinstance(context, dict) or not context.get("after"):
+        return ""
+
+    def named(reading: object) -> str:
+        if isinstance(reading, list) and len(reading) == 2:
+            return f"{_inline(str(reading[0]))} ({float(reading[1] or 0):.2f})"
+        return "-"
+
+    after = _inline(str(context["after"]))
+    if not context.get("used"):
+        return f"- read alone as {named(context.get('alone'))}; the thread (“{after}”) not needed"
+    how = "a correction, read" if context.get("correction") else "read"
+    return (
+        f"- {how} in its thread: after “{after}” → {named(context.get('thread'))}; "
+        f"alone it was {named(context.get('alone'))}"
+    )
 
 
 def turn_choice(t: TurnRecord) -> tuple[str, int]:

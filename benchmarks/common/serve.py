@@ -140,18 +140,22 @@ def ingest_project(project: Path) -> float:
 
 
 def edit_config(project: Path, changes: dict[str, Any]) -> None:
-    """Merge `changes` (section -> keys) into the project's deskbot.yaml."""
+    """Merge `changes` (section -> keys, nested sections merged too) into the project's
+    deskbot.yaml."""
     import yaml
+
+    def merge(into: dict[str, Any], values: dict[str, Any]) -> None:
+        for key, value in values.items():
+            if isinstance(value, dict):
+                if not isinstance(into.get(key), dict):
+                    into[key] = {}
+                merge(into[key], value)
+            else:
+                into[key] = value
 
     path = project / "deskbot.yaml"
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    for section, values in changes.items():
-        if isinstance(values, dict):
-            if not isinstance(raw.get(section), dict):
-                raw[section] = {}
-            raw[section].update(values)
-        else:
-            raw[section] = values
+    merge(raw, changes)
     path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
 
 

@@ -28,6 +28,12 @@ and would flatter the figures); the reply kinds are reported.
     python -m benchmarks.performance.turn_latency --project var/demo --workers 2 --no-batching
     python -m benchmarks.performance.turn_latency --model DIR --precision int8 --query-precision int8
     python -m benchmarks.performance.turn_latency --model DIR --precision int8 --query-encoder intents
+    python -m benchmarks.performance.turn_latency --model DIR --precision int8 --query-encoder intents --context off
+
+With context on (the default, as served), every message after a session's first is
+classified twice in one batch: alone and after the session's thread
+(`deskbot.bot.nlu.context`); a session's messages here are unrelated test utterances, so
+this is the cost of the second reading, not a measure of follow-ups.
 
 Prints one JSON object on stdout; progress goes to stderr.
 """
@@ -89,6 +95,7 @@ class ServerOptions:
     precision: str = "fp32"
     query_precision: str = "fp32"
     query_encoder: str = "embedder"
+    context: str = "on"
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ServerOptions:
@@ -101,7 +108,7 @@ class ServerOptions:
             cmd += ["--threads", str(self.threads)]
         cmd += ["--batch-wait-ms", str(self.batch_wait_ms), "--precision", self.precision]
         cmd += ["--query-precision", self.query_precision, "--query-encoder", self.query_encoder]
-        return cmd
+        return [*cmd, "--context", self.context]
 
 
 def serve(args: argparse.Namespace) -> None:
@@ -118,7 +125,10 @@ def serve(args: argparse.Namespace) -> None:
         actions=ActionsConfig(),  # turns take the FAQ path; actions have their own tests
         knowledge=dataclasses.replace(cfg.knowledge, query_encoder=args.query_encoder),
         dialogue=dataclasses.replace(
-            cfg.dialogue, max_out_of_scope=10**6, max_clarifications=10**6
+            cfg.dialogue,
+            max_out_of_scope=10**6,
+            max_clarifications=10**6,
+            context=dataclasses.replace(cfg.dialogue.context, enabled=args.context == "on"),
         ),
         limits=dataclasses.replace(
             cfg.limits,
@@ -362,6 +372,12 @@ def parse_args() -> argparse.Namespace:
         p,
         precision_help="of the FAQ query embedder (limits.query_precision)",
         encoder_help="what embeds the FAQ query (knowledge.query_encoder): intents = one pass a turn",
+    )
+    p.add_argument(
+        "--context",
+        choices=["on", "off"],
+        default="on",
+        help="read each message after its session's earlier ones too (dialogue.context)",
     )
     p.add_argument("--serve", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)

@@ -14,11 +14,13 @@ median and p95 of the judged turns' latency, and a plot.
 
     python -m benchmarks.quality.conversations --model var/bench/intent-full-seeds/seed13
     python -m benchmarks.quality.conversations --project var/demo
+    python -m benchmarks.quality.conversations --project var/demo --context off
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import statistics
 import time
@@ -42,6 +44,13 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--work", type=Path, default=Path("var/bench/conversations"))
     ap.add_argument("--out", default="conversations")
+    ap.add_argument(
+        "--context",
+        choices=["on", "off"],
+        default="on",
+        help="read messages in their thread (dialogue.context.enabled; its other settings "
+        "are the project's)",
+    )
     args = ap.parse_args()
     if not (args.project or args.model):
         ap.error("give --project DIR or --model DIR")
@@ -160,9 +169,11 @@ def main() -> None:
             {
                 "actions": {"url": f"http://127.0.0.1:{actions.port}/webhook"},
                 "generator": {"backend": "none"},
+                "dialogue": {"context": {"enabled": args.context == "on"}},
             },
         )
-        bot = build_bot(load_config(project))
+        config = load_config(project)
+        bot = build_bot(config)
         try:
             bot.warm_up()
             log(f"{len(conversations)} conversations, judged on their last turn")
@@ -182,7 +193,7 @@ def main() -> None:
             "command": command(MODULE),
             "data": str(args.data.resolve().relative_to(ROOT)),
             "model": args.model or args.project,
-            "context": "off (each message read alone)",
+            "context": dataclasses.asdict(config.dialogue.context),
             **result,
             "judged_turn_ms_median": round(statistics.median(latencies), 2),
             "judged_turn_ms_p95": serve.pct(latencies, 0.95),

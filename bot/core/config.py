@@ -33,6 +33,7 @@ from deskbot.bot.core.config_sections import (
     DATABASE_URL_ENV,
     ActionsConfig,
     ConfirmConfig,
+    ContextConfig,
     DatabaseConfig,
     DialogueConfig,
     IntentsConfig,
@@ -209,6 +210,8 @@ def _sections(raw: dict[Any, Any]) -> dict[str, Any]:
 def _known_keys(section: str) -> list[str]:
     if section.startswith("actions.confirm."):  # one action's confirmation
         return sorted(f.name for f in dataclasses.fields(ConfirmConfig))
+    if section == "dialogue.context":
+        return sorted(f.name for f in dataclasses.fields(ContextConfig))
     if section.startswith("teams.routes."):  # one team's route
         return sorted(f.name for f in dataclasses.fields(TeamRoute))
     cls = _SECTIONS.get(section)

@@ -272,6 +272,26 @@ class ActionsConfig:
         return self
 
 
+@settings("dialogue.context")
+class ContextConfig:
+    """How a message is read in its conversation (`deskbot.bot.nlu.context`): a
+    follow-up ("is there a fee?") after the customer's last messages, a message clear on
+    its own as itself. Defaults chosen on the development conversations
+    (benchmarks/quality/context_reading.py)."""
+
+    enabled: bool = True
+    # A message at least this sure of its intent alone keeps it (a topic switch).
+    keep_alone_above: Annotated[Number, within(0, 1.01)] = 0.6
+    # The thread reading's share when the two readings are mixed (the rest: the message's).
+    thread_weight: Annotated[Number, within(0, 1)] = 0.5
+    # What the intent the bot last answered adds to the mix.
+    topic_weight: Annotated[Number, within(0, 1)] = 0.0
+    # Only a message that points back ("is it free?", "and in Spain?", a few words) is
+    # read in its thread; one that says all it means keeps its own reading, even out
+    # of scope ("can you book me a table?" is not read as the last topic).
+    only_leaning: bool = True
+
+
 @settings("dialogue")
 class DialogueConfig:
     """The dialogue policy's rules: when to clarify, when to hand off, step timeouts."""
@@ -294,6 +314,7 @@ class DialogueConfig:
     classify_timeout_s: PositiveNumber = 2.0
     retrieve_timeout_s: PositiveNumber = 2.0
     generate_timeout_s: PositiveNumber = 30.0
+    context: ContextConfig = field(default_factory=ContextConfig)
 
 
 @settings("server")

@@ -28,6 +28,7 @@ __all__ = [
     "BUTTON_YES",
     "CANCELLED_TEXT",
     "Confirmations",
+    "asks_about",
     "asks_how_to",
     "is_no",
     "is_yes",
@@ -71,6 +72,27 @@ def asks_how_to(text: str) -> bool:
     """Whether `text` asks how to do something (or what it does) rather than asking the
     bot to do it: the one place this is decided."""
     return _HOW_TO.search(text) is not None
+
+
+# A question the knowledge may answer, not a request: "how much is express delivery?",
+# "is there a fee?", "when will it come?". Requests put to the bot ("can you check my
+# order?", "will you freeze it?") say "you" and are not matched.
+_QUESTION = re.compile(
+    r"^\s*(?:(?:so|and|but|ok|okay|also)[\s,]+)?(?:"
+    r"how\s+(?:much|long|many|often|soon|quickly|fast|far)\b"
+    r"|(?:what|which|why|who|whom|whose)\b(?!.*\bstatus\b)"
+    r"|when\s+(?!you\b)"
+    r"|(?:is|are|was|were|does|do|did|has|have)\s"
+    r"|(?:will|would)\s+(?!you\b)"
+    r")",
+    re.IGNORECASE,
+)
+
+
+def asks_about(text: str) -> bool:
+    """Whether `text` is a question the knowledge may answer (how to, how much, is
+    there, when...) rather than a request for the bot to act."""
+    return asks_how_to(text) or _QUESTION.search(text) is not None
 
 
 def is_yes(text: str) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from deskbot.bot.core.types import HandoffReason, IntentPrediction, ReplyKind
+from deskbot.bot.nlu.context import THREAD_MESSAGES, Reading
 from deskbot.bot.nlu.smalltalk import SmallTalk
 
 __all__ = ["Decision", "DialogueState", "HandoffReason", "Message", "Route"]
@@ -58,6 +59,9 @@ class DialogueState:
         pending_intent: the intent that asked for `pending`.
         choice_slot: the slot the customer is choosing a value of for `pending` (which
             card), from `choices`: button title -> value.
+        thread: the customer's last messages the next one is read after
+            (`deskbot.bot.nlu.context`).
+        topic: the intent the conversation is about (the last in-scope reading).
     """
 
     slots: dict[str, str] = field(default_factory=dict)
@@ -72,10 +76,13 @@ class DialogueState:
     pending_intent: str | None = None
     choice_slot: str | None = None
     choices: dict[str, str] = field(default_factory=dict)
+    thread: tuple[str, ...] = ()
+    topic: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["offered"] = list(self.offered)
+        d["thread"] = list(self.thread)
         return d
 
     @classmethod
@@ -96,14 +103,18 @@ class DialogueState:
                 pending_intent=_text_or_none(raw.get("pending_intent")),
                 choice_slot=_text_or_none(raw.get("choice_slot")),
                 choices=choices,
+                thread=tuple(str(m) for m in raw.get("thread") or ())[-THREAD_MESSAGES:],
+                topic=_text_or_none(raw.get("topic")),
                 **counters,
             )
         except (TypeError, ValueError):
             return cls()
 
     def settled(self) -> DialogueState:
-        """The state after the bot helped: the fallback counters start again."""
-        return replace(self, offered=(), oos_streak=0, clarify_streak=0, negative_streak=0)
+        """The state after the bot answered: the fallback counters start again, except
+        the customer's "that didn't help"s, which only a thumbs-up or a thanks ends (two
+        thumbs-down on two answers in a row are two in a row)."""
+        return replace(self, offered=(), oos_streak=0, clarify_streak=0)
 
     def unconfirmed(self) -> DialogueState:
         """The state without an action waiting for the customer's yes."""
@@ -121,6 +132,8 @@ class Message:
             talk, or when it failed).
         confirmed: the customer picked the intent (a button), so no clarifying.
         classified: False when the classifier failed or timed out.
+        reading: how the message was read in its thread (None: it was not classified);
+            `prediction` is its `prediction`.
     """
 
     text: str
@@ -128,13 +141,15 @@ class Message:
     prediction: IntentPrediction | None = None
     confirmed: bool = False
     classified: bool = True
+    reading: Reading | None = None
 
 
 @dataclass(frozen=True)
 class Decision:
     """What to do with one message.
 
-    `route` says which step runs next: `answer` (answer from the FAQ passages),
+    `route` says which step runs next: `answer` (answer from the FAQ passages; an
+    `action` there is only offered, as a button, and runs when the FAQ has no answer),
     `action` (call `action`), `prepare` (call the read-only `action` that fills the
     slots a confirmation names, then `DialoguePolicy.after_lookup` decides again), or
     one of the routes that reply with `text` directly.

@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
 from typing import Literal, TypeVar
 
 from deskbot.bot.actions.client import ActionClient
@@ -63,7 +64,8 @@ from deskbot.bot.dialogue.turn import (
     TurnRetriever,
     TurnSoFar,
 )
-from deskbot.bot.nlu.classifier import EncodedPrediction, IntentClassifier, QueuedIntentClassifier
+from deskbot.bot.nlu.classifier import IntentClassifier, QueuedIntentClassifier
+from deskbot.bot.nlu.context import plan_reading, read_alone, read_in_context, thread_text
 from deskbot.bot.nlu.smalltalk import SmallTalk, detect_smalltalk
 from deskbot.bot.store import Conversation, Handoff, SqlConversationStore
 from deskbot.bot.store.audit import AuditEntry
@@ -260,11 +262,11 @@ class TurnPipeline:
                 yield from replay(replayed)
                 return
             user_turn = turn.stored  # its turn died: this one answers it
-        heard = self._heard(turn, smalltalk, classifying)
+        heard = self._heard(turn, before, smalltalk, classifying)
         decision = self.policy.decide(before, heard.message)
         passages: list[Passage] = []
         if decision.search:
-            passages = self._retrieve(turn, decision.query_intent, heard.encoded)
+            passages = self._retrieve(turn, heard, decision.query_intent)
             grounded = self.policy.ground(before, decision, passages[0] if passages else None)
             if decision.route != "answer" and grounded.route != "answer":
                 passages = []  # an unsure message the FAQ could not answer either
@@ -284,43 +286,62 @@ class TurnPipeline:
     def _start_classifying(
         self, turn: TurnSoFar, state: DialogueState, smalltalk: SmallTalk | None
     ) -> Classifying:
-        """Start the models before the message is stored; they run while it is (on the
-        other core: they release the GIL). Nothing is answered before it is stored."""
+        """Start the models before the message is stored (they run while it is, releasing
+        the GIL): the message alone, and after its thread when it has one, in one batch."""
         if smalltalk is not None:
             return Classifying()
-        classifying = Classifying()
         clicked = self.policy.button_intent(state, turn.text, set(self.classifier.labels))
         if clicked is not None:
-            classifying = Classifying(clicked=IntentPrediction(clicked, 1.0, ((clicked, 1.0),)))
-        elif isinstance(self.classifier, QueuedIntentClassifier):
-            # A micro-batching classifier queues it itself: no thread waits for it.
-            classifying = Classifying(self.classifier.submit([turn.text]), time.perf_counter())
+            return Classifying(clicked=IntentPrediction(clicked, 1.0, ((clicked, 1.0),)))
+        # In a form or a yes/no question, a message answers the bot: it is read alone.
+        threaded = state.form is None and state.pending is None
+        said, context, corrected = plan_reading(
+            turn.text, state.thread if threaded else (), self.rules.context
+        )
+        texts = [said] if context is None else [said, thread_text(context, said)]
+        if isinstance(self.classifier, QueuedIntentClassifier):  # it batches: no thread waits
+            future = self.classifier.submit(texts)
         else:
-            future = self._pool.submit(self.classifier.predict_encoded, [turn.text])
-            classifying = Classifying(future, time.perf_counter())
-        sharing = self._shared_encoder and classifying.future is not None
-        if state.form is None and not sharing and self.prefetch is not None:
-            # The query's embedding is computed while the classifier runs: retrieval
-            # then only searches.
-            self.prefetch(turn.text)
-        return classifying
+            future = self._pool.submit(self.classifier.predict_encoded, texts)
+        if state.form is None and not self._shared_encoder and self.prefetch is not None:
+            self.prefetch(said)  # embedded while the classifier runs: retrieval only searches
+        return Classifying(future, time.perf_counter(), said, context, corrected)
 
     def _heard(
-        self, turn: TurnSoFar, smalltalk: SmallTalk | None, classifying: Classifying
+        self,
+        turn: TurnSoFar,
+        state: DialogueState,
+        talk: SmallTalk | None,
+        classifying: Classifying,
     ) -> Heard:
-        """The classifier's verdict, within its deadline (counted from its start)."""
+        """The classifier's verdict within its deadline, and the message read in its thread."""
         if classifying.future is None:
             clicked = classifying.clicked
-            return Heard(Message(turn.text, smalltalk, clicked, confirmed=clicked is not None))
+            reading = read_alone(turn.text, clicked) if clicked is not None else None
+            message = Message(turn.text, talk, clicked, clicked is not None, reading=reading)
+            return Heard(message, query=turn.text)
         deadline = classifying.started + self.rules.classify_timeout_s
         try:
-            encoded = self._result(classifying.future, deadline - time.perf_counter())[0]
+            encoded = self._result(classifying.future, deadline - time.perf_counter())
         except Exception:
             self._fallback("classify", turn.conversation_id)
-            return Heard(Message(turn.text, smalltalk, classified=False))
+            return Heard(Message(turn.text, talk, classified=False), query=turn.text)
         finally:
             turn.latency["classify"] = ms_since(classifying.started)
-        return Heard(Message(turn.text, smalltalk, encoded.prediction), encoded)
+        said, context = classifying.said, classifying.context
+        reading = read_in_context(
+            said,
+            encoded[0].prediction,
+            encoded[1].prediction if context is not None else None,
+            context=context,
+            topic=state.topic,
+            rules=self.rules.context,
+            correction=classifying.correction,
+        )
+        message = Message(turn.text, talk, reading.prediction, reading=reading)
+        if reading.used and context is not None:  # the FAQ is searched for the thread too
+            return Heard(message, encoded[1], thread_text(context, said))
+        return Heard(message, encoded[0], said)
 
     def _call(self, turn: TurnSoFar, decision: Decision, message: Message) -> ActionCall:
         history = self._history(turn.conversation_id)
@@ -335,8 +356,9 @@ class TurnPipeline:
         self, turn: TurnSoFar, decision: Decision, message: Message, passages: list[Passage]
     ) -> Generator[str, None, Outcome]:
         """Run the decided route; yields streamed pieces, returns the outcome."""
-        if decision.route == "answer":
-            return (yield from self._answer(turn, decision.state, passages))
+        if decision.route == "answer":  # with the decision's buttons (an action offered)
+            answered = yield from self._answer(turn, decision.state, passages)
+            return replace(answered, buttons=decision.buttons)
         if decision.route == "action":
             return self._actions.run(self._call(turn, decision, message))
         return Outcome(
@@ -397,22 +419,20 @@ class TurnPipeline:
             streamed=True,
         )
 
-    def _retrieve(
-        self, turn: TurnSoFar, intent: str | None, encoded: EncodedPrediction | None
-    ) -> list[Passage]:
+    def _retrieve(self, turn: TurnSoFar, heard: Heard, intent: str | None) -> list[Passage]:
         t = time.perf_counter()
-        shared = encoded is not None and self._shared_encoder
+        encoded, query = heard.encoded, heard.query or turn.text
 
         def retrieve() -> list[Passage]:
-            if shared and encoded is not None:
+            if encoded is not None and self._shared_encoder:
                 return self.retriever.retrieve(
-                    turn.text,
+                    query,
                     top_k=self.rules.top_k,
                     intent=intent,
                     query_vector=encoded.vector,
                     vector_model=encoded.model,
                 )
-            return self.retriever.retrieve(turn.text, top_k=self.rules.top_k, intent=intent)
+            return self.retriever.retrieve(query, top_k=self.rules.top_k, intent=intent)
 
         try:
             return self._result(self._pool.submit(retrieve), self.rules.retrieve_timeout_s)

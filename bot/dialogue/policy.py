@@ -42,7 +42,7 @@ from deskbot.bot.core.config_sections import ConfirmConfig
 from deskbot.bot.core.config_teams import TeamsConfig
 from deskbot.bot.core.slots import extract_slots, slot_prompt
 from deskbot.bot.core.types import OUT_OF_SCOPE, IntentPrediction, Passage
-from deskbot.bot.dialogue.confirming import Confirmations
+from deskbot.bot.dialogue.confirming import Confirmations, asks_about
 from deskbot.bot.dialogue.decision import (
     Decision,
     DialogueState,
@@ -50,6 +50,7 @@ from deskbot.bot.dialogue.decision import (
     Message,
     Route,
 )
+from deskbot.bot.nlu.context import ContextRules, next_thread
 from deskbot.bot.nlu.smalltalk import SmallTalk
 
 __all__ = [
@@ -105,6 +106,8 @@ class DialogueRules:
     confirm: Mapping[str, ConfirmConfig] = field(default_factory=dict)
     # Which team's queue a handoff waits in, by its reason or the last intent.
     teams: TeamsConfig = field(default_factory=TeamsConfig)
+    # How a message is read in its thread (follow-ups, corrections, topic switches).
+    context: ContextRules = field(default_factory=ContextRules)
 
 
 def intent_title(intent: str) -> str:
@@ -145,6 +148,7 @@ class DialoguePolicy:
 
     def decide(self, state: DialogueState, message: Message) -> Decision:
         """The route for one customer message, given the state before it."""
+        state = self._in_thread(state, message)
         if not message.classified and state.form is None and state.pending is None:
             # Without an intent the FAQ may still know the answer.
             return Decision(route="answer", state=state, search=True)
@@ -162,6 +166,22 @@ class DialoguePolicy:
                 candidates=tuple(intent for intent, _ in ranking if intent != OUT_OF_SCOPE),
             )
         return decision
+
+    @staticmethod
+    def _in_thread(state: DialogueState, message: Message) -> DialogueState:
+        """The thread and topic after this message (`deskbot.bot.nlu.context`); a clear
+        change of topic outside a form forgets the last topic's slots."""
+        reading = message.reading
+        if reading is None:
+            return state
+        prediction = reading.prediction
+        forget = reading.switched and state.form is None and state.pending is None
+        return replace(
+            state,
+            thread=next_thread(state.thread, reading),
+            topic=prediction.intent if prediction.in_scope else state.topic,
+            slots={} if forget else state.slots,
+        )
 
     def ground(self, before: DialogueState, decision: Decision, best: Passage | None) -> Decision:
         """The route once the FAQ was searched for a `decision.search` decision.
@@ -182,18 +202,18 @@ class DialoguePolicy:
             ):
                 return decision
             entry = best.intent
+            d = decision.state
+            kept = replace(before, slots=d.slots, thread=d.thread, topic=entry or d.topic)
             if entry is not None and decision.candidates and entry not in decision.candidates:
                 # Which is it: the classifier's two best, or the entry's (one click answers).
-                kept = replace(before, slots=decision.state.slots)
                 options = (*decision.candidates[:2], entry)
                 return self._clarify_among(kept, options, decision.intent)
-            decision = Decision(
-                route="answer",
-                state=replace(before, slots=decision.state.slots).settled(),
-                intent=best.intent,
-            )
+            decision = Decision(route="answer", state=kept.settled(), intent=best.intent)
         if best is not None and best.score >= r.min_score:
             return decision
+        if decision.action is not None and decision.intent is not None:
+            # A question about an action the FAQ cannot answer: the action it is about.
+            return self._start_action(decision.state, decision.intent, decision.action)
         # The answer route restarted the fallback counters, expecting an answer; without
         # one, the clarifications in a row count on from `before` this message, so that a
         # FAQ that cannot answer (no entry, or an unreadable index) ends in a handoff.
@@ -201,7 +221,7 @@ class DialoguePolicy:
         return self.on_no_answer(unanswered, decision.intent)
 
     def _route(self, state: DialogueState, message: Message) -> Decision:
-        text, smalltalk, prediction = message.text, message.smalltalk, message.prediction
+        text, smalltalk = message.text, message.smalltalk
         # Values are read from every message, so a form can skip what was already said.
         found = extract_slots(text)
         if found:
@@ -223,7 +243,7 @@ class DialoguePolicy:
             return self._rephrase(state)
 
         if state.form is not None:
-            decision = self._continue_form(state, prediction, found)
+            decision = self._continue_form(state, message, found)
             if decision is not None:
                 return decision
             state = replace(state, form=None, form_intent=None, form_attempts=0)
@@ -239,13 +259,29 @@ class DialoguePolicy:
         if prediction.confidence < r.clarify_below and not message.confirmed:
             return self._clarify(state, prediction)
 
-        action = r.intent_actions.get(prediction.intent)
-        if action is not None and self.confirmations.may_offer(
+        intent, action = prediction.intent, r.intent_actions.get(prediction.intent)
+        if action is None:
+            return Decision(route="answer", state=state.settled(), intent=intent)
+        if not message.confirmed and asks_about(message.text):
+            # A question about it ("how much is express delivery?"): the FAQ answers and
+            # the action is offered as a button (it runs when the FAQ has no answer).
+            return self._answer_offering(state.settled(), intent, action)
+        if self.confirmations.may_offer(
             action, message.text, prediction.confidence, confirmed=message.confirmed
         ):
-            return self._start_action(state, prediction.intent, action)
-        # A question about an action, or too weak a guess to act on: the FAQ answers.
-        return Decision(route="answer", state=state.settled(), intent=prediction.intent)
+            return self._start_action(state, intent, action)
+        # Too weak a guess to act on: the FAQ answers.
+        return Decision(route="answer", state=state.settled(), intent=intent)
+
+    def _answer_offering(self, state: DialogueState, intent: str, action: str) -> Decision:
+        """Answer from the FAQ with the action (or the form in progress) one click away."""
+        return Decision(
+            route="answer",
+            state=replace(state, offered=(intent,)),
+            intent=intent,
+            action=action,
+            buttons=(intent_title(intent),),
+        )
 
     def on_no_answer(self, state: DialogueState, intent: str | None) -> Decision:
         """The knowledge base had nothing good enough for an in-scope question."""
@@ -296,6 +332,7 @@ class DialoguePolicy:
             text = f"Hello! I'm the {name} assistant. How can I help you today?"
         elif kind == "thanks":
             text = "You're welcome! Is there anything else I can help with?"
+            state = replace(state, negative_streak=0)
         else:  # goodbye: the next conversation starts afresh
             text = f"Goodbye, and thank you for contacting {name}!"
             state = DialogueState()
@@ -385,10 +422,11 @@ class DialoguePolicy:
         return Decision(route="ask_slot", state=state, text=slot_prompt(missing[0]), intent=intent)
 
     def _continue_form(
-        self, state: DialogueState, prediction: IntentPrediction | None, found: dict[str, str]
+        self, state: DialogueState, message: Message, found: dict[str, str]
     ) -> Decision | None:
         """The next step of an active form, or None when the customer changed the subject."""
         assert state.form is not None
+        prediction = message.prediction
         missing = self._missing(state)
         asked = self.rules.required_slots.get(state.form, ())
         if not missing:
@@ -400,12 +438,22 @@ class DialoguePolicy:
                 text=slot_prompt(missing[0]),
                 intent=state.form_intent,
             )
+        if message.confirmed and prediction is not None and prediction.intent == state.form_intent:
+            # Back to the form (its button, after a question answered on the way).
+            prompt = slot_prompt(missing[0])
+            return Decision(route="ask_slot", state=state, text=prompt, intent=state.form_intent)
         changed_topic = (
             prediction is not None
             and prediction.in_scope
             and prediction.intent != state.form_intent
             and prediction.confidence >= self.rules.clarify_below
         )
+        if changed_topic and prediction is not None and asks_about(message.text):
+            # A question on the way: answered, the form kept for the customer to go on.
+            form_intent = state.form_intent or prediction.intent
+            kept = replace(state.settled(), offered=(form_intent,))
+            title = (intent_title(form_intent),)
+            return Decision(route="answer", state=kept, intent=prediction.intent, buttons=title)
         if changed_topic:
             return None
         attempts = state.form_attempts + 1

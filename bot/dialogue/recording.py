@@ -68,14 +68,20 @@ class MessageIdReused(DeskbotError):
 
 
 def reply_fields(
-    citations: Sequence[str], buttons: Sequence[str], action: str | None, handoff_reason: str | None
+    citations: Sequence[str],
+    buttons: Sequence[str],
+    action: str | None,
+    handoff_reason: str | None,
+    context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What a stored bot turn keeps of a reply besides its text, kind and passages."""
+    """What a stored bot turn keeps of a reply besides its text, kind and passages
+    (`context`: how the message was read in its thread, `Reading.explain`)."""
     fields: dict[str, Any] = {
         "citations": list(citations),
         "buttons": list(buttons),
         "action": action,
         "handoff_reason": handoff_reason,
+        "context": context,
     }
     return {k: v for k, v in fields.items() if v}
 
@@ -187,7 +193,11 @@ class TurnRecords:
             model_versions=versions,
             latency_ms=turn.latency,
             reply=reply_fields(
-                outcome.citations, outcome.buttons, outcome.action, outcome.handoff_reason
+                outcome.citations,
+                outcome.buttons,
+                outcome.action,
+                outcome.handoff_reason,
+                message.reading.explain() if message.reading is not None else None,
             )
             or None,
         )

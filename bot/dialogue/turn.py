@@ -101,15 +101,22 @@ class Classifying:
 
     future: Future[list[EncodedPrediction]] | None = None
     started: float = 0.0
+    # The message as read (a correction without its "no, I meant"), and the thread
+    # text it is also classified after (the future's second text), if any.
+    said: str = ""
+    context: str | None = None
+    correction: bool = False
     clicked: IntentPrediction | None = None  # a button named the intent: no classifier
 
 
 @dataclass(frozen=True)
 class Heard:
-    """The message as classified: what the policy is told, and the query's vector."""
+    """The message as classified: what the policy is told, and the FAQ query (the
+    message, or its thread when it was read in it) with its vector."""
 
     message: Message
     encoded: EncodedPrediction | None = None
+    query: str = ""
 
 
 @dataclass

@@ -65,7 +65,8 @@ _RULES: tuple[tuple[SmallTalk, re.Pattern[str]], ...] = (
     (
         "goodbye",
         re.compile(
-            rf"^(?:(?:{_ACK}|{_THANKS})\s+)*(?:{_THANKS}\s+)?(?:and\s+)?{_BYE}(?:\s+(?:{_THANKS}|now))?$"
+            rf"^(?:(?:{_ACK}|{_THANKS})\s+)*(?:{_THANKS}\s+)?(?:and\s+)?{_BYE}"
+            rf"(?:\s+(?:and\s+)?(?:{_THANKS}|{_BYE}|now))*$"
         ),
     ),
     ("thanks", re.compile(rf"^(?:(?:{_ACK}|no|yes)\s+)?{_THANKS}(?:\s+{_ACK})?$")),

@@ -21,6 +21,7 @@ from deskbot.bot.dialogue.pipeline import TurnPipeline
 from deskbot.bot.dialogue.policy import DialogueRules
 from deskbot.bot.dialogue.turn import Responder
 from deskbot.bot.nlu.classifier import IntentClassifier, IntentSharedEncoder
+from deskbot.bot.nlu.context import ContextRules
 from deskbot.bot.nlu.retrieval import RetrievalIntentClassifier
 from deskbot.bot.nlu.serving import (
     BatchingEmbedder,
@@ -152,6 +153,13 @@ def dialogue_rules(config: BotConfig) -> DialogueRules:
         form_max_attempts=d.form_max_attempts,
         bot_name=config.name,
         teams=config.teams,
+        context=ContextRules(
+            enabled=d.context.enabled,
+            keep_alone_above=d.context.keep_alone_above,
+            thread_weight=d.context.thread_weight,
+            topic_weight=d.context.topic_weight,
+            only_leaning=d.context.only_leaning,
+        ),
     )
 
 

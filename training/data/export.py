@@ -13,6 +13,9 @@ before and after redaction), and agent labels in quarantine (`exclude_labels`, s
 `deskbot.training.nightly.quarantine`). Every text is redacted (`PiiRedactor`) as it is read, so
 no personal data reaches the dataset, the reports or the model. Duplicates (same text
 after normalisation) collapse into one example; an agent's label beats a confirmation.
+A follow-up the bot read in its thread ("how long does it take?" after a card question)
+is exported as the thread text it was read as (`deskbot.bot.nlu.context`): the model
+learns the reading, not the bare words.
 
 Example:
     >>> result = export_examples(store, heldout=heldout_keys(test_set))  # doctest: +SKIP
@@ -201,6 +204,7 @@ def _read_store(store: SqlConversationStore, since: datetime | None) -> _StoreRo
             col(TurnRecord.confidence),
             col(TurnRecord.feedback),
             col(TurnRecord.created_at),
+            col(TurnRecord.reply),
         ).order_by(col(TurnRecord.conversation_id), col(TurnRecord.seq))
         turn_rows = list(conn.execute(q).all())
         label_q = select(
@@ -234,6 +238,8 @@ class _Log:
     answer_disputed: set[int] = field(default_factory=set)
     thumbs: dict[int, set[int]] = field(default_factory=lambda: defaultdict(set))
     prediction: dict[int, tuple[str, float]] = field(default_factory=dict)
+    # customer message -> the text it was read as in its thread (`Reading.explain`)
+    read_as: dict[int, str] = field(default_factory=dict)
 
     @classmethod
     def from_rows(cls, turn_rows: list[Any], since: datetime | None) -> _Log:
@@ -249,6 +255,9 @@ class _Log:
                 log.customer_of[t.id] = t.id
             elif t.conversation_id in last_user:
                 log.customer_of[t.id] = last_user[t.conversation_id]
+                context = (r.reply or {}).get("context") if t.role == "bot" else None
+                if isinstance(context, dict) and context.get("used") and context.get("read"):
+                    log.read_as[last_user[t.conversation_id]] = str(context["read"])
             if since is None or r.created_at is None or _aware(r.created_at) >= _aware(since):
                 log.recent.add(t.id)
         return log
@@ -345,7 +354,7 @@ def _choose(
     chosen: dict[str, Example] = {}
     conflicted: set[str] = set()
     for cid, intent, source, refs in candidates:
-        raw = log.turns[cid].text
+        raw = log.read_as.get(cid) or log.turns[cid].text  # a follow-up: with its thread
         red = redactor.redact(normalize_text(raw))
         result.redacted.update(red.counts)
         if not red.text:

@@ -39,6 +39,10 @@ class TrainingArgs:
     supcon_temp: float = 0.1
     # Augmentation: each epoch drops words with this probability (texts of 3+ words).
     word_dropout: float = 0.1
+    # Messages read after their thread, this many per training example, made from the
+    # single ones (`deskbot.training.data.context_pairs`): what the served bot reads a
+    # follow-up as (`deskbot.bot.nlu.context`).
+    context_pairs: float = 0.0
     cos_scale: float = 20.0
     freeze_embeddings: bool = True
     max_length: int = 64

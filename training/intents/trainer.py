@@ -28,6 +28,7 @@ import numpy as np
 from deskbot.bot.core.errors import DataError
 from deskbot.bot.nlu.registry import MANIFEST, IntentModelManifest
 from deskbot.knowledge.embedding.embedder import resolve_model_path
+from deskbot.training.data.context_pairs import context_pairs
 from deskbot.training.data.datasets import OOS_LABEL, IntentDataset, check_trainable
 from deskbot.training.intents.args import TrainingArgs, bf16_supported
 from deskbot.training.intents.calibration import (
@@ -195,6 +196,11 @@ class IntentTrainer:
             intent_names = [x for x in data.intents if x != OOS_LABEL]
             texts += [label_text(x) for x in intent_names]
             targets += [label2id[x] for x in intent_names]
+        if args.context_pairs > 0:
+            labels = [data.labels[i] for i in rows]
+            more, their = context_pairs(texts, labels, ratio=args.context_pairs, seed=args.seed)
+            texts += more
+            targets += [label2id[y] for y in their]
         y_all = torch.tensor(targets, device=enc.device)
         ids = enc.ids(texts)
         valid_rows = [i for i, y in enumerate(valid.labels) if y in label2id]

@@ -59,6 +59,8 @@ def test_only_the_asked_slots_are_read_and_prompts_exist() -> None:
         ("bye", "goodbye"),
         ("thanks, bye!", "goodbye"),
         ("that's all, thanks", "goodbye"),
+        ("that's all, bye", "goodbye"),
+        ("ok bye, thanks", "goodbye"),
         ("have a nice day", "goodbye"),
         ("that didn't help", "negative"),
         ("This doesn't answer my question", "negative"),

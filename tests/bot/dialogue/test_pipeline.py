@@ -142,7 +142,13 @@ def test_the_customer_can_change_the_topic_in_the_middle_of_a_form(bot: Bot) -> 
     conv = new_conv(bot)
     ask, other = say(bot, conv, "/card_arrival", "What exchange rates do you use?")
     assert ask.kind == "form"
+    # Answered, and the form waits one click away ("can return to the form or leave it").
     assert other.kind == "faq" and other.citations == ("exchange-rate",)
+    assert other.buttons == ("Card arrival",)
+    assert bot.store.dialogue_state(conv)["form"] == "action_card_order_status"  # type: ignore[index]
+    (left,) = say(bot, conv, "My top up failed")  # not a question: the form is left
+    assert left.kind == "faq" and left.intent is not None
+    assert left.intent.intent == "top_up_failed"
     assert bot.store.dialogue_state(conv)["form"] is None  # type: ignore[index]
 
 

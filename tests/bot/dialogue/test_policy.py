@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from deskbot.bot.core.slots import slot_prompt
 from deskbot.bot.core.types import OUT_OF_SCOPE, IntentPrediction, Passage
 from deskbot.bot.dialogue.policy import (
     BUTTON_OTHER,
@@ -30,8 +31,15 @@ def p(intent: str, conf: float = 0.9, *ranking: tuple[str, float]) -> IntentPred
     return IntentPrediction(intent, conf, ranking or ((intent, conf),))
 
 
-def decide(state: DialogueState, text: str, prediction: IntentPrediction | None, smalltalk=None):  # type: ignore[no-untyped-def]
-    return POLICY.decide(state, Message(text, smalltalk, prediction))
+def decide(
+    state: DialogueState,
+    text: str,
+    prediction: IntentPrediction | None,
+    smalltalk=None,
+    *,
+    confirmed=False,
+):  # type: ignore[no-untyped-def]
+    return POLICY.decide(state, Message(text, smalltalk, prediction, confirmed))
 
 
 def test_confident_faq_intent_is_answered_and_counters_reset() -> None:
@@ -85,6 +93,16 @@ def test_repeated_negative_feedback_hands_off() -> None:
     assert (second.route, second.handoff_reason) == ("handoff", "negative_feedback")
 
 
+def test_thumbs_down_on_two_answers_in_a_row_hands_off_and_thanks_ends_the_row() -> None:
+    down = POLICY.on_negative(DialogueState())  # a thumbs-down on the first answer
+    answered = decide(down.state, "what is your exchange rate?", p("exchange_rate", 0.95))
+    assert answered.route == "answer" and answered.state.negative_streak == 1
+    again = POLICY.on_negative(answered.state)  # and on the next one
+    assert (again.route, again.handoff_reason) == ("handoff", "negative_feedback")
+    thanked = decide(down.state, "thanks", None, smalltalk="thanks")
+    assert POLICY.on_negative(thanked.state).route == "smalltalk"
+
+
 def test_greeting_thanks_goodbye() -> None:
     assert "How can I help" in decide(DialogueState(), "hi", None, smalltalk="greet").text
     assert "welcome" in decide(DialogueState(), "thanks", None, smalltalk="thanks").text
@@ -121,10 +139,23 @@ def test_a_slot_given_up_front_skips_the_question() -> None:
     assert (d.route, d.action) == ("action", "action_card_order_status")
 
 
-def test_the_customer_may_change_the_topic_during_a_form() -> None:
+def test_a_question_during_a_form_is_answered_and_the_form_waits() -> None:
     s = decide(DialogueState(), "where is my card?", p("card_arrival")).state
     d = decide(s, "what is your exchange rate?", p("exchange_rate", 0.95))
-    assert (d.route, d.intent) == ("answer", "exchange_rate")
+    assert (d.route, d.intent, d.search) == ("answer", "exchange_rate", True)
+    assert d.state.form == "action_card_order_status"  # the form is kept...
+    assert d.buttons == ("Card arrival",)  # ...one click away
+    # The button goes back to the form's question; a slot value goes on with it.
+    back = decide(d.state, "Card arrival", p("card_arrival", 1.0), confirmed=True)
+    assert (back.route, back.text) == ("ask_slot", slot_prompt("order_number"))
+    done = decide(d.state, "it's NW654321", p(OUT_OF_SCOPE, 0.2))
+    assert (done.route, done.action) == ("action", "action_card_order_status")
+
+
+def test_the_customer_may_leave_a_form_for_another_topic() -> None:
+    s = decide(DialogueState(), "where is my card?", p("card_arrival")).state
+    d = decide(s, "I want to change my PIN", p("change_pin", 0.95))
+    assert (d.route, d.intent) == ("answer", "change_pin")
     assert d.state.form is None
 
 

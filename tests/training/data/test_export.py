@@ -151,3 +151,35 @@ def test_both_spellings_of_out_of_scope_are_one_label(store: SqlConversationStor
     }
     assert result.examples[0].agents == ("ann", "bob")
     assert result.stats["confirmed_out_of_scope"] == 1 and not result.stats["conflicting_labels"]
+
+
+def test_a_follow_up_read_in_its_thread_is_learnt_as_the_thread(
+    store: SqlConversationStore,
+) -> None:
+    conv, _ = store.create_conversation()
+    store.append_turn(conv.id, "user", "my card hasn't arrived", intent="card_arrival")
+    store.append_turn(conv.id, "bot", "an answer", intent="card_arrival")
+    follow = store.append_turn(conv.id, "user", "how long does it take?")
+    read = "my card hasn't arrived how long does it take?"
+    context = {"after": "my card hasn't arrived", "read": read, "used": True}
+    bot = store.append_turn(
+        conv.id,
+        "bot",
+        "delivery times",
+        intent="card_delivery_estimate",
+        reply={"context": context},
+    )
+    assert bot.id is not None and follow.id is not None
+    store.add_label(bot.id, "ann", intent="card_delivery_estimate")
+    # A message read alone (context not used) is learnt as itself.
+    alone = {"after": "x", "read": "what is the rate for euros", "used": False}
+    user2 = store.append_turn(conv.id, "user", "what is the rate for euros")
+    bot2 = store.append_turn(
+        conv.id, "bot", "rates", intent="exchange_rate", reply={"context": alone}
+    )
+    assert bot2.id is not None and user2.id is not None
+    store.add_label(bot2.id, "bob", intent="exchange_rate")
+    texts = {e.text: e.intent for e in export_examples(store).examples}
+    assert texts[read] == "card_delivery_estimate"
+    assert "how long does it take?" not in texts
+    assert texts["what is the rate for euros"] == "exchange_rate"
