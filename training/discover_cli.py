@@ -52,7 +52,7 @@ def discover_intents(
     ] = None,
     steps: Annotated[
         int, typer.Option(help="Steps adapting the encoder to the messages (0: frozen).")
-    ] = 300,
+    ] = 200,
     source: Annotated[
         str | None,
         typer.Option(help="Only conversations from this source (e.g. 'imported'); -c only."),
@@ -75,6 +75,8 @@ def discover_intents(
     n_intents = _parse_k(k)
     if data is not None and config is not None:
         raise fail("pass either --data CSV or -c PROJECT, not both")
+    if data is not None and (source is not None or all_turns):
+        raise fail("--source and --all-turns read a project's store (-c), not --data")
     if steps < 0:
         raise fail(f"--steps {steps}: pass 0 or more")
     started = time.perf_counter()

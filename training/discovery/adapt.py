@@ -47,10 +47,10 @@ class AdaptArgs:
         seed: for sampling, dropout and the head's initial weights.
     """
 
-    steps: int = 300
-    batch_size: int = 64
+    steps: int = 200
+    batch_size: int = 32
     neighbours: int = 20
-    lr: float = 3e-5
+    lr: float = 5e-5
     temperature: float = 0.07
     token_dropout: float = 0.2
     max_length: int = 32

@@ -1,8 +1,11 @@
 """Clusters of embeddings: KMeans, the number of clusters estimated, outliers left out.
 
-The estimate of k (when not given) runs KMeans over a grid of k and keeps the k whose
-clustering has the highest silhouette (cosine, on a fixed sample of messages): chosen on
-a half of BANKING77's train split, never its test split.
+The estimate of k (when not given) runs KMeans over a grid of k and scores each
+clustering's silhouette (cosine, on a fixed sample of messages). Past the right k the
+curve is nearly flat (one KMeans run a k makes it noisy), so the estimate is the
+smallest k whose silhouette is within `k_tolerance` of the best: on half of BANKING77's
+train split (frozen encoder) the best was k = 100 and the smallest within 0.01 was 70,
+for 77 intents. Chosen on the train split, never the test split.
 """
 
 from __future__ import annotations
@@ -31,6 +34,11 @@ class ClusterArgs:
             of them when there are more): the estimate's cost stays flat past it.
         silhouette_sample: messages of those the silhouette is computed on: it is
             quadratic in the sample.
+        k_tolerance: the estimate is the smallest k whose silhouette is this close to
+            the best one's.
+        smooth_neighbours: each message is clustered at the mean of itself and the mean
+            of this many nearest neighbours (0: as it is). On half of BANKING77's train
+            split, 5 scored best of 5, 10 and 20 (NMI +2 points over none).
         outlier_z: a message further below its cluster's mean similarity to the
             centroid than this many standard deviations is an outlier.
         min_size: a cluster smaller than this is dissolved into outliers.
@@ -44,6 +52,8 @@ class ClusterArgs:
     k_step: int = 10
     estimate_sample: int = 10_000
     silhouette_sample: int = 4000
+    k_tolerance: float = 0.01
+    smooth_neighbours: int = 5
     outlier_z: float = 3.0
     min_size: int = 3
     n_init: int = 5
@@ -56,6 +66,8 @@ class ClusterArgs:
             raise ValueError(f"need 2 <= k_min <= k_max, not {self.k_min}..{self.k_max}")
         if self.k_step < 1:
             raise ValueError(f"k_step must be 1 or more, not {self.k_step}")
+        if self.smooth_neighbours < 0:
+            raise ValueError(f"smooth_neighbours must be 0 or more, not {self.smooth_neighbours}")
         if self.min_size < 1:
             raise ValueError(f"min_size must be 1 or more, not {self.min_size}")
 
@@ -72,7 +84,8 @@ def kmeans(vectors: np.ndarray, k: int, *, n_init: int = 5, seed: int = 0) -> np
 def estimate_k(
     vectors: np.ndarray, args: ClusterArgs, *, progress: Progress | None = None
 ) -> tuple[int, dict[int, float]]:
-    """The k of the grid with the highest silhouette, and every k's silhouette."""
+    """The smallest k of the grid whose silhouette is within `args.k_tolerance` of the
+    best, and every k's silhouette."""
     from sklearn.metrics import silhouette_score
 
     rng = np.random.default_rng(args.seed)
@@ -90,8 +103,21 @@ def estimate_k(
             scores[k] = float(silhouette_score(vectors[sample], labels[sample], metric="cosine"))
         if progress is not None:
             progress(i + 1, len(grid))
-    best = max(scores, key=lambda k: scores[k]) if scores else grid[0]
-    return best, scores
+    if not scores:
+        return grid[0], scores
+    top = max(scores.values())
+    return min(k for k, v in scores.items() if v >= top - args.k_tolerance), scores
+
+
+def smoothed(vectors: np.ndarray, neighbours: int) -> np.ndarray:
+    """Each row moved halfway to the mean of its `neighbours` nearest rows, re-normalised:
+    a message between two intents leans to the one its neighbours are in."""
+    from deskbot.training.discovery.adapt import nearest_neighbours, normalised
+
+    if neighbours == 0 or len(vectors) < 3:
+        return vectors
+    knn = nearest_neighbours(vectors, neighbours)
+    return normalised(vectors + vectors[knn].mean(axis=1))
 
 
 def centroids(vectors: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:

@@ -19,7 +19,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ class DiscoveryArgs:
     def __post_init__(self) -> None:
         if self.k is not None and self.k < 2:
             raise ValueError(f"k must be 2 or more, not {self.k}")
-        self.cluster.k = self.k
+        self.cluster = replace(self.cluster, k=self.k)  # never the caller's, changed
 
 
 @dataclass(frozen=True)
@@ -156,14 +156,15 @@ class IntentDiscoverer:
         """Candidates from embeddings: k estimated unless given, outliers left out."""
         args = self.args.cluster
         started = time.perf_counter()
+        points = clustering.smoothed(vectors, args.smooth_neighbours)
         k_scores: dict[int, float] = {}
         k = args.k
         if k is None:
             bar = None if progress is None else _stage(progress, "estimating k")
-            k, k_scores = clustering.estimate_k(vectors, args, progress=bar)
+            k, k_scores = clustering.estimate_k(points, args, progress=bar)
             logger.info("estimated k = %d", k)
-        raw = clustering.kmeans(vectors, k, n_init=args.n_init, seed=args.seed)
-        labels = clustering.renumber(clustering.mark_outliers(vectors, raw, args))
+        raw = clustering.kmeans(points, k, n_init=args.n_init, seed=args.seed)
+        labels = clustering.renumber(clustering.mark_outliers(points, raw, args))
         candidates = describe(messages, vectors, labels)
         seconds = {"cluster": round(time.perf_counter() - started, 2)}
         return Discovery(messages, labels, candidates, k_scores, seconds)

@@ -57,3 +57,24 @@ def test_nearest_neighbours_excludes_itself_and_orders_by_similarity() -> None:
     assert nn[0].tolist() == [1, 3]
     assert nn[2].tolist() == [3, 1]
     assert all(i not in row for i, row in enumerate(nn.tolist()))
+
+
+def test_smoothing_pulls_a_borderline_point_to_its_neighbours_side() -> None:
+    from deskbot.training.discovery.clustering import smoothed
+
+    left = normalised(np.array([[1.0, 0.1], [1.0, 0.0], [1.0, -0.1]]))
+    right = normalised(np.array([[0.0, 1.0], [0.1, 1.0]]))
+    border = normalised(np.array([[0.75, 0.7]]))  # a little nearer "right" by angle
+    vectors = np.vstack([left, right, border])
+    moved = smoothed(vectors, 2)
+    assert moved[-1] @ right.mean(0) > vectors[-1] @ right.mean(0)
+    assert np.allclose(np.linalg.norm(moved, axis=1), 1.0)
+    assert smoothed(vectors, 0) is vectors
+
+
+def test_discovery_args_leave_the_callers_cluster_args_alone() -> None:
+    from deskbot.training.discovery.discover import DiscoveryArgs
+
+    shared = ClusterArgs()
+    assert DiscoveryArgs(k=7, cluster=shared).cluster.k == 7
+    assert shared.k is None

@@ -85,3 +85,49 @@ def test_a_bad_k_is_refused(banking_sample: Path, k: str) -> None:
     )
     assert result.exit_code == 2
     assert "--k" in result.output
+
+
+def test_reads_each_conversations_opening_from_a_projects_store(tmp_path: Path) -> None:
+    from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
+
+    project = tmp_path / "shop"
+    (project / "var").mkdir(parents=True)
+    (project / "deskbot.yaml").write_text(
+        'name: "shop"\ndatabase:\n  url: sqlite:///var/deskbot.db\n', encoding="utf-8"
+    )
+    engine = create_store_engine(f"sqlite:///{project / 'var' / 'deskbot.db'}")
+    migrate(engine)
+    store = SqlConversationStore(engine)
+    openings = {
+        "sizes": ["what shoe sizes do you have", "do you sell size 46", "is size 36 available"],
+        "refund": ["I want my money back", "how do I get a refund", "refund my order please"],
+    }
+    for texts in openings.values():
+        for text in texts * 2:
+            conv, _ = store.create_conversation()
+            store.append_turn(conv.id, "user", text)
+            store.append_turn(conv.id, "bot", "Let me check.")
+            store.append_turn(conv.id, "user", "ok thanks")  # after the reply: not opening
+    engine.dispose()
+    out = tmp_path / "found"
+    cmd = ["discover", "intents", "-c", str(project), "--k", "2", "--steps", "2"]
+    result = CliRunner().invoke(app, [*cmd, "--json", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout.strip().splitlines()[-1])
+    assert doc["n"] == 12 and doc["k"] == 2 and "nmi" not in doc
+    written = json.loads((out / "candidates.json").read_text(encoding="utf-8"))
+    groups = {frozenset(c["member_texts"]) for c in written["candidates"]}
+    assert groups == {frozenset(openings["sizes"]), frozenset(openings["refund"])}
+    assert sum(c["size"] for c in written["candidates"]) == 12
+    assert all("ok thanks" not in g for g in groups)
+
+
+def test_an_empty_store_is_refused(tmp_path: Path) -> None:
+    project = tmp_path / "empty"
+    (project / "var").mkdir(parents=True)
+    (project / "deskbot.yaml").write_text(
+        'name: "empty"\ndatabase:\n  url: sqlite:///var/deskbot.db\n', encoding="utf-8"
+    )
+    result = CliRunner().invoke(app, ["discover", "intents", "-c", str(project), "--json"])
+    assert result.exit_code == 2
+    assert "0 customer message(s) to cluster" in result.output
