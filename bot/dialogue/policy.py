@@ -442,20 +442,20 @@ class DialoguePolicy:
             # Back to the form (its button, after a question answered on the way).
             prompt = slot_prompt(missing[0])
             return Decision(route="ask_slot", state=state, text=prompt, intent=state.form_intent)
-        changed_topic = (
+        understood = (
             prediction is not None
             and prediction.in_scope
-            and prediction.intent != state.form_intent
             and prediction.confidence >= self.rules.clarify_below
         )
-        if changed_topic and prediction is not None and asks_about(message.text):
-            # A question on the way: answered, the form kept for the customer to go on.
+        if understood and prediction is not None and asks_about(message.text):
+            # A question on the way (on the form's topic or another): answered, the form
+            # kept for the customer to go on.
             form_intent = state.form_intent or prediction.intent
             kept = replace(state.settled(), offered=(form_intent,))
             title = (intent_title(form_intent),)
             return Decision(route="answer", state=kept, intent=prediction.intent, buttons=title)
-        if changed_topic:
-            return None
+        if understood and prediction is not None and prediction.intent != state.form_intent:
+            return None  # another topic: the form is left
         attempts = state.form_attempts + 1
         if attempts > self.rules.form_max_attempts:
             return self.handoff(state, "form_failed")

@@ -152,6 +152,13 @@ def test_a_question_during_a_form_is_answered_and_the_form_waits() -> None:
     assert (done.route, done.action) == ("action", "action_card_order_status")
 
 
+def test_a_question_on_the_forms_own_topic_is_answered_too() -> None:
+    s = decide(DialogueState(), "where is my card?", p("card_arrival")).state
+    d = decide(s, "how much does express delivery cost?", p("card_arrival", 0.8))
+    assert (d.route, d.search) == ("answer", True)
+    assert d.state.form == "action_card_order_status" and d.state.form_attempts == 0
+
+
 def test_the_customer_may_leave_a_form_for_another_topic() -> None:
     s = decide(DialogueState(), "where is my card?", p("card_arrival")).state
     d = decide(s, "I want to change my PIN", p("change_pin", 0.95))
