@@ -264,7 +264,10 @@ class DialoguePolicy:
             return Decision(route="answer", state=state.settled(), intent=intent)
         if not message.confirmed and asks_about(message.text):
             # A question about it ("how much is express delivery?"): the FAQ answers and
-            # the action is offered as a button (it runs when the FAQ has no answer).
+            # the action is offered as a button (it runs when the FAQ has no answer); one
+            # with a side effect is never offered for a question (`actions.confirm`).
+            if self.confirmations.needs_yes(action):
+                return Decision(route="answer", state=state.settled(), intent=intent)
             return self._answer_offering(state.settled(), intent, action)
         if self.confirmations.may_offer(
             action, message.text, prediction.confidence, confirmed=message.confirmed

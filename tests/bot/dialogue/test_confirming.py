@@ -68,10 +68,15 @@ def test_requests_for_an_action_are_not_how_to(text: str) -> None:
 def test_a_question_about_a_side_effect_is_answered_from_the_faq() -> None:
     for text in ("thanks! one more thing - how do I freeze my card?", "can I freeze my card?"):
         d = lost(text, 0.99)
-        # Answered, nothing run: the action is one click away (its intent's button).
-        assert (d.route, d.search, d.intent) == ("answer", True, "lost_or_stolen_card")
-        assert d.buttons == ("Lost or stolen card",)
-        assert d.state.offered == ("lost_or_stolen_card",) and d.state.pending is None
+        # Answered, nothing run, nothing offered (a side effect is never offered for a
+        # question about it; a form without one is, see test_policy).
+        assert (d.route, d.search, d.intent, d.action) == (
+            "answer",
+            True,
+            "lost_or_stolen_card",
+            None,
+        )
+        assert d.buttons == () and d.state.pending is None
 
 
 def test_under_its_own_threshold_an_action_is_not_offered() -> None:

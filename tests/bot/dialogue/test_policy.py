@@ -152,6 +152,19 @@ def test_a_question_during_a_form_is_answered_and_the_form_waits() -> None:
     assert (done.route, done.action) == ("action", "action_card_order_status")
 
 
+def test_a_question_about_a_forms_action_is_answered_with_the_form_one_click_away() -> None:
+    d = decide(DialogueState(), "how much is express card delivery?", p("card_arrival"))
+    assert (d.route, d.search, d.action) == ("answer", True, "action_card_order_status")
+    assert d.buttons == ("Card arrival",) and d.state.form is None
+    passage = Passage(
+        "card-delivery", "Express delivery costs 10.", 0.8, "faq", intent="card_arrival"
+    )
+    assert POLICY.ground(DialogueState(), d, passage).route == "answer"
+    # The FAQ has nothing for it: the action it is about starts (its form asks).
+    started = POLICY.ground(DialogueState(), d, None)
+    assert (started.route, started.state.form) == ("ask_slot", "action_card_order_status")
+
+
 def test_a_question_on_the_forms_own_topic_is_answered_too() -> None:
     s = decide(DialogueState(), "where is my card?", p("card_arrival")).state
     d = decide(s, "how much does express delivery cost?", p("card_arrival", 0.8))
