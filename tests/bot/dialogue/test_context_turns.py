@@ -62,7 +62,8 @@ def test_a_clear_new_topic_keeps_its_own_meaning_and_forgets_the_old_slots(bot: 
     assert bot.store.dialogue_state(conv)["slots"]["order_number"] == "NW123456"  # type: ignore[index]
     switched = bot.pipeline.handle(conv, "What exchange rates do you use?")
     assert switched.intent is not None and switched.intent.intent == "exchange_rate"
-    assert stored_context(bot, conv)["used"] is False
+    # It says all it means: read once, alone (no thread reading stored with it).
+    assert stored_context(bot, conv) == {}
     state = bot.store.dialogue_state(conv)
     assert state is not None and state["slots"] == {} and state["topic"] == "exchange_rate"
 
