@@ -26,12 +26,19 @@ eval_app = typer.Typer(help="Evaluate models.", no_args_is_help=True)
 def register(app: typer.Typer) -> None:
     app.add_typer(train_app, name="train")
     app.add_typer(eval_app, name="eval")
-    from deskbot.training import answers_cli, discover_cli, import_cli, registry_cli
+    from deskbot.training import (
+        answers_cli,
+        discover_cli,
+        generator_cli,
+        import_cli,
+        registry_cli,
+    )
 
     registry_cli.register(app)  # `deskbot retrain`, `deskbot models ...`
     import_cli.register(app)  # `deskbot import conversations`
     discover_cli.register(app)  # `deskbot discover intents`
     answers_cli.register(discover_cli.discover_app)  # `deskbot discover answers`
+    generator_cli.register(train_app)  # `deskbot train generator`
 
 
 @train_app.command("intents")

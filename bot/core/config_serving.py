@@ -159,6 +159,10 @@ class GeneratorConfig:
     # sentence must be judged supported by a cited passage. Nothing trained there: the
     # guard runs its rules only, and says so at startup.
     verifier: ProjectPath = Path("var/models/verifier")
+    # The registry of the generator's LoRA adapters (`deskbot train generator` writes
+    # versions there). The live one is applied to `model` and followed without a
+    # restart; none live: the base model alone.
+    adapters: ProjectPath = Path("var/models/generator")
 
     @model_validator(mode="after")
     def _url_for_openai(self) -> Self:

