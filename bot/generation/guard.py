@@ -28,6 +28,10 @@ Two checks run on every sentence of a generated reply:
    free."). Without a verifier the guard checks facts and support only, and says so
    at startup (`build_responder`).
 
+A sentence that is one of a passage's own sentences, word for word, is supported by it
+and skips the checks above (`quoted_in`): the verifier cannot judge a claim more exactly
+than identity.
+
 A reply that echoes the system prompt's rules (a shared run of `echo_ngram` words not
 found in the passages) or a chat-template marker is refused too.
 
@@ -50,8 +54,8 @@ import numpy as np
 
 from deskbot.bot.core.types import Passage
 from deskbot.bot.generation.facts import clean_text, extract_facts, missing_facts
-from deskbot.bot.generation.prompting import SYSTEM_RULES
-from deskbot.bot.generation.verifier import ClaimVerifier
+from deskbot.bot.generation.prompting import SYSTEM_RULES, strip_citations
+from deskbot.bot.generation.verifier import ClaimVerifier, passage_units
 from deskbot.knowledge.embedding.embedder import Embedder, resolve_model_path
 
 logger = logging.getLogger(__name__)
@@ -157,6 +161,29 @@ def split_sentences(text: str) -> list[str]:
     return out
 
 
+def _sentence_key(text: str) -> str:
+    return " ".join(clean_text(strip_citations(text)).lower().split()).rstrip(" .!?;:")
+
+
+def quoted_in(sentence: str, passages: Sequence[Passage], *, min_words: int = 5) -> str | None:
+    """The id of a passage that has `sentence` as one of its own sentences, word for word
+    (case, spacing, citations and the final stop aside); None if none does.
+
+    A passage's own sentence is supported by it whatever a verifier makes of it (the
+    verifier judges about 2% of the demo FAQ's sentences against their own passage
+    unsupported, those with "can't"); a whole sentence, not a part of one, so that no
+    condition or negation is cut off; at least `min_words` words, so a bare "Yes." is not
+    one.
+    """
+    key = _sentence_key(sentence)
+    if len(key.split()) < min_words:
+        return None
+    for p in passages:
+        if any(_sentence_key(unit) == key for unit in passage_units(p.text)):
+            return p.id
+    return None
+
+
 # -- the guard ------------------------------------------------------------------------------
 
 
@@ -252,6 +279,9 @@ class GroundingGuard:
             return SentenceCheck(
                 GuardDecision(False, "asks for credentials", (credential.group(0),))
             )
+        quoted = quoted_in(sentence, passages)
+        if quoted is not None:
+            return SentenceCheck(GuardDecision(True, "ok (a passage's own sentence)"), quoted, 1.0)
         missing = self.unsupported_facts(sentence, passages)
         if missing:
             return SentenceCheck(
@@ -262,18 +292,9 @@ class GroundingGuard:
                 GuardDecision(False, "a bare yes or no states no claim", (sentence,))
             )
         if self.verifier is not None:
-            if _is_courtesy(sentence):
-                return SentenceCheck(GuardDecision(True, "ok (courtesy)"))
-            verdict = self.verifier.judge(sentence, passages)
-            if verdict.label != "supported":
-                reason = (
-                    f"contradicts the passage ({verdict.contradiction:.2f})"
-                    if verdict.label == "contradicted"
-                    else f"unsupported claim (support {verdict.support:.2f})"
-                )
-                return SentenceCheck(
-                    GuardDecision(False, reason, (sentence,)), verdict.passage_id, verdict.support
-                )
+            claim = self._claim_check(sentence, passages)
+            if claim is not None:
+                return claim
         if self.embedder is None:
             return SentenceCheck(GuardDecision(True, "ok"), passages[0].id, 1.0)
         best_passage, similarity = self.support(sentence, passages)
@@ -290,6 +311,24 @@ class GroundingGuard:
             ),
             best_passage,
             similarity,
+        )
+
+    def _claim_check(self, sentence: str, passages: Sequence[Passage]) -> SentenceCheck | None:
+        """The verifier's verdict when it decides the sentence (courtesy passes, a claim it
+        does not judge supported fails); None lets the support check decide."""
+        assert self.verifier is not None
+        if _is_courtesy(sentence):
+            return SentenceCheck(GuardDecision(True, "ok (courtesy)"))
+        verdict = self.verifier.judge(sentence, passages)
+        if verdict.label == "supported":
+            return None
+        reason = (
+            f"contradicts the passage ({verdict.contradiction:.2f})"
+            if verdict.label == "contradicted"
+            else f"unsupported claim (support {verdict.support:.2f})"
+        )
+        return SentenceCheck(
+            GuardDecision(False, reason, (sentence,)), verdict.passage_id, verdict.support
         )
 
     def unsupported_facts(self, text: str, passages: Sequence[Passage]) -> list[str]:
