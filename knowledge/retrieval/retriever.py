@@ -30,6 +30,8 @@ from deskbot.knowledge.indexing.index import (
 from deskbot.knowledge.indexing.ingest import embedding_texts
 from deskbot.knowledge.passage import IndexedPassage, Passage
 from deskbot.knowledge.retrieval.lexical import Bm25Index
+from deskbot.knowledge.retrieval.ranking import best_rows, group_numbers
+from deskbot.knowledge.sources.documents import section_key
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +83,7 @@ class _Served:
     starts: np.ndarray | None  # first vector row of each passage, when rows are grouped
     firsts: np.ndarray  # the row of each passage's main vector (its first)
     bm25: Bm25Index | None = None
+    sections: np.ndarray | None = None  # a number per passage, shared by a section's pieces
     # The index's texts embedded by the shared encoder: (its model id, the vectors).
     shared: tuple[str, np.ndarray] | None = None
 
@@ -119,6 +122,9 @@ class FaissRetriever:
             the vector the classifier computed for the message (`vector_model` names its
             model). Until those vectors are ready, queries are embedded by `embedder` as
             usual. The search over them is exact (one matrix-vector product).
+        distinct_sections: return at most one piece of a document section (its best);
+            the next section takes the place a second piece would have had. FAQ
+            entries are never cut, so this changes nothing for them.
 
     Example:
         >>> r = FaissRetriever("var/indexes/faq", SentenceTransformerEmbedder(), min_score=0.5)  # doctest: +SKIP
@@ -138,6 +144,7 @@ class FaissRetriever:
         min_score: float | None = None,
         max_lexical_passages: int = 200_000,
         shared_encoder: QueryEncoder | None = None,
+        distinct_sections: bool = True,
     ) -> None:
         if not 0.0 <= lexical_weight <= 1.0:
             raise ValueError(f"lexical_weight must be within 0..1, got {lexical_weight}")
@@ -152,6 +159,7 @@ class FaissRetriever:
         self.main_weight = main_weight
         self.min_score = min_score
         self.max_lexical_passages = max_lexical_passages
+        self.distinct_sections = distinct_sections
         self._served: _Served | None = None
         self._refused: str | None = (
             None  # a live version that failed to load: not retried per query
@@ -333,7 +341,8 @@ class FaissRetriever:
                     self.max_lexical_passages,
                 )
         firsts = starts if starts is not None else np.unique(owners, return_index=True)[1]
-        return _Served(index=loaded, starts=starts, firsts=firsts, bm25=bm25)
+        sections = group_numbers([section_key(p) for p in loaded.passages])
+        return _Served(index=loaded, starts=starts, firsts=firsts, bm25=bm25, sections=sections)
 
     def retrieve(
         self,
@@ -384,7 +393,9 @@ class FaissRetriever:
                 float(lexical[row]),
                 self.min_score,
             )
-            for row in _best(rank, top_k)
+            for row in best_rows(
+                rank, top_k, groups=served.sections if self.distinct_sections else None
+            )
         ]
 
     def _shared_vectors(self, served: _Served, vector_model: str | None) -> np.ndarray | None:
@@ -447,14 +458,6 @@ def _with_main(
     out = dense.copy()
     out[rows] = (1 - weight) * dense[rows] + weight * (vectors[served.firsts[rows]] @ q)
     return out
-
-
-def _best(rank: np.ndarray, top_k: int) -> np.ndarray:
-    """The rows of the `top_k` highest finite ranks, best first (ties: lower row first)."""
-    n = len(rank)
-    k = min(top_k, int(np.isfinite(rank).sum()))
-    best = np.argpartition(-rank, k - 1)[:k] if k < n else np.arange(n)
-    return best[np.argsort(-rank[best], kind="stable")][:k]
 
 
 def _found(

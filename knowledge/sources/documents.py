@@ -49,6 +49,7 @@ DEFAULT_MAX_CHARS = 1000
 MAX_FILE_BYTES = 50_000_000
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+_PIECE_SUFFIX = re.compile(r":\d+$")
 
 #: One passage of a document (or one FAQ entry written in Markdown): what the index
 #: stores, without alternatives or a content hash.
@@ -213,6 +214,15 @@ def _section(
         url=meta.get("url") or defaults.url or None,
         line=group.line,
     )
+
+
+def section_key(passage: IndexedPassage) -> tuple[str, str, str]:
+    """What the pieces of one document section share, and no other passage: its file,
+    heading path and id without the ":2", ":3" ... that `_split` gives the pieces after
+    the first. An FAQ entry (it has a question) is never cut: its key is its own."""
+    if passage.question:
+        return (passage.source, passage.title, passage.id)
+    return (passage.source, passage.title, _PIECE_SUFFIX.sub("", passage.id))
 
 
 def _split(

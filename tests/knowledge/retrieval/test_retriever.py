@@ -83,3 +83,46 @@ def test_an_approximate_index_mixes_the_same_way(
 def test_a_main_weight_outside_0_to_1_is_refused(index: Path, embedder: Embedder) -> None:
     with pytest.raises(ValueError, match="main_weight must be within 0..1"):
         FaissRetriever(index, embedder, main_weight=1.5)
+
+
+LONG = """# Transfers
+
+## Sending money abroad
+
+{body}
+
+## Fees for transfers
+
+Sending money abroad costs 0.5% of the amount, at least 1 GBP.
+
+## Receiving money
+
+Money sent to you arrives within a working day.
+"""
+
+
+@pytest.mark.parametrize("distinct", [True, False])
+def test_distinct_sections_return_one_piece_per_section(
+    tmp_path: Path, embedder: Embedder, distinct: bool
+) -> None:
+    body = "\n\n".join(
+        f"Money sent abroad to {country} arrives in one to two working days."
+        " Transfers abroad go out in the currency you choose."
+        for country in ("France", "Spain", "Italy", "Germany", "Poland")
+    )
+    (tmp_path / "transfers.md").write_text(LONG.format(body=body), encoding="utf-8")
+    ingest([tmp_path / "transfers.md"], tmp_path / "idx", embedder, max_chars=250)
+    query = "how long does money sent abroad take to arrive"
+    every = FaissRetriever(tmp_path / "idx", embedder, distinct_sections=False).retrieve(
+        query, top_k=20
+    )
+    sections = [h.id.split(":")[1] for h in every]
+    assert sections[:2] == ["transfers-sending-money-abroad"] * 2  # pieces of one section lead
+    retriever = FaissRetriever(tmp_path / "idx", embedder, distinct_sections=distinct)
+    hits = retriever.retrieve(query, top_k=3)
+    if distinct:
+        firsts = [h.id for i, h in enumerate(every) if sections.index(sections[i]) == i]
+        assert [h.id for h in hits] == firsts[:3]  # each section at its best piece's place
+        assert len({h.id.split(":")[1] for h in hits}) == 3
+    else:
+        assert [h.id for h in hits] == [h.id for h in every[:3]]

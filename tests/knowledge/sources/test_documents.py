@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deskbot.knowledge.sources.documents import read_document
+from deskbot.knowledge.sources.documents import read_document, section_key
 
 GUIDE = """---
 title: Card guide
@@ -89,6 +89,23 @@ def test_long_sections_are_cut_at_paragraph_and_sentence_boundaries(tmp_path: Pa
     one_paragraph.write_text(sentence * 40 + "x" * 900, encoding="utf-8")
     pieces, _ = read_document(one_paragraph, max_chars=300)
     assert all(len(p.text) <= 300 for p in pieces) and len(pieces) >= 8
+
+
+def test_the_pieces_of_a_section_share_its_key_and_nothing_else_does(tmp_path: Path) -> None:
+    sentence = "Transfers to other banks take one working day to arrive. "
+    body = "\n\n".join(sentence * 6 for _ in range(3))
+    path = tmp_path / "transfers.md"
+    path.write_text(
+        f"# Transfers\n\n{body}\n\n## Limits\n\nNone.\n\n## Limits\n\nStill none.\n"
+        "\n## Can I cancel one?\n\nNo.\n",
+        encoding="utf-8",
+    )
+    sections, _ = read_document(path, max_chars=400)
+    keys = {s.id: section_key(s) for s in sections}
+    pieces = [k for i, k in keys.items() if i.rstrip(":23") == "transfers:transfers"]
+    assert len(pieces) == 3 and len(set(pieces)) == 1
+    assert len(set(keys.values())) == len(keys) - 2  # the two repeated "Limits" stay apart
+    assert keys["transfers:transfers-limits"] != keys["transfers:transfers-limits-2"]
 
 
 def test_html_headings_and_text_without_scripts(tmp_path: Path) -> None:
