@@ -121,11 +121,11 @@ def read_exchanges(engine: Engine, discovered: Path | None = None) -> list[Excha
         for intent, conversation, turn_id in labels:
             if as_label(str(intent)) != OOS_LABEL:
                 wanted.append((str(intent), str(conversation), int(turn_id)))
-        turns = _turns(session, sorted({c for _, c, _ in wanted}))
+        turns = conversation_turns(session, sorted({c for _, c, _ in wanted}))
     out: list[Exchange] = []
     seen: set[tuple[str, str, int]] = set()
     for intent, conversation, turn_id in wanted:
-        found = _exchange(turns.get(conversation, []), turn_id)
+        found = agent_reply_after(turns.get(conversation, []), turn_id)
         if found is None:
             continue
         question, parts, reply_id = found
@@ -136,7 +136,8 @@ def read_exchanges(engine: Engine, discovered: Path | None = None) -> list[Excha
     return out
 
 
-def _turns(session: Session, conversations: Sequence[str]) -> dict[str, list[Any]]:
+def conversation_turns(session: Session, conversations: Sequence[str]) -> dict[str, list[Any]]:
+    """Each conversation's turns as rows (conversation id, turn id, role, text), in order."""
     by_conversation: dict[str, list[Any]] = defaultdict(list)
     for start in range(0, len(conversations), _CHUNK):
         rows = session.exec(  # type: ignore[call-overload]
@@ -154,7 +155,9 @@ def _turns(session: Session, conversations: Sequence[str]) -> dict[str, list[Any
     return by_conversation
 
 
-def _exchange(turns: Sequence[Any], turn_id: int | None) -> tuple[str, tuple[str, ...], int] | None:
+def agent_reply_after(
+    turns: Sequence[Any], turn_id: int | None
+) -> tuple[str, tuple[str, ...], int] | None:
     """The customer's message (the opening ones when `turn_id` is None; else that turn,
     or the last customer turn before it) and the agents' reply after it."""
     if not turns:
