@@ -36,9 +36,7 @@ not know they are batched:
 from __future__ import annotations
 
 import logging
-import os
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -48,13 +46,14 @@ import numpy as np
 
 from deskbot.bot.core.batching import MicroBatcher
 from deskbot.bot.core.errors import ArtifactError
+from deskbot.bot.core.following import FollowingLive, RegistryFollower
 from deskbot.bot.core.types import IntentPrediction
 from deskbot.bot.nlu.classifier import (
     EncodedPrediction,
     IntentClassifier,
     TransformerIntentClassifier,
 )
-from deskbot.bot.nlu.registry import LIVE, ModelRegistry
+from deskbot.bot.nlu.registry import ModelRegistry
 from deskbot.knowledge.embedding.embedder import Embedder
 
 logger = logging.getLogger(__name__)
@@ -164,8 +163,13 @@ class BatchingEmbedder:
         return np.ascontiguousarray(np.stack(rows), dtype=np.float32)
 
 
-class ReloadingIntentClassifier:
+class ReloadingIntentClassifier(FollowingLive):
     """An `IntentClassifier` that follows a registry's LIVE pointer without a restart.
+
+    The following itself (checks, background loads, the atomic swap, refusing a broken
+    version) is `deskbot.bot.core.following.RegistryFollower`, shared with the
+    generator's adapters; a version here is loaded, warmed and asked one question
+    before it goes live.
 
     Args:
         registry: the registry root (or a `ModelRegistry`).
@@ -189,23 +193,21 @@ class ReloadingIntentClassifier:
         **classifier_kwargs: Any,
     ) -> None:
         self.registry = registry if isinstance(registry, ModelRegistry) else ModelRegistry(registry)
-        self.check_interval_s = check_interval_s
-        self.background = background
         self._factory = factory or (lambda d: TransformerIntentClassifier(d, **classifier_kwargs))
-        self._lock = threading.Lock()
-        self._loading: threading.Thread | None = None
-        self._failed: str | None = None
-        self._next_check = 0.0
-        self._watcher: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._signature = self._pointer_signature()
-        version = self.registry.live_version()
+        self._live: RegistryFollower[TransformerIntentClassifier] = RegistryFollower(
+            self.registry,
+            self._build,
+            kind="intent model",
+            check_interval_s=check_interval_s,
+            background=background,
+            fallback_name="the FAQ's entries",
+        )
         self.fallback = fallback
-        self._current: TransformerIntentClassifier | None = None
-        if version is not None or fallback is None:
-            self._current = self._factory(self.registry.live_dir())
-        self._current_version = version
-        self.reloads = 0
+        version = self.registry.live_version()
+        if version is None and fallback is None:
+            self.registry.live_dir()  # raises: no live model and nothing to serve instead
+        if version is not None:
+            self._live.serve(version, self._factory(self.registry.live_dir()))
 
     # -- the IntentClassifier protocol ---------------------------------------------------
 
@@ -234,7 +236,7 @@ class ReloadingIntentClassifier:
     @property
     def has_model(self) -> bool:
         """False while the fallback serves (the registry has had no live model yet)."""
-        return self._current is not None
+        return self._live.serving is not None
 
     def current(self) -> TransformerIntentClassifier:
         """The model serving now.
@@ -242,108 +244,26 @@ class ReloadingIntentClassifier:
         Raises:
             ArtifactError: no model is live yet (the fallback serves).
         """
-        current = self._current
-        if current is None:
+        serving = self._live.serving
+        if serving is None:
             raise ArtifactError(f"{self.registry.root}: no live intent model yet")
-        return current
+        return serving[1]
 
     def _serving(self) -> IntentClassifier:
-        current = self._current
-        if current is not None:
-            return current
+        serving = self._live.serving
+        if serving is not None:
+            return serving[1]
         assert self.fallback is not None  # __init__ loads a model when there is none
         return self.fallback
 
     # -- following LIVE ------------------------------------------------------------------
 
-    def _pointer_signature(self) -> tuple[int, int] | None:
-        try:
-            st = os.stat(self.registry.root / LIVE)
-        except FileNotFoundError:
-            return None
-        return (st.st_mtime_ns, st.st_ino)
-
     def maybe_reload(self) -> None:
         """Start loading the live version if the pointer changed (cheap when it did not)."""
-        now = time.monotonic()
-        if now < self._next_check:
-            return
-        self._next_check = now + self.check_interval_s
-        signature = self._pointer_signature()
-        if signature == self._signature or signature is None:
-            return
-        with self._lock:
-            if self._loading is not None and self._loading.is_alive():
-                return
-            version = self.registry.live_version()
-            if version is None or version == self._current_version or version == self._failed:
-                self._signature = signature
-                return
-            if self.background:
-                self._loading = threading.Thread(
-                    target=self._load,
-                    args=(version, signature),
-                    name="intent-model-reload",
-                    daemon=True,
-                )
-                self._loading.start()
-                return
-        self._load(version, signature)
+        self._live.maybe_reload()
 
-    def watch(self) -> None:
-        """Also check the pointer every `check_interval_s` in a daemon thread (idempotent)."""
-        if self._watcher is not None and self._watcher.is_alive():
-            return
-        self._stop.clear()
-        self._watcher = threading.Thread(
-            target=self._watch_loop, name="intent-model-watch", daemon=True
-        )
-        self._watcher.start()
-
-    def _watch_loop(self) -> None:
-        while not self._stop.wait(self.check_interval_s):
-            try:
-                self.maybe_reload()
-            except Exception:  # a watcher that dies would silently stop all reloads
-                logger.exception("checking the intent model registry failed")
-
-    def close(self) -> None:
-        """Stop the watcher started by `watch` (a load in progress finishes on its own)."""
-        self._stop.set()
-        if self._watcher is not None:
-            self._watcher.join(timeout=5)
-            self._watcher = None
-
-    def wait_for_reload(self, timeout: float | None = None) -> None:
-        """Block until a background load in progress has finished (tests, benchmarks)."""
-        thread = self._loading
-        if thread is not None:
-            thread.join(timeout)
-
-    def _load(self, version: str, signature: tuple[int, int]) -> None:
-        started = time.perf_counter()
-        try:
-            fresh = self._factory(self.registry.version_dir(version))
-            fresh.warm_up()
-            fresh.predict(["hello"])  # a model that cannot answer never goes live here
-        except Exception as exc:
-            # Any failure (a corrupt file raises safetensors' own error, not an OSError)
-            # must leave the serving model in place: this is the hot-reload boundary.
-            logger.error(
-                "intent model %s failed to load, still serving %s: %s", version, self.version, exc
-            )
-            self._failed = version
-            self._signature = signature
-            return
-        previous = self._current_version
-        self._current = fresh
-        self._current_version = version
-        self._signature = signature
-        self._failed = None
-        self.reloads += 1
-        logger.info(
-            "intent model %s live (was %s), loaded in %.1f s",
-            version,
-            previous,
-            time.perf_counter() - started,
-        )
+    def _build(self, version: str) -> TransformerIntentClassifier:
+        fresh = self._factory(self.registry.version_dir(version))
+        fresh.warm_up()
+        fresh.predict(["hello"])  # a model that cannot answer never goes live here
+        return fresh
