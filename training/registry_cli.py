@@ -1,10 +1,17 @@
-"""`deskbot retrain`, `deskbot models list|show|promote|rollback`, `deskbot quarantine ...`."""
+"""`deskbot retrain`, `deskbot models list|show|promote|rollback`, `deskbot quarantine ...`.
+
+`deskbot models` works on either kind of model version (`--kind`): the intent models
+(`intents.registry`, the default) or the generator's LoRA adapters (`generator.adapters`).
+Promotions and rollbacks are audited alike; the row's object_type says the kind.
+"""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -13,6 +20,9 @@ import typer
 from deskbot.bot.cli import DEFAULT_CONFIG, fail, load
 from deskbot.bot.cli_common import audited
 from deskbot.bot.core.errors import DeskbotError
+from deskbot.bot.core.registry import VersionRegistry
+from deskbot.bot.generation.adapter_serving import check_base
+from deskbot.bot.generation.adapters import AdapterRegistry, read_adapter_manifest
 from deskbot.bot.nlu.registry import ModelRegistry, read_manifest
 from deskbot.bot.store.audit import MODEL_PROMOTED, MODEL_ROLLED_BACK, NIGHTLY
 from deskbot.knowledge.errors import KnowledgeError
@@ -32,11 +42,32 @@ ConfigOpt = Annotated[
 RETRAIN_SETTINGS = "retrain.yaml"
 
 
+class Kind(StrEnum):
+    """The kinds of model versions: intent classifiers, the generator's LoRA adapters."""
+
+    intents = "intents"
+    generator = "generator"
+
+
+KindOpt = Annotated[
+    Kind,
+    typer.Option("--kind", help="intents: the intent models; generator: the LoRA adapters."),
+]
+# The audit log's object_type of each kind's promotions and rollbacks.
+AUDIT_OBJECT = {Kind.intents: "model", Kind.generator: "generator_adapter"}
+
+
 def _registry(config: Path) -> ModelRegistry:
     return ModelRegistry(load(config).intents.registry)
 
 
-def _runs_by_version(registry: ModelRegistry) -> dict[str, dict[str, Any]]:
+def _kind_registry(cfg: BotConfig, kind: Kind) -> VersionRegistry:
+    if kind is Kind.generator:
+        return AdapterRegistry(cfg.generator.adapters)
+    return ModelRegistry(cfg.intents.registry)
+
+
+def _runs_by_version(registry: VersionRegistry) -> dict[str, dict[str, Any]]:
     from deskbot.knowledge.files.fsutil import read_jsonl
     from deskbot.training.nightly.job import WORK_DIR
 
@@ -47,50 +78,97 @@ def _runs_by_version(registry: ModelRegistry) -> dict[str, dict[str, Any]]:
     }
 
 
-@models_app.command("list")
-def models_list(
-    config: ConfigOpt = DEFAULT_CONFIG,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
-) -> None:
-    """Every model version: when it was made, its figures, its data hashes; * marks LIVE."""
-    registry = _registry(config)
+def _created(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _rows(
+    registry: VersionRegistry, describe: Callable[[str], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """A row per version: `describe(version)`, or the error that made it unreadable."""
     live = registry.live_version()
-    runs = _runs_by_version(registry)
     rows: list[dict[str, Any]] = []
     for version in registry.versions():
         try:
-            m = read_manifest(registry.versions_dir / version)
+            row = describe(version)
         except DeskbotError as exc:
-            rows.append({"version": version, "live": version == live, "error": str(exc)})
-            continue
+            row = {"error": str(exc)}
+        rows.append({"version": version, "live": version == live, **row})
+    return rows
+
+
+def _intent_rows(registry: VersionRegistry) -> list[dict[str, Any]]:
+    runs = _runs_by_version(registry)
+
+    def describe(version: str) -> dict[str, Any]:
+        m = read_manifest(registry.versions_dir / version)
         test = runs.get(version, {}).get("metrics", {}).get("candidate", {})
-        rows.append(
-            {
-                "version": version,
-                "live": version == live,
-                "created": datetime.fromtimestamp(m.created_at, UTC).strftime("%Y-%m-%d %H:%M"),
-                "labels": len(m.labels),
-                "valid_accuracy": m.metrics.get("valid_accuracy"),
-                "heldout_accuracy": test.get("accuracy"),
-                "data": m.data,
-                "from": m.base_model,
-            }
-        )
+        return {
+            "created": _created(m.created_at),
+            "labels": len(m.labels),
+            "valid_accuracy": m.metrics.get("valid_accuracy"),
+            "heldout_accuracy": test.get("accuracy"),
+            "data": m.data,
+            "from": m.base_model,
+        }
+
+    return _rows(registry, describe)
+
+
+def _adapter_rows(registry: VersionRegistry) -> list[dict[str, Any]]:
+    def describe(version: str) -> dict[str, Any]:
+        m = read_adapter_manifest(registry.versions_dir / version)
+        return {
+            "created": _created(m.created_at),
+            "base_model": m.base_model,
+            "rank": m.lora.get("r"),
+            "metrics": m.metrics,
+            "data": m.data,
+        }
+
+    return _rows(registry, describe)
+
+
+def _intent_line(r: dict[str, Any]) -> str:
+    line = f"{'*' if r['live'] else ' '} {r['version']}  {r['created']}  {r['labels']} intents"
+    line += f"  valid {r['valid_accuracy']:.4f}" if r["valid_accuracy"] is not None else ""
+    heldout = r["heldout_accuracy"]
+    line += f"  held-out {heldout:.4f}" if isinstance(heldout, float) else ""
+    data = ", ".join(f"{k}={str(v)[:12]}" for k, v in sorted(r["data"].items()))
+    return f"{line}  data {data}"
+
+
+def _adapter_line(r: dict[str, Any]) -> str:
+    line = f"{'*' if r['live'] else ' '} {r['version']}  {r['created']}  base {r['base_model']}"
+    line += f"  rank {r['rank']}"
+    for name, value in sorted(r["metrics"].items()):
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        line += f"  {name} {shown}"
+    return line
+
+
+@models_app.command("list")
+def models_list(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    kind: KindOpt = Kind.intents,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Every version of a kind: when it was made, its figures, its data; * marks LIVE."""
+    generator = kind is Kind.generator
+    registry = _kind_registry(load(config), kind)
+    rows = _adapter_rows(registry) if generator else _intent_rows(registry)
     if as_json:
         typer.echo(json.dumps(rows))
         return
     if not rows:
-        typer.echo("no model versions yet: `deskbot train intents --promote`")
+        typer.echo(
+            f"no {'adapter' if generator else 'model'} versions yet: `{registry.train_hint}`"
+        )
     for r in rows:
         if "error" in r:
             typer.echo(f"  {r['version']}  BROKEN: {r['error']}")
             continue
-        line = f"{'*' if r['live'] else ' '} {r['version']}  {r['created']}  {r['labels']} intents"
-        line += f"  valid {r['valid_accuracy']:.4f}" if r["valid_accuracy"] is not None else ""
-        heldout = r["heldout_accuracy"]
-        line += f"  held-out {heldout:.4f}" if isinstance(heldout, float) else ""
-        data = ", ".join(f"{k}={str(v)[:12]}" for k, v in sorted(r["data"].items()))
-        typer.echo(f"{line}  data {data}")
+        typer.echo(_adapter_line(r) if generator else _intent_line(r))
 
 
 @models_app.command("show")
@@ -99,14 +177,17 @@ def models_show(
         str | None, typer.Argument(help="A version (default: the live one).")
     ] = None,
     config: ConfigOpt = DEFAULT_CONFIG,
+    kind: KindOpt = Kind.intents,
 ) -> None:
-    """Print a version's manifest (labels, calibration, metrics, data hashes, training)."""
-    registry = _registry(config)
+    """Print a version's manifest (intents: labels, calibration; generator: base model,
+    LoRA settings; both: metrics, data, training)."""
+    registry = _kind_registry(load(config), kind)
+    read = read_adapter_manifest if kind is Kind.generator else read_manifest
     try:
         version = version or registry.live_version()
         if version is None:
             raise fail(f"{registry.root}: no live model; name a version")
-        m = read_manifest(registry.version_dir(version))
+        m = read(registry.version_dir(version))
     except DeskbotError as exc:
         raise fail(str(exc)) from None
     data = json.loads(m.to_json())
@@ -118,23 +199,35 @@ def models_show(
     typer.echo(json.dumps(data, indent=2, sort_keys=True))
 
 
+def _check_adapter_base(cfg: BotConfig, registry: VersionRegistry, version: str) -> None:
+    """A local generator refuses an adapter trained on another base: so does promote."""
+    if cfg.generator.backend == "transformers":
+        check_base(read_adapter_manifest(registry.version_dir(version)), cfg.generator.model)
+
+
 @models_app.command("promote")
 def models_promote(
     version: Annotated[str, typer.Argument(help="The version to make live.")],
     config: ConfigOpt = DEFAULT_CONFIG,
+    kind: KindOpt = Kind.intents,
 ) -> None:
     """Make VERSION live (atomically; running servers pick it up without a restart)."""
     from deskbot.bot.server.container import build_store
 
     cfg = load(config)
-    registry = ModelRegistry(cfg.intents.registry)
+    registry = _kind_registry(cfg, kind)
     try:
+        if kind is Kind.generator:
+            _check_adapter_base(cfg, registry, version)
         store = build_store(cfg)  # before the change: the audit log must be reachable
         previous = registry.live_version()
         registry.set_live(version, reason="promote (manual)")
     except DeskbotError as exc:
         raise fail(str(exc)) from None
-    audited(store, MODEL_PROMOTED, object_type="model", object_id=version, detail=f"was {previous}")
+    audited(
+        store, MODEL_PROMOTED, object_type=AUDIT_OBJECT[kind], object_id=version,
+        detail=f"was {previous}",
+    )  # fmt: skip
     typer.echo(f"{version} is live (was {previous})")
 
 
@@ -144,21 +237,26 @@ def models_rollback(
         str | None, typer.Option("--to", help="A version (default: the previous live one).")
     ] = None,
     config: ConfigOpt = DEFAULT_CONFIG,
+    kind: KindOpt = Kind.intents,
 ) -> None:
     """Make the previously live version (or --to VERSION) live again."""
     from deskbot.bot.server.container import build_store
 
     cfg = load(config)
-    registry = ModelRegistry(cfg.intents.registry)
+    registry = _kind_registry(cfg, kind)
     try:
+        going_to = to or registry.rollback_target()
+        if kind is Kind.generator and going_to is not None:
+            _check_adapter_base(cfg, registry, going_to)
         store = build_store(cfg)
         previous = registry.live_version()
         target = registry.rollback(to)
     except DeskbotError as exc:
         raise fail(str(exc)) from None
     audited(
-        store, MODEL_ROLLED_BACK, object_type="model", object_id=target, detail=f"was {previous}"
-    )
+        store, MODEL_ROLLED_BACK, object_type=AUDIT_OBJECT[kind], object_id=target,
+        detail=f"was {previous}",
+    )  # fmt: skip
     typer.echo(f"{target} is live again (was {previous})")
 
 

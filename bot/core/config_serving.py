@@ -163,6 +163,10 @@ class GeneratorConfig:
     # versions there). The live one is applied to `model` and followed without a
     # restart; none live: the base model alone.
     adapters: ProjectPath = Path("var/models/generator")
+    # openai: the `adapters` directory as the model server sees it (vLLM loads the live
+    # adapter from `<adapters_served_at>/versions/<version>`), e.g. where the compose
+    # `gpu` profile mounts the registry in the vLLM container; None: the same path.
+    adapters_served_at: Text | None = None
 
     @model_validator(mode="after")
     def _url_for_openai(self) -> Self:

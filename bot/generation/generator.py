@@ -11,6 +11,10 @@ which module does what:
 - `remote`: `OpenAICompatibleGenerator`, a server speaking `/v1/chat/completions`
   (vLLM, TGI, Ollama), with its deadline, retries and `breaker.CircuitBreaker`.
 - `batching`: `MicroBatchingGenerator`, concurrent replies sharing a local batch.
+- `adapters`: the generator's LoRA adapter versions and their registry;
+  `adapter_serving` serves the live one with either backend, followed without a
+  restart (`LiveAdapterGenerator` wraps the local one; `ServedAdapters` loads it into
+  vLLM for the remote one).
 
 Both backends raise `GeneratorUnavailable` (a `ComponentUnavailable`) when they cannot
 answer; `deskbot.bot.generation.responder.GroundedResponder` turns that into the FAQ
@@ -24,8 +28,11 @@ Example:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
+from deskbot.bot.generation.adapter_serving import LiveAdapterGenerator, ServedAdapters
+from deskbot.bot.generation.adapters import AdapterRegistry
 from deskbot.bot.generation.batching import MicroBatchingGenerator
 from deskbot.bot.generation.breaker import CircuitBreaker
 from deskbot.bot.generation.local import TransformersGenerator
@@ -34,7 +41,7 @@ from deskbot.bot.generation.model_files import (
     default_cache_dir,
     resolve_generator_model,
 )
-from deskbot.bot.generation.protocol import Generator, GeneratorUnavailable
+from deskbot.bot.generation.protocol import AdaptedGenerator, Generator, GeneratorUnavailable
 from deskbot.bot.generation.remote import OpenAICompatibleGenerator
 
 if TYPE_CHECKING:
@@ -42,9 +49,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CACHE_DIR_ENV",
+    "AdaptedGenerator",
     "CircuitBreaker",
     "Generator",
     "GeneratorUnavailable",
+    "LiveAdapterGenerator",
     "MicroBatchingGenerator",
     "OpenAICompatibleGenerator",
     "TransformersGenerator",
@@ -62,8 +71,12 @@ class _PromptSettings(TypedDict):
     bot_name: str
 
 
-def build_generator(config: GeneratorConfig, *, bot_name: str = "our company") -> Generator | None:
+def build_generator(
+    config: GeneratorConfig, *, bot_name: str = "our company"
+) -> AdaptedGenerator | None:
     """The generator `config` describes (None for backend "none"); models load lazily.
+
+    Either backend serves the live adapter of `config.adapters` (none live: the base).
 
     Example:
         >>> build_generator(config.generator, bot_name=config.name)  # doctest: +SKIP
@@ -73,16 +86,26 @@ def build_generator(config: GeneratorConfig, *, bot_name: str = "our company") -
         max_history_tokens=config.max_history_tokens,
         bot_name=bot_name,
     )
+    adapters = AdapterRegistry(config.adapters)
     if config.backend == "transformers":
-        return TransformersGenerator(
-            config.model, device=config.device, cache_dir=config.cache_dir,
-            compile=config.compile, **prompt,
-        )  # fmt: skip
+
+        def local(adapter: Path | None) -> TransformersGenerator:
+            return TransformersGenerator(
+                config.model, device=config.device, cache_dir=config.cache_dir,
+                compile=config.compile, adapter=adapter, **prompt,
+            )  # fmt: skip
+
+        return LiveAdapterGenerator(adapters, local, base_model=config.model)
     if config.backend == "openai":
         assert config.url is not None  # checked by GeneratorConfig
         breaker = CircuitBreaker(config.breaker_failures, config.breaker_reset_s)
+        served = ServedAdapters(
+            adapters, server_url=config.url, served_at=config.adapters_served_at,
+            headers={"Authorization": f"Bearer {config.api_key}"} if config.api_key else None,
+        )  # fmt: skip
         return OpenAICompatibleGenerator(
             config.url, model=config.model, api_key=config.api_key, timeout_s=config.timeout_s,
-            retries=config.retries, backoff_s=config.backoff_s, breaker=breaker, **prompt,
+            retries=config.retries, backoff_s=config.backoff_s, breaker=breaker,
+            adapters=served, **prompt,
         )  # fmt: skip
     return None

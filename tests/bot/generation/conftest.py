@@ -3,7 +3,10 @@
 `smollm2` is the real offline model (SmolLM2-135M-Instruct), loaded once a session.
 `openai_server` is a real HTTP server (pytest-httpserver, one thread a request) that
 answers `POST /v1/chat/completions`; each test scripts its answers: a streamed reply,
-an HTTP status, a stall, or its own handler.
+an HTTP status, a stall, or its own handler. Like vLLM with `--enable-lora` it also
+takes `POST /v1/load_lora_adapter` (recorded in `loads`); with `models` set it answers
+404 for a model it does not serve, as vLLM does.
+`adapter_dirs` are two real LoRA adapter versions of SmolLM2 (`tests/adapters.py`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,7 +66,8 @@ def stall(seconds: float) -> Action:
 
 
 class FakeOpenAI:
-    """What the server answers (`script`) and what it was asked (`requests`, `headers`)."""
+    """What the server answers (`script`) and what it was asked (`requests`, `headers`,
+    `loads`)."""
 
     def __init__(self, server: HTTPServer) -> None:
         self.server = server
@@ -70,8 +75,14 @@ class FakeOpenAI:
         self.actions: list[Action] = [status(500)]
         self._calls = 0
         self._lock = threading.Lock()
+        # The model names served (None: any); a loaded adapter's name joins them.
+        self.models: set[str] | None = None
+        self.load_actions: list[Action] = []  # scripted answers to loads, then vLLM's
         server.expect_request("/v1/chat/completions", method="POST").respond_with_handler(
             self._answer
+        )
+        server.expect_request("/v1/load_lora_adapter", method="POST").respond_with_handler(
+            self._load
         )
 
     def script(self, *actions: Action) -> None:
@@ -80,17 +91,39 @@ class FakeOpenAI:
 
     @property
     def requests(self) -> list[dict[str, Any]]:
-        return [json.loads(request.get_data()) for request, _ in self.server.log]
+        return [json.loads(r.get_data()) for r in self._log("/v1/chat/completions")]
 
     @property
     def headers(self) -> list[dict[str, str]]:
-        return [dict(request.headers) for request, _ in self.server.log]
+        return [dict(r.headers) for r in self._log("/v1/chat/completions")]
+
+    @property
+    def loads(self) -> list[dict[str, Any]]:
+        return [json.loads(r.get_data()) for r in self._log("/v1/load_lora_adapter")]
+
+    def _log(self, path: str) -> list[Request]:
+        return [request for request, _ in self.server.log if request.path == path]
 
     def _answer(self, request: Request) -> Response:
+        model = json.loads(request.get_data()).get("model")
+        if self.models is not None and model not in self.models:
+            return Response(json.dumps({"message": f"The model `{model}` does not exist."}), 404)
         with self._lock:
             self._calls += 1
             action = self.actions[min(self._calls, len(self.actions)) - 1]
         return action(request)
+
+    def _load(self, request: Request) -> Response:
+        """vLLM's runtime LoRA loading: 400 for a name it holds, else the adapter is served."""
+        if self.load_actions:
+            return self.load_actions.pop(0)(request)
+        name = json.loads(request.get_data())["lora_name"]
+        if self.models is not None and name in self.models:
+            message = f"The lora adapter '{name}' has already been loaded."
+            return Response(json.dumps({"message": message}), 400)
+        if self.models is not None:
+            self.models.add(name)
+        return Response(f"Success: LoRA adapter '{name}' added successfully.", 200)
 
 
 @pytest.fixture
@@ -102,6 +135,15 @@ def openai_server() -> Iterator[FakeOpenAI]:
         server.check_handler_errors()
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def adapter_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two real adapter versions of SmolLM2, "a" and "b", whose replies differ."""
+    from tests.adapters import make_adapter
+
+    root = tmp_path_factory.mktemp("adapters")
+    return {name: make_adapter(root / name, seed=seed) for name, seed in (("a", 1), ("b", 3))}
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from deskbot.bot.core.config import config_from_dict
 from deskbot.bot.core.errors import ConfigError
 from deskbot.bot.core.types import Passage, Turn
 from deskbot.bot.generation.generator import (
+    LiveAdapterGenerator,
     OpenAICompatibleGenerator,
     TransformersGenerator,
     build_generator,
@@ -59,7 +60,9 @@ def test_the_factory_builds_the_configured_backend(tmp_path: Path) -> None:
             {"generator": {"backend": "transformers", "max_new_tokens": 60}}, root=tmp_path
         ).generator
     )
-    assert isinstance(local, TransformersGenerator) and local.max_new_tokens == 60
+    # The local model with the adapter registry's live LoRA merged in (none live: the base).
+    assert isinstance(local, LiveAdapterGenerator) and local.base.max_new_tokens == 60
+    assert local.registry.root == tmp_path / "var" / "models" / "generator"
     remote = build_generator(
         config_from_dict(
             {

@@ -3,8 +3,11 @@ Rasa REST channel, ops endpoints, and every kind of bad input."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -281,3 +284,59 @@ def test_a_session_opens_without_a_body_or_with_an_empty_one(
     r = client.post("/api/sessions", json={"customer_id": "a"})
     assert r.status_code == 422
     assert "customer_id and customer_hash go together" in r.json()["detail"]
+
+
+def test_readyz_reports_the_generators_live_adapter_and_follows_promotions(
+    bot_project: Path,
+) -> None:
+    """The adapter loaded into the (scripted) vLLM server at start, a promotion followed
+    by the watcher without any turn, and a version the server refuses reported."""
+    from pytest_httpserver import HTTPServer
+
+    from deskbot.bot.core.config import GeneratorConfig, load_config
+    from deskbot.bot.generation.adapters import AdapterRegistry
+    from deskbot.bot.server.api import create_api
+    from deskbot.bot.server.container import build_bot
+    from tests.adapters import make_adapter
+    from tests.bot.generation.conftest import FakeOpenAI, status
+
+    registry = AdapterRegistry(bot_project / "var" / "models" / "generator")
+    for seed, version in enumerate(("g1", "g2", "g3"), start=1):
+        make_adapter(registry.versions_dir / version, seed=seed)
+    registry.set_live("g1")
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    fake = FakeOpenAI(server)
+    cfg = load_config(bot_project)
+    generator = GeneratorConfig(
+        backend="openai", url=fake.url, model="deskbot-generator", adapters=registry.root,
+        adapters_served_at="/srv/registry/generator", retries=0,
+    )  # fmt: skip
+    bot = build_bot(dataclasses.replace(cfg, generator=generator))
+    try:
+        bot.warm_up()
+        client = TestClient(create_api(bot))
+        ready = client.get("/readyz").json()
+        assert ready["status"] == "ready" and ready["generator_adapter"] == "g1"
+        assert fake.loads == [
+            {"lora_name": "g1", "lora_path": "/srv/registry/generator/versions/g1"}
+        ]
+
+        registry.set_live("g2")
+        wait_until(lambda: client.get("/readyz").json()["generator_adapter"] == "g2")
+        fake.load_actions = [status(404)]  # the server cannot find g3's files
+        registry.set_live("g3")
+        wait_until(lambda: len(fake.loads) == 3)
+        ready = client.get("/readyz").json()
+        assert ready["status"] == "degraded" and ready["generator_adapter"] == "g2"
+        assert ready["degraded"][0].startswith("generator_adapter: still serving g2 (g3 refused")
+    finally:
+        bot.close()
+        server.stop()
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 15.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
