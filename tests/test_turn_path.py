@@ -33,8 +33,10 @@ PACKAGE_DIRS = tuple(str(ROOT / name) + "/" for name in ("bot", "knowledge", "tr
 # nlu/context.py (follow-ups, issue #19), and runs `DialogueState`'s code in
 # dialogue/decision.py (moved out of policy.py, which had reached 493 of 500 lines),
 # and follows the LIVE pointer through core/following.py (issue #23: shared by the
-# intent model and the generator's adapters instead of written twice).
-MAX_FILES = 27
+# intent model and the generator's adapters instead of written twice), and ranks
+# through knowledge/retrieval/ranking.py (one piece per document section, issue #21;
+# retriever.py has no room for it under the 500-line limit).
+MAX_FILES = 28
 STEPS = {
     "bot/server/routers/chat.py",
     "bot/dialogue/pipeline.py",
