@@ -32,8 +32,8 @@ is run).
 
 `--adapter DIR` runs with a LoRA adapter version (`deskbot train generator`);
 `--compare DIR` runs the base model and then the adapter on the same questions and
-plots both (`NAME.png`). The adapter is merged into the base here
-(`merged_model_folder`) until the local generator applies one itself.
+plots both (`NAME.png`). The adapter is applied as the server applies its live one:
+checked against the base, merged into the weights as the local generator loads.
 
 Run (the "before" figure):
     python -m benchmarks.quality.generator_quality --per-intent 1 --limit 60 --threads 1
@@ -66,6 +66,8 @@ from benchmarks.common.grounding import (
 )
 from deskbot.bot.core.config import load_config
 from deskbot.bot.core.types import Passage, Turn
+from deskbot.bot.generation.adapter_serving import check_base
+from deskbot.bot.generation.adapters import read_adapter_manifest
 from deskbot.bot.generation.generator import Generator, MicroBatchingGenerator
 from deskbot.bot.generation.guard import GroundingGuard, split_sentences
 from deskbot.bot.generation.local import TransformersGenerator
@@ -271,31 +273,16 @@ class AnswerPath:
         return self.responder.guard
 
 
-def merged_model_folder(base: str, adapter: Path) -> Path:
-    """`base` with the LoRA adapter at `adapter` merged in, saved as a model folder.
+def checked_adapter(adapter: Path, base: str) -> Path:
+    """`adapter`, once its manifest is read and its base is `base` (as the server checks).
 
-    The local generator does not apply an adapter yet; this stands in for it (peft's
-    `PeftModel.from_pretrained(...).merge_and_unload()`), so the figures are the
-    adapter's. Switch to the product's own adapter loading once it has one.
+    Raises:
+        ArtifactError: not an adapter version, or one trained on another base.
     """
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from deskbot.bot.generation.adapters import read_adapter_manifest
-    from deskbot.bot.generation.model_files import model_folder
-
     manifest = read_adapter_manifest(adapter)
-    if manifest.base_model != base:
-        log(f"adapter {adapter} was trained on {manifest.base_model!r}, not {base!r}")
-    folder = model_folder(base)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-    out = Path(tempfile.mkdtemp(prefix="deskbot-merged-")) / f"{base}+{adapter.name}"
-    merged.save_pretrained(out)
-    AutoTokenizer.from_pretrained(folder).save_pretrained(out)
-    log(f"adapter {manifest.version} merged into {base} at {out}")
-    return out
+    check_base(manifest, base)
+    log(f"adapter {manifest.version} on {base}")
+    return adapter
 
 
 def build_path(
@@ -307,35 +294,31 @@ def build_path(
 ) -> AnswerPath:
     """The demo's responder over the base model, or base + `adapter`."""
     config = load_config(DEMO / "deskbot.yaml")
-    model = config.generator.model
-    if adapter is not None:
-        model = str(merged_model_folder(model, adapter))
     generator_config = replace(
         config.generator,
         backend="transformers",
-        model=model,
         # None: an empty folder, so the guard runs its rules only (and says so).
         verifier=verifier or Path(tempfile.mkdtemp(prefix="deskbot-no-verifier-")),
         max_new_tokens=args.max_new_tokens,
-        # No registry: only the adapter asked for (if any) is applied.
-        adapters=Path(tempfile.mkdtemp(prefix="deskbot-no-adapters-")),
+    )
+    # The model asked for, not the registry's live one: the generator
+    # `LiveAdapterGenerator` builds for a version (the adapter merged in as it loads).
+    local = TransformersGenerator(
+        generator_config.model,
+        device=generator_config.device,
+        cache_dir=generator_config.cache_dir,
+        max_new_tokens=generator_config.max_new_tokens,
+        max_history_tokens=generator_config.max_history_tokens,
+        bot_name=config.name,
+        adapter=None if adapter is None else checked_adapter(adapter, generator_config.model),
     )
     responder = build_responder(
         generator_config,
         embedder=embedder,
         min_score=config.knowledge.min_score,
         bot_name=config.name,
+        generator=local,
     )
-    # The model asked for (base, or base + adapter) rather than what follows a registry.
-    local = TransformersGenerator(
-        model,
-        device=generator_config.device,
-        cache_dir=generator_config.cache_dir,
-        max_new_tokens=generator_config.max_new_tokens,
-        max_history_tokens=generator_config.max_history_tokens,
-        bot_name=config.name,
-    )
-    responder.generator = local
     started = time.perf_counter()
     local.warm_up()
     load_s = time.perf_counter() - started
