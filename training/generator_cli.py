@@ -2,7 +2,7 @@
 
     deskbot train generator [-c PROJECT] [--data FILE] [--export-only FILE] [--out DIR]
                             [--promote] [--epochs N] [--max-examples N] [--max-steps N]
-                            [--threads N] [--batch-size N] [--max-length N] [--resume]
+                            [--threads N] [--batch-size N] [--max-length N] [--bf16] [--resume]
 
 Without `--data` the examples are exported from the project now (its store, FAQ index
 and intents file: `training.generator.examples`); `--export-only FILE` writes them as
@@ -61,6 +61,9 @@ def train_generator(
     max_length: Annotated[
         int | None, typer.Option(help="Tokens an example may have (its reply is kept).")
     ] = None,
+    bf16: Annotated[
+        bool, typer.Option(help="bfloat16 matrix products on the CPU (AVX512-BF16, AMX).")
+    ] = False,
     resume: Annotated[
         bool, typer.Option(help="Go on from the stopped run's last checkpoint.")
     ] = False,
@@ -85,6 +88,7 @@ def train_generator(
             "num_threads": threads,
         }
         raw.update({k: v for k, v in overrides.items() if v is not None})
+        raw["bf16"] = bf16
         args = GeneratorTrainingArgs.from_dict(raw)
         examples = read_examples(data) if data is not None else _export(cfg)
         if export_only is not None:

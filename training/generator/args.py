@@ -38,6 +38,11 @@ class GeneratorTrainingArgs:
         num_threads: CPU threads (None: leave torch's setting).
         device: "auto" (CUDA with bfloat16 autocast when present, else CPU float32),
             "cpu" or "cuda[:N]".
+        bf16: on the CPU too, matrix products in bfloat16 (autocast; weights and optimiser
+            state stay float32). For CPUs with bf16 units (AVX512-BF16, AMX): a forward
+            and backward pass of two demo examples took 5.3 s instead of 7.5 s on 2 cores
+            with AVX512-BF16, the loss 0.4635 instead of 0.4659. Off by default: the
+            served CPU model is float32.
         seed: the order of the examples and the LoRA's initialisation.
     """
 
@@ -60,6 +65,7 @@ class GeneratorTrainingArgs:
     checkpoint_every: int = 25
     num_threads: int | None = None
     device: str = "auto"
+    bf16: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:

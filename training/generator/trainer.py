@@ -3,7 +3,7 @@
 A plain PyTorch loop over `peft`'s LoRA of the base model (`generator.model`): AdamW,
 linear warm-up then a cosine (or linear) decay, gradient accumulation, the loss on the
 reply tokens only (`encoding`). CUDA with bfloat16 autocast when there is one, else the
-CPU in float32. A checkpoint is written to the work folder every `checkpoint_every`
+CPU in float32 (or bfloat16 autocast with `bf16`). A checkpoint is written to the work folder every `checkpoint_every`
 steps; `resume=True` goes on from it after a kill, and reaches the same final step.
 
 The held-out examples are scored before training (the base model: peft starts its B
@@ -356,8 +356,8 @@ class _Run:
 
         import torch
 
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.device.type == "cuda" or self.args.bf16:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
 

@@ -62,11 +62,12 @@ def test_trains_an_adapter_from_a_jsonl_file(tmp_path: Path) -> None:
     write_examples([*train, *heldout], data)
     code, output = _run(
         "--data", str(data), "--out", str(tmp_path / "v1"), "--batch-size", "2",
-        "--max-length", "64", "--max-steps", "1", "--threads", "1",
+        "--max-length", "64", "--max-steps", "1", "--threads", "1", "--bf16",
     )  # fmt: skip
     assert code == 0, output
     assert "training on 2 examples (1 held out)" in output
     manifest = read_adapter_manifest(tmp_path / "v1")
     assert manifest.training["steps"] == 1 and manifest.training["max_length"] == 64
+    assert manifest.training["bf16"] is True
     assert manifest.data["file"] == str(data)
     assert f"adapter v1: held-out loss {manifest.metrics['heldout_loss_before']:.3f} ->" in output
