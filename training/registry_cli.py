@@ -34,6 +34,7 @@ quarantine_app = typer.Typer(
 
 if TYPE_CHECKING:
     from deskbot.bot.core.config import BotConfig
+    from deskbot.training.nightly.generator_night import GeneratorNight
     from deskbot.training.nightly.job import RetrainJob, RetrainOutcome
 
 ConfigOpt = Annotated[
@@ -300,6 +301,7 @@ def retrain(
             since=since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
         )
         faq = FaqLoop.from_config(cfg).run(job.store, actor=NIGHTLY)
+        generator = _generator_night(cfg, job, progress).run()
         if cfg.privacy.audit_retention_days is not None:
             job.store.prune_audit(cfg.privacy.audit_retention_days, actor=NIGHTLY)
     except RetrainBusy as exc:
@@ -307,9 +309,33 @@ def retrain(
     except (DeskbotError, KnowledgeError) as exc:
         raise fail(str(exc)) from None
     if as_json:
-        typer.echo(json.dumps({**outcome.to_dict(), "faq": faq}, default=str))
+        typer.echo(
+            json.dumps(
+                {**outcome.to_dict(), "faq": faq, "generator": generator.to_dict()}, default=str
+            )
+        )
         return
     _print_outcome(outcome, faq, time.perf_counter() - started)
+    typer.echo(
+        f"generator: {generator.decision}; live adapter {generator.live_before} -> "
+        f"{generator.live_after}"
+        + "".join(f"\n  {reason}" for reason in generator.reasons)
+        + (f"\nreport: {generator.report_dir / 'report.html'}" if generator.report_dir else "")
+    )
+
+
+def _generator_night(cfg: BotConfig, job: RetrainJob, progress: bool) -> GeneratorNight:
+    """The generator's part of the night, after the intents' (same store and settings file)."""
+    from deskbot.training.nightly.generator_night import GeneratorNight, GeneratorNightSettings
+
+    return GeneratorNight(
+        cfg,
+        GeneratorNightSettings.from_dict(job.settings.generator),
+        job.store,
+        job.reports_dir.parent / "generator",
+        exclude_labels=tuple(job.quarantine.label_ids()),
+        progress=progress,
+    )
 
 
 def _retrain_job(

@@ -464,18 +464,8 @@ def _found(
     p: IndexedPassage, score: float, rank: float, lexical: float, min_score: float | None
 ) -> Passage:
     """What a search returns for the stored passage `p`."""
-    return Passage(
-        id=p.id,
-        text=p.text,
-        score=score,
-        source=p.source,
-        question=p.question,
-        intent=p.intent,
-        url=p.url,
-        title=p.title,
-        tags=p.tags,
-        line=p.line,
-        position=p.position,
+    return p.found(
+        score,
         rank_score=rank,
         lexical_score=lexical,
         answerable=min_score is None or score >= min_score,

@@ -112,6 +112,11 @@ def _context(outcome: RetrainOutcome, changes: list[Row], held: list[Row]) -> Ro
     }
 
 
+def render(template: str, **context: Any) -> str:
+    """A template of `templates/` rendered with `context` (the `num` filter included)."""
+    return _TEMPLATES.get_template(template).render(context)
+
+
 def render_markdown(outcome: RetrainOutcome, changes: list[Row], held: list[Row]) -> str:
     return _TEMPLATES.get_template("report.md.j2").render(_context(outcome, changes, held))
 

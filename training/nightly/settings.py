@@ -62,6 +62,9 @@ class RetrainSettings:
             validation rows, `f1_bootstrap` resamples) is at least -`accuracy_tolerance`.
         train_args: `TrainingArgs` fields for the night (over the config's `training`).
         seed: for the replay sample.
+        generator: the generator's night (`generator_night.GeneratorNightSettings`
+            fields: when it runs, how much it trains, what its gate demands); not part
+            of an intents run's fingerprint.
         notices: what the job must tell about these settings (not a setting: `from_file`
             fills it in for an old `retrain.yaml`, the report shows it).
     """
@@ -89,6 +92,7 @@ class RetrainSettings:
     gate_alpha: float = 0.1
     train_args: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    generator: dict[str, Any] = field(default_factory=dict)
     notices: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -139,7 +143,9 @@ class RetrainSettings:
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings that decide a run (everything but `notices`)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "notices"}
+        return {
+            k: v for k, v in dataclasses.asdict(self).items() if k not in ("notices", "generator")
+        }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> RetrainSettings:
