@@ -10,7 +10,7 @@ projection, not a full run. The load average is reported with the figures: on a 
 machine they move with it.
 
 Run:
-    python -m benchmarks.performance.generator_finetune --threads 2 --steps 6 --eval 8
+    python -m benchmarks.performance.generator_finetune --threads 2 --steps 5 --eval 8 --bf16
     python -m benchmarks.performance.generator_finetune --project var/demo   # its index
 """
 
@@ -34,7 +34,7 @@ TARGET_EXAMPLES = 2000
 
 def main() -> None:
     ap = parser(__doc__)
-    add_numbers(ap, threads=2, steps=6, eval=8, batch_size=2, grad_accum=1, max_length=1024)
+    add_numbers(ap, threads=2, steps=5, eval=8, batch_size=4, grad_accum=1, max_length=1024)
     ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast on the CPU.")
     ap.add_argument("--project", type=Path, default=None, help="A deskbot project to export.")
     ap.add_argument("--cache", type=Path, default=Path("var/bench"), help="The demo index.")

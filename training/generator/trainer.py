@@ -44,7 +44,14 @@ from deskbot.training.generator.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from deskbot.training.generator.encoding import Encoded, collate, encode, reply_score
+from deskbot.training.generator.encoding import (
+    Encoded,
+    ReplyScore,
+    collate,
+    encode,
+    reply_score,
+    shared_prefix,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -54,9 +61,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = ["GeneratorTrainResult", "GeneratorTrainer", "data_hash"]
-
-# Batches are drawn from pools of this many batches sorted by length: less padding.
-_POOL_BATCHES = 16
 
 
 @dataclass(frozen=True)
@@ -290,7 +294,7 @@ class _Run:
         total = 0.0
         for batch in micro:
             with self._autocast():
-                score = reply_score(self.model.get_base_model(), self._tensors(batch))
+                score = self._score(batch)
             (score.loss_sum / max(tokens, 1)).backward()  # type: ignore[no-untyped-call]
             total += float(score.loss_sum.detach())
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -301,19 +305,26 @@ class _Run:
         return total / max(tokens, 1)
 
     def _batches(self, skip: int) -> Iterator[list[Encoded]]:
-        """Every epoch's batches in a seeded order, the first `skip` passed over (resume)."""
+        """Every epoch's batches in a seeded order, the first `skip` passed over (resume).
+
+        Examples whose system prompts start alike (the rules, then the same first
+        passage, then the same second...) are drawn together, so that a batch shares
+        much of its prompt (`shared_prefix`: 41% of the demo export's tokens in batches
+        of 4, 26% when only identical prompts were grouped): each epoch orders the
+        prompts' line prefixes at random, then the batches are shuffled.
+        """
         a = self.args
+        lines = [e.messages[0]["content"].split("\n") for e in self.train_examples]
         epoch = 0
         while True:
-            order = list(range(len(self.train)))
-            random.Random(a.seed * 1000 + epoch).shuffle(order)
-            pool = a.batch_size * _POOL_BATCHES
-            batches: list[list[Encoded]] = []
-            for start in range(0, len(order), pool):
-                chunk = sorted(order[start : start + pool], key=lambda i: len(self.train[i]))
-                for b in range(0, len(chunk), a.batch_size):
-                    batches.append([self.train[i] for i in chunk[b : b + a.batch_size]])
-            random.Random(a.seed * 1000 + epoch + 1).shuffle(batches)
+            rng = random.Random(a.seed * 1000 + epoch)
+            keys = _prefix_order(lines, rng)
+            order = sorted(range(len(self.train)), key=keys.__getitem__)
+            batches = [
+                [self.train[i] for i in order[b : b + a.batch_size]]
+                for b in range(0, len(order), a.batch_size)
+            ]
+            rng.shuffle(batches)
             for batch in batches:
                 if skip > 0:
                     skip -= 1
@@ -336,8 +347,7 @@ class _Run:
         loss, tokens, correct = 0.0, 0, 0
         with torch.no_grad(), self._autocast():
             for start in range(0, len(self.heldout), self.args.batch_size):
-                batch = self.heldout[start : start + self.args.batch_size]
-                score = reply_score(self.model.get_base_model(), self._tensors(batch))
+                score = self._score(self.heldout[start : start + self.args.batch_size])
                 loss += float(score.loss_sum)
                 tokens += score.tokens
                 correct += score.correct
@@ -348,8 +358,11 @@ class _Run:
             "tokens": tokens,
         }
 
-    def _tensors(self, batch: list[Encoded]) -> dict[str, torch.Tensor]:
-        return {k: v.to(self.device) for k, v in collate(batch, self.tok.pad_token_id).items()}
+    def _score(self, batch: list[Encoded]) -> ReplyScore:
+        """The batch's reply score, its shared prompt prefix run once."""
+        tensors = collate(batch, self.tok.pad_token_id)
+        on_device = {k: v.to(self.device) for k, v in tensors.items()}
+        return reply_score(self.model.get_base_model(), on_device, shared_prefix(batch))
 
     def _autocast(self) -> Any:
         import contextlib
@@ -359,6 +372,22 @@ class _Run:
         if self.device.type == "cuda" or self.args.bf16:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
+
+
+def _prefix_order(lines: Sequence[Sequence[str]], rng: random.Random) -> list[tuple[float, ...]]:
+    """Sort keys that keep texts with common line prefixes together: each distinct
+    prefix gets a random rank, a text's key is its prefixes' ranks, then a random draw."""
+    rank: dict[tuple[str, ...], float] = {}
+    keys: list[tuple[float, ...]] = []
+    for text in lines:
+        key = []
+        for j in range(len(text)):
+            prefix = tuple(text[: j + 1])
+            if prefix not in rank:
+                rank[prefix] = rng.random()
+            key.append(rank[prefix])
+        keys.append((*key, rng.random()))
+    return keys
 
 
 def _load(
