@@ -164,7 +164,7 @@ def _promote(cfg: BotConfig | None, registry: AdapterRegistry | None, version: s
     audited(
         build_store(cfg),
         MODEL_PROMOTED,
-        object_type="adapter",
+        object_type="generator_adapter",
         object_id=version,
         detail=f"train generator --promote, was {previous}",
     )
