@@ -268,6 +268,16 @@ class ServedAdapters(FollowingLive):
         adapter = self._live.version
         return (adapter, adapter) if adapter is not None else (base, None)
 
+    def reload(self, version: str) -> None:
+        """Ask the server to load `version` again (it answered 404 for it: a restarted
+        server forgets adapters loaded at run time).
+
+        Raises:
+            GeneratorUnavailable: the server did not take it.
+        """
+        logger.warning("the model server lost adapter %s: loading it again", version)
+        self._load(version)
+
     def _load(self, version: str) -> str:
         """Ask the server to load `version`; returns the name to request it by."""
         read_adapter_manifest(self.registry.version_dir(version))  # a complete version only

@@ -69,6 +69,10 @@ class _Transient(Exception):
     """
 
 
+class _AdapterMissing(GeneratorUnavailable):
+    """The server does not know the adapter requested (it restarted since loading it)."""
+
+
 class OpenAICompatibleGenerator:
     """A remote model behind an OpenAI-compatible `/v1/chat/completions` endpoint.
 
@@ -167,7 +171,9 @@ class OpenAICompatibleGenerator:
 
     def stream_messages(self, messages: Sequence[ChatMessage]) -> Iterator[str]:
         """Stream a reply to ready-made chat messages."""
-        model = self.adapters.model(self.model)[0] if self.adapters is not None else self.model
+        model, adapter = (
+            self.adapters.model(self.model) if self.adapters is not None else (self.model, None)
+        )
         body = {
             "model": model,
             "messages": list(messages),
@@ -176,7 +182,14 @@ class OpenAICompatibleGenerator:
             "temperature": 0.0,
         }
         deadline = time.monotonic() + self.timeout_s
-        first, rest = self._first_piece(body, deadline)
+        try:
+            first, rest = self._first_piece(body, deadline)
+        except _AdapterMissing:
+            # The server lost the adapter (vLLM restarted: runtime-loaded adapters do not
+            # survive it): load it again, once, and ask again.
+            assert self.adapters is not None and adapter is not None
+            self.adapters.reload(adapter)
+            first, rest = self._first_piece(body, deadline)
         try:
             if first is not None:
                 yield first
@@ -202,6 +215,8 @@ class OpenAICompatibleGenerator:
         )
         try:
             return retrying(self._attempt, body, deadline)
+        except _AdapterMissing:
+            raise
         except (_Transient, GeneratorUnavailable) as exc:
             attempts = retrying.statistics.get("attempt_number", 1)
             logger.warning("generator %s failed after %d attempt(s): %s", self.name, attempts, exc)
@@ -229,7 +244,7 @@ class OpenAICompatibleGenerator:
         try:
             request = {"json": body, "headers": dict(self._headers), "timeout": timeout}
             with connect_sse(self._http(), "POST", self.endpoint, **request) as source:
-                self._check_status(source.response)
+                self._check_status(source.response, adapter=body["model"] != self.model)
                 yield from self._read(source, deadline)
         except SSEError as exc:  # a TransportError, but no connection trouble
             raise GeneratorUnavailable(f"{self.name}: not an event stream: {exc}") from exc
@@ -253,12 +268,14 @@ class OpenAICompatibleGenerator:
                 return
         raise _Transient(f"{self.name}: stream ended without [DONE]")
 
-    def _check_status(self, response: httpx.Response) -> None:
+    def _check_status(self, response: httpx.Response, *, adapter: bool = False) -> None:
         code = response.status_code
         if code == 200:
             return
         response.read()  # so the connection can be reused
         message = f"{self.name}: HTTP {code} from {self.endpoint}"
+        if code == 404 and adapter:
+            raise _AdapterMissing(message)
         if code == 429 or code >= 500:
             raise _Transient(message)
         raise GeneratorUnavailable(message)

@@ -223,6 +223,22 @@ def test_the_live_adapter_is_loaded_into_vllm_and_requested_by_name(
     assert gen.live_adapter == "a" and gen.adapter_problem is None
 
 
+def test_a_restarted_server_is_given_the_adapter_again_and_the_reply_is_not_lost(
+    openai_server: FakeOpenAI, registry: AdapterRegistry
+) -> None:
+    openai_server.models = {"deskbot-generator"}
+    openai_server.script(stream("Cards arrive in 3 to 5 days."))
+    registry.set_live("a")
+    gen = remote(openai_server, registry)
+    gen.warm_up()
+    assert say(gen) and [load["lora_name"] for load in openai_server.loads] == ["a"]
+    openai_server.models = {"deskbot-generator"}  # vLLM restarted: runtime adapters are gone
+    assert say(gen) == "Cards arrive in 3 to 5 days."
+    assert [load["lora_name"] for load in openai_server.loads] == ["a", "a"]
+    assert [r["model"] for r in openai_server.requests][-2:] == ["a", "a"]  # 404, then the reply
+    assert gen.live_adapter == "a"
+
+
 def test_a_refused_load_keeps_the_previous_adapter_and_is_not_retried(
     openai_server: FakeOpenAI, registry: AdapterRegistry
 ) -> None:
