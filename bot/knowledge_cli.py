@@ -137,6 +137,7 @@ def search(
             lexical_weight=DEFAULT_LEXICAL_WEIGHT if lexical_weight is None else lexical_weight,
             main_weight=cfg.knowledge.main_weight if main_weight is None else main_weight,
             min_score=threshold,
+            distinct_sections=cfg.knowledge.distinct_sections,
         )
         hits = retriever.retrieve(query, top_k=top_k, intent=intent)
     for rank, p in enumerate(hits, start=1):

@@ -22,6 +22,7 @@ from pydantic import (
 
 from deskbot.bot.core.checks import (
     Count,
+    Flag,
     Integer,
     Number,
     PositiveNumber,
@@ -145,6 +146,10 @@ class KnowledgeConfig:
     # best one's in the ranking; 0, the best alone. Choose it on your own validation
     # questions (`benchmarks/quality/retrieval_prose.py` picks it on a validation half).
     main_weight: Annotated[Number, within(0, 1)] = 0.0
+    # A document section cut into several passages gives at most its best one to a
+    # question's results, the next section taking the place of a second piece (FAQ
+    # entries are never cut: nothing changes for them).
+    distinct_sections: Flag = True
 
     @property
     def approved_file(self) -> Path:

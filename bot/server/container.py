@@ -277,7 +277,10 @@ def build_bot(
     store = store or build_store(config)
     embedder, prefetch = _embedder(config)
     retriever = FaissRetriever(
-        config.knowledge.index_dir, embedder, main_weight=config.knowledge.main_weight
+        config.knowledge.index_dir,
+        embedder,
+        main_weight=config.knowledge.main_weight,
+        distinct_sections=config.knowledge.distinct_sections,
     )
     faq = RetrievalIntentClassifier(
         retriever, min_score=config.knowledge.min_score, top_k=config.knowledge.top_k

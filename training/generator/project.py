@@ -76,7 +76,10 @@ def export_project_examples(
     # Embedded as `deskbot ingest` embeds the index: the query vectors it was built for.
     embedder = build_embedder(config.knowledge.embedder, runtime=config.limits.inference_runtime)
     retriever = FaissRetriever(
-        config.knowledge.index_dir, embedder, main_weight=config.knowledge.main_weight
+        config.knowledge.index_dir,
+        embedder,
+        main_weight=config.knowledge.main_weight,
+        distinct_sections=config.knowledge.distinct_sections,
     )
     utterances: dict[str, list[str]] = {}
     if config.intents.train_data is not None and config.intents.train_data.is_file():

@@ -387,12 +387,12 @@ def test_the_intent_model_embeds_the_faq_query_in_the_same_pass(
 def test_the_served_retriever_takes_knowledge_main_weight(bot: Bot) -> None:
     """The ranking mix chosen on validation (`knowledge.main_weight`) is what `deskbot
     serve` ranks with, and an out-of-range weight is refused when the config loads."""
-    cfg = dataclasses.replace(
-        bot.config, knowledge=dataclasses.replace(bot.config.knowledge, main_weight=0.5)
-    )
-    other = build_bot(cfg, store=bot.store)
+    knowledge = dataclasses.replace(bot.config.knowledge, main_weight=0.5, distinct_sections=False)
+    other = build_bot(dataclasses.replace(bot.config, knowledge=knowledge), store=bot.store)
     try:
         assert other.retriever.main_weight == 0.5 and bot.retriever.main_weight == 0.0
+        # One piece per document section is the default, and a setting (issue #21).
+        assert bot.retriever.distinct_sections and not other.retriever.distinct_sections
     finally:
         other.close()
     with pytest.raises(ConfigError, match="knowledge.main_weight"):
