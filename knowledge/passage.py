@@ -58,21 +58,3 @@ class IndexedPassage:
     line: int | None = None
     position: int = 0
     alternatives: tuple[str, ...] = ()
-
-    def found(self, score: float, **ranking: float | bool) -> Passage:
-        """This passage as a search returns it, with its `score` (and `rank_score`,
-        `lexical_score`, `answerable` when given)."""
-        return Passage(
-            id=self.id,
-            text=self.text,
-            score=score,
-            source=self.source,
-            question=self.question,
-            intent=self.intent,
-            url=self.url,
-            title=self.title,
-            tags=self.tags,
-            line=self.line,
-            position=self.position,
-            **ranking,  # type: ignore[arg-type]
-        )

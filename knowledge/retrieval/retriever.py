@@ -386,7 +386,7 @@ class FaissRetriever:
         lexical = np.zeros(len(passages)) if served.bm25 is None else served.bm25.scores(query)
         rank = rank + self.lexical_weight * lexical
         return [
-            _found(
+            found_passage(
                 passages[row],
                 float(dense[row]),
                 float(rank[row]),
@@ -460,13 +460,27 @@ def _with_main(
     return out
 
 
-def _found(
-    p: IndexedPassage, score: float, rank: float, lexical: float, min_score: float | None
+def found_passage(
+    p: IndexedPassage,
+    score: float,
+    rank: float | None = None,
+    lexical: float = 0.0,
+    min_score: float | None = None,
 ) -> Passage:
-    """What a search returns for the stored passage `p`."""
-    return p.found(
-        score,
-        rank_score=rank,
+    """What a search returns for the stored passage `p` (`rank` defaults to `score`)."""
+    return Passage(
+        id=p.id,
+        text=p.text,
+        score=score,
+        source=p.source,
+        question=p.question,
+        intent=p.intent,
+        url=p.url,
+        title=p.title,
+        tags=p.tags,
+        line=p.line,
+        position=p.position,
+        rank_score=score if rank is None else rank,
         lexical_score=lexical,
         answerable=min_score is None or score >= min_score,
     )

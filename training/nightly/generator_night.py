@@ -328,9 +328,10 @@ class GeneratorNight:
     def _index_passages(self) -> dict[str, Passage]:
         """The live index's passages by id: what the held-out cases were retrieved from."""
         from deskbot.knowledge.indexing.index import load_version
+        from deskbot.knowledge.retrieval.retriever import found_passage
 
         index = load_version(self.config.knowledge.index_dir)
-        return {p.id: p.found(1.0) for p in index.passages}
+        return {p.id: found_passage(p, 1.0) for p in index.passages}
 
     def _known(self, version: str | None) -> set[str]:
         if version is None:
