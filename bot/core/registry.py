@@ -15,6 +15,7 @@ and what to say when nothing is live (`train_hint`).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,40 @@ from deskbot.bot.core.errors import ArtifactError
 from deskbot.knowledge.files.fsutil import append_jsonl, atomic_write_text, read_jsonl
 
 LIVE = "LIVE"
+
+
+def read_manifest_json(
+    version_dir: str | Path, manifest: str, fmt: str, *, what: str, train_hint: str
+) -> dict[str, Any]:
+    """The JSON object of a version directory's manifest file, of format `fmt`.
+
+    Args:
+        version_dir: the version's directory.
+        manifest: the manifest's file name in it.
+        fmt: the `format` the manifest must declare.
+        what: the kind, for the messages ("model", "adapter").
+        train_hint: the command that writes one, for the message when it is missing.
+
+    Raises:
+        ArtifactError: the directory or its manifest is missing, unreadable or of
+            another format.
+    """
+    path = Path(version_dir)
+    if not path.is_dir():
+        raise ArtifactError(f"{path}: no such {what} directory")
+    mf = path / manifest
+    if not mf.is_file():
+        raise ArtifactError(
+            f"{path}: not a deskbot {what} ({manifest} is missing); train one with `{train_hint}`"
+        )
+    try:
+        raw = json.loads(mf.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{mf}: corrupted manifest ({exc})") from exc
+    if not isinstance(raw, dict) or raw.get("format") != fmt:
+        found = raw.get("format") if isinstance(raw, dict) else None
+        raise ArtifactError(f"{path}: {what} format {found!r}; this deskbot reads {fmt!r}")
+    return raw
 
 
 class VersionRegistry:

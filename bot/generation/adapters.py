@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from deskbot.bot.core.errors import ArtifactError
-from deskbot.bot.core.registry import VersionRegistry
+from deskbot.bot.core.registry import VersionRegistry, read_manifest_json
 
 ADAPTER_FORMAT = "deskbot.generator-adapter/1"
 ADAPTER_MANIFEST = "deskbot-adapter.json"
@@ -75,23 +75,10 @@ def read_adapter_manifest(adapter_dir: str | Path) -> AdapterManifest:
         ArtifactError: the directory is missing, incomplete or of another format.
     """
     path = Path(adapter_dir)
-    if not path.is_dir():
-        raise ArtifactError(f"{path}: no such adapter directory")
     mf = path / ADAPTER_MANIFEST
-    if not mf.is_file():
-        raise ArtifactError(
-            f"{path}: not a deskbot adapter ({ADAPTER_MANIFEST} is missing); "
-            "train one with `deskbot train generator`"
-        )
-    try:
-        raw = json.loads(mf.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{mf}: corrupted manifest ({exc})") from exc
-    if not isinstance(raw, dict) or raw.get("format") != ADAPTER_FORMAT:
-        found = raw.get("format") if isinstance(raw, dict) else None
-        raise ArtifactError(
-            f"{path}: adapter format {found!r}; this deskbot reads {ADAPTER_FORMAT!r}"
-        )
+    raw = read_manifest_json(
+        path, ADAPTER_MANIFEST, ADAPTER_FORMAT, what="adapter", train_hint="deskbot train generator"
+    )
     try:
         manifest = AdapterManifest(**raw)
     except TypeError as exc:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from deskbot.bot.core.errors import ArtifactError
-from deskbot.bot.core.registry import LIVE, VersionRegistry
+from deskbot.bot.core.registry import LIVE, VersionRegistry, read_manifest_json
 
 MODEL_FORMAT = "deskbot.intent-model/2"
 OOS_METHODS = ("knn", "knn_contrast", "msp")
@@ -83,20 +83,10 @@ def read_manifest(model_dir: str | Path) -> IntentModelManifest:
         ArtifactError: the directory is missing, incomplete or of another format.
     """
     path = Path(model_dir)
-    if not path.is_dir():
-        raise ArtifactError(f"{path}: no such model directory")
     mf = path / MANIFEST
-    if not mf.is_file():
-        raise ArtifactError(
-            f"{path}: not a deskbot model ({MANIFEST} is missing); train one with `deskbot train intents`"
-        )
-    try:
-        raw = json.loads(mf.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{mf}: corrupted manifest ({exc})") from exc
-    if not isinstance(raw, dict) or raw.get("format") != MODEL_FORMAT:
-        found = raw.get("format") if isinstance(raw, dict) else None
-        raise ArtifactError(f"{path}: model format {found!r}; this deskbot reads {MODEL_FORMAT!r}")
+    raw = read_manifest_json(
+        path, MANIFEST, MODEL_FORMAT, what="model", train_hint="deskbot train intents"
+    )
     try:
         raw["labels"] = tuple(raw["labels"])
         manifest = IntentModelManifest(**raw)
