@@ -22,12 +22,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
 import random
-import shutil
 import statistics
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from deskbot.bot.core.errors import DataError
 from deskbot.bot.generation.adapters import ADAPTER_MANIFEST, AdapterManifest
 from deskbot.bot.generation.model_files import model_folder
+from deskbot.knowledge.files.fsutil import staged_dir
 from deskbot.training.generator.args import GeneratorTrainingArgs
 from deskbot.training.generator.chat_jsonl import ChatExample
 from deskbot.training.generator.checkpoint import (
@@ -449,16 +447,6 @@ def _architecture(model: PeftModel) -> str:
 
 def _write_version(out: Path, model: PeftModel, manifest: AdapterManifest) -> None:
     """Write the version under a temporary name, then rename it into place."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".tmp-{out.name}-{uuid.uuid4().hex[:6]}"
-    try:
+    with staged_dir(out) as tmp:
         model.save_pretrained(str(tmp))
         (tmp / ADAPTER_MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
-        for f in tmp.iterdir():
-            if f.is_file():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -28,6 +27,7 @@ import numpy as np
 from deskbot.bot.core.errors import DataError
 from deskbot.bot.nlu.registry import MANIFEST, IntentModelManifest
 from deskbot.knowledge.embedding.embedder import resolve_model_path
+from deskbot.knowledge.files.fsutil import staged_dir
 from deskbot.training.data.context_pairs import context_pairs
 from deskbot.training.data.datasets import OOS_LABEL, IntentDataset, check_trainable
 from deskbot.training.intents.args import TrainingArgs, bf16_supported
@@ -269,9 +269,7 @@ def _write_model_dir(
 
     from deskbot.bot.nlu.registry import HEAD_FILE, KNN_FILE
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".tmp-{out.name}-{uuid.uuid4().hex[:6]}"
-    try:
+    with staged_dir(out) as tmp:
         enc.model.save_pretrained(tmp)
         enc.tokenizer.save_pretrained(tmp)
         save_file({"weight": head.contiguous()}, str(tmp / HEAD_FILE))
@@ -283,14 +281,6 @@ def _write_model_dir(
             banks["oos_embeddings"] = cal.oos_bank.half().contiguous()
         save_file(banks, str(tmp / KNN_FILE))
         (tmp / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
-        for f in tmp.iterdir():
-            if f.is_file():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def write_metrics(path: Path, metrics: dict[str, Any]) -> None:
