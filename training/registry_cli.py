@@ -34,7 +34,7 @@ quarantine_app = typer.Typer(
 
 if TYPE_CHECKING:
     from deskbot.bot.core.config import BotConfig
-    from deskbot.training.nightly.generator_night import GeneratorNight
+    from deskbot.training.nightly.generator_night import GeneratorNight, GeneratorNightSettings
     from deskbot.training.nightly.job import RetrainJob, RetrainOutcome
 
 ConfigOpt = Annotated[
@@ -289,6 +289,7 @@ def retrain(
     error, 3 when another run holds the lock.
     """
     from deskbot.training.data.faq_proposals import FaqLoop
+    from deskbot.training.nightly.generator_night import GeneratorNightSettings
     from deskbot.training.nightly.job import RetrainBusy
 
     cfg = load(config)
@@ -296,12 +297,15 @@ def retrain(
         raise fail("retrain needs intents.train_data and intents.test_data (the held-out set)")
     try:
         job = _retrain_job(cfg, settings_file, reports, progress)
+        # Read before the intents' night: bad generator settings fail now, not hours later.
+        generator_settings = GeneratorNightSettings.from_dict(job.settings.generator)
         started = time.perf_counter()
         outcome = job.run(
             since=since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
         )
         faq = FaqLoop.from_config(cfg).run(job.store, actor=NIGHTLY)
-        generator = _generator_night(cfg, job, progress).run()
+        # Built after it: labels the intents' night quarantined stay out of its examples.
+        generator = _generator_night(cfg, job, generator_settings, progress).run()
         if cfg.privacy.audit_retention_days is not None:
             job.store.prune_audit(cfg.privacy.audit_retention_days, actor=NIGHTLY)
     except RetrainBusy as exc:
@@ -324,13 +328,15 @@ def retrain(
     )
 
 
-def _generator_night(cfg: BotConfig, job: RetrainJob, progress: bool) -> GeneratorNight:
+def _generator_night(
+    cfg: BotConfig, job: RetrainJob, settings: GeneratorNightSettings, progress: bool
+) -> GeneratorNight:
     """The generator's part of the night, after the intents' (same store and settings file)."""
-    from deskbot.training.nightly.generator_night import GeneratorNight, GeneratorNightSettings
+    from deskbot.training.nightly.generator_night import GeneratorNight
 
     return GeneratorNight(
         cfg,
-        GeneratorNightSettings.from_dict(job.settings.generator),
+        settings,
         job.store,
         job.reports_dir.parent / "generator",
         exclude_labels=tuple(job.quarantine.label_ids()),

@@ -397,6 +397,17 @@ def load_verifier(path: Path) -> ClaimVerifier | None:
     return verifier
 
 
+def build_guard(config: GeneratorConfig, *, embedder: Embedder) -> GroundingGuard:
+    """The guard a bot's config serves with: its thresholds, and the claim verifier when
+    a generator is configured (`generator.verifier`)."""
+    return GroundingGuard(
+        embedder,
+        min_similarity=config.min_similarity,
+        min_coverage=config.min_coverage,
+        verifier=load_verifier(config.verifier) if config.backend != "none" else None,
+    )
+
+
 def build_responder(
     config: GeneratorConfig,
     *,
@@ -412,12 +423,7 @@ def build_responder(
         >>> responder = build_responder(cfg.generator, embedder=embedder,
         ...                             min_score=cfg.knowledge.min_score, bot_name=cfg.name)  # doctest: +SKIP
     """
-    guard = GroundingGuard(
-        embedder,
-        min_similarity=config.min_similarity,
-        min_coverage=config.min_coverage,
-        verifier=load_verifier(config.verifier) if config.backend != "none" else None,
-    )
+    guard = build_guard(config, embedder=embedder)
     mode: Literal["sentence", "buffer"] = "buffer" if config.stream_mode == "buffer" else "sentence"
     # No timeout of its own: the turn pipeline gives each call its one generate deadline
     # (`dialogue.generate_timeout_s`); `generator.timeout_s` bounds the HTTP calls.

@@ -10,7 +10,8 @@ One run, under the nightly lock of the adapter registry (`RetrainLock`):
    kept per version in `.nightly/known-<version>.json`); fewer than
    `min_new_examples`: nothing to do ("nothing-new");
 3. train a candidate from the base model on the training examples (up to
-   `max_examples`, a seeded sample);
+   `max_examples`, a seeded sample); a candidate already rejected on the same examples
+   and settings against the same live adapter is not trained again ("repeat");
 4. score the live generator (the live adapter, or the base model when none is live)
    and the candidate on the same held-out cases, never trained on
    (`training.generator.scoring`: whole replies judged by the served guard);
@@ -27,6 +28,7 @@ be a model here (`generator.model`), as `deskbot train generator` needs it to be
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import random
@@ -129,13 +131,16 @@ class GeneratorNightOutcome:
     """What a night did with the generator: decision, versions, figures, report."""
 
     run_id: str
-    decision: str  # "off", "nothing-new", "promoted", "rejected"
+    decision: str  # "off", "nothing-new", "repeat", "promoted", "rejected"
     live_before: str | None
     live_after: str | None
     candidate: str | None = None
     reasons: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     report_dir: Path | None = None
+    # What decides a run: the live adapter, the training examples, the settings. A
+    # candidate rejected on the same is not trained again.
+    fingerprint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -238,6 +243,14 @@ class GeneratorNight:
                 reasons=[f"{len(new)} new training examples (at least "
                          f"{self.settings.min_new_examples} train a candidate)"],
             )  # fmt: skip
+        fingerprint = self._fingerprint(live, export.train)
+        earlier = self._rejected_before(fingerprint)
+        if earlier is not None:
+            return GeneratorNightOutcome(
+                run_id, "repeat", live, live, metrics={"data": data}, fingerprint=fingerprint,
+                reasons=[f"run {earlier} rejected a candidate trained on the same examples "
+                         "with the same settings against the same live adapter"],
+            )  # fmt: skip
         candidate = self.work / f"candidate-{run_id}"
         trained = self._train(export.train, export.heldout, candidate)
         cases = held_out_cases(
@@ -260,8 +273,9 @@ class GeneratorNight:
         else:
             shutil.rmtree(candidate, ignore_errors=True)
             outcome = GeneratorNightOutcome(
-                run_id, "rejected", live, live, run_id, gate.reasons, metrics
-            )
+                run_id, "rejected", live, live, run_id, gate.reasons, metrics,
+                fingerprint=fingerprint,
+            )  # fmt: skip
         outcome.report_dir = self._write_report(outcome)
         return outcome
 
@@ -313,17 +327,13 @@ class GeneratorNight:
         )  # fmt: skip
 
     def _guard(self) -> GroundingGuard:
-        from deskbot.bot.generation.responder import build_responder
+        """The served guard: the same rules, thresholds and claim verifier."""
+        from deskbot.bot.generation.responder import build_guard
         from deskbot.knowledge.embedding.embedder import build_embedder
 
         cfg = self.config
         embedder = build_embedder(cfg.knowledge.embedder, runtime=cfg.limits.inference_runtime)
-        # The served guard: the same rules, thresholds and claim verifier.
-        responder = build_responder(
-            cfg.generator, embedder=embedder, min_score=cfg.knowledge.min_score,
-            bot_name=cfg.name, generator=self._generator(None),
-        )  # fmt: skip
-        return responder.guard
+        return build_guard(cfg.generator, embedder=embedder)
 
     def _index_passages(self) -> dict[str, Passage]:
         """The live index's passages by id: what the held-out cases were retrieved from."""
@@ -332,6 +342,21 @@ class GeneratorNight:
 
         index = load_version(self.config.knowledge.index_dir)
         return {p.id: found_passage(p, 1.0) for p in index.passages}
+
+    def _fingerprint(self, live: str | None, train: Sequence[ChatExample]) -> str:
+        from deskbot.training.generator.trainer import data_hash
+
+        settings = dataclasses.asdict(self.settings)
+        settings.pop("min_new_examples")  # when a run trains, not what it trains
+        key = json.dumps([live, data_hash(train), settings], sort_keys=True, default=str)
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    def _rejected_before(self, fingerprint: str) -> str | None:
+        """The run that rejected a candidate with this fingerprint, if one did."""
+        for run in self.runs():
+            if run.get("fingerprint") == fingerprint and run.get("decision") == "rejected":
+                return str(run["run_id"])
+        return None
 
     def _known(self, version: str | None) -> set[str]:
         if version is None:

@@ -112,6 +112,20 @@ def test_a_night_trains_scores_both_versions_on_held_out_cases_and_decides(
     assert [r["run_id"] for r in job.runs()] == [outcome.run_id]
 
 
+def test_a_rejected_candidate_is_not_trained_again_on_the_same_examples(
+    shop: BotConfig,
+) -> None:
+    job = night(shop, gate={"min_cases": 1000, "bootstrap": 200})  # too few cases: rejected
+    first = job.run()
+    assert first.decision == "rejected" and first.fingerprint
+    again = job.run()
+    assert again.decision == "repeat", again
+    assert first.run_id in again.reasons[0] and "training" not in again.metrics
+    assert again.fingerprint == first.fingerprint
+    # Other settings train another candidate: not a repeat.
+    assert night(shop, max_examples=5)._fingerprint(None, []) != job._fingerprint(None, [])
+
+
 def test_after_a_promotion_the_next_night_finds_nothing_new(shop: BotConfig) -> None:
     job = night(shop)
     candidate = make_adapter(job.work / "candidate-v1", seed=1)
@@ -159,3 +173,16 @@ def test_held_out_cases_skip_examples_whose_passages_left_the_index() -> None:
     assert [c.gold_passage for c in cases] == ["p0", "p2"]
     assert cases[0].history[-1].role == "user" and cases[0].reference == examples[0].reply
     assert len(held_out_cases(examples, passages, limit=1, seed=0)) == 1
+
+
+def test_retrain_refuses_bad_generator_settings_before_the_intents_night(
+    bot_project: Path,
+) -> None:
+    from deskbot.training.nightly.job import WORK_DIR
+
+    (bot_project / "retrain.yaml").write_text("generator: {min_new: 3}\n", encoding="utf-8")
+    out = CliRunner().invoke(load_plugins(), ["retrain", "-c", str(bot_project / "deskbot.yaml")])
+    assert out.exit_code == 2, out.output
+    assert "unknown retrain setting(s) generator.['min_new']" in out.output
+    # Nothing ran: the intents' night records every run it makes.
+    assert not (bot_project / "var" / "models" / "intents" / WORK_DIR / "runs.jsonl").exists()
