@@ -12,11 +12,15 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
 from deskbot.bot.core.errors import DataError
 from deskbot.training.data.datasets import MAX_TEXT_CHARS, normalize_text
+
+if TYPE_CHECKING:
+    from _csv import Reader
 
 CUSTOMER_ROLE = "user"
 
@@ -43,15 +47,7 @@ def read_csv(path: str | Path) -> Messages:
     """
     file = Path(path)
     reader = csv.reader(io.StringIO(_decoded(file), newline=""))
-    try:
-        header = [h.strip().lower() for h in next(reader)]
-    except csv.Error as exc:
-        raise DataError(f"{file}:{reader.line_num}: not readable as CSV: {exc}") from None
-    if "text" not in header:
-        shown = ",".join(h[:40] for h in header[:10])
-        raise DataError(f"{file}:1: no 'text' column in the header (found {shown or 'none'})")
-    ti = header.index("text")
-    ci = header.index("category") if "category" in header else None
+    header, ti, ci = _columns(reader, file)
     texts: list[str] = []
     ids: list[str] = []
     categories: list[str] = []
@@ -83,6 +79,21 @@ def read_csv(path: str | Path) -> Messages:
     )
 
 
+def _columns(reader: Reader, file: Path) -> tuple[list[str], int, int | None]:
+    """The header's column names, and where `text` and (if present) `category` are."""
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+    except csv.Error as exc:
+        raise DataError(f"{file}:{reader.line_num}: not readable as CSV: {exc}") from None
+    if "text" not in header:
+        shown = ",".join(_printable(h[:40]) for h in header[:10])
+        raise DataError(f"{file}:1: no 'text' column in the header (found {shown or 'none'})")
+    for name in ("text", "category"):
+        if header.count(name) > 1:  # which one is meant? Reading the first would be a guess.
+            raise DataError(f"{file}:1: {header.count(name)} '{name}' columns in the header")
+    return header, header.index("text"), header.index("category") if "category" in header else None
+
+
 def _decoded(file: Path) -> str:
     if not file.is_file():
         raise DataError(f"{file}: no such file")
@@ -98,6 +109,12 @@ def _decoded(file: Path) -> str:
     if not content.strip():
         raise DataError(f"{file}: the file is empty")
     return content
+
+
+def _printable(cell: str) -> str:
+    """`cell` for a one-line message: newlines, escape sequences, bidi overrides and stray
+    byte-order marks written as Python escapes (`\\n`, `\\x1b`, `\\ufeff`), not printed."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in cell)
 
 
 def _check_text(text: str, where: str) -> None:

@@ -35,6 +35,8 @@ def test_text_only_and_scored_csvs(tmp_path: Path) -> None:
         ("", "the file is empty"),
         (b"text\n\xff\xfe\n", "not UTF-8"),
         (b"text\nab\x00c\n", "binary"),
+        ("text,Text \na,b\nc,d\n", ":1: 2 'text' columns in the header"),
+        ("text,category,CATEGORY\na,b,c\nd,e,f\n", ":1: 2 'category' columns in the header"),
     ],
 )
 def test_bad_csvs_say_where_and_what(tmp_path: Path, body: str | bytes, message: str) -> None:
@@ -43,6 +45,27 @@ def test_bad_csvs_say_where_and_what(tmp_path: Path, body: str | bytes, message:
         read_csv(path)
     assert str(err.value).startswith(str(path))
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        ('"a\nb\x1b[31m",c\nx,y\n', "(found a\\nb\\x1b[31m,c)"),
+        ("\ufeff\ufefftext\nhi\nyo\n", "(found \\ufefftext)"),  # a BOM saved twice
+        ("\u202etxet\nhi\nyo\n", "(found \\u202etxet)"),
+    ],
+)
+def test_a_header_without_text_is_shown_on_one_printable_line(
+    tmp_path: Path, body: str, shown: str
+) -> None:
+    """The header is the file's, not ours: a newline, an escape sequence or a bidi override
+    in it would split the CLI's one error line or drive the terminal, so it is escaped."""
+    path = write(tmp_path, body)
+    with pytest.raises(DataError) as err:
+        read_csv(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}:1: no 'text' column") and message.endswith(shown)
+    assert message.isprintable()
 
 
 def test_a_missing_file(tmp_path: Path) -> None:
