@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from deskbot.bot.core.errors import ConfigError
 from deskbot.bot.core.types import Passage, Turn
 from deskbot.bot.generation.model_files import model_folder
+from deskbot.bot.generation.prefix_cache import PromptPrefix
 from deskbot.bot.generation.prompting import ChatMessage, build_messages
 from deskbot.bot.generation.protocol import GeneratorUnavailable
 
@@ -120,6 +121,7 @@ class TransformersGenerator:
         # Static caches are shared state: one static-cache generation at a time.
         self._static_lock = threading.Lock()
         self._pass_cache_position = False
+        self._prefix: PromptPrefix | None = None  # the rules' keys and values, run once
 
     @property
     def name(self) -> str:
@@ -164,7 +166,26 @@ class TransformersGenerator:
             )
             self._tok, self._device = tok, device
             self._model = model
+            self._prefix = PromptPrefix.build(model, self._probe_prompts())
             logger.info("generator %s loaded on %s", self.name, device)
+
+    def _probe_prompts(self) -> list[list[int]]:
+        """Two prompts that differ in every passage and message: what they share is
+        what every prompt starts with."""
+        texts = [("Where is my card?", "Cards arrive in 3 days."), ("hi", "Fees: none.")]
+        return [
+            self._prompt_ids(
+                self.messages([Turn("user", q)], [Passage(id="p", text=t, score=1.0, source="f")])
+            )
+            for q, t in texts
+        ]
+
+    def _prompt_ids(self, conversation: Sequence[ChatMessage]) -> list[int]:
+        """A conversation's prompt as the model reads it, ready for the reply."""
+        text = self._tok.apply_chat_template(
+            list(conversation), add_generation_prompt=True, tokenize=False
+        )
+        return list(self._tok(text, add_special_tokens=False)["input_ids"])
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` under this model's tokenizer."""
@@ -307,13 +328,16 @@ class TransformersGenerator:
             cache = DynamicCache(config=self._model.config)
             step_mask = mask
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        start = 0  # the prompt's tokens already in the cache
+        if not use_static and self._prefix is not None and self._prefix.starts(input_ids, mask):
+            cache, start = self._prefix.cache(self._model.config), len(self._prefix)
         kwargs: dict[str, torch.Tensor] = {}
         if self._pass_cache_position:
-            kwargs["cache_position"] = torch.arange(prompt_len, device=mask.device)
+            kwargs["cache_position"] = torch.arange(start, prompt_len, device=mask.device)
         out = self._model(
-            input_ids=input_ids,
+            input_ids=input_ids[:, start:],
             attention_mask=step_mask,
-            position_ids=positions,
+            position_ids=positions[:, start:],
             past_key_values=cache,
             use_cache=True,
             logits_to_keep=1,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,7 @@ from deskbot.bot.generation.generator import (
     default_cache_dir,
 )
 from deskbot.bot.generation.model_files import model_folder
+from deskbot.bot.generation.prefix_cache import common_prefix
 
 PASSAGE = Passage(
     id="card-arrival",
@@ -165,6 +167,48 @@ def test_the_static_cache_path_decodes_like_the_dynamic_one(
     )
     static = ["".join(p) for p in zip(*steps, strict=True)]
     assert static == dynamic and all(r.strip() for r in static)
+
+
+class _Recording:
+    """A model that records the length of each input it runs."""
+
+    def __init__(self, model: object) -> None:
+        self.model, self.lengths = model, []  # type: list[int]
+
+    def __call__(self, **kw: Any) -> Any:
+        self.lengths.append(int(kw["input_ids"].shape[1]))
+        return self.model(**kw)  # type: ignore[operator]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.model, name)
+
+
+@pytest.mark.slow
+def test_the_rules_are_run_once_and_each_prefill_runs_the_rest(
+    smollm2: TransformersGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The prompt's shared start (chat header, rules) is run when the model loads; a
+    prefill runs only the passages and the conversation, and the reply is the one a
+    whole prefill gives."""
+    prefix = smollm2._prefix
+    assert prefix is not None and len(prefix) >= 100
+    turns = [Turn("user", "how long does delivery take?")]
+    whole = len(smollm2._prompt_ids(smollm2.messages(turns, [PASSAGE])))
+    recording = _Recording(smollm2._model)
+    monkeypatch.setattr(smollm2, "_model", recording)
+    reply = "".join(smollm2.compose(turns, [PASSAGE]))
+    assert recording.lengths[0] == whole - len(prefix)  # the prefill
+    assert set(recording.lengths[1:]) == {1}  # then one token a step
+    monkeypatch.setattr(smollm2, "_prefix", None)
+    recording.lengths.clear()
+    assert "".join(smollm2.compose(turns, [PASSAGE])) == reply
+    assert recording.lengths[0] == whole
+
+
+def test_the_common_prefix_stops_short_of_the_last_shared_token() -> None:
+    assert common_prefix([[1, 2, 3, 4, 5], [1, 2, 3, 9], [1, 2, 3, 4]]) == [1, 2]
+    assert common_prefix([[1, 2], [7, 2]]) == []
+    assert common_prefix([[1, 2, 3], [1, 2, 3]]) == [1, 2]
 
 
 def test_responder_is_built_from_the_config(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
