@@ -2,7 +2,8 @@
 
     deskbot train generator [-c PROJECT] [--data FILE] [--export-only FILE] [--out DIR]
                             [--promote] [--epochs N] [--max-examples N] [--max-steps N]
-                            [--threads N] [--batch-size N] [--max-length N] [--bf16] [--resume]
+                            [--threads N] [--batch-size N] [--max-length N] [--lora-layers N]
+                            [--bf16] [--resume]
 
 Without `--data` the examples are exported from the project now (its store, FAQ index
 and intents file: `training.generator.examples`); `--export-only FILE` writes them as
@@ -61,6 +62,10 @@ def train_generator(
     max_length: Annotated[
         int | None, typer.Option(help="Tokens an example may have (its reply is kept).")
     ] = None,
+    lora_layers: Annotated[
+        int | None,
+        typer.Option(help="LoRA on the model's last N layers only (0: every layer)."),
+    ] = None,
     bf16: Annotated[
         bool, typer.Option(help="bfloat16 matrix products on the CPU (AVX512-BF16, AMX).")
     ] = False,
@@ -86,6 +91,7 @@ def train_generator(
             "max_examples": max_examples,
             "max_steps": max_steps,
             "num_threads": threads,
+            "lora_layers": lora_layers,
         }
         raw.update({k: v for k, v in overrides.items() if v is not None})
         raw["bf16"] = bf16

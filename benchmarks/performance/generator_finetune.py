@@ -36,6 +36,9 @@ def main() -> None:
     ap = parser(__doc__)
     add_numbers(ap, threads=2, steps=5, eval=8, batch_size=4, grad_accum=1, max_length=1024)
     ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast on the CPU.")
+    ap.add_argument(
+        "--lora-layers", type=int, default=10, help="LoRA on the top N layers (0: all)."
+    )
     ap.add_argument("--project", type=Path, default=None, help="A deskbot project to export.")
     ap.add_argument("--cache", type=Path, default=Path("var/bench"), help="The demo index.")
     args = ap.parse_args()
@@ -59,6 +62,7 @@ def main() -> None:
         num_threads=args.threads,
         device="cpu",
         bf16=args.bf16,
+        lora_layers=args.lora_layers,
     )
     cpu_at: list[float] = []  # the process's CPU seconds after each step
 

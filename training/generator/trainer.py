@@ -407,11 +407,15 @@ def _load(
         tok.pad_token = tok.eos_token
     torch.manual_seed(a.seed)
     base = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    depth = int(base.config.num_hidden_layers)
+    if a.lora_layers > depth:
+        raise DataError(f"lora_layers is {a.lora_layers}, but the model has {depth} layers")
     lora = LoraConfig(
         r=a.lora_r,
         lora_alpha=a.lora_alpha,
         lora_dropout=a.lora_dropout,
         target_modules=list(a.target_modules),
+        layers_to_transform=list(range(depth - a.lora_layers, depth)) if a.lora_layers else None,
         task_type="CAUSAL_LM",
     )
     model = get_peft_model(base, lora)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from deskbot.bot.generation.model_files import model_folder
 from deskbot.training.generator.checkpoint import CHECKPOINT
 from deskbot.training.generator.trainer import GeneratorTrainer
 from tests.training.generator.conftest import tiny_args, tiny_examples
+
+_LAYER = re.compile(r"\.layers\.(\d+)\.")
 
 
 class _Killed(Exception):
@@ -42,6 +45,7 @@ def test_writes_an_adapter_version_that_changes_the_model(tmp_path: Path) -> Non
         "alpha": 32,
         "dropout": 0.05,
         "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        "layers": 10,
     }  # fmt: skip
     assert result.steps == manifest.training["steps"] == 4  # 2 epochs of 2 batches
     m = manifest.metrics
@@ -116,3 +120,21 @@ def test_refuses_nothing_to_train_on_and_an_existing_version(tmp_path: Path) -> 
     (tmp_path / "v").mkdir()
     with pytest.raises(DataError, match="exists already"):
         GeneratorTrainer(tiny_args(), progress=False).train(tiny_examples()[0], [], tmp_path / "v")
+
+
+def test_the_lora_sits_on_the_top_layers_only(tmp_path: Path) -> None:
+    """`lora_layers` N: adapter weights in the model's last N decoder layers and no
+    others (the backward pass stops there); more layers than the model has is refused."""
+    train, heldout = tiny_examples()
+    result = GeneratorTrainer(
+        tiny_args(max_length=64, max_steps=1, lora_layers=3), progress=False
+    ).train(train, heldout, tmp_path / "v1")
+    layers = {int(m.group(1)) for k in _lora_weights(result.path) if (m := _LAYER.search(k))}
+    assert layers == {27, 28, 29}  # SmolLM2-135M has 30
+    assert read_adapter_manifest(result.path).lora["layers"] == 3
+    with pytest.raises(DataError, match="lora_layers is 31, but the model has 30 layers"):
+        GeneratorTrainer(tiny_args(max_steps=1, lora_layers=31), progress=False).train(
+            train, heldout, tmp_path / "v2"
+        )
+    with pytest.raises(DataError, match="lora_layers must be 0 or more"):
+        tiny_args(lora_layers=-1)
