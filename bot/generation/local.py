@@ -173,9 +173,15 @@ class TransformersGenerator:
         """Two prompts that differ in every passage and message: what they share is
         what every prompt starts with."""
         texts = [("Where is my card?", "Cards arrive in 3 days."), ("hi", "Fees: none.")]
+        # Not `self.messages`: its token counter waits for the load this runs inside.
         return [
             self._prompt_ids(
-                self.messages([Turn("user", q)], [Passage(id="p", text=t, score=1.0, source="f")])
+                build_messages(
+                    [Turn("user", q)],
+                    [Passage(id="p", text=t, score=1.0, source="f")],
+                    max_history_tokens=self.max_history_tokens,
+                    bot_name=self.bot_name,
+                )
             )
             for q, t in texts
         ]
