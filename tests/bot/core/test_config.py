@@ -146,6 +146,29 @@ def test_init_writes_a_loadable_project(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def test_init_with_the_generator_makes_the_demo_adapter_live(tmp_path: Path) -> None:
+    from deskbot.bot.generation.adapters import AdapterRegistry, read_adapter_manifest
+
+    result = CliRunner().invoke(load_plugins(), ["init", str(tmp_path / "b"), "--generator"])
+    assert result.exit_code == 0, result.output
+    assert "deskbot train verifier" in result.output
+    cfg = load_config(tmp_path / "b")
+    assert cfg.generator.backend == "transformers"
+    registry = AdapterRegistry(cfg.generator.adapters)
+    manifest = read_adapter_manifest(registry.live_dir())
+    assert manifest.version == registry.live_version()
+    assert manifest.base_model == cfg.generator.model
+    assert [h["reason"] for h in registry.history()] == ["deskbot init --generator"]
+    plain = CliRunner().invoke(load_plugins(), ["init", str(tmp_path / "c")])
+    assert plain.exit_code == 0 and load_config(tmp_path / "c").generator.backend == "none"
+    faq = CliRunner().invoke(
+        load_plugins(),
+        ["init", str(tmp_path / "d"), "--generator", "--from-faq", str(cfg.knowledge.sources[0])],
+    )
+    assert faq.exit_code == 2 and "drop --from-faq" in faq.output
+    assert not (tmp_path / "d").exists()
+
+
 @pytest.mark.parametrize(
     "command",
     [[], ["train"], ["eval"], ["db"], ["init"], ["chat"], ["serve"], ["ingest"], ["search"]],
