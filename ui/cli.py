@@ -29,6 +29,13 @@ ConfigOption = Annotated[
     Path,
     typer.Option("--config", "-c", envvar="DESKBOT_CONFIG", help="The bot's config file."),
 ]
+UsernameArg = Annotated[str, typer.Argument(help="The agent's login name.")]
+PasswordStdinOption = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin", help="Read the password from the first line of standard input."
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -76,22 +83,14 @@ def agents_add(
         list[str] | None,
         typer.Option("--team", help="A team to join (repeatable). Default: teams.default."),
     ] = None,
-    password_stdin: Annotated[
-        bool,
-        typer.Option(
-            "--password-stdin", help="Read the password from the first line of standard input."
-        ),
-    ] = False,
+    password_stdin: PasswordStdinOption = False,
 ) -> None:
     """Add an agent; the password is asked for (or read from stdin) and stored as an argon2 hash."""
     from deskbot.bot.server.container import build_store
     from deskbot.ui.accounts.auth import create_agent
 
     cfg = load(config)
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _read_password(password_stdin)
     try:
         store = build_store(cfg)
         agent = create_agent(
@@ -108,28 +107,34 @@ def agents_list(config: ConfigOption = DEFAULT_CONFIG) -> None:
     """List the console's agents (username, display name, role)."""
     from sqlmodel import select
 
-    from deskbot.bot.server.container import build_store
     from deskbot.bot.store import Agent
 
-    cfg = load(config)
-    try:
-        store = build_store(cfg)
-    except DeskbotError as exc:
-        raise fail(str(exc)) from None
+    store = _open_store(load(config))
     with store.session() as s:
         for agent in s.exec(select(Agent).order_by(Agent.username)).all():
             typer.echo(f"{agent.username}\t{agent.display_name}\t{agent.role}")
 
 
-def _agent_store(config: Path, username: str) -> Any:
-    """The store of `config`, failing with a message when `username` is not an agent."""
+def _open_store(cfg: Any) -> Any:
+    """The store of `cfg`, failing with the error's message when it cannot be opened."""
     from deskbot.bot.server.container import build_store
 
-    cfg = load(config)
     try:
-        store = build_store(cfg)
+        return build_store(cfg)
     except DeskbotError as exc:
         raise fail(str(exc)) from None
+
+
+def _read_password(from_stdin: bool) -> str:
+    """The first line of standard input, or a password typed twice at a hidden prompt."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+def _agent_store(config: Path, username: str) -> Any:
+    """The store of `config`, failing with a message when `username` is not an agent."""
+    store = _open_store(load(config))
     if store.get_agent(username) is None:
         raise fail(f"no agent {username!r} (see `deskbot agents list`)")
     return store
@@ -137,7 +142,7 @@ def _agent_store(config: Path, username: str) -> Any:
 
 @agents_app.command("sessions")
 def agents_sessions(
-    username: Annotated[str, typer.Argument(help="The agent's login name.")],
+    username: UsernameArg,
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """List an agent's console sessions: started, last used, expires, address."""
@@ -152,7 +157,7 @@ def agents_sessions(
 
 @agents_app.command("revoke")
 def agents_revoke(
-    username: Annotated[str, typer.Argument(help="The agent's login name.")],
+    username: UsernameArg,
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """End all of an agent's console sessions now, on every server."""
@@ -164,7 +169,7 @@ def agents_revoke(
 
 @agents_app.command("disable")
 def agents_disable(
-    username: Annotated[str, typer.Argument(help="The agent's login name.")],
+    username: UsernameArg,
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Stop an agent from logging in, and end their sessions now (`enable` undoes it)."""
@@ -177,7 +182,7 @@ def agents_disable(
 
 @agents_app.command("enable")
 def agents_enable(
-    username: Annotated[str, typer.Argument(help="The agent's login name.")],
+    username: UsernameArg,
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Let a disabled agent log in again."""
@@ -189,23 +194,15 @@ def agents_enable(
 
 @agents_app.command("passwd")
 def agents_passwd(
-    username: Annotated[str, typer.Argument(help="The agent's login name.")],
+    username: UsernameArg,
     config: ConfigOption = DEFAULT_CONFIG,
-    password_stdin: Annotated[
-        bool,
-        typer.Option(
-            "--password-stdin", help="Read the password from the first line of standard input."
-        ),
-    ] = False,
+    password_stdin: PasswordStdinOption = False,
 ) -> None:
     """Set an agent's password; their sessions end."""
     from deskbot.ui.accounts.auth import set_password
 
     store = _agent_store(config, username)
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _read_password(password_stdin)
     try:
         ended = set_password(store, username, password)
     except DeskbotError as exc:
