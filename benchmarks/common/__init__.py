@@ -62,6 +62,17 @@ def emit(result: dict[str, Any], name: str) -> None:
     print(json.dumps(result))
 
 
+def print_result(
+    result: dict[str, Any], out: Path | None, *, indent: int = 2, ensure_ascii: bool = True
+) -> None:
+    """Print `result` as JSON on stdout and, given `out`, write it there too."""
+    text = json.dumps(result, indent=indent, ensure_ascii=ensure_ascii)
+    print(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
+
+
 def command(module: str) -> str:
     """How this run was started, for the result: `python -m MODULE ARGS`."""
     return " ".join(["python", "-m", module, *sys.argv[1:]])

@@ -25,7 +25,6 @@ Prints JSON: median and p95 (ms) per handler and role, with the conditions.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
@@ -36,7 +35,7 @@ from typing import Any
 
 import gradio as gr
 
-from benchmarks.common import command, log, machine
+from benchmarks.common import command, log, machine, print_result
 from benchmarks.common.serve import create_database, drop_database, pct
 from deskbot.bot.core.config import BotConfig
 from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
@@ -175,10 +174,7 @@ def main() -> None:
         },
         "command": command(MODULE),
     }
-    text_out = json.dumps(result, indent=2)
-    print(text_out)
-    if args.out:
-        args.out.write_text(text_out + "\n", encoding="utf-8")
+    print_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -14,13 +14,13 @@ Prints JSON; the median of `--repeats` rounds of `--turns` turns each.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import print_result
 from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
 
 
@@ -89,10 +89,7 @@ def main() -> None:
         finally:
             drop_database(url)
     result["load_avg_1m"] = round(os.getloadavg()[0], 2)
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
+    print_result(result, args.out, indent=1)
 
 
 if __name__ == "__main__":

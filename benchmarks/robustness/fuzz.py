@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS, ROOT, parser
+from benchmarks.common import RESULTS, ROOT, parser, print_result
 
 FILES = {
     "parsers": [
@@ -53,6 +53,40 @@ class Durations:
     def pytest_runtest_logreport(self, report: Any) -> None:
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
             self.calls[report.nodeid] = (report.duration, report.outcome)
+
+
+def run_fuzz_tests(pytest_args: list[str]) -> tuple[int, float, dict[str, dict[str, Any]]]:
+    """`pytest -m fuzz PYTEST_ARGS` in this process (its report on stderr): the exit code,
+    the wall time and, per fuzz target, its cases, failures, outcome and times."""
+    import pytest
+
+    from tests.fuzzing import STATS
+
+    plugin = Durations()
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(sys.stderr):
+        code = pytest.main(
+            ["-m", "fuzz", "-q", "-p", "no:cacheprovider", "--tb=line", *pytest_args],
+            plugins=[plugin],
+        )
+    wall = time.perf_counter() - started
+    targets: dict[str, dict[str, Any]] = {}
+    for name, stats in sorted(STATS.items()):
+        call_s, outcome = next(
+            (v for k, v in plugin.calls.items() if stats.test and k.endswith(stats.test)),
+            (stats.busy_s, "unknown"),
+        )
+        targets[name] = {
+            "cases": stats.cases,
+            "failed_cases": stats.failed_cases,
+            "failures_found": len(stats.failures),
+            "failures": stats.failures,
+            "outcome": outcome,
+            "wall_s": round(call_s, 2),
+            "slowest_case_s": round(stats.slowest_s, 4),
+            "mean_case_ms": round(1000 * stats.busy_s / max(1, stats.cases), 3),
+        }
+    return int(code), wall, targets
 
 
 def main() -> None:
@@ -77,46 +111,10 @@ def main() -> None:
         f"({k})" for k in (args.keyword, None if args.database == "all" else args.database) if k
     )
     os.chdir(ROOT)  # pytest reads its configuration from the repository root
-    import pytest
-
     from tests.conftest import POSTGRES_URL
-    from tests.fuzzing import STATS
 
     files = [f for k, fs in FILES.items() if args.only in (k, "all") for f in fs]
-    plugin = Durations()
-    started = time.perf_counter()
-    with contextlib.redirect_stdout(sys.stderr):
-        code = pytest.main(
-            [
-                "-m",
-                "fuzz",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                "--tb=line",
-                *(["-k", keyword] if keyword else []),
-                *files,
-            ],
-            plugins=[plugin],
-        )
-    wall = time.perf_counter() - started
-
-    targets: dict[str, Any] = {}
-    for name, stats in sorted(STATS.items()):
-        call_s, outcome = next(
-            (v for k, v in plugin.calls.items() if stats.test and k.endswith(stats.test)),
-            (stats.busy_s, "unknown"),
-        )
-        targets[name] = {
-            "cases": stats.cases,
-            "failed_cases": stats.failed_cases,
-            "failures_found": len(stats.failures),
-            "failures": stats.failures,
-            "outcome": outcome,
-            "wall_s": round(call_s, 2),
-            "slowest_case_s": round(stats.slowest_s, 4),
-            "mean_case_ms": round(1000 * stats.busy_s / max(1, stats.cases), 3),
-        }
+    code, wall, targets = run_fuzz_tests([*(["-k", keyword] if keyword else []), *files])
     runs: list[dict[str, Any]] = [
         {
             "command": shlex.join(["python", "-m", "benchmarks.robustness.fuzz", *sys.argv[1:]]),
@@ -155,10 +153,7 @@ def main() -> None:
             "wall_s": round(wall, 1),
         },
     }
-    text = json.dumps(result, indent=2, ensure_ascii=False)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n", encoding="utf-8")
-    print(text)
+    print_result(result, args.out, ensure_ascii=False)
 
 
 if __name__ == "__main__":

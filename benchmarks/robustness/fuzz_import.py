@@ -25,15 +25,11 @@ pytest's report on stderr.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
-import sys
-import time
-from typing import Any
 
 from benchmarks.common import ROOT, command, emit, machine, parser
-from benchmarks.robustness.fuzz import Durations
+from benchmarks.robustness.fuzz import run_fuzz_tests
 
 TEST = "tests/training/imports/test_imports_fuzz.py"
 DISCOVER = "discover_csv"  # the target of the discover CSV's fuzz test, run after the imports
@@ -55,47 +51,17 @@ def main() -> None:
     if args.cases:
         os.environ["DESKBOT_FUZZ_CASES"] = str(args.cases)
     os.chdir(ROOT)  # pytest reads its configuration from the repository root
-    import pytest
-
-    from tests.fuzzing import STATS
-
-    plugin = Durations()
-    started = time.perf_counter()
-    with contextlib.redirect_stdout(sys.stderr):
-        code = pytest.main(
-            [
-                "-m",
-                "fuzz",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                "--tb=line",
-                *(
-                    [DISCOVER_TEST]
-                    if args.only == DISCOVER
-                    else ["-k", args.only, TEST]
-                    if args.only
-                    else [TEST, DISCOVER_TEST]
-                ),
-            ],
-            plugins=[plugin],
-        )
-    wall = time.perf_counter() - started
-    formats: dict[str, Any] = {}
-    for name, stats in sorted(STATS.items()):
-        call_s, outcome = next(
-            (v for k, v in plugin.calls.items() if stats.test and k.endswith(stats.test)),
-            (stats.busy_s, "unknown"),
-        )
-        formats[name.removeprefix("import-")] = {
-            "cases": stats.cases,
-            "failed_cases": stats.failed_cases,
-            "failures": stats.failures,
-            "outcome": outcome,
-            "wall_s": round(call_s, 2),
-            "slowest_case_s": round(stats.slowest_s, 4),
-            "mean_case_ms": round(1000 * stats.busy_s / max(1, stats.cases), 3),
-        }
+    code, wall, targets = run_fuzz_tests(
+        [DISCOVER_TEST]
+        if args.only == DISCOVER
+        else ["-k", args.only, TEST]
+        if args.only
+        else [TEST, DISCOVER_TEST]
+    )
+    formats = {
+        name.removeprefix("import-"): {k: v for k, v in t.items() if k != "failures_found"}
+        for name, t in targets.items()
+    }
     result = {
         "benchmark": "fuzz_import",
         "command": command("benchmarks.robustness.fuzz_import"),

@@ -23,7 +23,6 @@ for a known and for an unknown username.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -35,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.common import log
+from benchmarks.common import log, print_result
 from benchmarks.common.serve import free_port, machine_details
 
 PASSWORD = "the-real-password-42"
@@ -196,10 +195,7 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(10)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
+    print_result(result, args.out)
 
 
 if __name__ == "__main__":
