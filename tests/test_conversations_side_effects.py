@@ -15,11 +15,9 @@ then cannot answer closely enough, and that is not the policy's failure.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from deskbot.bot.core.types import Reply
@@ -36,7 +34,7 @@ from tests.bot.dialogue.bank_server import (
     BankServer,
     bank_server,
     confirming,
-    confirming_bot,
+    confirming_bot_fixture,
     confirming_pipeline,
 )
 
@@ -48,18 +46,7 @@ SUITE = Path(__file__).parent / "conversations" / "side_effects.yml"
 MIN_CONFIDENCE = 0.99
 
 
-@pytest.fixture(scope="module")
-def bot(
-    tmp_path_factory: pytest.TempPathFactory,
-    trained_model_dir: Path,
-    faq_index_dir: Path,
-    bank_server: BankServer,
-) -> Iterator[Bot]:
-    root = tmp_path_factory.mktemp("suite") / "bot"
-    with confirming_bot(
-        root, trained_model_dir, faq_index_dir, bank_server, min_confidence=MIN_CONFIDENCE
-    ) as built:
-        yield built
+bot = confirming_bot_fixture(min_confidence=MIN_CONFIDENCE)
 
 
 def met(expect: str, reply: Reply, ran: int) -> bool:

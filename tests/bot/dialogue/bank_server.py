@@ -8,7 +8,7 @@ import dataclasses
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,3 +130,23 @@ def confirming_bot(
             yield dataclasses.replace(built, pipeline=pipeline)
         finally:
             pipeline.close()
+
+
+def confirming_bot_fixture(min_confidence: float) -> Callable[..., Iterator[Bot]]:
+    """A module-scoped `bot` fixture: `confirming_bot` over a new test project on the
+    session's `bank_server` (a test module assigns it to `bot` and imports `bank_server`)."""
+
+    @pytest.fixture(scope="module", name="bot")
+    def bot(
+        tmp_path_factory: pytest.TempPathFactory,
+        trained_model_dir: Path,
+        faq_index_dir: Path,
+        bank_server: BankServer,
+    ) -> Iterator[Bot]:
+        root = tmp_path_factory.mktemp("confirming") / "bot"
+        with confirming_bot(
+            root, trained_model_dir, faq_index_dir, bank_server, min_confidence=min_confidence
+        ) as built:
+            yield built
+
+    return bot

@@ -3,29 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from deskbot.bot.dialogue.pipeline import TurnPipeline
 from deskbot.bot.nlu.context import ContextRules
 from deskbot.bot.server.container import Bot
-from tests.bot.actions.action_server import action_server, running_bot
-
-__all__ = ["action_server"]
-
-
-@pytest.fixture(scope="module")
-def bot(
-    tmp_path_factory: pytest.TempPathFactory,
-    trained_model_dir: Path,
-    faq_index_dir: Path,
-    action_server: str,
-) -> Iterator[Bot]:
-    root = tmp_path_factory.mktemp("ctx") / "bot"
-    with running_bot(root, trained_model_dir, faq_index_dir, action_server) as built:
-        yield built
 
 
 def new_conv(bot: Bot) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,26 +17,7 @@ from deskbot.bot.core.types import Reply
 from deskbot.bot.dialogue.pipeline import TurnPipeline, UnknownTurn
 from deskbot.bot.nlu.classifier import TransformerIntentClassifier
 from deskbot.bot.server.container import Bot, build_bot, dialogue_rules
-from tests.bot.actions.action_server import (
-    action_server,
-    configure,
-    free_port,
-    running_bot,
-)
-
-__all__ = ["action_server"]
-
-
-@pytest.fixture(scope="module")
-def bot(
-    tmp_path_factory: pytest.TempPathFactory,
-    trained_model_dir: Path,
-    faq_index_dir: Path,
-    action_server: str,
-) -> Iterator[Bot]:
-    root = tmp_path_factory.mktemp("p") / "bot"
-    with running_bot(root, trained_model_dir, faq_index_dir, action_server) as built:
-        yield built
+from tests.bot.actions.action_server import configure, free_port
 
 
 def new_conv(bot: Bot) -> str:

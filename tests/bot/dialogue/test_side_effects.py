@@ -5,10 +5,6 @@ side effect it performs (`bank_server.BankServer.runs`)."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from deskbot.bot.core.types import Reply
 from deskbot.bot.dialogue.confirming import CANCELLED_TEXT
@@ -18,25 +14,14 @@ from tests.bot.dialogue.bank_server import (
     BankServer,
     bank_server,
     confirming,
-    confirming_bot,
+    confirming_bot_fixture,
     confirming_pipeline,
 )
 
 __all__ = ["bank_server"]
 
 
-@pytest.fixture(scope="module")
-def bot(
-    tmp_path_factory: pytest.TempPathFactory,
-    trained_model_dir: Path,
-    faq_index_dir: Path,
-    bank_server: BankServer,
-) -> Iterator[Bot]:
-    root = tmp_path_factory.mktemp("side") / "bot"
-    with confirming_bot(
-        root, trained_model_dir, faq_index_dir, bank_server, min_confidence=0.9
-    ) as built:
-        yield built
+bot = confirming_bot_fixture(min_confidence=0.9)
 
 
 def say(bot: Bot, *messages: str) -> tuple[str, list[Reply]]:
