@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ from typer.testing import CliRunner
 
 from deskbot.bot.cli import load_plugins
 from deskbot.bot.testing.cases import ConversationCase, load_cases
-from tests.bot.actions.action_server import free_port, wait_healthy
+from tests.bot.actions.action_server import free_port, serving
 
 DEMO = Path(str(resources.files("deskbot.bot.demo")))
 SUITE = DEMO / "conversations.yaml"
@@ -179,24 +178,9 @@ def demo_actions(demo_project: Path) -> Iterator[Path]:
     config.write_text(
         text.replace(url.group(1), f"http://127.0.0.1:{port}/webhook"), encoding="utf-8"
     )
-    log = demo_project / "actions.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "deskbot"), "actions", "serve", "-c", str(config)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}", proc, lambda: log.read_text(errors="replace"))
+    cmd = [str(Path(sys.executable).parent / "deskbot"), "actions", "serve", "-c", str(config)]
+    with serving(cmd, port, demo_project / "actions.log"):
         yield demo_project
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 @pytest.mark.slow

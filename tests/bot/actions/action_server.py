@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -58,34 +59,57 @@ def wait_healthy(base: str, proc: subprocess.Popen[bytes], output: Callable[[], 
         time.sleep(0.2)
 
 
-@pytest.fixture(scope="session")
-def action_server() -> Iterator[str]:
-    """The webhook URL of a running `python -m rasa_sdk` (stopped after the session)."""
-    port = free_port()
-    env = {
+def server_env(folder: Path = HERE, **extra: str) -> dict[str, str]:
+    """This environment for an action server on loopback that imports its actions from
+    `folder`, with `extra` variables."""
+    return {
         **os.environ,
         "SANIC_HOST": "127.0.0.1",
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        **extra,
+        "PYTHONPATH": os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")]),
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rasa_sdk", "--actions", "actions_for_tests", "--port", str(port)],
-        cwd=HERE,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop `proc` and everything it started (its process group)."""
+    os.killpg(proc.pid, signal.SIGTERM)
     try:
-        wait_healthy(base, proc, lambda: proc.stderr.read().decode() if proc.stderr else "")
-    except BaseException:  # pytest.fail's exception is a BaseException
-        proc.kill()
-        raise
-    yield f"{base}/webhook"
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
+        proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@contextlib.contextmanager
+def serving(
+    cmd: list[str],
+    port: int,
+    log: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Iterator[str]:
+    """Run `cmd`, an action server on `port` whose output goes to `log`, until the block
+    ends: its base URL once it answers `/health` (the test fails where it does not)."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_healthy(base, proc, lambda: log.read_text(errors="replace"))
+        yield base
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="session")
+def action_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The webhook URL of a running `python -m rasa_sdk` (stopped after the session)."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("actions") / "server.log"
+    cmd = [sys.executable, "-m", "rasa_sdk", "--actions", "actions_for_tests", "--port", str(port)]
+    with serving(cmd, port, log, server_env(), HERE) as base:
+        yield f"{base}/webhook"
 
 
 def make_project(root: Path, model_dir: Path, index_dir: Path) -> Path:

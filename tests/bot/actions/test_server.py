@@ -7,8 +7,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,27 +16,11 @@ import httpx
 import pytest
 
 from deskbot.bot.core.errors import ComponentUnavailable
-from tests.bot.actions.action_server import HERE, free_port, wait_healthy
+from tests.bot.actions.action_server import HERE, free_port, server_env, serving
 from tests.bot.actions.test_client import _call
 
 # URL-special characters on purpose: the token must survive encoding and be hidden in it.
 TOKEN = "act+" + secrets.token_urlsafe(24) + "/="
-
-
-def start(cmd: list[str], env: dict[str, str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
-    with open(log, "wb") as fh:
-        return subprocess.Popen(
-            cmd, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -47,21 +29,12 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
     (`action_record_run` writes its runs to `runs.txt` beside the log)."""
     port = free_port()
     log = tmp_path_factory.mktemp("actions") / "server.log"
-    env = {
-        **os.environ,
-        "DESKBOT_TEST_ACTION_LOG": str(log.with_name("runs.txt")),
-        "SANIC_HOST": "127.0.0.1",
-        "DESKBOT_ACTIONS_TOKEN": TOKEN,
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-    }
+    env = server_env(
+        DESKBOT_TEST_ACTION_LOG=str(log.with_name("runs.txt")), DESKBOT_ACTIONS_TOKEN=TOKEN
+    )
     cmd = [sys.executable, "-m", "deskbot.bot.actions.server", "--actions", "actions_for_tests"]
-    proc = start([*cmd, "--port", str(port), "-vv"], env, log, HERE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(base, proc, log.read_text)
+    with serving([*cmd, "--port", str(port), "-vv"], port, log, env, HERE) as base:
         yield f"{base}/webhook", log
-    finally:
-        stop(proc)
 
 
 def test_calls_without_the_right_token_are_refused_before_any_action_runs(
@@ -118,13 +91,9 @@ def test_deskbot_actions_serve_checks_the_configured_token(tmp_path: Path) -> No
     env = {**os.environ, "DESKBOT_ACTIONS_TOKEN": TOKEN}
     deskbot = str(Path(sys.executable).parent / "deskbot")
     cmd = [deskbot, "actions", "serve", "-c", str(project), "--port", str(port)]
-    proc = start(cmd, env, tmp_path / "serve.log", tmp_path)
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}", proc, (tmp_path / "serve.log").read_text)
-        url = f"http://127.0.0.1:{port}/webhook"
+    with serving(cmd, port, tmp_path / "serve.log", env, tmp_path) as base:
+        url = f"{base}/webhook"
         with pytest.raises(ComponentUnavailable, match="refused deskbot's token"):
             _call(url, "action_freeze_card")
         result = _call(url, "action_freeze_card", token=TOKEN)
         assert result.texts[0].startswith("I've frozen your card")  # type: ignore[attr-defined]
-    finally:
-        stop(proc)

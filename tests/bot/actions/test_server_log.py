@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
-from tests.bot.actions.action_server import HERE, free_port, wait_healthy
-from tests.bot.actions.test_server import start, stop
+from tests.bot.actions.action_server import free_port, server_env, serving
 
 MISSING = "Failed to read endpoint configuration"
 
@@ -18,18 +16,11 @@ def started_log(cwd: Path, *args: str) -> str:
     start-up hooks, which read the endpoints file, have run), stop it: its log."""
     port = free_port()
     log = cwd / "server.log"
-    env = {
-        **os.environ,
-        "SANIC_HOST": "127.0.0.1",
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-    }
+    env = server_env()
     env.pop("DESKBOT_ACTIONS_TOKEN", None)
     cmd = [sys.executable, "-m", "deskbot.bot.actions.server", "--actions", "actions_for_tests"]
-    proc = start([*cmd, "--port", str(port), *args], env, log, cwd)
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}", proc, log.read_text)
-    finally:
-        stop(proc)
+    with serving([*cmd, "--port", str(port), *args], port, log, env, cwd):
+        pass
     return log.read_text()
 
 

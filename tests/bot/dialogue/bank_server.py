@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,7 +15,13 @@ import pytest
 from deskbot.bot.core.config import ActionsConfig, BotConfig, ConfirmConfig
 from deskbot.bot.dialogue.pipeline import TurnPipeline
 from deskbot.bot.server.container import Bot, dialogue_rules
-from tests.bot.actions.action_server import INTENT_ACTIONS, free_port, running_bot, wait_healthy
+from tests.bot.actions.action_server import (
+    INTENT_ACTIONS,
+    free_port,
+    running_bot,
+    server_env,
+    serving,
+)
 
 HERE = Path(__file__).parent
 FREEZE = "action_freeze_card"
@@ -48,31 +52,10 @@ class BankServer:
 def bank_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BankServer]:
     log = tmp_path_factory.mktemp("bank") / "side_effects.log"
     port = free_port()
-    env = {
-        **os.environ,
-        "SANIC_HOST": "127.0.0.1",
-        "DESKBOT_TEST_SIDE_EFFECTS_LOG": str(log),
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rasa_sdk", "--actions", "bank_actions", "--port", str(port)],
-        cwd=HERE,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(base, proc, lambda: proc.stderr.read().decode() if proc.stderr else "")
-    except BaseException:
-        proc.kill()
-        raise
-    yield BankServer(f"{base}/webhook", log)
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    env = server_env(HERE, DESKBOT_TEST_SIDE_EFFECTS_LOG=str(log))
+    cmd = [sys.executable, "-m", "rasa_sdk", "--actions", "bank_actions", "--port", str(port)]
+    with serving(cmd, port, log.with_name("server.log"), env, HERE) as base:
+        yield BankServer(f"{base}/webhook", log)
 
 
 def confirming(config: BotConfig, *, min_confidence: float, cards_from: str) -> BotConfig:
