@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from deskbot.bot.core.errors import ArtifactError
 from deskbot.knowledge.files.fsutil import append_jsonl, atomic_write_text, read_jsonl
 
 LIVE = "LIVE"
+
+T = TypeVar("T")
 
 
 def read_manifest_json(
@@ -59,6 +61,41 @@ def read_manifest_json(
         found = raw.get("format") if isinstance(raw, dict) else None
         raise ArtifactError(f"{path}: {what} format {found!r}; this deskbot reads {fmt!r}")
     return raw
+
+
+def read_version_manifest(
+    version_dir: str | Path,
+    manifest: str,
+    fmt: str,
+    build: Callable[[dict[str, Any]], T],
+    *,
+    what: str,
+    train_hint: str,
+    required: Sequence[str | tuple[str, ...]] = (),
+) -> T:
+    """A version directory's manifest, made by `build` from its JSON (`read_manifest_json`),
+    once the files it needs are there.
+
+    Args:
+        build: makes the manifest from the JSON object; a KeyError or TypeError means
+            the manifest is incomplete.
+        required: the files the directory must hold; a tuple is alternatives, any one
+            of which will do (the first is named when none is there).
+
+    Raises:
+        ArtifactError: as `read_manifest_json`, or an incomplete manifest or directory.
+    """
+    path = Path(version_dir)
+    raw = read_manifest_json(path, manifest, fmt, what=what, train_hint=train_hint)
+    try:
+        result = build(raw)
+    except (KeyError, TypeError) as exc:
+        raise ArtifactError(f"{path / manifest}: incomplete manifest ({exc})") from exc
+    alternatives = [(f,) if isinstance(f, str) else f for f in required]
+    missing = [fs[0] for fs in alternatives if not any((path / f).is_file() for f in fs)]
+    if missing:
+        raise ArtifactError(f"{path}: incomplete {what} directory, missing {', '.join(missing)}")
+    return result
 
 
 class VersionRegistry:

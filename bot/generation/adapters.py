@@ -22,8 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deskbot.bot.core.errors import ArtifactError
-from deskbot.bot.core.registry import VersionRegistry, read_manifest_json
+from deskbot.bot.core.registry import VersionRegistry, read_version_manifest
 
 ADAPTER_FORMAT = "deskbot.generator-adapter/1"
 ADAPTER_MANIFEST = "deskbot-adapter.json"
@@ -74,19 +73,15 @@ def read_adapter_manifest(adapter_dir: str | Path) -> AdapterManifest:
     Raises:
         ArtifactError: the directory is missing, incomplete or of another format.
     """
-    path = Path(adapter_dir)
-    mf = path / ADAPTER_MANIFEST
-    raw = read_manifest_json(
-        path, ADAPTER_MANIFEST, ADAPTER_FORMAT, what="adapter", train_hint="deskbot train generator"
+    return read_version_manifest(
+        adapter_dir,
+        ADAPTER_MANIFEST,
+        ADAPTER_FORMAT,
+        lambda raw: AdapterManifest(**raw),
+        what="adapter",
+        train_hint="deskbot train generator",
+        required=_REQUIRED_FILES,
     )
-    try:
-        manifest = AdapterManifest(**raw)
-    except TypeError as exc:
-        raise ArtifactError(f"{mf}: incomplete manifest ({exc})") from exc
-    missing = [f for f in _REQUIRED_FILES if not (path / f).is_file()]
-    if missing:
-        raise ArtifactError(f"{path}: incomplete adapter directory, missing {', '.join(missing)}")
-    return manifest
 
 
 class AdapterRegistry(VersionRegistry):

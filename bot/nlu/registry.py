@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from deskbot.bot.core.errors import ArtifactError
-from deskbot.bot.core.registry import LIVE, VersionRegistry, read_manifest_json
+from deskbot.bot.core.registry import LIVE, VersionRegistry, read_version_manifest
 
 MODEL_FORMAT = "deskbot.intent-model/2"
 OOS_METHODS = ("knn", "knn_contrast", "msp")
@@ -82,21 +82,16 @@ def read_manifest(model_dir: str | Path) -> IntentModelManifest:
     Raises:
         ArtifactError: the directory is missing, incomplete or of another format.
     """
-    path = Path(model_dir)
-    mf = path / MANIFEST
-    raw = read_manifest_json(
-        path, MANIFEST, MODEL_FORMAT, what="model", train_hint="deskbot train intents"
+    manifest = read_version_manifest(
+        model_dir,
+        MANIFEST,
+        MODEL_FORMAT,
+        lambda raw: IntentModelManifest(**{**raw, "labels": tuple(raw["labels"])}),
+        what="model",
+        train_hint="deskbot train intents",
+        required=(*_REQUIRED_FILES, _WEIGHT_FILES),
     )
-    try:
-        raw["labels"] = tuple(raw["labels"])
-        manifest = IntentModelManifest(**raw)
-    except (KeyError, TypeError) as exc:
-        raise ArtifactError(f"{mf}: incomplete manifest ({exc})") from exc
-    missing = [f for f in _REQUIRED_FILES if not (path / f).is_file()]
-    if not any((path / f).is_file() for f in _WEIGHT_FILES):
-        missing.append("model.safetensors")
-    if missing:
-        raise ArtifactError(f"{path}: incomplete model directory, missing {', '.join(missing)}")
+    mf = Path(model_dir) / MANIFEST
     if not manifest.labels:
         raise ArtifactError(f"{mf}: the model has no labels")
     if manifest.oos_method not in OOS_METHODS:
