@@ -120,6 +120,41 @@ class IntentDataset:
         return self.subset(sorted(train_rows)), self.subset(sorted(valid_rows))
 
 
+def read_data_file(
+    file: Path,
+    *,
+    binary: str,
+    error: type[DataError] = DataError,
+    nul_scan: int | None = 8192,
+) -> tuple[bytes, str]:
+    """The bytes and text of a data file: UTF-8 (a byte-order mark allowed), not binary,
+    not empty.
+
+    Args:
+        binary: what to say of a binary file (a NUL byte in its first `nul_scan` bytes;
+            None: anywhere), after `FILE: `.
+        error: the DataError raised, its message `FILE[:LINE]: what to fix`.
+    """
+    if not file.is_file():
+        raise error(f"{file}: no such file")
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise error(f"{file}: cannot be read: {exc.strerror}") from None
+    if b"\x00" in raw[:nul_scan]:
+        raise error(f"{file}: {binary}")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise error(
+            f"{file}:{line}: not UTF-8 text (bad byte at offset {exc.start}); re-save it as UTF-8"
+        ) from None
+    if not text.strip():
+        raise error(f"{file}: the file is empty")
+    return raw, text
+
+
 def load_intents(path: str | Path) -> IntentDataset:
     """Read a CSV (`text,category`) or YAML (Rasa `nlu:` style) intents file.
 
@@ -127,19 +162,9 @@ def load_intents(path: str | Path) -> IntentDataset:
         DataError: naming the file (and line) and what to fix.
     """
     file = Path(path)
-    if not file.is_file():
-        raise DataError(f"{file}: no such file")
-    raw = file.read_bytes()
-    if b"\x00" in raw[:8192]:
-        raise DataError(f"{file}: a binary file, not intents data (expected UTF-8 CSV or YAML)")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{file}: not UTF-8 text (bad byte at offset {exc.start}); re-save it as UTF-8"
-        ) from exc
-    if not text.strip():
-        raise DataError(f"{file}: the file is empty")
+    raw, text = read_data_file(
+        file, binary="a binary file, not intents data (expected UTF-8 CSV or YAML)"
+    )
     suffix = file.suffix.lower()
     if suffix == ".csv":
         texts, labels = _read_csv(text, file)

@@ -118,7 +118,7 @@ class LayerCache:
         with torch.inference_mode():
             for s0 in range(0, len(order), 128):
                 part = order[s0 : s0 + 128]
-                batch, mask = _pad([ids[i] for i in part], encoder)
+                batch, mask = encoder.pad([ids[i] for i in part])
                 h = encoder.model.embeddings(input_ids=batch)
                 for layer in layers[: self.split]:
                     h = _run(layer, h, mask)
@@ -163,19 +163,6 @@ class LayerCache:
                 part = order[s0 : s0 + 256]
                 out[part] = self.forward([self.states[i] for i in part]).float().cpu().numpy()
         return normalised(out)
-
-
-def _pad(seqs: list[list[int]], encoder: Encoder) -> tuple[Tensor, Tensor]:
-    import torch
-
-    pad_id = encoder.tokenizer.pad_token_id or 0
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-        mask[i, : len(s)] = 1
-    return ids.to(encoder.device), mask.to(encoder.device)
 
 
 def _run(layer: torch.nn.Module, h: Tensor, mask: Tensor) -> Tensor:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from deskbot.bot.core.errors import DataError
-from deskbot.training.data.datasets import MAX_TEXT_CHARS, normalize_text
+from deskbot.training.data.datasets import MAX_TEXT_CHARS, normalize_text, read_data_file
 
 if TYPE_CHECKING:
     from _csv import Reader
@@ -46,7 +46,10 @@ def read_csv(path: str | Path) -> Messages:
         DataError: `FILE:LINE: what to fix` for the first bad row.
     """
     file = Path(path)
-    reader = csv.reader(io.StringIO(_decoded(file), newline=""))
+    _raw, text = read_data_file(
+        file, binary="a binary file (NUL bytes), not a CSV of messages", nul_scan=None
+    )
+    reader = csv.reader(io.StringIO(text, newline=""))
     header, ti, ci = _columns(reader, file)
     texts: list[str] = []
     ids: list[str] = []
@@ -92,23 +95,6 @@ def _columns(reader: Reader, file: Path) -> tuple[list[str], int, int | None]:
         if header.count(name) > 1:  # which one is meant? Reading the first would be a guess.
             raise DataError(f"{file}:1: {header.count(name)} '{name}' columns in the header")
     return header, header.index("text"), header.index("category") if "category" in header else None
-
-
-def _decoded(file: Path) -> str:
-    if not file.is_file():
-        raise DataError(f"{file}: no such file")
-    raw = file.read_bytes()
-    if b"\x00" in raw:
-        raise DataError(f"{file}: a binary file (NUL bytes), not a CSV of messages")
-    try:
-        content = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{file}: not UTF-8 text (bad byte at offset {exc.start}); re-save it as UTF-8"
-        ) from exc
-    if not content.strip():
-        raise DataError(f"{file}: the file is empty")
-    return content
 
 
 def _printable(cell: str) -> str:

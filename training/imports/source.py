@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deskbot.training.data.datasets import read_data_file
 from deskbot.training.imports.records import ImportFileError, Problem
 
 __all__ = ["JsonDoc", "json_document", "read_text"]
@@ -24,23 +25,11 @@ __all__ = ["JsonDoc", "json_document", "read_text"]
 
 def read_text(path: Path) -> str:
     """The file's text (UTF-8, a byte-order mark allowed), or an `ImportFileError`."""
-    if not path.is_file():
-        raise ImportFileError(f"{path}: no such file")
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ImportFileError(f"{path}: cannot be read: {exc.strerror}") from None
-    if b"\x00" in raw[:8192]:
-        raise ImportFileError(f"{path}: a binary file, not an export (expected UTF-8 JSON or CSV)")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ImportFileError(
-            f"{path}:{line}: not UTF-8 text (bad byte at offset {exc.start}); re-save it as UTF-8"
-        ) from None
-    if not text.strip():
-        raise ImportFileError(f"{path}: the file is empty")
+    _raw, text = read_data_file(
+        path,
+        binary="a binary file, not an export (expected UTF-8 JSON or CSV)",
+        error=ImportFileError,
+    )
     return text
 
 

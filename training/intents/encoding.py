@@ -62,9 +62,23 @@ class Encoder:
         ]
         return ids
 
+    def pad(self, seqs: Ids) -> tuple[Tensor, Tensor]:
+        """A batch of token id sequences as a padded id matrix and its attention mask,
+        on the encoder's device."""
+        import torch
+
+        pad_id = self.tokenizer.pad_token_id or 0
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+            mask[i, : len(s)] = 1
+        return ids.to(self.device), mask.to(self.device)
+
     def embed(self, seqs: Ids) -> Tensor:
         """Mean-pooled embeddings of a batch, with gradients (training mode as set)."""
-        batch_ids, mask = _pad(seqs, self.tokenizer.pad_token_id or 0, self.device)
+        batch_ids, mask = self.pad(seqs)
         hidden = self.model(input_ids=batch_ids, attention_mask=mask).last_hidden_state
         pooled: Tensor = mean_pool(hidden, mask)
         return pooled
@@ -81,15 +95,3 @@ class Encoder:
                 part = order[s0 : s0 + 128]
                 out[part] = self.embed([all_ids[i] for i in part]).float().cpu()
         return out
-
-
-def _pad(seqs: Ids, pad_id: int, device: torch.device) -> tuple[Tensor, Tensor]:
-    import torch
-
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-        mask[i, : len(s)] = 1
-    return ids.to(device), mask.to(device)
