@@ -123,6 +123,14 @@ def embedder():  # type: ignore[no-untyped-def]
     return emb
 
 
+@pytest.fixture(scope="module")
+def guard(embedder):  # type: ignore[no-untyped-def]
+    """The grounding guard on the real encoder (rules only, no claim verifier)."""
+    from deskbot.bot.generation.guard import GroundingGuard
+
+    return GroundingGuard(embedder)
+
+
 @pytest.fixture(scope="session")
 def small_intents():  # type: ignore[no-untyped-def]
     """A few examples of a few BANKING77 intents."""

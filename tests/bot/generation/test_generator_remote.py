@@ -23,17 +23,8 @@ from deskbot.bot.generation.generator import (
 from deskbot.bot.generation.guard import GroundingGuard
 from deskbot.bot.generation.responder import GroundedResponder, ResponderResult
 from tests.bot.generation.conftest import FakeOpenAI, stall, status, stream
+from tests.bot.generation.passages import DELIVERY
 
-DELIVERY = Passage(
-    id="card-delivery-estimate",
-    text=(
-        "With free standard delivery, cards are posted within 2 working days of ordering and "
-        "arrive 3 to 5 working days later in the UK. If you need it sooner, choose express "
-        "delivery for £10 when you order."
-    ),
-    score=0.8,
-    source="faq",
-)
 OTHER = Passage(
     id="card-arrival",
     text="If your card hasn't arrived 10 working days after dispatch, tap Cards > Card delivery > Report not received.",
@@ -41,11 +32,6 @@ OTHER = Passage(
     source="faq",
 )
 HISTORY = [Turn("user", "how long does card delivery take?")]
-
-
-@pytest.fixture(scope="module")
-def guard(embedder) -> GroundingGuard:  # type: ignore[no-untyped-def]
-    return GroundingGuard(embedder)
 
 
 def client(url: str, **kwargs: Any) -> OpenAICompatibleGenerator:

@@ -39,11 +39,6 @@ CHARGE = Passage(
 PASSAGES = [DELIVERY, CHARGE]
 
 
-@pytest.fixture(scope="module")
-def guard(embedder) -> GroundingGuard:  # type: ignore[no-untyped-def]
-    return GroundingGuard(embedder)
-
-
 @pytest.mark.parametrize(
     ("reply", "fact"),
     [

@@ -21,17 +21,8 @@ from deskbot.training.generator.scoring import (
     score_cases,
     summarize,
 )
+from tests.bot.generation.passages import DELIVERY
 
-DELIVERY = Passage(
-    id="card-delivery-estimate",
-    text=(
-        "With free standard delivery, cards are posted within 2 working days of ordering and "
-        "arrive 3 to 5 working days later in the UK. If you need it sooner, choose express "
-        "delivery for £10 when you order."
-    ),
-    score=0.8,
-    source="faq",
-)
 FEES = Passage(
     id="top-up-fees",
     text="Topping up with a UK debit card is free. Other cards pay a 2% fee.",
@@ -66,11 +57,6 @@ def case(message: str, gold: str | None = "card-delivery-estimate") -> HeldOutCa
         reference=REFERENCE,
         gold_passage=gold,
     )
-
-
-@pytest.fixture(scope="module")
-def guard(embedder) -> GroundingGuard:  # type: ignore[no-untyped-def]
-    return GroundingGuard(embedder)
 
 
 def test_rouge_l_is_the_f1_of_the_longest_common_word_sequence() -> None:
