@@ -206,6 +206,33 @@ def _check_adapter_base(cfg: BotConfig, registry: VersionRegistry, version: str)
         check_base(read_adapter_manifest(registry.version_dir(version)), cfg.generator.model)
 
 
+def _move_live(
+    config: Path,
+    kind: Kind,
+    action: str,
+    going_to: Callable[[VersionRegistry], str | None],
+    move: Callable[[VersionRegistry], str],
+) -> tuple[str, str | None]:
+    """Point LIVE of `kind` with `move` (which returns the version now live), once the
+    version `going_to` names fits the generator and the audit log is reachable; audit
+    it as `action`. Returns the version now live and the one live before."""
+    from deskbot.bot.server.container import build_store
+
+    cfg = load(config)
+    registry = _kind_registry(cfg, kind)
+    try:
+        version = going_to(registry)
+        if kind is Kind.generator and version is not None:
+            _check_adapter_base(cfg, registry, version)
+        store = build_store(cfg)  # before the change: the audit log must be reachable
+        previous = registry.live_version()
+        live = move(registry)
+    except DeskbotError as exc:
+        raise fail(str(exc)) from None
+    audited(store, action, object_type=AUDIT_OBJECT[kind], object_id=live, detail=f"was {previous}")
+    return live, previous
+
+
 @models_app.command("promote")
 def models_promote(
     version: Annotated[str, typer.Argument(help="The version to make live.")],
@@ -213,22 +240,12 @@ def models_promote(
     kind: KindOpt = Kind.intents,
 ) -> None:
     """Make VERSION live (atomically; running servers pick it up without a restart)."""
-    from deskbot.bot.server.container import build_store
 
-    cfg = load(config)
-    registry = _kind_registry(cfg, kind)
-    try:
-        if kind is Kind.generator:
-            _check_adapter_base(cfg, registry, version)
-        store = build_store(cfg)  # before the change: the audit log must be reachable
-        previous = registry.live_version()
+    def promote(registry: VersionRegistry) -> str:
         registry.set_live(version, reason="promote (manual)")
-    except DeskbotError as exc:
-        raise fail(str(exc)) from None
-    audited(
-        store, MODEL_PROMOTED, object_type=AUDIT_OBJECT[kind], object_id=version,
-        detail=f"was {previous}",
-    )  # fmt: skip
+        return version
+
+    _, previous = _move_live(config, kind, MODEL_PROMOTED, lambda _: version, promote)
     typer.echo(f"{version} is live (was {previous})")
 
 
@@ -241,23 +258,13 @@ def models_rollback(
     kind: KindOpt = Kind.intents,
 ) -> None:
     """Make the previously live version (or --to VERSION) live again."""
-    from deskbot.bot.server.container import build_store
-
-    cfg = load(config)
-    registry = _kind_registry(cfg, kind)
-    try:
-        going_to = to or registry.rollback_target()
-        if kind is Kind.generator and going_to is not None:
-            _check_adapter_base(cfg, registry, going_to)
-        store = build_store(cfg)
-        previous = registry.live_version()
-        target = registry.rollback(to)
-    except DeskbotError as exc:
-        raise fail(str(exc)) from None
-    audited(
-        store, MODEL_ROLLED_BACK, object_type=AUDIT_OBJECT[kind], object_id=target,
-        detail=f"was {previous}",
-    )  # fmt: skip
+    target, previous = _move_live(
+        config,
+        kind,
+        MODEL_ROLLED_BACK,
+        lambda registry: to or registry.rollback_target(),
+        lambda registry: registry.rollback(to),
+    )
     typer.echo(f"{target} is live again (was {previous})")
 
 
