@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +16,7 @@ import pytest
 
 from deskbot.bot.server.container import Bot
 from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
+from tests.bot.actions.action_server import free_port
 
 CHROMIUM = os.environ.get("DESKBOT_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -49,29 +50,16 @@ def store(database_url: str) -> Iterator[SqlConversationStore]:
         engine.dispose()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def live_app(bot_project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveApp]:
-    """`deskbot serve` of the test project (real model, real index, SQLite) on a free port."""
+@contextlib.contextmanager
+def serving(bot: Bot) -> Iterator[LiveApp]:
+    """`deskbot serve` of `bot` (its API and UI) on a free loopback port until the block ends."""
     import uvicorn
 
-    from deskbot.bot.core.config import load_config
     from deskbot.bot.server.api import close_api, create_api
-    from deskbot.bot.server.container import build_bot
-    from deskbot.ui.accounts.auth import create_agent
     from deskbot.ui.server import mount_ui, server_config
 
-    monkeypatch.setenv("DESKBOT_SECRET_KEY", "test-secret-" + "x" * 32)
-    bot = build_bot(load_config(bot_project))
-    bot.warm_up()
-    create_agent(bot.store, AGENT[0], AGENT[1], display_name=AGENT[2])
     app = mount_ui(create_api(bot), bot)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(server_config(app, "127.0.0.1", port))  # as `deskbot serve`
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -80,10 +68,27 @@ def live_app(bot_project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Liv
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the app did not start")
         time.sleep(0.05)
-    yield LiveApp(f"http://127.0.0.1:{port}", bot, app)
-    server.should_exit = True
-    thread.join(timeout=10)
-    close_api(app)
+    try:
+        yield LiveApp(f"http://127.0.0.1:{port}", bot, app)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        close_api(app)
+
+
+@pytest.fixture
+def live_app(bot_project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveApp]:
+    """`deskbot serve` of the test project (real model, real index, SQLite) on a free port."""
+    from deskbot.bot.core.config import load_config
+    from deskbot.bot.server.container import build_bot
+    from deskbot.ui.accounts.auth import create_agent
+
+    monkeypatch.setenv("DESKBOT_SECRET_KEY", "test-secret-" + "x" * 32)
+    bot = build_bot(load_config(bot_project))
+    bot.warm_up()
+    create_agent(bot.store, AGENT[0], AGENT[1], display_name=AGENT[2])
+    with serving(bot) as live:
+        yield live
 
 
 @pytest.fixture(scope="session")

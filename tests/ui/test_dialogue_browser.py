@@ -4,8 +4,6 @@ rasa-sdk action server, which writes down every side effect it performs."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,9 +11,8 @@ from typing import Any
 import pytest
 
 from deskbot.bot.dialogue.confirming import CANCELLED_TEXT
-from tests.bot.actions.action_server import free_port
 from tests.bot.dialogue.bank_server import FREEZE, BankServer, bank_server, confirming_bot
-from tests.ui.conftest import LiveApp
+from tests.ui.conftest import LiveApp, serving
 from tests.ui.test_browser import ask, open_widget, wait_until
 
 __all__ = ["bank_server"]
@@ -32,28 +29,14 @@ def confirming_app(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[LiveApp]:
     """`deskbot serve` of a bot that asks before freezing a card, on a free port."""
-    import uvicorn
-
-    from deskbot.bot.server.api import close_api, create_api
-    from deskbot.ui.server import mount_ui, server_config
-
     monkeypatch.setenv("DESKBOT_SECRET_KEY", "test-secret-" + "x" * 32)
-    with confirming_bot(
-        tmp_path / "bot", trained_model_dir, faq_index_dir, bank_server, min_confidence=0.9
-    ) as bot:
-        app = mount_ui(create_api(bot), bot)
-        server = uvicorn.Server(server_config(app, "127.0.0.1", port := free_port()))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("the app did not start")
-            time.sleep(0.05)
-        yield LiveApp(f"http://127.0.0.1:{port}", bot, app)
-        server.should_exit = True
-        thread.join(timeout=10)
-        close_api(app)
+    with (
+        confirming_bot(
+            tmp_path / "bot", trained_model_dir, faq_index_dir, bank_server, min_confidence=0.9
+        ) as bot,
+        serving(bot) as live,
+    ):
+        yield live
 
 
 def test_the_widget_answers_how_to_and_asks_before_freezing_a_card(
