@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ from typer.testing import CliRunner
 
 from deskbot.bot.cli import load_plugins
 from deskbot.bot.core.errors import StoreError
-from deskbot.bot.store import AgentSession, SqlConversationStore, create_store_engine, migrate
+from deskbot.bot.store import AgentSession, SqlConversationStore, create_store_engine
 from deskbot.ui.accounts.auth import (
     AgentAccountError,
     SessionSigner,
@@ -20,14 +19,6 @@ from deskbot.ui.accounts.auth import (
     set_password,
     verify_password,
 )
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlConversationStore]:
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'store.db'}")
-    migrate(engine)
-    yield SqlConversationStore(engine)
-    engine.dispose()
 
 
 def test_agents_are_stored_with_an_argon2_hash_and_authenticate(

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from deskbot.bot.core.config_serving import LimitsConfig
-from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
+from deskbot.bot.store import SqlConversationStore
 from deskbot.ui.accounts.auth import SessionSigner, create_agent
 from deskbot.ui.accounts.login import add_login_routes
 from deskbot.ui.accounts.throttle import LoginThrottle
@@ -99,14 +96,6 @@ def test_an_address_that_logged_in_before_skips_the_account_wide_bucket() -> Non
     assert sum(tries(throttle, "carol", f"203.0.113.{i}", 1)[0] for i in range(100, 110)) == 3
     assert throttle.wait("carol", "203.0.113.200") > 0  # a new address waits too
     assert throttle.wait("carol", "203.0.113.7") == 0.0  # ...and she logs in from her desk
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlConversationStore]:
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'store.db'}")
-    migrate(engine)
-    yield SqlConversationStore(engine)
-    engine.dispose()
 
 
 def test_the_login_form_answers_429_with_retry_after_alike_for_unknown_names(
