@@ -15,6 +15,7 @@ from the source: `shop\\.example` would be read out with its backslash and linke
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from deskbot.bot.store.models import TurnRecord
+from deskbot.bot.store.presence import RENEW_S
 
 _PUNCTUATION = frozenset(string.punctuation)  # what a backslash escapes in CommonMark
 _ENTITY = re.compile(r"&#?[A-Za-z0-9]+;")
@@ -276,3 +278,38 @@ def turn_choice(t: TurnRecord) -> tuple[str, int]:
     text = " ".join(t.text.split())
     short = text[:60] + ("…" if len(text) > 60 else "")
     return (f"#{t.id} [{t.intent or '-'} {t.confidence or 0:.2f}] {short}", int(t.id or 0))
+
+
+def typing_script(
+    flag: str, box: str, buttons: str, *, live: Sequence[str], send_ends_typing: bool
+) -> str:
+    """A page's typing script (Gradio `js=`, installed once: `window.FLAG` marks it).
+
+    While someone types in the element `#BOX`, it presses the hidden button
+    `BUTTONS-on` at most every `RENEW_S`, and `BUTTONS-off` when the box is emptied
+    (and, with `send_ends_typing`, when Enter sends the message); the elements with
+    the ids `live` become polite live regions (read out as they change).
+    """
+    on_send = 't.last = 0; press("' + buttons + '-off");' if send_ends_typing else "t.last = 0;"
+    return f"""() => {{
+  if (window.{flag}) return [];
+  const t = (window.{flag} = {{last: 0}});
+  const press = (id) => {{ const b = document.getElementById(id); if (b) b.click(); }};
+  const inBox = (el) => el && el.closest && el.closest("#{box}");
+  document.addEventListener("input", (e) => {{
+    if (!inBox(e.target)) return;
+    if (!e.target.value.trim()) {{ t.last = 0; press("{buttons}-off"); return; }}
+    const now = Date.now();
+    if (now - t.last < {int(RENEW_S * 1000)}) return;
+    t.last = now;
+    press("{buttons}-on");
+  }}, true);
+  document.addEventListener("keydown", (e) => {{
+    if (e.key === "Enter" && !e.shiftKey && inBox(e.target)) {{ {on_send} }}
+  }}, true);
+  for (const id of {json.dumps(list(live))}) {{
+    const el = document.getElementById(id);
+    if (el) {{ el.setAttribute("role", "status"); el.setAttribute("aria-live", "polite"); }}
+  }}
+  return [];
+}}"""

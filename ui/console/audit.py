@@ -36,6 +36,7 @@ from deskbot.bot.store.audit import (
     audit_jsonl,
 )
 from deskbot.bot.store.models import Agent, AuditEvent
+from deskbot.ui.console.components import read_only_table
 from deskbot.ui.console.find import ANY, FindError, typed_day
 from deskbot.ui.console.handlers import ConsoleHandlers
 from deskbot.ui.render import md_text
@@ -271,15 +272,7 @@ def lay_out_audit() -> AuditTab:
             jsonl = gr.Button("Export JSONL", elem_id="audit-jsonl")
         notice = gr.Markdown("", elem_id="audit-notice")
         download = gr.File(label="Export", interactive=False, elem_id="audit-download")
-        table = gr.Dataframe(
-            headers=HEADERS,
-            datatype=["str"] * len(HEADERS),
-            interactive=False,
-            label="Audit log",
-            elem_id="audit-table",
-            wrap=True,
-            max_height=480,
-        )
+        table = read_only_table(HEADERS, label="Audit log", elem_id="audit-table", max_height=480)
     return AuditTab(tab, agent, action, since, until, show, csv, jsonl, notice, table, download)
 
 

@@ -21,6 +21,7 @@ import gradio as gr
 
 from deskbot.bot.store.models import Agent, Conversation
 from deskbot.bot.store.search import ConversationSummary
+from deskbot.ui.console.components import read_only_table
 from deskbot.ui.console.handlers import ConsoleHandlers
 from deskbot.ui.console.teams import teams_of
 from deskbot.ui.render import md_text
@@ -75,13 +76,10 @@ def lay_out_customer(elem_id: str, *, min_width: int = 220) -> CustomerPanel:
     """The panel, as a column of the open row (`elem_id` names its parts)."""
     with gr.Column(scale=1, min_width=min_width, elem_id=elem_id):
         summary = gr.Markdown(NOBODY, elem_id=f"{elem_id}-who")
-        past = gr.Dataframe(
-            headers=PAST_HEADERS,
-            datatype=["str"],
-            interactive=False,
+        past = read_only_table(
+            PAST_HEADERS,
             label="Their other conversations (click one to read it)",
             elem_id=f"{elem_id}-past",
-            wrap=True,
             max_height=260,
         )
     return CustomerPanel(summary, past, gr.State([]))

@@ -25,11 +25,10 @@ import gradio as gr
 
 from deskbot.bot.store.canned import MAX_CANNED_CHARS
 from deskbot.bot.store.notes import MAX_NOTE_CHARS
-from deskbot.bot.store.presence import RENEW_S
 from deskbot.ui.console.handlers import ConsoleHandlers
 from deskbot.ui.console.teams import refusal
 from deskbot.ui.console.tools import DeskTools, NoteView, placeholder_help
-from deskbot.ui.render import md_text
+from deskbot.ui.render import md_text, typing_script
 
 __all__ = ["DESK_CSS", "DeskHandlers", "DeskPanel", "lay_out_desk", "typing_line", "wire_desk"]
 
@@ -47,28 +46,13 @@ DESK_CSS = (
     "#console-notes p { margin: 0 0 0.4em 0; }\n"
 )
 # Installed once per page: the reply box's keys press the hidden typing buttons.
-TYPING_JS = f"""() => {{
-  if (window.deskbotDeskTyping) return [];
-  const t = (window.deskbotDeskTyping = {{last: 0}});
-  const press = (id) => {{ const b = document.getElementById(id); if (b) b.click(); }};
-  const inReply = (el) => el && el.closest && el.closest("#console-reply");
-  document.addEventListener("input", (e) => {{
-    if (!inReply(e.target)) return;
-    if (!e.target.value.trim()) {{ t.last = 0; press("console-typing-off"); return; }}
-    const now = Date.now();
-    if (now - t.last < {int(RENEW_S * 1000)}) return;
-    t.last = now;
-    press("console-typing-on");
-  }}, true);
-  document.addEventListener("keydown", (e) => {{
-    if (e.key === "Enter" && !e.shiftKey && inReply(e.target)) t.last = 0;
-  }}, true);
-  for (const id of ["console-typing", "console-notes", "canned-notice"]) {{
-    const el = document.getElementById(id);
-    if (el) {{ el.setAttribute("role", "status"); el.setAttribute("aria-live", "polite"); }}
-  }}
-  return [];
-}}"""
+TYPING_JS = typing_script(
+    "deskbotDeskTyping",
+    "console-reply",
+    "console-typing",
+    live=["console-typing", "console-notes", "canned-notice"],
+    send_ends_typing=False,
+)
 
 
 @dataclass

@@ -23,6 +23,7 @@ import numpy as np
 
 from deskbot.bot.store.audit import DISCOVERY_APPROVED, DISCOVERY_EDITED, AuditEntry, AuditError
 from deskbot.bot.store.models import Agent
+from deskbot.ui.console.components import read_only_table
 from deskbot.ui.console.discovery import DiscoveryReview, Group, ReviewError, intent_name
 from deskbot.ui.console.handlers import ConsoleHandlers
 from deskbot.ui.render import md_text
@@ -224,13 +225,11 @@ def lay_out_discover() -> DiscoverTab:
             "name it and approve it: its messages become training examples."
         )
         notice = gr.Markdown("", elem_id="discover-notice")
-        table = gr.Dataframe(
-            headers=HEADERS,
+        table = read_only_table(
+            HEADERS,
             datatype=["str", "str", "number", "str", "str", "str"],
-            interactive=False,
             label="Candidates",
             elem_id="discover-table",
-            wrap=True,
             max_height=320,
         )
         with gr.Row(equal_height=True):

@@ -27,6 +27,7 @@ from deskbot.bot.store.search import (
     ConversationSummary,
     SearchPage,
 )
+from deskbot.ui.console.components import read_only_table
 from deskbot.ui.console.customer import (
     CustomerPanel,
     lay_out_customer,
@@ -137,13 +138,10 @@ def lay_out_find() -> FindTab:
     with gr.Tab("Find", id=TAB_ID) as tab:
         text, status, agent, intent, since, until, search = _filters()
         found = gr.Markdown("", elem_id="find-found")
-        results = gr.Dataframe(
-            headers=RESULT_HEADERS,
-            datatype=["str"] * len(RESULT_HEADERS),
-            interactive=False,
+        results = read_only_table(
+            RESULT_HEADERS,
             label="Conversations found (click one to read it)",
             elem_id="find-results",
-            wrap=True,
             max_height=300,
             column_widths=["10%", "15%", "14%", "9%", "12%", "12%", "28%"],
         )

@@ -23,6 +23,7 @@ from deskbot.bot.server.container import Bot
 from deskbot.ui.accounts.auth import SessionSigner
 from deskbot.ui.console.actions import MAX_REPLY_CHARS, QUEUE_HEADERS
 from deskbot.ui.console.audit import lay_out_audit, wire_audit
+from deskbot.ui.console.components import read_only_table
 from deskbot.ui.console.customer import (
     CustomerPanel,
     lay_out_customer,
@@ -221,14 +222,12 @@ def _header() -> tuple[Component, News]:
 
 
 def _queue_column() -> tuple[Component, Component, Component]:
-    queue = gr.Dataframe(
-        headers=QUEUE_HEADERS,
+    queue = read_only_table(
+        QUEUE_HEADERS,
         datatype=["number", "str", "str", "str", "str", "str", "str", "str"],
-        interactive=False,
         column_widths=["6%", "8%", "12%", "9%", "15%", "9%", "13%", "28%"],
         label="Handoff queue",
         elem_id="console-queue",
-        wrap=True,
         max_height=420,
     )
     with gr.Row(equal_height=True):
@@ -278,12 +277,10 @@ def _queue_tab() -> QueueTab:
 
 
 def _review_table(label: str, elem_id: str) -> Component:
-    return gr.Dataframe(
-        headers=REVIEW_HEADERS,
-        interactive=False,
+    return read_only_table(
+        REVIEW_HEADERS,
         label=label,
         elem_id=elem_id,
-        wrap=True,
         column_widths=["7%", "12%", "15%", "33%", "33%"],
     )
 

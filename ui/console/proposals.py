@@ -36,6 +36,7 @@ from deskbot.knowledge.sources.proposals import (
     Entry,
     ProposalsFile,
 )
+from deskbot.ui.console.components import read_only_table
 from deskbot.ui.console.handlers import ConsoleHandlers
 from deskbot.ui.render import md_text
 
@@ -201,14 +202,8 @@ def lay_out_proposals() -> ProposalsTab:
             "or answer if needed, then approve or reject; approved ones join the FAQ tonight."
         )
         notice = gr.Markdown("", elem_id="proposal-notice")
-        table = gr.Dataframe(
-            headers=HEADERS,
-            datatype=["str"] * len(HEADERS),
-            interactive=False,
-            label="Pending proposals",
-            elem_id="proposal-table",
-            wrap=True,
-            max_height=320,
+        table = read_only_table(
+            HEADERS, label="Pending proposals", elem_id="proposal-table", max_height=320
         )
         pick = gr.Dropdown(label="Proposal", choices=[], elem_id="proposal-pick")
         question = gr.Textbox(label="Question", elem_id="proposal-question", max_length=4000)

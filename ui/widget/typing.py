@@ -22,8 +22,7 @@ from typing import Any
 
 import gradio as gr
 
-from deskbot.bot.store.presence import RENEW_S
-from deskbot.ui.render import md_text
+from deskbot.ui.render import md_text, typing_script
 from deskbot.ui.widget.service import ChatService
 
 logger = logging.getLogger(__name__)
@@ -31,29 +30,13 @@ logger = logging.getLogger(__name__)
 __all__ = ["TypingEvents", "TypingLine", "lay_out_typing", "wire_typing"]
 
 # Installed once per page: the message box's keys press the hidden typing buttons.
-TYPING_JS = f"""() => {{
-  if (window.deskbotTyping) return [];
-  const t = (window.deskbotTyping = {{last: 0}});
-  const press = (id) => {{ const b = document.getElementById(id); if (b) b.click(); }};
-  const inBox = (el) => el && el.closest && el.closest("#deskbot-input");
-  document.addEventListener("input", (e) => {{
-    if (!inBox(e.target)) return;
-    if (!e.target.value.trim()) {{ t.last = 0; press("deskbot-typing-off"); return; }}
-    const now = Date.now();
-    if (now - t.last < {int(RENEW_S * 1000)}) return;
-    t.last = now;
-    press("deskbot-typing-on");
-  }}, true);
-  document.addEventListener("keydown", (e) => {{
-    if (e.key === "Enter" && !e.shiftKey && inBox(e.target)) {{
-      t.last = 0;
-      press("deskbot-typing-off");
-    }}
-  }}, true);
-  const line = document.getElementById("deskbot-typing");
-  if (line) {{ line.setAttribute("role", "status"); line.setAttribute("aria-live", "polite"); }}
-  return [];
-}}"""
+TYPING_JS = typing_script(
+    "deskbotTyping",
+    "deskbot-input",
+    "deskbot-typing",
+    live=["deskbot-typing"],
+    send_ends_typing=True,
+)
 
 
 def agent_typing(name: str) -> str:
