@@ -28,11 +28,8 @@ class BotMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.turns = Counter(
-            "deskbot_turns",
-            "Customer turns answered, by reply kind.",
-            ["kind"],
-            registry=self.registry,
+        self.turns = self._counter(
+            "deskbot_turns", "Customer turns answered, by reply kind.", "kind"
         )
         self.latency = Histogram(
             "deskbot_turn_step_seconds",
@@ -41,36 +38,27 @@ class BotMetrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
-        self.handoffs = Counter(
-            "deskbot_handoffs",
-            "Conversations handed to a person, by reason.",
-            ["reason"],
-            registry=self.registry,
+        self.handoffs = self._counter(
+            "deskbot_handoffs", "Conversations handed to a person, by reason.", "reason"
         )
-        self.fallbacks = Counter(
-            "deskbot_fallbacks",
-            "Steps that failed or timed out and fell back, by step.",
-            ["step"],
-            registry=self.registry,
+        self.fallbacks = self._counter(
+            "deskbot_fallbacks", "Steps that failed or timed out and fell back, by step.", "step"
         )
-        self.feedback = Counter(
-            "deskbot_feedback", "Customer feedback on replies.", ["value"], registry=self.registry
+        self.feedback = self._counter("deskbot_feedback", "Customer feedback on replies.", "value")
+        self.rejected = self._counter(
+            "deskbot_rejected_requests", "API requests refused with a 4xx.", "status"
         )
-        self.rejected = Counter(
-            "deskbot_rejected_requests",
-            "API requests refused with a 4xx.",
-            ["status"],
-            registry=self.registry,
-        )
-
-        self.logins = Counter(
+        self.logins = self._counter(
             "deskbot_console_logins",
             "Agent console login tries, by outcome: ok, failure (wrong username or "
             "password), throttled (429 while backing off or out of tries), locked (429 "
             "while the account is locked from that address).",
-            ["outcome"],
-            registry=self.registry,
+            "outcome",
         )
+
+    def _counter(self, name: str, documentation: str, label: str) -> Counter:
+        """A counter in this registry with one label."""
+        return Counter(name, documentation, [label], registry=self.registry)
 
     def turn(self, kind: str, latency_ms: Mapping[str, float]) -> None:
         self.turns.labels(kind=kind).inc()

@@ -246,22 +246,17 @@ class ConversationRepository(SqlRepository):
 
     def message_turn(self, conversation_id: str, message_id: str) -> TurnRecord | None:
         """The customer turn stored with the client's id `message_id`, if any."""
-        with self.session() as s:
-            return s.exec(
-                select(TurnRecord).where(
-                    TurnRecord.conversation_id == conversation_id,
-                    TurnRecord.message_id == message_id,
-                )
-            ).first()
+        return self._first_turn(conversation_id, TurnRecord.message_id == message_id)
 
     def reply_to(self, conversation_id: str, user_turn_id: int) -> TurnRecord | None:
         """The bot turn that answers customer turn `user_turn_id`, once it is stored."""
+        return self._first_turn(conversation_id, TurnRecord.reply_to == user_turn_id)
+
+    def _first_turn(self, conversation_id: str, condition: Any) -> TurnRecord | None:
+        """The first turn of the conversation that meets `condition`, if any."""
         with self.session() as s:
             return s.exec(
-                select(TurnRecord).where(
-                    TurnRecord.conversation_id == conversation_id,
-                    TurnRecord.reply_to == user_turn_id,
-                )
+                select(TurnRecord).where(TurnRecord.conversation_id == conversation_id, condition)
             ).first()
 
     def record_bot_turn(
