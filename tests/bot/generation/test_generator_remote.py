@@ -202,6 +202,16 @@ def collect(responder: GroundedResponder, passages: list[Passage]) -> tuple[str,
     return "".join(shown), result
 
 
+def reply_to(
+    server: FakeOpenAI, guard: GroundingGuard, text: str, **options: Any
+) -> tuple[str, ResponderResult]:
+    """What the responder (`options` its own) shows, and its result, on `DELIVERY` when the
+    scripted server streams `text`."""
+    server.script(stream(text))
+    responder = GroundedResponder(client(server.url), guard, min_score=0.35, **options)
+    return collect(responder, [DELIVERY])
+
+
 def test_grounded_reply_streams_with_citations(
     openai_server: FakeOpenAI, guard: GroundingGuard
 ) -> None:
@@ -229,14 +239,12 @@ def test_a_later_unsupported_sentence_leaves_no_half_reply(
 ) -> None:
     # The first sentence passes, the second invents a price: the customer gets the
     # FAQ answer and nothing of the generated reply above it.
-    openai_server.script(
-        stream(
-            "Cards are posted within 2 working days of ordering [1]. "
-            "Express delivery costs £15 and takes 1 hour. Thanks for waiting."
-        )
+    shown, result = reply_to(
+        openai_server,
+        guard,
+        "Cards are posted within 2 working days of ordering [1]. "
+        "Express delivery costs £15 and takes 1 hour. Thanks for waiting.",
     )
-    responder = GroundedResponder(client(openai_server.url), guard, min_score=0.35)
-    shown, result = collect(responder, [DELIVERY])
     assert shown == result.text == DELIVERY.text
     assert result.kind == "faq" and result.citations == (DELIVERY.id,)
     assert not result.decision.ok and "unsupported facts" in result.decision.reason
@@ -248,11 +256,11 @@ def test_a_lead_in_cut_off_from_its_steps_is_never_shown(
 ) -> None:
     # The token limit cut the reply inside its first step: the lead-in above it would
     # be half a reply, so the FAQ answer goes instead.
-    openai_server.script(
-        stream("Cards are posted within 2 working days of ordering. To track it:\nOpen the app and")
+    shown, result = reply_to(
+        openai_server,
+        guard,
+        "Cards are posted within 2 working days of ordering. To track it:\nOpen the app and",
     )
-    responder = GroundedResponder(client(openai_server.url), guard, min_score=0.35)
-    shown, result = collect(responder, [DELIVERY])
     assert shown == result.text == DELIVERY.text
     assert result.kind == "faq" and not result.decision.ok
 
@@ -260,11 +268,11 @@ def test_a_lead_in_cut_off_from_its_steps_is_never_shown(
 def test_a_closing_courtesy_sentence_stays_with_the_reply(
     openai_server: FakeOpenAI, guard: GroundingGuard
 ) -> None:
-    openai_server.script(
-        stream("Cards are posted within 2 working days of ordering. I hope this helps.")
+    shown, result = reply_to(
+        openai_server,
+        guard,
+        "Cards are posted within 2 working days of ordering. I hope this helps.",
     )
-    responder = GroundedResponder(client(openai_server.url), guard, min_score=0.35)
-    shown, result = collect(responder, [DELIVERY])
     assert shown == result.text
     assert result.text == "Cards are posted within 2 working days of ordering. I hope this helps."
     assert result.kind == "generated" and result.decision.ok
@@ -274,9 +282,9 @@ def test_unsupported_first_sentence_falls_back_to_the_faq(
     openai_server: FakeOpenAI, guard: GroundingGuard
 ) -> None:
     # A courtesy opener is held back, so the fallback does not follow half an answer.
-    openai_server.script(stream("I'm sorry to hear that. Delivery takes 14 days and costs £25."))
-    responder = GroundedResponder(client(openai_server.url), guard, min_score=0.35)
-    shown, result = collect(responder, [DELIVERY])
+    shown, result = reply_to(
+        openai_server, guard, "I'm sorry to hear that. Delivery takes 14 days and costs £25."
+    )
     assert shown == result.text == DELIVERY.text
     assert result.kind == "faq" and result.citations == (DELIVERY.id,)
     assert not result.decision.ok and "unsupported facts" in result.decision.reason
@@ -285,13 +293,12 @@ def test_unsupported_first_sentence_falls_back_to_the_faq(
 def test_buffer_mode_shows_nothing_of_a_failing_reply(
     openai_server: FakeOpenAI, guard: GroundingGuard
 ) -> None:
-    openai_server.script(
-        stream("Cards are posted within 2 working days of ordering. Express costs £15.")
+    shown, result = reply_to(
+        openai_server,
+        guard,
+        "Cards are posted within 2 working days of ordering. Express costs £15.",
+        stream_mode="buffer",
     )
-    responder = GroundedResponder(
-        client(openai_server.url), guard, min_score=0.35, stream_mode="buffer"
-    )
-    shown, result = collect(responder, [DELIVERY])
     assert shown == result.text == DELIVERY.text
     assert result.kind == "faq"
 

@@ -25,7 +25,8 @@ def desk(store: SqlConversationStore) -> tuple[DeskTools, Agent, Agent, Agent]:
     return DeskTools(store), alice, bob, root
 
 
-def _claimed(store: SqlConversationStore, agent: str, name: str | None = None) -> int:
+def _claimed(store: SqlConversationStore, agent: str, name: str | None = None) -> tuple[int, str]:
+    """A handoff that `agent` claimed: its id and its conversation's."""
     conv, _ = store.create_conversation()
     if name is not None:
         from sqlalchemy import update
@@ -42,7 +43,7 @@ def _claimed(store: SqlConversationStore, agent: str, name: str | None = None) -
     store.append_turn(conv.id, "user", "I want a person")
     h = store.open_handoff(conv.id, "customer_request")
     assert store.claim_handoff(int(h.id or 0), agent)
-    return int(h.id or 0)
+    return int(h.id or 0), conv.id
 
 
 def _canned(store: SqlConversationStore, root: Agent, text: str) -> CannedReply:
@@ -53,9 +54,8 @@ def test_inserting_fills_the_placeholders_into_the_reply_box(
     store: SqlConversationStore, desk: tuple[DeskTools, Agent, Agent, Agent]
 ) -> None:
     tools, alice, _, root = desk
-    hid = _claimed(store, "alice", name="Ann Lee")
+    hid, conv_id = _claimed(store, "alice", name="Ann Lee")
     reply = _canned(store, root, "Hi {customer_name}, I'm {agent_name} (ref {conversation_id}).")
-    conv_id = store.get_handoff(hid).conversation_id  # type: ignore[union-attr]
     box, notice = tools.insert_canned(alice, hid, int(reply.id or 0), "")
     assert box == f"Hi Ann Lee, I'm Alice Martin (ref {conv_id})."
     assert notice == 'Inserted "Greeting": edit it, then send.'
@@ -71,7 +71,7 @@ def test_an_unknown_name_or_a_hand_written_placeholder_never_crashes(
     store: SqlConversationStore, desk: tuple[DeskTools, Agent, Agent, Agent]
 ) -> None:
     tools, alice, _, root = desk
-    hid = _claimed(store, "alice")  # an anonymous customer
+    hid, _ = _claimed(store, "alice")  # an anonymous customer
     reply = _canned(store, root, "Hi {customer_name}, how can I help?")
     box, notice = tools.insert_canned(alice, hid, int(reply.id or 0), "")
     assert box == "Hi, how can I help?" and "name is not known" in notice
@@ -105,8 +105,7 @@ def test_notes_are_shown_to_agents_and_never_to_the_customer(
     store: SqlConversationStore, desk: tuple[DeskTools, Agent, Agent, Agent]
 ) -> None:
     tools, alice, bob, _ = desk
-    hid = _claimed(store, "alice")
-    conv_id = store.get_handoff(hid).conversation_id  # type: ignore[union-attr]
+    hid, conv_id = _claimed(store, "alice")
     ConsoleService(store, lambda: ()).send(alice, hid, "Checking your card now.")
     assert "only agents see it" in tools.add_note(bob, hid, NOTE)  # any agent may note
     assert [(n.author, n.text) for n in tools.notes(alice, hid)] == [("Bob Stone", NOTE)]
@@ -124,8 +123,7 @@ def test_release_puts_the_customer_back_in_the_queue_with_their_place(
     store: SqlConversationStore, desk: tuple[DeskTools, Agent, Agent, Agent]
 ) -> None:
     tools, alice, bob, _ = desk
-    hid = _claimed(store, "alice")
-    conv_id = store.get_handoff(hid).conversation_id  # type: ignore[union-attr]
+    hid, conv_id = _claimed(store, "alice")
     chat = ChatService(store, pipeline=None)
     assert "Alice Martin" in chat.status(conv_id).text
     with pytest.raises(ConsoleError, match="claimed by alice; only they or an admin"):
@@ -144,8 +142,7 @@ def test_transfer_gives_the_conversation_to_the_chosen_agent_only(
     store: SqlConversationStore, desk: tuple[DeskTools, Agent, Agent, Agent]
 ) -> None:
     tools, alice, bob, root = desk
-    hid = _claimed(store, "alice")
-    conv_id = store.get_handoff(hid).conversation_id  # type: ignore[union-attr]
+    hid, conv_id = _claimed(store, "alice")
     assert [u for _, u in tools.transfer_choices(alice, hid)] == ["bob", "root"]
     with pytest.raises(ConsoleError, match="Pick the agent"):
         tools.transfer(alice, hid, None)
