@@ -12,19 +12,12 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from deskbot.bot.cli import load_plugins
-from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
 from deskbot.bot.store.audit import LOGIN, AuditEntry
-
-
-def _project(tmp_path: Path) -> tuple[Path, SqlConversationStore]:
-    assert CliRunner().invoke(load_plugins(), ["init", str(tmp_path / "b")]).exit_code == 0
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'b' / 'var' / 'deskbot.db'}")
-    migrate(engine)
-    return tmp_path / "b", SqlConversationStore(engine)
+from tests.projects import init_project
 
 
 def test_audit_export_and_prune_commands(tmp_path: Path) -> None:
-    root, store = _project(tmp_path)
+    root, store = init_project(tmp_path)
     store.record_audit(AuditEntry("alice", LOGIN, "agent", "alice", address="10.0.0.1"))
     store.record_audit(AuditEntry("bob", LOGIN, "agent", "bob"))
     runner = CliRunner()

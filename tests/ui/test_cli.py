@@ -9,18 +9,11 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from deskbot.bot.cli import load_plugins
-from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
-
-
-def _project(tmp_path: Path) -> tuple[Path, SqlConversationStore]:
-    assert CliRunner().invoke(load_plugins(), ["init", str(tmp_path / "b")]).exit_code == 0
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'b' / 'var' / 'deskbot.db'}")
-    migrate(engine)
-    return tmp_path / "b", SqlConversationStore(engine)
+from tests.projects import init_project
 
 
 def test_the_agents_commands_write_rows_with_the_operating_system_user(tmp_path: Path) -> None:
-    root, store = _project(tmp_path)
+    root, store = init_project(tmp_path)
     cfg = ["-c", str(root)]
     runner = CliRunner()
     for args, stdin in (
@@ -48,7 +41,7 @@ def test_the_agents_commands_write_rows_with_the_operating_system_user(tmp_path:
 
 
 def test_an_unlock_is_recorded(tmp_path: Path, redis_url: str) -> None:
-    root, store = _project(tmp_path)
+    root, store = init_project(tmp_path)
     config = root / "deskbot.yaml"
     text = config.read_text(encoding="utf-8")
     config.write_text(

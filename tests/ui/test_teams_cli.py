@@ -7,17 +7,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from deskbot.bot.cli import load_plugins
-from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
-
-
-def _project(tmp_path: Path, routes: str = "") -> tuple[Path, SqlConversationStore]:
-    assert CliRunner().invoke(load_plugins(), ["init", str(tmp_path / "b")]).exit_code == 0
-    if routes:
-        config = tmp_path / "b" / "deskbot.yaml"
-        config.write_text(config.read_text(encoding="utf-8") + routes, encoding="utf-8")
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'b' / 'var' / 'deskbot.db'}")
-    migrate(engine)
-    return tmp_path / "b", SqlConversationStore(engine)
+from tests.projects import init_project
 
 
 def _run(root: Path, *args: str, stdin: str | None = None) -> tuple[int, str]:
@@ -26,7 +16,7 @@ def _run(root: Path, *args: str, stdin: str | None = None) -> tuple[int, str]:
 
 
 def test_teams_are_added_joined_listed_left_and_removed(tmp_path: Path) -> None:
-    root, store = _project(tmp_path)
+    root, store = init_project(tmp_path)
     assert _run(root, "agents", "add", "ann", "--password-stdin", stdin="ann-password\n")[0] == 0
     code, out = _run(
         root, "agents", "add", "bea", "--team", "billing", "--password-stdin", stdin="bea-pass-1\n"
@@ -63,7 +53,7 @@ def test_teams_are_added_joined_listed_left_and_removed(tmp_path: Path) -> None:
 
 
 def test_a_handoff_moves_and_a_team_with_open_ones_stays(tmp_path: Path) -> None:
-    root, store = _project(tmp_path)
+    root, store = init_project(tmp_path)
     _run(root, "teams", "add", "billing")
     conv, _ = store.create_conversation()
     hid = int(store.open_handoff(conv.id, "customer_request").id or 0)
@@ -79,7 +69,9 @@ def test_a_handoff_moves_and_a_team_with_open_ones_stays(tmp_path: Path) -> None
 
 
 def test_routed_teams_exist_and_are_not_removed(tmp_path: Path) -> None:
-    root, store = _project(tmp_path, "teams:\n  routes:\n    security: {intents: [card_lost]}\n")
+    root, store = init_project(
+        tmp_path, "teams:\n  routes:\n    security: {intents: [card_lost]}\n"
+    )
     assert _run(root, "teams", "list")[1] == "general (default)\t0 open\t-\nsecurity\t0 open\t-\n"
     code, out = _run(root, "teams", "remove", "security")
     assert code == 2 and "routes handoffs to 'security'" in out
