@@ -28,26 +28,40 @@ def test_every_sentence_is_supported_by_itself_and_contradicted_by_its_negation(
     assert all(p.label == "contradicted" for p in pairs if p.kind == "negation")
 
 
-def test_a_conditional_answer_makes_both_blanket_answers_contradicted() -> None:
+@pytest.mark.parametrize(
+    ("entry_id", "labels"),
+    [
+        pytest.param(
+            "top-up-by-card-charge",
+            {
+                "Yes, there is a fee for topping up with a card.": "contradicted",
+                "No, there is no fee for topping up with a card.": "contradicted",
+            },
+            id="a conditional answer contradicts both blanket answers",
+        ),
+        pytest.param(
+            "apple-pay-or-google-pay",
+            {
+                "Yes, you can use Apple Pay or Google Pay.": "supported",
+                "No, you can't use Apple Pay or Google Pay.": "contradicted",
+            },
+            id="a yes answer supports yes and contradicts no",
+        ),
+    ],
+)
+def test_the_blanket_answers_to_the_question_are_labelled(
+    entry_id: str, labels: dict[str, str]
+) -> None:
+    pairs = make_pairs([BY_ID[entry_id]], others=ENTRIES)
+    assert {p.claim: p.label for p in pairs if p.kind.startswith("question")} == labels
+
+
+def test_a_conditional_answer_without_its_condition_is_contradicted() -> None:
     pairs = make_pairs([BY_ID["top-up-by-card-charge"]], others=ENTRIES)
-    asked = {p.claim: p.label for p in pairs if p.kind.startswith("question")}
-    assert asked == {
-        "Yes, there is a fee for topping up with a card.": "contradicted",
-        "No, there is no fee for topping up with a card.": "contradicted",
-    }
     dropped = [p for p in pairs if p.kind == "dropped condition"]
     assert [(p.claim, p.label) for p in dropped] == [
         ("Topping up with a personal debit or credit card is free.", "contradicted")
     ]
-
-
-def test_a_yes_answer_supports_yes_and_contradicts_no() -> None:
-    pairs = make_pairs([BY_ID["apple-pay-or-google-pay"]], others=ENTRIES)
-    asked = {p.claim: p.label for p in pairs if p.kind.startswith("question")}
-    assert asked == {
-        "Yes, you can use Apple Pay or Google Pay.": "supported",
-        "No, you can't use Apple Pay or Google Pay.": "contradicted",
-    }
 
 
 def test_other_entries_sentences_are_unsupported_unless_said_here() -> None:
