@@ -292,12 +292,12 @@ class DialoguePolicy:
 
     def on_negative(self, state: DialogueState) -> Decision:
         """The customer said the last answer did not help (in words or with a thumbs-down)."""
-        streak = state.negative_streak + 1
-        if streak >= self.rules.max_negative_feedback:
-            return self.handoff(replace(state, negative_streak=streak), "negative_feedback")
-        return Decision(
+        counted = replace(state, negative_streak=state.negative_streak + 1)
+        return self._streak(
+            counted,
+            counted.negative_streak >= self.rules.max_negative_feedback,
+            "negative_feedback",
             route="smalltalk",
-            state=replace(state, negative_streak=streak, offered=()),
             text="I'm sorry that didn't help. Could you tell me in other words what you need? "
             "Or I can pass you to a colleague.",
             buttons=(BUTTON_HUMAN,),
@@ -363,15 +363,24 @@ class DialoguePolicy:
         )
 
     def _out_of_scope(self, state: DialogueState) -> Decision:
-        streak = state.oos_streak + 1
-        if streak >= self.rules.max_out_of_scope:
-            return self.handoff(replace(state, oos_streak=streak), "out_of_scope")
-        return Decision(
+        counted = replace(state, oos_streak=state.oos_streak + 1)
+        return self._streak(
+            counted,
+            counted.oos_streak >= self.rules.max_out_of_scope,
+            "out_of_scope",
             route="out_of_scope",
-            state=replace(state, oos_streak=streak, offered=()),
             text=f"Sorry, I can only help with questions about {self.rules.bot_name}. "
             "Could you rephrase that?",
         )
+
+    def _streak(
+        self, counted: DialogueState, at_limit: bool, reason: HandoffReason, **ask_again: Any
+    ) -> Decision:
+        """One more turn of a streak, counted in `counted`: at the limit, a handoff for
+        `reason`; before it, the reply `ask_again` (route, text, buttons), offers cleared."""
+        if at_limit:
+            return self.handoff(counted, reason)
+        return Decision(state=replace(counted, offered=()), **ask_again)
 
     def _clarify(self, state: DialogueState, prediction: IntentPrediction) -> Decision:
         top = tuple(intent for intent, _ in prediction.ranking[:2]) or (prediction.intent,)

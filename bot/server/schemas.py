@@ -8,6 +8,7 @@ too many is a 422 saying which. Messages are judged by the front door's
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from pydantic import (
@@ -15,6 +16,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -32,6 +34,13 @@ from deskbot.bot.server.identity import (
 )
 
 REST_CHANNEL = "rest"
+# How each of the session's fields is checked (and cleaned) when it is sent.
+_SESSION_CHECKS: dict[str, Callable[[str], str]] = {
+    "customer_id": check_customer_id,
+    "customer_name": check_customer_name,
+    "page": check_page,
+    "language": check_language,
+}
 
 
 # The client's id of a message (or the Idempotency-Key header): a retry with the same id
@@ -124,25 +133,10 @@ class SessionIn(BaseModel):
         description="The customer's language, a BCP-47 tag such as 'en' or 'en-GB'.",
     )
 
-    @field_validator("customer_id")
+    @field_validator("customer_id", "customer_name", "page", "language")
     @classmethod
-    def _customer(cls, value: str | None) -> str | None:
-        return None if value is None else check_customer_id(value)
-
-    @field_validator("customer_name")
-    @classmethod
-    def _name(cls, value: str | None) -> str | None:
-        return None if value is None else check_customer_name(value)
-
-    @field_validator("page")
-    @classmethod
-    def _page(cls, value: str | None) -> str | None:
-        return None if value is None else check_page(value)
-
-    @field_validator("language")
-    @classmethod
-    def _language(cls, value: str | None) -> str | None:
-        return None if value is None else check_language(value)
+    def _checked(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else _SESSION_CHECKS[str(info.field_name)](value)
 
     @model_validator(mode="after")
     def _signed_id(self) -> SessionIn:
