@@ -289,10 +289,15 @@ def normalize_text(text: str) -> str:
 
 def _check_row(text: str, label: str, file: Path, line: int | None) -> None:
     where = f"{file}:{line}" if line else str(file)
+    if text and not label:
+        raise DataError(f"{where}: empty category")
+    check_text(text, where)
+
+
+def check_text(text: str, where: str) -> None:
+    """A DataError at `where` (`FILE:LINE`) for an empty, too long or unprintable text."""
     if not text:
         raise DataError(f"{where}: empty text")
-    if not label:
-        raise DataError(f"{where}: empty category")
     if len(text) > MAX_TEXT_CHARS:
         raise DataError(f"{where}: text of {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
     if any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in text):

@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from deskbot.bot.core.errors import DataError
-from deskbot.training.data.datasets import MAX_TEXT_CHARS, normalize_text, read_data_file
+from deskbot.training.data.datasets import (
+    MAX_TEXT_CHARS,
+    check_text,
+    normalize_text,
+    read_data_file,
+)
 
 if TYPE_CHECKING:
     from _csv import Reader
@@ -67,7 +72,7 @@ def read_csv(path: str | Path) -> Messages:
         if len(row) != len(header):
             raise DataError(f"{file}:{line}: {len(row)} columns, the header has {len(header)}")
         text = normalize_text(row[ti])
-        _check_text(text, f"{file}:{line}")
+        check_text(text, f"{file}:{line}")
         if ci is not None:
             category = row[ci].strip()
             if not category:
@@ -101,15 +106,6 @@ def _printable(cell: str) -> str:
     """`cell` for a one-line message: newlines, escape sequences, bidi overrides and stray
     byte-order marks written as Python escapes (`\\n`, `\\x1b`, `\\ufeff`), not printed."""
     return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in cell)
-
-
-def _check_text(text: str, where: str) -> None:
-    if not text:
-        raise DataError(f"{where}: empty text")
-    if len(text) > MAX_TEXT_CHARS:
-        raise DataError(f"{where}: text of {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
-    if any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in text):
-        raise DataError(f"{where}: control characters in the text")
 
 
 def has_source_column() -> bool:
