@@ -18,6 +18,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# The rasa-sdk action servers' fixtures (`action_server`, `module_bot`, `bank_server`),
+# for every test that names one.
+pytest_plugins = ["tests.bot.actions.action_server", "tests.bot.dialogue.bank_server"]
+
 DEMO = Path(str(resources.files("deskbot.bot.demo")))
 BANKING_TRAIN = DEMO / "data" / "banking77" / "train.csv"
 BANKING_TEST = DEMO / "data" / "banking77" / "test.csv"

@@ -32,13 +32,10 @@ from deskbot.bot.dialogue.pipeline import TurnPipeline
 from deskbot.bot.server.container import Bot
 from tests.bot.dialogue.bank_server import (
     BankServer,
-    bank_server,
     confirming,
     confirming_bot_fixture,
     confirming_pipeline,
 )
-
-__all__ = ["bank_server"]
 
 SUITE = Path(__file__).parent / "conversations" / "side_effects.yml"
 # The test model's confidences for clear requests are 0.999+, for a one-word guess

@@ -11,11 +11,9 @@ from typing import Any
 import pytest
 
 from deskbot.bot.dialogue.confirming import CANCELLED_TEXT
-from tests.bot.dialogue.bank_server import FREEZE, BankServer, bank_server, confirming_bot
+from tests.bot.dialogue.bank_server import FREEZE, BankServer, confirming_bot
 from tests.ui.conftest import LiveApp, serving
 from tests.ui.test_browser import ask, open_widget, wait_until
-
-__all__ = ["bank_server"]
 
 pytestmark = pytest.mark.browser
 

@@ -1,5 +1,8 @@
 """A real rasa-sdk action server on loopback, and the real bot project the bot tests share.
 
+A plugin of tests/conftest.py: its fixtures serve every test (deskbot's modules are imported
+where they are used, not when pytest starts).
+
 The server serves `tests/bot/actions/actions_for_tests.py`: the demo bank's actions plus actions
 that reject, crash and stall, so that every answer Rasa knows can be provoked.
 """
@@ -18,7 +21,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 
 if TYPE_CHECKING:
@@ -45,6 +47,8 @@ def free_port() -> int:
 def wait_healthy(base: str, proc: subprocess.Popen[bytes], output: Callable[[], str]) -> None:
     """Wait for the action server at `base` to answer `/health`; fail the test where `proc`
     exits first (with the end of its `output()`) or 60 s pass."""
+    import httpx
+
     deadline = time.monotonic() + 60
     while True:
         if proc.poll() is not None:

@@ -20,9 +20,7 @@ from deskbot.bot.actions.client import (
 )
 from deskbot.bot.core.errors import ComponentUnavailable
 from deskbot.bot.core.types import IntentPrediction, Turn
-from tests.bot.actions.action_server import action_server, free_port
-
-__all__ = ["action_server"]
+from tests.bot.actions.action_server import free_port
 
 SLOTS = ["amount", "email", "order_number"]
 

@@ -1,5 +1,9 @@
 """The test bank's action server (`bank_actions.py`) and a bot that asks before its
-actions with side effects (`actions.confirm`), over the shared test project."""
+actions with side effects (`actions.confirm`), over the shared test project.
+
+A plugin of tests/conftest.py: its fixtures serve every test, so deskbot's modules are
+imported where they are used (not when pytest starts).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,10 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from deskbot.bot.core.config import ActionsConfig, BotConfig, ConfirmConfig
-from deskbot.bot.dialogue.pipeline import TurnPipeline
-from deskbot.bot.server.container import Bot, dialogue_rules
 from tests.bot.actions.action_server import (
     INTENT_ACTIONS,
     free_port,
@@ -22,6 +24,11 @@ from tests.bot.actions.action_server import (
     server_env,
     serving,
 )
+
+if TYPE_CHECKING:
+    from deskbot.bot.core.config import BotConfig
+    from deskbot.bot.dialogue.pipeline import TurnPipeline
+    from deskbot.bot.server.container import Bot
 
 HERE = Path(__file__).parent
 FREEZE = "action_freeze_card"
@@ -60,6 +67,8 @@ def bank_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BankServer
 
 def confirming(config: BotConfig, *, min_confidence: float, cards_from: str) -> BotConfig:
     """The test project's config with the bank's actions asked first."""
+    from deskbot.bot.core.config import ActionsConfig, ConfirmConfig
+
     a = config.actions
     confirm = {
         FREEZE: ConfirmConfig(
@@ -86,6 +95,9 @@ def confirming(config: BotConfig, *, min_confidence: float, cards_from: str) -> 
 def confirming_pipeline(bot: Bot, config: BotConfig) -> TurnPipeline:
     """A pipeline over `bot`'s store, models and action client with `config`'s rules
     (its `actions.confirm` included, whatever the container passed)."""
+    from deskbot.bot.dialogue.pipeline import TurnPipeline
+    from deskbot.bot.server.container import dialogue_rules
+
     rules = dataclasses.replace(dialogue_rules(config), confirm=dict(config.actions.confirm))
     return TurnPipeline(
         bot.store, bot.classifier, bot.retriever, rules, actions=bot.actions, metrics=bot.metrics

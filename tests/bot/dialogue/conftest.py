@@ -7,9 +7,6 @@ from __future__ import annotations
 import pytest
 
 from deskbot.bot.server.container import Bot
-from tests.bot.actions.action_server import action_server, module_bot
-
-__all__ = ["action_server", "module_bot"]
 
 
 @pytest.fixture(scope="module")

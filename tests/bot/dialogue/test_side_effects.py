@@ -12,14 +12,10 @@ from deskbot.bot.server.container import Bot
 from tests.bot.dialogue.bank_server import (
     FREEZE,
     BankServer,
-    bank_server,
     confirming,
     confirming_bot_fixture,
     confirming_pipeline,
 )
-
-__all__ = ["bank_server"]
-
 
 bot = confirming_bot_fixture(min_confidence=0.9)
 

@@ -14,9 +14,7 @@ from sqlalchemy import text as sql
 from deskbot.bot.core.config import BotConfig
 from deskbot.bot.server.api import create_api
 from deskbot.bot.server.container import Bot
-from tests.bot.actions.action_server import action_server, running_bot
-
-__all__ = ["action_server"]
+from tests.bot.actions.action_server import running_bot
 
 QUESTION = "What exchange rates do you use?"
 

@@ -16,9 +16,6 @@ from deskbot.bot.server.container import Bot
 from deskbot.bot.testing.cases import load_cases
 from deskbot.bot.testing.report import failure_text, junit_xml, summary
 from deskbot.bot.testing.runner import HttpDriver, InProcessDriver, http_problems, run_cases
-from tests.bot.actions.action_server import action_server, module_bot
-
-__all__ = ["action_server", "module_bot"]
 
 PASSING = """\
 fixtures:
