@@ -178,30 +178,25 @@ def test_customer_history_lists_the_customers_other_conversations(
     assert [s.first_message for s in past] == ["card stolen", "card late"]
 
 
+def site_details(store: SqlConversationStore, conversation_id: str) -> tuple[str | None, ...]:
+    """What the site told of the conversation: the customer's id and name, page, language."""
+    conv = store.get_conversation(conversation_id)
+    assert conv is not None
+    return conv.customer_id, conv.customer_name, conv.page, conv.language
+
+
 def test_the_sites_details_are_stored_and_never_replaced(store: SqlConversationStore) -> None:
     conv, _ = store.create_conversation(
         customer_id="cust-1", customer_name="Ann Lee", page="https://shop.example/a", language="en"
     )
-    stored = store.get_conversation(conv.id)
-    assert stored is not None
-    assert (stored.customer_name, stored.page, stored.language) == (
-        "Ann Lee",
-        "https://shop.example/a",
-        "en",
-    )
+    assert site_details(store, conv.id) == ("cust-1", "Ann Lee", "https://shop.example/a", "en")
     later, _ = store.create_conversation()
     assert store.identify_customer(later.id, page="https://shop.example/b")
     assert store.identify_customer(later.id, customer_id="cust-2", customer_name="Bo")
     # Another customer's id, and their name, never replace the first.
     assert not store.identify_customer(later.id, customer_id="cust-3", customer_name="Cy")
     assert not store.identify_customer(later.id, page="https://shop.example/c")
-    again = store.get_conversation(later.id)
-    assert again is not None
-    assert (again.customer_id, again.customer_name, again.page) == (
-        "cust-2",
-        "Bo",
-        "https://shop.example/b",
-    )
+    assert site_details(store, later.id) == ("cust-2", "Bo", "https://shop.example/b", None)
     assert not store.identify_customer("no-such-conversation", page="https://x.example")
 
 
