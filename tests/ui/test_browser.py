@@ -74,15 +74,21 @@ def open_widget(new_page: Callable[..., Any], url: str) -> Any:
     return page
 
 
-def log_in(new_page: Callable[..., Any], url: str) -> Any:
-    page = new_page(1280, 1000)
+def log_in(
+    new_page: Callable[..., Any],
+    url: str,
+    who: tuple[str, str, str] = AGENT,
+    screen: tuple[int, int] = (1280, 1000),
+) -> Any:
+    """The console in a new browser on `screen`, signed in as `who` (name, password, shown)."""
+    page = new_page(*screen)
     page.goto(url + "/agent/")
     assert page.url.endswith("/agent/login")
-    page.fill("#username", AGENT[0])
-    page.fill("#password", AGENT[1])
+    page.fill("#username", who[0])
+    page.fill("#password", who[1])
     page.click("button[type=submit]")
     page.wait_for_selector("#console-header")
-    page.get_by_text(f"Signed in as {AGENT[2]}").wait_for()
+    page.get_by_text(f"Signed in as {who[2]}").wait_for()
     return page
 
 

@@ -17,24 +17,15 @@ from deskbot.bot.store import Agent, Conversation, SqlConversationStore
 from deskbot.ui.accounts.auth import create_agent
 from tests.ui.conftest import AGENT, LiveApp, axe_violations
 from tests.ui.console.test_page import agent_turns, claim, handoff, pick
-from tests.ui.test_browser import ask, wait_until
+from tests.ui.test_browser import ask, log_in, wait_until
 
 pytestmark = pytest.mark.browser
 
 BOB = ("bob", "battery-staple-horse", "Bob Stone")
 ADMIN = ("root", "admin-password-123", "Rita Admin")
 NOTE = "Internal: card stolen in Lisbon, do not reissue to the old address"
+DESK = (1440, 900)  # the screen the desk is used on here
 GREETING = "Hi {customer_name}, I'm {agent_name}. Your reference is {conversation_id}."
-
-
-def log_in(new_page: Callable[..., Any], url: str, who: tuple[str, str, str]) -> Any:
-    page = new_page(1440, 900)
-    page.goto(url + "/agent/")
-    page.fill("#username", who[0])
-    page.fill("#password", who[1])
-    page.click("button[type=submit]")
-    page.get_by_text(f"Signed in as {who[2]}").wait_for()
-    return page
 
 
 def admin(store: SqlConversationStore) -> Agent:
@@ -59,6 +50,16 @@ def customer_in_handoff(new_page: Callable[..., Any], app: LiveApp, text: str) -
     return page
 
 
+def claimed_by_an_agent(new_page: Callable[..., Any], app: LiveApp, text: str) -> tuple[Any, Any]:
+    """A customer's widget in a handoff after writing `text`, and the console of the agent
+    who picked and claimed it."""
+    widget = customer_in_handoff(new_page, app, text)
+    console = log_in(new_page, app.url, AGENT, DESK)
+    pick(console, text)
+    claim(console, app.bot.store.handoff_queue()[0])
+    return widget, console
+
+
 def _user_turns(app: LiveApp) -> list[Any]:
     from sqlmodel import select
 
@@ -80,7 +81,7 @@ def test_an_agent_inserts_a_canned_reply_with_its_placeholders_filled(
             .where(col(Conversation.id) == h.conversation_id)
             .values(customer_name="Ann Lee")
         )
-    console = log_in(new_page, live_app.url, AGENT)
+    console = log_in(new_page, live_app.url, AGENT, DESK)
     assert not console.locator("#canned-admin").is_visible()  # agents do not edit them
     pick(console, "my card never arrived")
     claim(console, h)
@@ -103,7 +104,7 @@ def test_an_admin_edits_canned_replies_and_an_unknown_placeholder_is_refused(
     store = live_app.bot.store
     admin(store)
     handoff(store, "my card never arrived")
-    console = log_in(new_page, live_app.url, ADMIN)
+    console = log_in(new_page, live_app.url, ADMIN, DESK)
     console.get_by_text("Manage canned replies (admins)").click()
     console.locator("#canned-title input, #canned-title textarea").first.fill("Email")
     console.locator("#canned-text textarea").fill("We wrote to {customer_email}.")
@@ -128,11 +129,7 @@ def test_a_note_is_seen_by_agents_and_never_by_the_customer(
     live_app: LiveApp, new_page: Callable[..., Any]
 ) -> None:
     store = live_app.bot.store
-    widget = customer_in_handoff(new_page, live_app, "my card never arrived")
-    console = log_in(new_page, live_app.url, AGENT)
-    pick(console, "my card never arrived")
-    h = store.handoff_queue()[0]
-    claim(console, h)
+    widget, console = claimed_by_an_agent(new_page, live_app, "my card never arrived")
     console.locator("#console-note textarea").fill(NOTE)
     console.get_by_role("button", name="Add note").click()
     console.locator("#console-notes").get_by_text(NOTE).wait_for()
@@ -163,8 +160,8 @@ def test_release_to_queue_and_transfer_between_agents(
     create_agent(store, BOB[0], BOB[1], display_name=BOB[2])
     widget = customer_in_handoff(new_page, live_app, "my card never arrived")
     status = widget.locator("#deskbot-status")
-    alice = log_in(new_page, live_app.url, AGENT)
-    bob = log_in(new_page, live_app.url, BOB)
+    alice = log_in(new_page, live_app.url, AGENT, DESK)
+    bob = log_in(new_page, live_app.url, BOB, DESK)
     pick(alice, "my card never arrived")
     h = store.handoff_queue()[0]
     claim(alice, h)
@@ -198,11 +195,7 @@ def test_release_to_queue_and_transfer_between_agents(
 def test_typing_indicators_show_on_both_sides_and_go_when_typing_stops(
     live_app: LiveApp, new_page: Callable[..., Any]
 ) -> None:
-    store = live_app.bot.store
-    widget = customer_in_handoff(new_page, live_app, "my card never arrived")
-    console = log_in(new_page, live_app.url, AGENT)
-    pick(console, "my card never arrived")
-    claim(console, store.handoff_queue()[0])
+    widget, console = claimed_by_an_agent(new_page, live_app, "my card never arrived")
     widget.locator("#deskbot-status").get_by_text("You're talking to").wait_for()
 
     seen_by_customer = widget.locator("#deskbot-typing")

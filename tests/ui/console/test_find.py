@@ -5,14 +5,14 @@ read-only, and the page and language passed by the embed script through the widg
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from deskbot.bot.store import SqlConversationStore
-from tests.ui.conftest import AGENT, LiveApp, axe_violations
-from tests.ui.test_browser import wait_until
+from tests.ui.conftest import LiveApp, axe_violations
+from tests.ui.test_browser import log_in, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -20,15 +20,9 @@ PAGE = "https://shop.example/help/cards?from=app"
 
 
 @pytest.fixture
-def console(live_app: LiveApp, new_page: Callable[..., Any]) -> Iterator[Any]:
+def console(live_app: LiveApp, new_page: Callable[..., Any]) -> Any:
     """A page of the console on a 1280x720 laptop, signed in as the test agent."""
-    page = new_page(1280, 720)
-    page.goto(live_app.url + "/agent/")
-    page.fill("#username", AGENT[0])
-    page.fill("#password", AGENT[1])
-    page.click("button[type=submit]")
-    page.get_by_text(f"Signed in as {AGENT[2]}").wait_for()
-    yield page
+    return log_in(new_page, live_app.url, screen=(1280, 720))
 
 
 def said(store: SqlConversationStore, *texts: str, **customer: Any) -> str:
@@ -69,6 +63,16 @@ def search(console: Any, text: str) -> None:
     console.get_by_role("button", name="Search", exact=True).click()
 
 
+def customer_panel(console: Any, text: str, shown: str) -> Any:
+    """Who the customer is, for the queue's conversation whose customer wrote `text`, once
+    the reloaded console shows `shown` in it."""
+    console.reload()
+    cell(console.locator("#console-queue"), text).click()
+    who = console.locator("#queue-customer-who")
+    who.get_by_text(shown).wait_for()
+    return who
+
+
 def test_the_agent_sees_who_the_customer_is_and_their_other_conversations(
     live_app: LiveApp, console: Any
 ) -> None:
@@ -86,12 +90,7 @@ def test_the_agent_sees_who_the_customer_is_and_their_other_conversations(
     )
     said(store, "someone else's question", customer_id="cust-other")
     store.open_handoff(current, "customer_request")
-    console.reload()
-    console.locator("#console-queue").get_by_text("the new card is late too").filter(
-        visible=True
-    ).first.click()
-    who = console.locator("#queue-customer-who")
-    who.get_by_text("cust-ann").wait_for()
+    who = customer_panel(console, "the new card is late too", "cust-ann")
     shown = who.inner_text()
     # The name as the site typed it, as text (never bold, never a tag).
     assert "Ann <b>Lee</b> *VIP*" in shown
@@ -195,10 +194,5 @@ def test_the_embedding_page_and_its_language_reach_the_agent(
     assert conv.page == shop and conv.customer_id is None and conv.channel == "web"
     if store.active_handoff(conv.id) is None:
         store.open_handoff(conv.id, "customer_request")
-    console.reload()
-    console.locator("#console-queue").get_by_text("talk to a person").filter(
-        visible=True
-    ).first.click()
-    who = console.locator("#queue-customer-who")
-    who.get_by_text("fr-CA").wait_for()
+    who = customer_panel(console, "talk to a person", "fr-CA")
     assert shop in who.inner_text() and "chat widget" in who.inner_text()

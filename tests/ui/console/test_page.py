@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -13,8 +13,8 @@ from sqlmodel import col
 
 from deskbot.bot.store import Handoff, SqlConversationStore
 from deskbot.bot.store.models import utcnow
-from tests.ui.conftest import AGENT, LiveApp, axe_violations
-from tests.ui.test_browser import wait_until
+from tests.ui.conftest import LiveApp, axe_violations
+from tests.ui.test_browser import log_in, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -27,17 +27,9 @@ def screen(request: pytest.FixtureRequest) -> tuple[int, int]:
 
 
 @pytest.fixture
-def console(
-    live_app: LiveApp, new_page: Callable[..., Any], screen: tuple[int, int]
-) -> Iterator[Any]:
+def console(live_app: LiveApp, new_page: Callable[..., Any], screen: tuple[int, int]) -> Any:
     """A page of the console, signed in as the test agent, on `screen`."""
-    page = new_page(*screen)
-    page.goto(live_app.url + "/agent/")
-    page.fill("#username", AGENT[0])
-    page.fill("#password", AGENT[1])
-    page.click("button[type=submit]")
-    page.get_by_text(f"Signed in as {AGENT[2]}").wait_for()
-    yield page
+    return log_in(new_page, live_app.url, screen=screen)
 
 
 def handoff(
@@ -60,15 +52,21 @@ def claim(page: Any, h: Handoff) -> None:
     page.get_by_text(f"You claimed conversation #{h.id}").wait_for()
 
 
+def claimed(console: Any, store: SqlConversationStore, text: str) -> Handoff:
+    """A handoff of a customer who wrote `text`, picked in the queue and claimed in `console`."""
+    h = handoff(store, text)
+    pick(console, text)
+    claim(console, h)
+    return h
+
+
 def agent_turns(store: SqlConversationStore, h: Handoff) -> list[str]:
     return [t.text for t in store.history(h.conversation_id) if t.role == "agent"]
 
 
 def test_enter_sends_the_reply_and_shift_enter_adds_a_line(live_app: LiveApp, console: Any) -> None:
     store = live_app.bot.store
-    h = handoff(store, "my card never arrived")
-    pick(console, "my card never arrived")
-    claim(console, h)
+    h = claimed(console, store, "my card never arrived")
     box = console.locator("#console-reply textarea")
     box.click()
     box.type("Hello,")
@@ -93,9 +91,7 @@ def test_closing_a_conversation_leaves_a_confirmation(
     live_app: LiveApp, console: Any, button: str, confirmation: str
 ) -> None:
     store = live_app.bot.store
-    h = handoff(store, "my card never arrived")
-    pick(console, "my card never arrived")
-    claim(console, h)
+    h = claimed(console, store, "my card never arrived")
     console.get_by_role("button", name=button).click()
     notice = console.locator("#console-notice")
     notice.get_by_text(f"Conversation #{h.id} {confirmation}").wait_for()
@@ -264,9 +260,7 @@ def test_the_reply_box_and_actions_are_reachable_by_keyboard(
     live_app: LiveApp, console: Any
 ) -> None:
     store = live_app.bot.store
-    h = handoff(store, "my card never arrived")
-    pick(console, "my card never arrived")
-    claim(console, h)
+    h = claimed(console, store, "my card never arrived")
     box = console.locator("#console-reply textarea")
     box.focus()
     outline = console.evaluate(
