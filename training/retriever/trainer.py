@@ -180,6 +180,7 @@ class RetrieverTrainer:
             "utterances": sum(map(len, train.values())),
             "metrics": {"dev": {"before": before, "after": after}},
             "loss_first_last": [round(losses[0], 4), round(losses[-1], 4)],
+            "seconds": round(time.perf_counter() - started, 1),  # training and checks
         }
         scratch = target.with_name(f".{target.name}.partial")
         shutil.rmtree(scratch, ignore_errors=True)
@@ -190,9 +191,7 @@ class RetrieverTrainer:
             scratch.rename(target)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        seconds = time.perf_counter() - started
-        manifest["seconds"] = round(seconds, 1)
-        return RetrieverResult(target, manifest, seconds)
+        return RetrieverResult(target, manifest, time.perf_counter() - started)
 
     def _fit(
         self, model: Any, train: dict[str, list[str]], by_id: dict[str, FaqEntry]
