@@ -121,6 +121,9 @@ def new_page(chromium: Any) -> Iterator[Any]:
     def make(width: int = 1280, height: int = 900) -> Any:
         ctx = chromium.new_context(viewport={"width": width, "height": height})
         ctx.set_default_timeout(15_000)
+        # A Gradio page's first load is the slowest step on 2 busy cores (it timed out at
+        # 15 s under a load of 8): loading is not what these tests measure.
+        ctx.set_default_navigation_timeout(60_000)
         contexts.append(ctx)
         page = ctx.new_page()
         page.on("dialog", lambda d: d.dismiss())

@@ -16,7 +16,7 @@ from sqlalchemy import text as sql
 from deskbot.bot.store import SqlConversationStore, create_store_engine, migrate
 
 
-def wait_for_a_lock_wait(engine: Any, timeout: float = 10.0) -> None:
+def wait_for_a_lock_wait(engine: Any, timeout: float = 60.0) -> None:
     """Until a session of this database waits on a lock (the erasure, blocked)."""
     deadline = time.monotonic() + timeout
     with engine.connect() as conn:
@@ -49,13 +49,15 @@ def test_an_erasure_waits_for_a_turn_being_stored_and_deletes_it_too(postgres_ur
         inserting = statement.lstrip().upper().startswith("INSERT INTO TURNS")
         if inserting and threading.current_thread().name == writer_name:
             locked.set()
-            release.wait(10)
+            # Held until the erasure is seen waiting (an upper bound: on 2 busy cores the
+            # erasure once took over 10 s to reach the lock, and the turn committed first).
+            release.wait(90)
 
     writer = threading.Thread(
         target=store.append_turn, args=(conv.id, "user", "second message"), name=writer_name
     )
     writer.start()
-    assert locked.wait(10)
+    assert locked.wait(30)
     result: dict[str, object] = {}
 
     def erase() -> None:
@@ -68,7 +70,7 @@ def test_an_erasure_waits_for_a_turn_being_stored_and_deletes_it_too(postgres_ur
     eraser.start()
     wait_for_a_lock_wait(engine)
     release.set()
-    writer.join(10)
+    writer.join(30)
     eraser.join(30)
     event.remove(engine, "after_cursor_execute", hold_after_insert)
     assert "error" not in result, result.get("error")
