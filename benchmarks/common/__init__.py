@@ -62,6 +62,15 @@ def emit(result: dict[str, Any], name: str) -> None:
     print(json.dumps(result))
 
 
+def save_figure(fig: Any, name: str) -> Path:
+    """Write a matplotlib figure to `benchmarks/results/NAME.png` and say where."""
+    fig.tight_layout()
+    path = RESULTS / f"{name}.png"
+    fig.savefig(path, dpi=110)
+    log(f"plot: {path}")
+    return path
+
+
 def print_result(
     result: dict[str, Any], out: Path | None, *, indent: int = 2, ensure_ascii: bool = True
 ) -> None:

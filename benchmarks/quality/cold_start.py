@@ -43,7 +43,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import DATA, RESULTS, command, emit, log, machine
+from benchmarks.common import DATA, command, emit, log, machine, save_figure
 from benchmarks.common.serve import deskbot_exe
 from deskbot.ui.console.discovery import DiscoveryReview
 
@@ -273,10 +273,7 @@ def plot(result: dict[str, Any], out: str) -> None:
     ax.set_title(f"Cold start from discovery (k={result['k']}, seed {result['seed']})")
     ax.set_xlim(0, max(140, *(r["agent"]["actions"] + 10 for r in result["runs"])))
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = RESULTS / f"{out}.png"
-    fig.savefig(path, dpi=110)
-    log(f"plot: {path}")
+    save_figure(fig, out)
 
 
 if __name__ == "__main__":

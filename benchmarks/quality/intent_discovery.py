@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import DATA, RESULTS, command, cpu_seconds, emit, log, machine
+from benchmarks.common import DATA, command, cpu_seconds, emit, log, machine, save_figure
 from deskbot.training.discovery.adapt import AdaptArgs
 from deskbot.training.discovery.clustering import ClusterArgs, kmeans
 from deskbot.training.discovery.discover import DiscoveryArgs, IntentDiscoverer
@@ -272,10 +272,7 @@ def plot(result: dict[str, Any], run: dict[str, Any]) -> None:
     ax2.set_ylabel("silhouette (cosine)")
     ax2.set_title(f"k estimate, seed {run['seed']}")
     ax2.legend()
-    fig.tight_layout()
-    path = RESULTS / f"{result.get('out', 'intent_discovery')}.png"
-    fig.savefig(path, dpi=110)
-    log(f"plot: {path}")
+    save_figure(fig, result.get("out", "intent_discovery"))
 
 
 if __name__ == "__main__":
