@@ -24,6 +24,7 @@ import random
 import resource
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -104,11 +105,26 @@ def discovery_args(args: argparse.Namespace, seed: int, k: int | None) -> Discov
     return DiscoveryArgs(k=k, adapt=adapt, cluster=ClusterArgs(seed=seed), num_threads=args.threads)
 
 
+def stage_log() -> Callable[[str, int, int], None]:
+    """Progress on stderr: each stage's start and every tenth of it."""
+    shown: dict[str, int] = {}
+
+    def report(stage: str, done: int, total: int) -> None:
+        tenth = 10 * done // max(total, 1)
+        if shown.get(stage, -1) < tenth:
+            shown[stage] = tenth
+            log(f"{stage}: {done}/{total}")
+
+    return report
+
+
 def scale_run(args: argparse.Namespace, messages: Messages) -> None:
     many = perturbed(messages, args.scale)
     log(f"{len(many)} messages, k estimated")
     t0, c0 = time.perf_counter(), cpu_seconds()
-    result = IntentDiscoverer(discovery_args(args, args.seeds[0], None)).discover(many)
+    result = IntentDiscoverer(discovery_args(args, args.seeds[0], None)).discover(
+        many, progress=stage_log()
+    )
     wall = time.perf_counter() - t0
     s = result.scores()
     assert s is not None
