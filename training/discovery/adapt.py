@@ -78,18 +78,21 @@ def normalised(x: np.ndarray) -> np.ndarray:
     return np.asarray(out / norms, dtype=np.float32)
 
 
-def nearest_neighbours(vectors: np.ndarray, k: int, *, block: int = 2048) -> np.ndarray:
-    """Indices of each row's `k` nearest other rows by cosine (rows L2-normalised)."""
+def nearest_neighbours(vectors: np.ndarray, k: int, *, cells: int = 32 * 1024 * 1024) -> np.ndarray:
+    """Indices of each row's `k` nearest other rows by cosine (rows L2-normalised),
+    computed a block of rows at a time: at most `cells` similarities at once (128 MB,
+    plus twice that for the partition's indices), whatever the number of rows."""
     n = len(vectors)
     k = min(k, n - 1)
     out = np.zeros((n, max(k, 0)), dtype=np.int64)
     if k <= 0:
         return out
+    block = max(1, cells // n)
     for s in range(0, n, block):
         sims = vectors[s : s + block] @ vectors.T
         rows = np.arange(sims.shape[0])
         sims[rows, rows + s] = -np.inf  # not its own neighbour
-        part = np.argpartition(-sims, k, axis=1)[:, :k]
+        part = np.argpartition(sims, n - k, axis=1)[:, n - k :]
         order = np.argsort(-np.take_along_axis(sims, part, axis=1), axis=1)
         out[s : s + block] = np.take_along_axis(part, order, axis=1)
     return out
@@ -112,7 +115,12 @@ class LayerCache:
         for layer in layers[: self.split]:
             layer.requires_grad_(False)
         encoder.model.embeddings.requires_grad_(False)
-        self.states: list[Tensor] = [torch.empty(0)] * len(ids)
+        # One buffer for every message's states, each message a view of it: 100,000
+        # small tensors allocated between the batches' large ones fragmented the heap
+        # to five times their size.
+        offsets = np.concatenate([[0], np.cumsum([len(x) for x in ids])]).tolist()
+        flat = torch.empty((offsets[-1], encoder.hidden_size), dtype=torch.float16)
+        self.states: list[Tensor] = [flat[offsets[i] : offsets[i + 1]] for i in range(len(ids))]
         encoder.model.eval()
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         with torch.inference_mode():
@@ -123,7 +131,7 @@ class LayerCache:
                 for layer in layers[: self.split]:
                     h = _run(layer, h, mask)
                 for row, i in enumerate(part):
-                    self.states[i] = h[row, : len(ids[i])].to(torch.float16).clone()
+                    self.states[i].copy_(h[row, : len(ids[i])])
 
     def trainable(self) -> list[torch.nn.Parameter]:
         return [p for layer in self.top for p in layer.parameters()]

@@ -53,10 +53,13 @@ def test_renumber_orders_by_size_and_keeps_outliers() -> None:
 
 def test_nearest_neighbours_excludes_itself_and_orders_by_similarity() -> None:
     vectors = normalised(np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.5, 0.5]]))
-    nn = nearest_neighbours(vectors, 2, block=2)
+    nn = nearest_neighbours(vectors, 2, cells=8)  # two rows a block
     assert nn[0].tolist() == [1, 3]
     assert nn[2].tolist() == [3, 1]
     assert all(i not in row for i, row in enumerate(nn.tolist()))
+    # the blocks change nothing: one row a block, and all rows in one
+    assert (nearest_neighbours(vectors, 2, cells=1) == nn).all()
+    assert (nearest_neighbours(vectors, 2) == nn).all()
 
 
 def test_smoothing_pulls_a_borderline_point_to_its_neighbours_side() -> None:
