@@ -158,7 +158,7 @@ class DiscoverHandlers:
         self, gid: str | None, name: str | None, request: gr.Request
     ) -> tuple[Update, ...]:
         def change() -> str:
-            group = self.review.rename(gid or "", name or "")
+            group = self.review.rename(gid or "", name or "", known=self.intents())
             return f"Renamed to **{md_text(group['name'], line_start=False)}**."
 
         return self._edit("rename", change, gid, request)
@@ -199,10 +199,12 @@ class DiscoverHandlers:
         if not gid:
             return self.show(None, "**Not done:** pick a candidate first.")
         try:
-            intent = intent_name(name or "")
+            known = self.intents()
+            intent = intent_name(name or "", known)
             n = self.review.approve(
                 gid,
                 intent,
+                known=known,
                 by=agent.username,
                 before_write=lambda: self._audit(
                     agent, request, DISCOVERY_APPROVED, gid, f"intent={intent}"

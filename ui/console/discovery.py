@@ -25,7 +25,7 @@ import io
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -50,9 +50,13 @@ class ReviewError(DataError):
     """A change the review refuses; the message says what to do instead."""
 
 
-def intent_name(name: str) -> str:
-    """A typed intent name, checked: letters, digits, `_ . -`, at most 128 characters."""
+def intent_name(name: str, known: Collection[str] = ()) -> str:
+    """A typed intent name, checked: letters, digits, `_ . -`, at most 128 characters,
+    or one of the `known` intents as it is (BANKING77's `reverted_card_payment?`: the
+    demo's own model has it, and an agent picks it from the list)."""
     clean = (name or "").strip()
+    if clean in known:
+        return clean
     if not _INTENT_NAME.match(clean):
         raise ReviewError(
             "Name the intent with letters, digits, '_', '.' or '-' (no spaces), e.g. card_arrival."
@@ -151,8 +155,8 @@ class DiscoveryReview:
         state["next"] = int(state.get("next", 0)) + 1
         return f"r{state['next']}"
 
-    def rename(self, gid: str, name: str) -> Group:
-        clean = intent_name(name)
+    def rename(self, gid: str, name: str, *, known: Collection[str] = ()) -> Group:
+        clean = intent_name(name, known)
         with self._changing() as state:
             group = self._find(state, gid)
             group["name"] = clean
@@ -218,14 +222,24 @@ class DiscoveryReview:
             state["groups"].append(part)
         return [group, part]
 
-    def approve(self, gid: str, name: str, *, by: str, before_write: Callable[[], None]) -> int:
+    def approve(
+        self,
+        gid: str,
+        name: str,
+        *,
+        by: str,
+        before_write: Callable[[], None],
+        known: Collection[str] = (),
+    ) -> int:
         """Approve a candidate as intent `name`: its members become training examples.
 
         `before_write` runs once the change is checked and before any file is written
         (the console records its audit row there; if it raises, nothing is written).
-        Returns how many examples were added (members already approved are skipped).
+        `known`: intents the bot has, accepted as named even where a typed name could
+        not be. Returns how many examples were added (members already approved are
+        skipped).
         """
-        clean = intent_name(name)
+        clean = intent_name(name, known)
         with self._changing() as state:
             group = self._find(state, gid)
             rows = self._csv_rows()

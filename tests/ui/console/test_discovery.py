@@ -92,6 +92,22 @@ def test_a_refused_change_writes_nothing(review: DiscoveryReview) -> None:
         review.merge("c1", "c1")
 
 
+def test_an_intent_the_bot_knows_is_taken_as_named_even_where_a_typed_one_is_refused(
+    review: DiscoveryReview, tmp_path: Path
+) -> None:
+    # BANKING77's own name, which the demo's model has: picked from the list, it was
+    # refused ("letters, digits ...") and the candidate could not be approved.
+    name = "reverted_card_payment?"
+    with pytest.raises(ReviewError, match="letters, digits"):
+        review.approve("c2", name, by="alice", before_write=lambda: None)
+    with pytest.raises(ReviewError, match="letters, digits"):
+        review.rename("c2", "card payment?", known=[name])
+    assert review.rename("c2", name, known=[name])["name"] == name
+    assert review.approve("c2", name, by="alice", before_write=lambda: None, known=[name]) == 2
+    data = load_project_intents(None, review.discovered)
+    assert data.counts() == {name: 2}
+
+
 def test_a_new_discovery_run_starts_a_new_review(review: DiscoveryReview) -> None:
     review.rename("c1", "card_arrival")
     doc = {"candidates": [_candidate("pin", PIN, "p")]}
