@@ -141,33 +141,33 @@ def review(project: Path, truth: dict[str, str], budget: int, strategy: str) -> 
     approvals = min(candidates, budget)
     spare = budget - approvals
     splits = removals = 0
+    parts: set[str] = set()  # the candidates split off
     if strategy == "splits":
         # An intent no candidate is mostly about: its members split off the candidate
         # holding most of them, then approved (two actions).
         named = {majority(g) for g in reviewer.groups()[:approvals]}
         missing = sorted(set(map(agent_name, truth.values())) - named)
         hosts = []
+        groups = reviewer.groups()
         for intent in missing:
-            best = max(
-                reviewer.groups(), key=lambda g: sum(label(m) == intent for m in g["members"])
-            )
+            best = max(groups, key=lambda g: sum(label(m) == intent for m in g["members"]))
             picked = [m["id"] for m in best["members"] if label(m) == intent]
             if 0 < len(picked) < len(best["members"]):
                 hosts.append((len(picked), intent, best["id"], picked))
         for _n, _intent, gid, picked in sorted(hosts, reverse=True)[: spare // 2]:
-            reviewer.split(gid, picked)
+            parts.add(reviewer.split(gid, picked)[1]["id"])
             splits += 1
         approvals = min(len(reviewer.groups()), budget - splits)
         spare = budget - approvals - splits
     groups = reviewer.groups()
-    if len(groups) > approvals:  # a split part is newest: keep every split part
-        parts = [g for g in groups if g["id"].startswith("r")]
-        rest = [g for g in groups if not g["id"].startswith("r")]
-        groups = parts + rest[: approvals - len(parts)]
+    if len(groups) > approvals:  # every split part is approved, then the largest others
+        rest = [g for g in groups if g["id"] not in parts]
+        groups = [g for g in groups if g["id"] in parts] + rest[: approvals - len(parts)]
     if strategy in ("removals", "splits"):
-        wrong = {
-            g["id"]: [m["id"] for m in g["members"] if label(m) != majority(g)] for g in groups
-        }
+        wrong = {}
+        for g in groups:
+            name = majority(g)
+            wrong[g["id"]] = [m["id"] for m in g["members"] if label(m) != name]
         for gid in sorted((g for g in wrong if wrong[g]), key=lambda g: -len(wrong[g]))[:spare]:
             reviewer.remove(gid, wrong[gid])
             removals += 1
